@@ -1,0 +1,391 @@
+/* The sans-I/O WebSocket connection: frame parsing, reassembly, control
+ * frames and the closing handshake (RFC 6455 sections 5-7). */
+#include "duplex/proto.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "duplex/error.h"
+#include "duplex/utf8.h"
+
+#define DX_DEFAULT_MAX_MESSAGE (16u << 20)
+/* Reassembly buffers grow geometrically from here as bytes arrive, so a
+ * peer that merely announces a huge frame cannot make us allocate it. */
+#define DX_MSG_MIN_CAP 4096
+
+enum rx_phase { RX_HEADER = 0, RX_PAYLOAD = 1 };
+
+struct dx_proto {
+  dx_proto_callbacks cb;
+  void *user;
+  uint64_t max_frame;
+  uint64_t max_message;
+
+  /* Current frame. */
+  dx_frame_header fh;
+  uint64_t frame_done; /* payload bytes of the current frame processed */
+  uint8_t hdr[DX_FRAME_HEADER_MAX];
+  uint8_t hdr_have; /* header bytes buffered across feeds */
+  uint8_t phase;
+
+  uint8_t role;
+  uint8_t state;
+  uint8_t allowed_rsv;
+  bool stream_fragments;
+  bool auto_pong;
+  bool close_sent;
+  bool close_received;
+
+  /* Current incoming data message. */
+  uint8_t msg_opcode; /* 0 when no message is in progress */
+  bool msg_compressed;
+  bool msg_started; /* stream mode: a fragment event was already delivered */
+  bool tx_fragmented; /* we are in the middle of sending a fragmented message */
+  dx_utf8 utf8;
+  uint64_t msg_total; /* payload bytes of this message so far */
+  uint8_t *msg_buf;   /* reassembly (only when a message spans feeds/frames) */
+  size_t msg_len, msg_cap;
+
+  uint8_t *ctl; /* a control frame split across feeds (rare) */
+  uint8_t ctl_len;
+
+  int error;
+};
+
+size_t dx_proto_size(void) { return sizeof(struct dx_proto); }
+
+void dx_proto_init(dx_proto *p, dx_role role, const dx_proto_opts *opts,
+                   const dx_proto_callbacks *cb, void *user) {
+  memset(p, 0, sizeof *p);
+  dx_proto_opts o = {0};
+  if (opts) o = *opts;
+  p->cb = *cb;
+  p->user = user;
+  p->max_message = o.max_message ? o.max_message : DX_DEFAULT_MAX_MESSAGE;
+  p->max_frame = o.max_frame ? o.max_frame : p->max_message;
+  p->role = (uint8_t)role;
+  p->stream_fragments = o.stream_fragments;
+  p->auto_pong = !o.no_auto_pong;
+  p->allowed_rsv = (uint8_t)(o.allowed_rsv & 7);
+  p->state = DX_PROTO_OPEN;
+}
+
+static void msg_reset(dx_proto *p) {
+  p->msg_opcode = 0;
+  p->msg_compressed = false;
+  p->msg_started = false;
+  p->msg_total = 0;
+  p->msg_len = 0;
+  /* Release reassembly memory after each message: idle connections should
+   * cost a few hundred bytes, not the size of their largest message. */
+  free(p->msg_buf);
+  p->msg_buf = NULL;
+  p->msg_cap = 0;
+}
+
+void dx_proto_free(dx_proto *p) {
+  msg_reset(p);
+  free(p->ctl);
+  p->ctl = NULL;
+}
+
+dx_proto_state dx_proto_get_state(const dx_proto *p) { return (dx_proto_state)p->state; }
+dx_role dx_proto_role(const dx_proto *p) { return (dx_role)p->role; }
+int dx_proto_error(const dx_proto *p) { return p->error; }
+bool dx_proto_close_received(const dx_proto *p) { return p->close_received; }
+bool dx_proto_close_sent(const dx_proto *p) { return p->close_sent; }
+void dx_proto_set_allowed_rsv(dx_proto *p, unsigned rsv) { p->allowed_rsv = (uint8_t)(rsv & 7); }
+size_t dx_proto_buffered(const dx_proto *p) { return p->msg_cap + (p->ctl ? DX_CONTROL_MAX : 0); }
+
+/* ---- sending ---- */
+
+static int emit_frame(dx_proto *p, bool fin, unsigned rsv, unsigned opcode, const void *data,
+                      size_t len) {
+  uint8_t hdr[DX_FRAME_HEADER_MAX];
+  uint8_t key[4];
+  const uint8_t *mask = NULL;
+  if (p->role == DX_ROLE_CLIENT) {
+    p->cb.mask_key(p->user, key);
+    mask = key;
+  }
+  dx_output out = {
+      .header = hdr,
+      .header_len = dx_frame_write_header(hdr, fin, rsv, opcode, len, mask),
+      .payload = data,
+      .payload_len = len,
+      .mask = mask,
+  };
+  return p->cb.on_output(p->user, &out);
+}
+
+static int send_close_frame(dx_proto *p, unsigned code, const char *reason, size_t reason_len) {
+  uint8_t payload[DX_CONTROL_MAX];
+  size_t n = 0;
+  if (code) {
+    payload[0] = (uint8_t)(code >> 8);
+    payload[1] = (uint8_t)code;
+    if (reason_len) memcpy(payload + 2, reason, reason_len);
+    n = 2 + reason_len;
+  }
+  p->close_sent = true;
+  if (p->state == DX_PROTO_OPEN) p->state = p->close_received ? DX_PROTO_CLOSED : DX_PROTO_CLOSING;
+  return emit_frame(p, true, 0, DX_OP_CLOSE, payload, n);
+}
+
+int dx_proto_close(dx_proto *p, unsigned code, const char *reason, size_t reason_len) {
+  if (p->close_sent) return DX_ECLOSED;
+  if (!reason) reason_len = 0;
+  if (code == 0 ? reason_len != 0 : !dx_close_code_valid(code)) return DX_EINVAL;
+  if (reason_len > DX_CONTROL_MAX - 2) return DX_EINVAL;
+  return send_close_frame(p, code, reason, reason_len);
+}
+
+int dx_proto_send_frame(dx_proto *p, unsigned opcode, const void *data, size_t len,
+                        unsigned flags) {
+  if (p->close_sent || p->state >= DX_PROTO_CLOSED) return DX_ECLOSED;
+  bool more = flags & DX_SEND_MORE;
+  if (dx_opcode_is_control(opcode)) {
+    if (more || opcode == DX_OP_CLOSE || len > DX_CONTROL_MAX ||
+        (opcode != DX_OP_PING && opcode != DX_OP_PONG))
+      return DX_EINVAL;
+    return emit_frame(p, true, 0, opcode, data, len);
+  }
+  unsigned rsv = 0;
+  if (opcode == DX_OP_CONT) {
+    if (!p->tx_fragmented) return DX_ESTATE;
+  } else if (opcode == DX_OP_TEXT || opcode == DX_OP_BINARY) {
+    if (p->tx_fragmented) return DX_ESTATE;
+    if (flags & DX_SEND_RSV1) rsv = DX_RSV1;
+  } else {
+    return DX_EINVAL;
+  }
+  int rc = emit_frame(p, !more, rsv, opcode, data, len);
+  if (rc == 0) p->tx_fragmented = more;
+  return rc;
+}
+
+int dx_proto_send(dx_proto *p, unsigned opcode, const void *data, size_t len) {
+  return dx_proto_send_frame(p, opcode, data, len, 0);
+}
+
+/* ---- receiving ---- */
+
+/* Fail the connection: queue a close frame with the code the error calls
+ * for (once), remember the error, ignore everything after. */
+static int fail(dx_proto *p, int err) {
+  if (!p->close_sent) {
+    const char *why = dx_strerror(err);
+    size_t n = strlen(why);
+    if (n > DX_CONTROL_MAX - 2) n = DX_CONTROL_MAX - 2;
+    send_close_frame(p, (unsigned)dx_close_code_for_error(err), why, n);
+  }
+  p->state = DX_PROTO_FAILED;
+  p->error = err;
+  msg_reset(p);
+  free(p->ctl);
+  p->ctl = NULL;
+  return err;
+}
+
+static void deliver(dx_proto *p, dx_event *ev) {
+  if (p->cb.on_event) p->cb.on_event(p->user, ev);
+}
+
+/* Header-time checks that need connection context. */
+static int check_header(dx_proto *p, const dx_frame_header *h) {
+  /* Extensions (RFC 7692) may only mark the first frame of a data message. */
+  unsigned allowed = (h->opcode == DX_OP_TEXT || h->opcode == DX_OP_BINARY) ? p->allowed_rsv : 0;
+  int rc = dx_frame_check(h, allowed, p->role == DX_ROLE_SERVER);
+  if (rc) return rc;
+  if (dx_opcode_is_control(h->opcode)) return 0;
+  if (h->opcode == DX_OP_CONT) {
+    if (!p->msg_opcode) return DX_EFRAME_CONTINUATION;
+  } else if (p->msg_opcode) {
+    return DX_EFRAME_INTERLEAVED;
+  }
+  if (h->payload_len > p->max_frame) return DX_EFRAME_TOO_BIG;
+  if (h->payload_len > p->max_message - p->msg_total) return DX_EMESSAGE_TOO_BIG;
+  if (h->opcode != DX_OP_CONT) {
+    p->msg_opcode = h->opcode;
+    p->msg_compressed = (h->rsv & DX_RSV1) != 0;
+    dx_utf8_init(&p->utf8);
+  }
+  return 0;
+}
+
+static int handle_control(dx_proto *p, const uint8_t *data, size_t len) {
+  dx_event ev = {.data = data, .len = len};
+  switch (p->fh.opcode) {
+  case DX_OP_PING:
+    ev.type = DX_EV_PING;
+    deliver(p, &ev);
+    if (p->auto_pong && !p->close_sent) emit_frame(p, true, 0, DX_OP_PONG, data, len);
+    return 0;
+  case DX_OP_PONG:
+    ev.type = DX_EV_PONG;
+    deliver(p, &ev);
+    return 0;
+  default: /* close */
+    break;
+  }
+  unsigned code = DX_CLOSE_NO_STATUS;
+  if (len == 1) return DX_ECLOSE_PAYLOAD;
+  if (len >= 2) {
+    code = (unsigned)data[0] << 8 | data[1];
+    if (!dx_close_code_valid(code)) return DX_ECLOSE_CODE;
+    if (!dx_utf8_valid(data + 2, len - 2)) return DX_ECLOSE_REASON_UTF8;
+    ev.data = data + 2;
+    ev.len = len - 2;
+  }
+  p->close_received = true;
+  ev.type = DX_EV_CLOSE;
+  ev.close_code = (uint16_t)code;
+  deliver(p, &ev);
+  /* Echo the peer's code unless the user answered with its own in the
+   * callback (RFC 6455 section 5.5.1). */
+  if (!p->close_sent) send_close_frame(p, code == DX_CLOSE_NO_STATUS ? 0 : code, NULL, 0);
+  if (p->state < DX_PROTO_CLOSED) p->state = DX_PROTO_CLOSED;
+  return 0;
+}
+
+static int msg_append(dx_proto *p, const uint8_t *data, size_t len) {
+  if (len == 0) return 0;
+  if (p->msg_len + len > p->msg_cap) {
+    size_t need = p->msg_len + len;
+    size_t cap = p->msg_cap ? p->msg_cap * 2 : DX_MSG_MIN_CAP;
+    while (cap < need) cap *= 2;
+    /* Never reserve beyond what this frame and message can still bring. */
+    uint64_t bound = p->msg_len + len + (p->fh.payload_len - p->frame_done);
+    if (bound > p->max_message) bound = p->max_message;
+    if (cap > bound) cap = (size_t)bound;
+    if (cap < need) cap = need;
+    uint8_t *nb = realloc(p->msg_buf, cap);
+    if (!nb) return DX_ENOMEM;
+    p->msg_buf = nb;
+    p->msg_cap = cap;
+  }
+  memcpy(p->msg_buf + p->msg_len, data, len);
+  p->msg_len += len;
+  return 0;
+}
+
+/* A chunk of a data frame's (already unmasked) payload. `frame_end` says
+ * this chunk completes the frame. */
+static int handle_data(dx_proto *p, const uint8_t *data, size_t len, bool frame_end) {
+  bool msg_end = frame_end && p->fh.fin;
+  bool text = p->msg_opcode == DX_OP_TEXT && !p->msg_compressed;
+  if (text) {
+    if (dx_utf8_feed(&p->utf8, data, len) != 0) return DX_EUTF8;
+    if (msg_end && !dx_utf8_complete(&p->utf8)) return DX_EUTF8;
+  }
+  p->msg_total += len;
+  dx_event ev = {.opcode = p->msg_opcode, .compressed = p->msg_compressed};
+  if (p->stream_fragments) {
+    if (len == 0 && !msg_end) return 0;
+    ev.type = DX_EV_FRAGMENT;
+    ev.first = !p->msg_started;
+    ev.fin = msg_end;
+    ev.data = data;
+    ev.len = len;
+    p->msg_started = true;
+    if (msg_end) p->msg_opcode = 0; /* allow a new message from the callback on */
+    deliver(p, &ev);
+    if (msg_end) msg_reset(p);
+    return 0;
+  }
+  ev.type = DX_EV_MESSAGE;
+  if (msg_end && p->msg_len == 0) {
+    /* Zero-copy: the whole message is right here in the caller's buffer. */
+    ev.data = data;
+    ev.len = len;
+  } else {
+    int rc = msg_append(p, data, len);
+    if (rc) return rc;
+    if (!msg_end) return 0;
+    ev.data = p->msg_buf;
+    ev.len = p->msg_len;
+  }
+  p->msg_opcode = 0;
+  deliver(p, &ev);
+  msg_reset(p);
+  return 0;
+}
+
+/* A chunk of the current frame's payload (unmasked in place here). */
+static int handle_payload(dx_proto *p, uint8_t *data, size_t len) {
+  if (p->fh.masked) dx_mask(data, len, p->fh.mask, p->frame_done);
+  bool frame_end = p->frame_done + len == p->fh.payload_len;
+  bool whole = p->frame_done == 0 && frame_end;
+  p->frame_done += len;
+  if (!dx_opcode_is_control(p->fh.opcode)) return handle_data(p, data, len, frame_end);
+
+  if (whole) return handle_control(p, data, len);
+  /* A control frame split across feeds: gather it (at most 125 bytes). */
+  if (!p->ctl) {
+    p->ctl = malloc(DX_CONTROL_MAX);
+    if (!p->ctl) return DX_ENOMEM;
+    p->ctl_len = 0;
+  }
+  memcpy(p->ctl + p->ctl_len, data, len);
+  p->ctl_len = (uint8_t)(p->ctl_len + len);
+  if (!frame_end) return 0;
+  int rc = handle_control(p, p->ctl, p->ctl_len);
+  free(p->ctl);
+  p->ctl = NULL;
+  return rc;
+}
+
+int dx_proto_feed(dx_proto *p, uint8_t *buf, size_t len) {
+  if (p->state == DX_PROTO_FAILED) return p->error;
+  size_t pos = 0;
+  while (pos < len) {
+    if (p->close_received) return 0; /* RFC 6455 5.5.1: nothing after close */
+    if (p->phase == RX_HEADER) {
+      int rc;
+      if (p->hdr_have == 0) {
+        rc = dx_frame_parse_header(buf + pos, len - pos, &p->fh);
+        if (rc > 0) {
+          pos += (size_t)rc;
+        } else if (rc == DX_EAGAIN) {
+          size_t n = len - pos; /* < 14, or parse would have succeeded */
+          memcpy(p->hdr, buf + pos, n);
+          p->hdr_have = (uint8_t)n;
+          return 0;
+        } else {
+          return fail(p, rc);
+        }
+      } else {
+        size_t n = DX_FRAME_HEADER_MAX - p->hdr_have;
+        if (n > len - pos) n = len - pos;
+        memcpy(p->hdr + p->hdr_have, buf + pos, n);
+        size_t have = p->hdr_have + n;
+        rc = dx_frame_parse_header(p->hdr, have, &p->fh);
+        if (rc == DX_EAGAIN) {
+          p->hdr_have = (uint8_t)have;
+          return 0;
+        }
+        if (rc < 0) return fail(p, rc);
+        pos += (size_t)rc - p->hdr_have;
+        p->hdr_have = 0;
+      }
+      rc = check_header(p, &p->fh);
+      if (rc) return fail(p, rc);
+      p->frame_done = 0;
+      p->phase = RX_PAYLOAD;
+      if (p->fh.payload_len == 0) {
+        p->phase = RX_HEADER;
+        rc = handle_payload(p, buf + pos, 0);
+        if (rc) return fail(p, rc);
+      }
+      continue;
+    }
+    uint64_t want = p->fh.payload_len - p->frame_done;
+    size_t n = len - pos;
+    if (want < n) n = (size_t)want;
+    if (n == want) p->phase = RX_HEADER;
+    int rc = handle_payload(p, buf + pos, n);
+    if (rc) return fail(p, rc);
+    pos += n;
+  }
+  return 0;
+}
