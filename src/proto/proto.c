@@ -39,7 +39,7 @@ struct dx_proto {
   /* Current incoming data message. */
   uint8_t msg_opcode; /* 0 when no message is in progress */
   bool msg_compressed;
-  bool msg_started; /* stream mode: a fragment event was already delivered */
+  bool msg_started;   /* stream mode: a fragment event was already delivered */
   bool tx_fragmented; /* we are in the middle of sending a fragmented message */
   dx_utf8 utf8;
   uint64_t msg_total; /* payload bytes of this message so far */

@@ -494,8 +494,8 @@ static void close_frame(uint8_t *f, size_t *n, int code, const char *reason, siz
 }
 
 TEST(close_valid_codes_are_echoed) {
-  static const int ok[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011,
-                           1012, 1013, 1014, 3000, 3999, 4000, 4999};
+  static const int ok[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010,
+                           1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999};
   for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
     recorder r;
     dx_proto *p = new_proto(&r, DX_ROLE_SERVER, NULL);
