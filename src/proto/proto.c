@@ -241,9 +241,11 @@ static int handle_control(dx_proto *p, const uint8_t *data, size_t len) {
   ev.type = DX_EV_CLOSE;
   ev.close_code = (uint16_t)code;
   deliver(p, &ev);
-  /* Echo the peer's code unless the user answered with its own in the
-   * callback (RFC 6455 section 5.5.1). */
-  if (!p->close_sent) send_close_frame(p, code == DX_CLOSE_NO_STATUS ? 0 : code, NULL, 0);
+  /* Echo the peer's code and reason unless the user answered with its own
+   * in the callback (RFC 6455 section 5.5.1). */
+  if (!p->close_sent)
+    send_close_frame(p, code == DX_CLOSE_NO_STATUS ? 0 : code, (const char *)ev.data,
+                     code == DX_CLOSE_NO_STATUS ? 0 : ev.len);
   if (p->state < DX_PROTO_CLOSED) p->state = DX_PROTO_CLOSED;
   return 0;
 }

@@ -508,6 +508,8 @@ TEST(close_valid_codes_are_echoed) {
     CHECK_EQ_INT(r.ev[0].code, ok[i]);
     CHECK_MEM(r.ev[0].data, "bye", 3);
     CHECK_EQ_INT(out_close_code(&r), ok[i]);
+    CHECK_EQ_INT(r.out_len, 2 + 2 + 3); /* code and reason echoed */
+    CHECK_MEM(r.out + 4, "bye", 3);
     CHECK_EQ_INT(dx_proto_get_state(p), DX_PROTO_CLOSED);
     CHECK(dx_proto_close_received(p));
     free_proto(p);

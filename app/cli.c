@@ -1,0 +1,84 @@
+/* Argument helpers shared by the subcommands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool cli_parse_int(const char *s, long min, long max, long *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < min || v > max) return false;
+  *out = v;
+  return true;
+}
+
+bool cli_parse_size(const char *s, size_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || *s == '-') return false;
+  unsigned shift = 0;
+  switch (*end) {
+  case 0:
+    break;
+  case 'k':
+  case 'K':
+    shift = 10;
+    end++;
+    break;
+  case 'm':
+  case 'M':
+    shift = 20;
+    end++;
+    break;
+  case 'g':
+  case 'G':
+    shift = 30;
+    end++;
+    break;
+  default:
+    return false;
+  }
+  if (*end == 'B' || *end == 'b') end++;
+  if (*end || (v << shift) >> shift != v) return false;
+  *out = (size_t)(v << shift);
+  return true;
+}
+
+bool cli_parse_ms(const char *s, int *out) {
+  if (strcmp(s, "off") == 0 || strcmp(s, "0") == 0) {
+    *out = -1;
+    return true;
+  }
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || v < 0) return false;
+  double mult = 1;
+  if (strcmp(end, "ms") == 0 || *end == 0)
+    mult = 1;
+  else if (strcmp(end, "s") == 0)
+    mult = 1000;
+  else if (strcmp(end, "m") == 0)
+    mult = 60000;
+  else
+    return false;
+  double ms = v * mult;
+  if (ms < 1 || ms > 2147483647.0) return false;
+  *out = (int)ms;
+  return true;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "duplex %s: ", cmd);
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\nTry 'duplex %s --help' for the options.\n", cmd);
+  va_end(ap);
+  return 2;
+}

@@ -1,0 +1,40 @@
+/* duplex — the command-line tool: dispatches to subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#ifndef DX_VERSION
+#define DX_VERSION "dev"
+#endif
+
+static const char usage[] =
+    "usage: duplex COMMAND [OPTIONS]\n"
+    "\n"
+    "A WebSocket toolkit: server, client and load generator (RFC 6455).\n"
+    "\n"
+    "Commands:\n"
+    "  echo      run a WebSocket echo server (an Autobahn test suite testee)\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help      show this help (and 'duplex COMMAND --help' for a command)\n"
+    "  -V, --version   print the version\n";
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(usage, stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+    fputs(usage, stdout);
+    return 0;
+  }
+  if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+    printf("duplex %s\n", DX_VERSION);
+    return 0;
+  }
+  if (!strcmp(cmd, "echo")) return cmd_echo(argc - 1, argv + 1);
+  fprintf(stderr, "duplex: unknown command '%s'\nTry 'duplex --help'.\n", cmd);
+  return 2;
+}

@@ -1,0 +1,54 @@
+/* Shared by the server subcommands (echo, later serve): the common flags,
+ * N loops on N threads with SO_REUSEPORT, signals and graceful shutdown. */
+#ifndef DX_APP_SERVER_MAIN_H
+#define DX_APP_SERVER_MAIN_H
+
+#include "duplex/server.h"
+
+#define SERVER_OPTIONS_HELP                                                                        \
+  "Options:\n"                                                                                     \
+  "  -H, --host ADDR            address to listen on (default 127.0.0.1; 0.0.0.0 or ::\n"          \
+  "                             for every interface)\n"                                            \
+  "  -p, --port N               port (default shown above; 0 picks a free one)\n"                  \
+  "  -t, --threads N            event loops on N threads sharing the port (default 1)\n"           \
+  "      --max-message SIZE     largest message accepted, e.g. 1M (then close 1009)\n"             \
+  "      --max-buffered SIZE    unsent bytes per connection before a slow client is\n"             \
+  "                             closed with 1008 (default 4M)\n"                                   \
+  "      --max-connections N    then answer 503 (default 100000)\n"                                \
+  "      --handshake-timeout T  drop clients that do not finish the handshake (10s)\n"             \
+  "      --ping-interval T      ping quiet clients this often (30s; off to disable)\n"             \
+  "      --pong-timeout T       close clients that do not answer a ping (30s)\n"                   \
+  "      --idle-timeout T       close after no message either way (default off)\n"                 \
+  "      --static DIR           also serve files from DIR over plain HTTP\n"                       \
+  "      --origin ORIGIN        allow only this Origin (repeatable)\n"                             \
+  "      --log-level LEVEL      error, warn, info (default) or debug\n"                            \
+  "  -h, --help                 show this help\n"                                                  \
+  "\n"                                                                                             \
+  "SIZE takes K, M, G suffixes; T takes ms, s, m suffixes (plain numbers are ms).\n"               \
+  "SIGINT/SIGTERM close every client with 1001 and exit 0 once they are gone.\n"
+
+typedef struct server_main_cfg {
+  const char *name; /* subcommand, for messages */
+  dx_server_opts opts;
+  int port;
+  int threads;
+  const char *origins[17];
+  int norigins;
+} server_main_cfg;
+
+void server_main_defaults(server_main_cfg *cfg);
+
+/* Parse the common flags; `extra(opt, arg, user)` handles the others (long
+ * options listed in `extra_opts`, NULL-terminated getopt array) and returns
+ * 0 or an exit status. Returns -1 to go on, or an exit status (0 after
+ * --help, 2 for a usage error). */
+struct option;
+int server_main_parse(server_main_cfg *cfg, int argc, char **argv, const char *usage,
+                      const struct option *extra_opts,
+                      int (*extra)(int opt, const char *arg, void *user));
+
+/* Run the servers until SIGINT/SIGTERM; `setup` registers routes on each
+ * (one per thread). Returns the exit status. */
+int server_main_run(server_main_cfg *cfg, int (*setup)(dx_server *srv, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,112 @@
+/* duplex — the WebSocket server.
+ *
+ *   dx_loop *loop = dx_loop_new(NULL);
+ *   dx_server *srv = dx_server_new(loop, &(dx_server_opts){ .port = 8080 });
+ *   dx_server_route(srv, "/chat", &(dx_ws_handlers){ .on_message = on_msg }, app);
+ *   dx_server_listen(srv);
+ *   dx_loop_run(loop);
+ *
+ * One dx_server serves one loop. For N cores, create N loops on N threads,
+ * each with its own dx_server on the same port and `.reuseport = true`; the
+ * kernel spreads connections across them.
+ *
+ * Plain HTTP on the same port: GET/HEAD of files under `static_dir`,
+ * `/healthz`, 404 for the rest and 426 for a WebSocket route requested
+ * without an upgrade.
+ *
+ * Threads: every function must be called on the loop's thread.
+ * Errors: negative DX_E* codes (duplex/error.h).
+ */
+#ifndef DUPLEX_SERVER_H
+#define DUPLEX_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "duplex/ws.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dx_server dx_server;
+
+/* What to do with a connection whose unsent bytes would exceed
+ * max_buffered. */
+typedef enum dx_backpressure_policy {
+  DX_BP_CLOSE = 0,  /* default: drop the message and close with 1008 (logged) */
+  DX_BP_CLOSE_1013, /* drop the message and close with 1013 "try again later" */
+  DX_BP_DROP,       /* drop the message, keep the connection; send returns DX_EBACKPRESSURE */
+} dx_backpressure_policy;
+
+/* Options; zero means "default" everywhere. Times are milliseconds, and
+ * a negative time disables that timer. */
+typedef struct dx_server_opts {
+  const char *host; /* default "0.0.0.0"; "::" for IPv6 */
+  int port;         /* default 8080; 0 picks a free port (see dx_server_port) */
+  int backlog;      /* default 1024 */
+  bool reuseport;   /* SO_REUSEPORT, for several loops on one port */
+
+  size_t max_connections; /* default 100000; then 503 and close */
+  size_t max_message;     /* default 16 MiB; then close 1009 */
+  size_t max_frame;       /* default max_message */
+  size_t max_handshake;   /* request head size, default 8 KiB; then 431 */
+
+  int handshake_timeout; /* default 10000: slow or silent clients are dropped */
+  int ping_interval;     /* default 30000: ping a quiet peer this often */
+  int pong_timeout;      /* default 30000: no answer to a ping → close as dead */
+  int idle_timeout;      /* default off (-1): close 1001 after no message either way */
+  int close_timeout;     /* default 5000: wait for the peer's close frame */
+
+  size_t max_buffered; /* unsent bytes per connection, default 4 MiB */
+  size_t low_water;    /* on_drain threshold, default 64 KiB */
+  dx_backpressure_policy backpressure;
+
+  const char *const *origins; /* NULL-terminated allowlist of Origin values
+                                  ("https://example.com"); NULL allows all */
+  const char *static_dir;     /* serve files from here; NULL = none */
+  bool no_healthz;            /* disable GET /healthz */
+} dx_server_opts;
+
+/* Create a server on `loop`. `opts` may be NULL. Returns NULL on allocation
+ * failure. Nothing listens until dx_server_listen. */
+dx_server *dx_server_new(dx_loop *loop, const dx_server_opts *opts);
+
+/* Register WebSocket handlers for an exact request path ("/chat"); "*"
+ * matches every path not otherwise routed. `handlers` is copied; `user` is
+ * passed back to each handler. Returns 0, DX_EINVAL, DX_ENOMEM. */
+int dx_server_route(dx_server *srv, const char *path, const dx_ws_handlers *handlers, void *user);
+
+/* Offer these subprotocols (NULL-terminated, in preference order) on the
+ * route; the first one the client also offers is chosen unless on_upgrade
+ * chooses. */
+int dx_server_route_protocols(dx_server *srv, const char *path, const char *const *protocols);
+
+/* Bind and listen. Returns 0 or DX_ESYS (the log says why: address in use,
+ * permission denied, ...). */
+int dx_server_listen(dx_server *srv);
+
+/* The bound port (useful with port 0). */
+int dx_server_port(const dx_server *srv);
+
+/* Open connections (WebSocket and plain HTTP). */
+size_t dx_server_connections(const dx_server *srv);
+
+/* Graceful shutdown: stop accepting, send close 1001 to every WebSocket
+ * client, wait up to `timeout_ms` for their close frames, then drop what is
+ * left and call `done` (may be NULL). */
+void dx_server_shutdown(dx_server *srv, int timeout_ms, void (*done)(dx_server *, void *),
+                        void *arg);
+
+/* Free the server; call after shutdown completed (or before listen). */
+void dx_server_free(dx_server *srv);
+
+/* Call fn for every open WebSocket connection (e.g. to broadcast). fn may
+ * close the connection it is given. */
+void dx_server_each(dx_server *srv, void (*fn)(dx_ws *ws, void *arg), void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DUPLEX_SERVER_H */

@@ -1,0 +1,131 @@
+/* duplex — a WebSocket connection (server or client side).
+ *
+ * A dx_ws is created by the library (by a server when a client upgrades, by
+ * dx_connect for a client) and handed to your handlers. You never free it:
+ *
+ *   lifetime   valid from on_upgrade/on_open until on_close returns. After
+ *              on_close the library frees it at the end of the loop turn, so
+ *              a handler that closes a connection may keep using the pointer
+ *              until it returns; any later use is a bug.
+ *   threads    every dx_ws_* function must be called on the thread running
+ *              the connection's loop (debug builds abort otherwise). From
+ *              another thread, hand the work over with dx_loop_post().
+ *   errors     negative DX_E* codes (duplex/error.h), dx_strerror() for text.
+ */
+#ifndef DUPLEX_WS_H
+#define DUPLEX_WS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "duplex/error.h"
+#include "duplex/frame.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dx_ws dx_ws;
+typedef struct dx_loop dx_loop;
+
+/* Handlers for a route (server) or a connection (client). Every member may
+ * be NULL. `user` is the pointer given with the handlers. */
+typedef struct dx_ws_handlers {
+  /* Server only, before the 101 response: inspect the request with
+   * dx_ws_path/query/header/origin, choose a subprotocol with
+   * dx_ws_set_protocol, fill dx_ws_data(). Return 0 to accept, or an HTTP
+   * status (400-599, e.g. 401 or 403) to reject the upgrade. */
+  int (*on_upgrade)(dx_ws *ws, void *user);
+  /* The connection is open: messages may be sent. */
+  void (*on_open)(dx_ws *ws, void *user);
+  /* A whole message (opcode DX_OP_TEXT or DX_OP_BINARY). Text is valid
+   * UTF-8. `data` is valid only during the call. */
+  void (*on_message)(dx_ws *ws, unsigned opcode, const void *data, size_t len, void *user);
+  /* Control frames, for information (pongs are sent automatically). */
+  void (*on_ping)(dx_ws *ws, const void *data, size_t len, void *user);
+  void (*on_pong)(dx_ws *ws, const void *data, size_t len, void *user);
+  /* Buffered outgoing bytes fell back to the low-water mark. */
+  void (*on_drain)(dx_ws *ws, void *user);
+  /* Something went wrong; `err` is a DX_E* code and `msg` a sentence a person
+   * understands. on_close always follows. */
+  void (*on_error)(dx_ws *ws, int err, const char *msg, void *user);
+  /* Called exactly once, last. `code` is the peer's close code (1005 when it
+   * sent none), the code we sent when we failed the connection, or 1006 when
+   * the connection dropped without a closing handshake; `clean` says whether
+   * close frames were exchanged both ways. */
+  void (*on_close)(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
+                   void *user);
+  /* Bytes of per-connection user data allocated inline with the connection
+   * (zeroed); see dx_ws_data(). */
+  size_t data_size;
+} dx_ws_handlers;
+
+/* What dx_ws_send did with the message. */
+typedef enum dx_send_result {
+  DX_SENT = 0,     /* queued; it will be written before the loop sleeps */
+  DX_BUFFERED = 1, /* queued, but the socket is not keeping up (above low water):
+                      slow down until on_drain */
+} dx_send_result;
+
+/* Send a whole message (DX_OP_TEXT, DX_OP_BINARY) or a ping/pong (<= 125
+ * bytes). The bytes are copied; `data` may be reused at once. Returns
+ * DX_SENT or DX_BUFFERED, or a negative error: DX_ECLOSED (closing or
+ * closed), DX_EINVAL, DX_EBACKPRESSURE (the per-connection buffer cap was hit:
+ * the message was dropped, and with the default policy the connection is
+ * being closed with 1008). */
+int dx_ws_send(dx_ws *ws, unsigned opcode, const void *data, size_t len);
+
+/* Convenience: text from a NUL-terminated string. */
+int dx_ws_send_text(dx_ws *ws, const char *text);
+
+/* Send one fragment of a message (see dx_proto_send_frame for the rules):
+ * DX_OP_TEXT/BINARY first, then DX_OP_CONT, with `more` on all but the
+ * last. */
+int dx_ws_send_fragment(dx_ws *ws, unsigned opcode, const void *data, size_t len, bool more);
+
+/* Start the closing handshake with `code` (1000, 1001, 1008, 3000-4999, ...;
+ * 0 for none) and an optional UTF-8 `reason` (<= 123 bytes; NULL for none).
+ * on_close follows when the peer answers, or after the close timeout. */
+int dx_ws_close(dx_ws *ws, unsigned code, const char *reason);
+
+/* Drop the connection now, without a closing handshake (on_close gets 1006). */
+void dx_ws_abort(dx_ws *ws);
+
+/* Bytes queued but not yet written to the socket (like the browser's
+ * bufferedAmount). */
+size_t dx_ws_buffered(const dx_ws *ws);
+
+/* The inline per-connection data (dx_ws_handlers.data_size bytes), or NULL if
+ * data_size was 0. */
+void *dx_ws_data(dx_ws *ws);
+
+/* Request details. path and query stay valid for the connection's lifetime;
+ * dx_ws_header only during on_upgrade and on_open (NULL afterwards). Strings
+ * are NUL-terminated. query is "" when absent. */
+const char *dx_ws_path(const dx_ws *ws);
+const char *dx_ws_query(const dx_ws *ws);
+const char *dx_ws_header(const dx_ws *ws, const char *name);
+const char *dx_ws_origin(const dx_ws *ws);
+
+/* Choose the subprotocol (server, in on_upgrade). `proto` must be one of the
+ * client's offers; returns DX_EINVAL otherwise. */
+int dx_ws_set_protocol(dx_ws *ws, const char *proto);
+
+/* The negotiated subprotocol, or NULL. */
+const char *dx_ws_protocol(const dx_ws *ws);
+
+/* The peer's address. Returns 0 or DX_ESYS. */
+int dx_ws_peer(const dx_ws *ws, struct sockaddr_storage *addr, socklen_t *len);
+
+/* The peer's address as "ip:port" ("[v6]:port"), into buf. */
+const char *dx_ws_peer_str(const dx_ws *ws, char *buf, size_t cap);
+
+/* The loop the connection runs on. */
+dx_loop *dx_ws_loop(const dx_ws *ws);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DUPLEX_WS_H */

@@ -1,0 +1,478 @@
+/* The WebSocket server: listening, the opening handshake, routes, plain
+ * HTTP on the same port, connection limits and graceful shutdown. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "io/listener.h"
+#include "io/loop_internal.h"
+#include "server/http_static.h"
+#include "ws/ws_internal.h"
+
+#define DX_MAX_REQUEST_HEADERS 64
+
+struct dx_server {
+  dx_loop *loop;
+  dx_server_opts opts;
+  dx_ws_config cfg;
+  dx_listener *listener;
+  dx_ws_route *routes;
+  size_t max_data_size; /* largest per-connection user data of any route */
+  dx_ws *conns;         /* every connection, any phase */
+  size_t nconns;
+  dx_http_limits limits;
+  /* Shutdown. */
+  bool shutting_down;
+  dx_timer shutdown_timer;
+  dx_deferred shutdown_done;
+  void (*done)(dx_server *, void *);
+  void *done_arg;
+  char *host;
+  char *static_dir;
+};
+
+/* ---- routes ---- */
+
+static dx_ws_route *find_route(const dx_server *srv, const char *path, size_t len) {
+  dx_ws_route *any = NULL;
+  for (dx_ws_route *r = srv->routes; r; r = r->next) {
+    if (strlen(r->path) == len && memcmp(r->path, path, len) == 0) return r;
+    if (strcmp(r->path, "*") == 0) any = r;
+  }
+  return any;
+}
+
+int dx_server_route(dx_server *srv, const char *path, const dx_ws_handlers *handlers, void *user) {
+  DX__CHECK_THREAD(srv->loop);
+  if (!path || !handlers || (path[0] != '/' && strcmp(path, "*") != 0)) return DX_EINVAL;
+  /* Connections are allocated at accept, before the route is known. */
+  if (srv->listener && handlers->data_size > srv->max_data_size) return DX_ESTATE;
+  dx_ws_route *r = find_route(srv, path, strlen(path));
+  if (!r || strcmp(r->path, path) != 0) {
+    r = calloc(1, sizeof *r);
+    if (!r || !(r->path = strdup(path))) {
+      free(r);
+      return DX_ENOMEM;
+    }
+    r->next = srv->routes;
+    srv->routes = r;
+  }
+  r->h = *handlers;
+  r->user = user;
+  if (handlers->data_size > srv->max_data_size) srv->max_data_size = handlers->data_size;
+  return 0;
+}
+
+static void free_protocols(char **p) {
+  for (size_t i = 0; p && p[i]; i++) free(p[i]);
+  free(p);
+}
+
+int dx_server_route_protocols(dx_server *srv, const char *path, const char *const *protocols) {
+  DX__CHECK_THREAD(srv->loop);
+  dx_ws_route *r = find_route(srv, path, strlen(path));
+  if (!r || strcmp(r->path, path) != 0) return DX_EINVAL;
+  size_t n = 0;
+  while (protocols && protocols[n]) n++;
+  char **copy = calloc(n + 1, sizeof *copy);
+  if (!copy) return DX_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    if (!(copy[i] = strdup(protocols[i]))) {
+      free_protocols(copy);
+      return DX_ENOMEM;
+    }
+  }
+  free_protocols(r->protocols);
+  r->protocols = copy;
+  return 0;
+}
+
+/* ---- connections ---- */
+
+static void maybe_finish_shutdown(dx_server *srv);
+static void shutdown_timeout(dx_timer *t);
+
+static void on_released(dx_ws *ws) {
+  dx_server *srv = ws->owner;
+  if (ws->prev)
+    ws->prev->next = ws->next;
+  else
+    srv->conns = ws->next;
+  if (ws->next) ws->next->prev = ws->prev;
+  srv->nconns--;
+  free(ws->strs);
+  ws->strs = NULL;
+  /* Callers up the stack may still hold ws this turn. */
+  dx_loop_free_later(srv->loop, ws, free);
+  if (srv->shutting_down) maybe_finish_shutdown(srv);
+}
+
+static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len);
+static const dx_ws_owner_ops server_ops = {on_handshake_read, on_released};
+
+/* Answer with a complete HTTP response, then close. */
+static void respond(dx_ws *ws, int status, const char *body) {
+  char buf[512];
+  int n = dx_http_build_error(buf, sizeof buf, status, body);
+  if (n > 0) dx_stream_write(&ws->stream, buf, (size_t)n);
+  ws->phase = DX_WS_HTTP;
+  dx__ws_drop_handshake(ws);
+  dx__ws_finish(ws);
+}
+
+static void reject(dx_ws *ws, const dx_http_request *req, int status, const char *why) {
+  char peer[64];
+  dx_log_info("%s: %.*s %.*s: %d %s (%s)", dx__ws_peer(ws, peer, sizeof peer),
+              req ? (int)req->method.len : 1, req ? req->method.ptr : "-",
+              req ? (int)req->target.len : 1, req ? req->target.ptr : "-", status,
+              dx_http_reason(status), why);
+  respond(ws, status, why);
+}
+
+/* Terminate strings of the parsed request in place (the bytes after each
+ * are CR, LF, space, '?' or whitespace that the parser already consumed),
+ * so the handlers get plain C strings without copies. */
+static void terminate_in_place(dx_http_request *req) {
+  for (size_t i = 0; i < req->num_headers; i++) {
+    ((char *)req->headers[i].name.ptr)[req->headers[i].name.len] = 0;
+    ((char *)req->headers[i].value.ptr)[req->headers[i].value.len] = 0;
+  }
+}
+
+static bool origin_allowed(const dx_server *srv, const dx_upgrade_request *up) {
+  if (!srv->opts.origins) return true;
+  for (size_t i = 0; srv->opts.origins[i]; i++) {
+    const char *o = srv->opts.origins[i];
+    if (strlen(o) == up->origin.len && strncasecmp(o, up->origin.ptr, up->origin.len) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* Keep "path\0query\0protocol\0" for the connection's lifetime. */
+static int keep_strings(dx_ws *ws, const dx_http_request *req, const char *protocol) {
+  size_t pl = protocol ? strlen(protocol) : 0;
+  char *s = malloc(req->path.len + req->query.len + pl + 3);
+  if (!s) return DX_ENOMEM;
+  memcpy(s, req->path.ptr, req->path.len);
+  s[req->path.len] = 0;
+  char *q = s + req->path.len + 1;
+  memcpy(q, req->query.ptr, req->query.len);
+  q[req->query.len] = 0;
+  char *p = q + req->query.len + 1;
+  if (protocol) memcpy(p, protocol, pl);
+  p[pl] = 0;
+  free(ws->strs);
+  ws->strs = s;
+  ws->protocol = protocol ? p : NULL;
+  return 0;
+}
+
+static void handle_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_t rest_len) {
+  dx_server *srv = ws->owner;
+  bool wants_upgrade = dx_http_find(req->headers, req->num_headers, "Upgrade") ||
+                       dx_http_find(req->headers, req->num_headers, "Sec-WebSocket-Key");
+  dx_ws_route *route = find_route(srv, req->path.ptr, req->path.len);
+
+  if (!wants_upgrade) {
+    bool get = req->method.len == 3 && memcmp(req->method.ptr, "GET", 3) == 0;
+    bool head = req->method.len == 4 && memcmp(req->method.ptr, "HEAD", 4) == 0;
+    if (!srv->opts.no_healthz && (get || head) && req->path.len == 8 &&
+        memcmp(req->path.ptr, "/healthz", 8) == 0) {
+      const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"
+                        "Cache-Control: no-store\r\nConnection: close\r\n\r\nok\n";
+      dx_stream_write(&ws->stream, ok, get ? sizeof ok - 1 : sizeof ok - 5);
+      ws->phase = DX_WS_HTTP;
+      dx__ws_drop_handshake(ws);
+      dx__ws_finish(ws);
+      return;
+    }
+    if (srv->static_dir && (get || head)) {
+      int status = dx__http_serve_static(&ws->stream, srv->static_dir, req, head);
+      if (status != 404) {
+        if (status >= 400) {
+          char peer[64];
+          dx_log_debug("%s: %.*s %.*s: %d", dx__ws_peer(ws, peer, sizeof peer),
+                       (int)req->method.len, req->method.ptr, (int)req->target.len, req->target.ptr,
+                       status);
+        }
+        ws->phase = DX_WS_HTTP;
+        dx__ws_drop_handshake(ws);
+        dx__ws_finish(ws);
+        return;
+      }
+    }
+    if (route) {
+      reject(ws, req, 426, "this is a WebSocket endpoint: connect with a WebSocket client");
+      return;
+    }
+    reject(ws, req, 404, "not found");
+    return;
+  }
+
+  dx_upgrade_request up;
+  int rc = dx_upgrade_check(req, &up);
+  if (rc) {
+    reject(ws, req, dx_http_status_for_error(rc), dx_strerror(rc));
+    return;
+  }
+  if (!route) {
+    reject(ws, req, 404, "no WebSocket endpoint at this path");
+    return;
+  }
+  if (!origin_allowed(srv, &up)) {
+    reject(ws, req, 403, "origin not allowed");
+    return;
+  }
+  terminate_in_place(req);
+  ws->req_headers = req->headers;
+  ws->req_num_headers = req->num_headers;
+
+  const char *protocol = NULL;
+  if (route->protocols) {
+    size_t n = 0;
+    while (route->protocols[n]) n++;
+    int i = dx_ws_select_protocol(req, (const char *const *)route->protocols, n);
+    if (i >= 0) protocol = route->protocols[i];
+  }
+  if (keep_strings(ws, req, protocol)) {
+    reject(ws, req, 500, "out of memory");
+    return;
+  }
+  ws->route = route; /* so dx_ws_data works in on_upgrade */
+  if (route->h.on_upgrade) {
+    ws->in_upgrade = true;
+    int status = route->h.on_upgrade(ws, route->user);
+    ws->in_upgrade = false;
+    if (status != 0) {
+      ws->route = NULL;
+      if (status < 400 || status > 599) status = 500;
+      reject(ws, req, status, "rejected by the application");
+      return;
+    }
+  }
+  char resp[512];
+  int n = dx_ws_build_response(resp, sizeof resp, up.accept, ws->protocol, NULL, NULL);
+  if (n < 0 || dx_stream_write(&ws->stream, resp, (size_t)n) != 0) {
+    ws->route = NULL;
+    reject(ws, req, 500, "could not build the response");
+    return;
+  }
+  char peer[64];
+  dx_log_debug("%s: upgraded %s%s%s", dx__ws_peer(ws, peer, sizeof peer), dx_ws_path(ws),
+               ws->protocol ? " protocol " : "", ws->protocol ? ws->protocol : "");
+  /* rest points into the read buffer or hs; hs is only freed after. */
+  dx__ws_open(ws, DX_ROLE_SERVER, route, rest, rest_len);
+  dx__ws_drop_handshake(ws);
+}
+
+static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
+  dx_server *srv = ws->owner;
+  uint8_t *buf = data;
+  size_t have = len;
+  if (ws->hs) {
+    /* Gather across reads, up to the limit (the parser reports 431). */
+    size_t room = srv->limits.max_size + 1 - ws->hs_len;
+    if (len > room) len = room;
+    memcpy(ws->hs + ws->hs_len, data, len);
+    ws->hs_len += (uint32_t)len;
+    buf = ws->hs;
+    have = ws->hs_len;
+  }
+  dx_http_header headers[DX_MAX_REQUEST_HEADERS];
+  dx_http_request req = {.headers = headers, .num_headers = DX_MAX_REQUEST_HEADERS};
+  int rc = dx_http_parse_request((const char *)buf, have, &req, &srv->limits);
+  if (rc == DX_EAGAIN) {
+    if (!ws->hs) {
+      ws->hs = malloc(srv->limits.max_size + 1);
+      if (!ws->hs) {
+        reject(ws, NULL, 500, "out of memory");
+        return;
+      }
+      memcpy(ws->hs, data, len);
+      ws->hs_len = (uint32_t)len;
+    }
+    return;
+  }
+  if (rc < 0) {
+    reject(ws, NULL, dx_http_status_for_error(rc), dx_strerror(rc));
+    return;
+  }
+  handle_request(ws, &req, buf + rc, have - (size_t)rc);
+}
+
+static void on_accept(void *user, int fd, const struct sockaddr *addr, socklen_t addrlen) {
+  dx_server *srv = user;
+  if (srv->shutting_down) {
+    close(fd);
+    return;
+  }
+  if (srv->nconns >= srv->opts.max_connections) {
+    /* No room: answer 503 without allocating anything and close. */
+    char buf[256];
+    int n = dx_http_build_error(buf, sizeof buf, 503, "server is at its connection limit");
+    if (n > 0 && write(fd, buf, (size_t)n) < 0) { /* best effort */
+    }
+    close(fd);
+    static uint64_t last_warn;
+    uint64_t now = dx_loop_now(srv->loop);
+    if (now - last_warn > 10000 || !last_warn) {
+      dx_log_warn("connection limit (%zu) reached: answering 503", srv->opts.max_connections);
+      last_warn = now;
+    }
+    return;
+  }
+  dx_ws *ws = calloc(1, dx__ws_alloc_size(srv->max_data_size));
+  if (!ws) {
+    close(fd);
+    return;
+  }
+  if (dx__ws_init(ws, srv->loop, fd, &server_ops, srv, &srv->cfg) != 0) {
+    close(fd);
+    free(ws);
+    return;
+  }
+  ws->next = srv->conns;
+  if (srv->conns) srv->conns->prev = ws;
+  srv->conns = ws;
+  srv->nconns++;
+  (void)addr;
+  (void)addrlen;
+}
+
+/* ---- lifecycle ---- */
+
+dx_server *dx_server_new(dx_loop *loop, const dx_server_opts *opts) {
+  dx_server *srv = calloc(1, sizeof *srv);
+  if (!srv) return NULL;
+  srv->loop = loop;
+  if (opts) srv->opts = *opts;
+  dx_server_opts *o = &srv->opts;
+  if (o->host && !(srv->host = strdup(o->host))) goto fail;
+  o->host = srv->host;
+  if (o->static_dir && !(srv->static_dir = strdup(o->static_dir))) goto fail;
+  o->static_dir = srv->static_dir;
+  if (!o->port) o->port = 8080;
+  if (o->port < 0) o->port = 0; /* negative asks for an ephemeral port too */
+  if (!o->backlog) o->backlog = 1024;
+  if (!o->max_connections) o->max_connections = 100000;
+  if (!o->max_handshake) o->max_handshake = 8192;
+  srv->limits.max_size = o->max_handshake;
+  srv->limits.max_line = o->max_handshake < 4096 ? o->max_handshake : 4096;
+  srv->limits.max_headers = DX_MAX_REQUEST_HEADERS;
+  dx__ws_config_from(&srv->cfg, o);
+  dx_timer_init(loop, &srv->shutdown_timer, shutdown_timeout);
+  dx_deferred_init(&srv->shutdown_done);
+  return srv;
+fail:
+  free(srv->host);
+  free(srv);
+  return NULL;
+}
+
+int dx_server_listen(dx_server *srv) {
+  DX__CHECK_THREAD(srv->loop);
+  if (srv->listener) return DX_ESTATE;
+  dx_listener_opts lo = {.backlog = srv->opts.backlog, .reuseport = srv->opts.reuseport};
+  const char *host = srv->opts.host ? srv->opts.host : "0.0.0.0";
+  return dx_listener_open(srv->loop, host, (uint16_t)srv->opts.port, &lo, on_accept, srv,
+                          &srv->listener);
+}
+
+int dx_server_port(const dx_server *srv) {
+  return srv->listener ? dx_listener_port(srv->listener) : srv->opts.port;
+}
+
+size_t dx_server_connections(const dx_server *srv) { return srv->nconns; }
+
+void dx_server_each(dx_server *srv, void (*fn)(dx_ws *ws, void *arg), void *arg) {
+  for (dx_ws *ws = srv->conns, *next; ws; ws = next) {
+    next = ws->next; /* fn may close ws; it stays linked until released */
+    if (ws->phase == DX_WS_OPEN) fn(ws, arg);
+  }
+}
+
+static void run_done(dx_loop *loop, void *arg) {
+  dx_server *srv = arg;
+  (void)loop;
+  dx_timer_stop(&srv->shutdown_timer);
+  if (srv->done) {
+    void (*done)(dx_server *, void *) = srv->done;
+    srv->done = NULL;
+    done(srv, srv->done_arg);
+  }
+}
+
+static void maybe_finish_shutdown(dx_server *srv) {
+  if (srv->nconns == 0 && !dx_deferred_pending(&srv->shutdown_done))
+    dx_loop_defer(srv->loop, &srv->shutdown_done, run_done, srv);
+}
+
+static void shutdown_timeout(dx_timer *t) {
+  dx_server *srv = dx_container_of(t, dx_server, shutdown_timer);
+  if (srv->nconns)
+    dx_log_info("shutdown: %zu connection(s) did not close in time; dropping them", srv->nconns);
+  for (dx_ws *ws = srv->conns; ws; ws = ws->next) {
+    dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, 0, NULL);
+    dx_stream_abort(&ws->stream);
+  }
+  maybe_finish_shutdown(srv);
+}
+
+void dx_server_shutdown(dx_server *srv, int timeout_ms, void (*done)(dx_server *, void *),
+                        void *arg) {
+  DX__CHECK_THREAD_VOID(srv->loop);
+  srv->done = done;
+  srv->done_arg = arg;
+  if (!srv->shutting_down) {
+    srv->shutting_down = true;
+    if (srv->listener) {
+      dx_listener_close(srv->listener);
+      srv->listener = NULL;
+    }
+    size_t open = 0;
+    for (dx_ws *ws = srv->conns; ws; ws = ws->next) {
+      if (ws->phase == DX_WS_OPEN) {
+        dx_ws_close(ws, DX_CLOSE_GOING_AWAY, "server shutting down");
+        open++;
+      } else if (ws->phase == DX_WS_HANDSHAKE) {
+        dx_stream_abort(&ws->stream);
+      }
+    }
+    dx_log_info("shutting down: closing %zu WebSocket connection(s) with 1001", open);
+    dx_timer_start(&srv->shutdown_timer, timeout_ms > 0 ? (uint64_t)timeout_ms : 0, 0);
+  }
+  maybe_finish_shutdown(srv);
+}
+
+/* Connections still open when the server is freed finish on their own. */
+static void on_orphan_released(dx_ws *ws) {
+  free(ws->strs);
+  dx_loop_free_later(dx_stream_loop(&ws->stream), ws, free);
+}
+static const dx_ws_owner_ops orphan_ops = {NULL, on_orphan_released};
+
+void dx_server_free(dx_server *srv) {
+  if (!srv) return;
+  dx_timer_stop(&srv->shutdown_timer);
+  dx_deferred_cancel(&srv->shutdown_done);
+  if (srv->listener) dx_listener_close(srv->listener);
+  for (dx_ws *ws = srv->conns; ws; ws = ws->next) {
+    dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, 0, NULL);
+    ws->route = NULL; /* the routes are freed below */
+    ws->ops = &orphan_ops;
+    dx_stream_abort(&ws->stream);
+  }
+  for (dx_ws_route *r = srv->routes, *next; r; r = next) {
+    next = r->next;
+    free(r->path);
+    free_protocols(r->protocols);
+    free(r);
+  }
+  free(srv->host);
+  free(srv->static_dir);
+  free(srv);
+}

@@ -1,0 +1,410 @@
+/* The WebSocket connection after the handshake: proto glue, heartbeat,
+ * timeouts, backpressure and handler dispatch (both roles). */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "io/loop_internal.h"
+#include "ws/ws_internal.h"
+
+#define DX_DEFAULT_MAX_MESSAGE (16u << 20)
+
+static size_t proto_room(void) {
+  size_t a = alignof(max_align_t);
+  return (dx_proto_size() + a - 1) / a * a;
+}
+
+size_t dx__ws_alloc_size(size_t data_size) { return sizeof(dx_ws) + proto_room() + data_size; }
+
+static int pick(int v, int dflt) { return v == 0 ? dflt : v < 0 ? -1 : v; }
+
+void dx__ws_config_from(dx_ws_config *cfg, const dx_server_opts *o) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->proto.max_message = o->max_message ? o->max_message : DX_DEFAULT_MAX_MESSAGE;
+  cfg->proto.max_frame = o->max_frame ? o->max_frame : cfg->proto.max_message;
+  cfg->handshake_timeout = pick(o->handshake_timeout, 10000);
+  cfg->ping_interval = pick(o->ping_interval, 30000);
+  cfg->pong_timeout = pick(o->pong_timeout, 30000);
+  cfg->idle_timeout = pick(o->idle_timeout, -1);
+  cfg->close_timeout = pick(o->close_timeout, 5000);
+  cfg->max_buffered = o->max_buffered ? o->max_buffered : (size_t)4 << 20;
+  cfg->low_water = o->low_water ? o->low_water : (size_t)64 << 10;
+  cfg->backpressure = o->backpressure;
+}
+
+const char *dx__ws_peer(const dx_ws *ws, char *buf, size_t cap) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  char host[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (getpeername(dx_stream_fd(&ws->stream), (struct sockaddr *)&ss, &len) == 0) {
+    if (ss.ss_family == AF_INET) {
+      struct sockaddr_in *s = (struct sockaddr_in *)&ss;
+      inet_ntop(AF_INET, &s->sin_addr, host, sizeof host);
+      port = ntohs(s->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
+      inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof host);
+      port = ntohs(s->sin6_port);
+      snprintf(buf, cap, "[%s]:%d", host, port);
+      return buf;
+    } else if (ss.ss_family == AF_UNIX) {
+      snprintf(buf, cap, "unix");
+      return buf;
+    }
+  }
+  snprintf(buf, cap, "%s:%d", host, port);
+  return buf;
+}
+
+/* ---- timers ---- */
+
+static void arm(dx_ws *ws, int ms) {
+  if (ms < 0) {
+    dx_timer_stop(&ws->timer);
+    return;
+  }
+  dx_timer_start(&ws->timer, (uint64_t)ms, 0);
+}
+
+/* Heartbeat and idle: one timer per connection, re-armed only when it
+ * fires (receiving data just stamps last_rx: no timer work per message). */
+static void arm_heartbeat(dx_ws *ws) {
+  const dx_ws_config *c = ws->cfg;
+  uint64_t now = dx_loop_now(dx_stream_loop(&ws->stream));
+  uint64_t next = UINT64_MAX;
+  if (ws->ping_outstanding && c->pong_timeout > 0) {
+    uint64_t t = ws->ping_sent + (uint64_t)c->pong_timeout;
+    if (t < next) next = t;
+  } else if (c->ping_interval > 0) {
+    uint64_t t = ws->last_rx + (uint64_t)c->ping_interval;
+    if (t < next) next = t;
+  }
+  if (c->idle_timeout > 0) {
+    uint64_t t = ws->last_msg + (uint64_t)c->idle_timeout;
+    if (t < next) next = t;
+  }
+  if (next == UINT64_MAX) {
+    dx_timer_stop(&ws->timer);
+    return;
+  }
+  dx_timer_start(&ws->timer, next > now ? next - now : 0, 0);
+}
+
+static void heartbeat(dx_ws *ws) {
+  const dx_ws_config *c = ws->cfg;
+  uint64_t now = dx_loop_now(dx_stream_loop(&ws->stream));
+  char peer[64];
+  if (c->idle_timeout > 0 && now - ws->last_msg >= (uint64_t)c->idle_timeout) {
+    dx_log_info("%s: idle for %d ms; closing with 1001", dx__ws_peer(ws, peer, sizeof peer),
+                c->idle_timeout);
+    dx_ws_close(ws, DX_CLOSE_GOING_AWAY, "idle timeout");
+    return;
+  }
+  if (ws->ping_outstanding && c->pong_timeout > 0 &&
+      now - ws->ping_sent >= (uint64_t)c->pong_timeout) {
+    dx_log_info("%s: no answer to ping within %d ms; dropping dead connection",
+                dx__ws_peer(ws, peer, sizeof peer), c->pong_timeout);
+    dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, DX_ETIMEDOUT,
+                        "the peer did not answer a ping in time");
+    dx_stream_abort(&ws->stream);
+    return;
+  }
+  if (!ws->ping_outstanding && c->ping_interval > 0 &&
+      now - ws->last_rx >= (uint64_t)c->ping_interval) {
+    ws->ping_outstanding = true;
+    ws->ping_sent = now;
+    dx_proto_send(dx__ws_proto(ws), DX_OP_PING, NULL, 0);
+  }
+  arm_heartbeat(ws);
+}
+
+static void on_timer(dx_timer *t) {
+  dx_ws *ws = dx_container_of(t, dx_ws, timer);
+  char peer[64];
+  switch (ws->phase) {
+  case DX_WS_HANDSHAKE:
+    dx_log_info("%s: handshake not completed within %d ms; dropping",
+                dx__ws_peer(ws, peer, sizeof peer), ws->cfg->handshake_timeout);
+    dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, DX_ETIMEDOUT,
+                        "the opening handshake timed out");
+    dx_stream_abort(&ws->stream);
+    break;
+  case DX_WS_OPEN:
+    heartbeat(ws);
+    break;
+  default: /* closing: the peer did not finish in time */
+    dx_log_debug("%s: close timeout; dropping", dx__ws_peer(ws, peer, sizeof peer));
+    dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, DX_ETIMEDOUT,
+                        "the closing handshake timed out");
+    dx_stream_abort(&ws->stream);
+    break;
+  }
+}
+
+/* ---- close notification ---- */
+
+void dx__ws_notify_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
+                         int err, const char *errmsg) {
+  if (ws->closed_notified) return;
+  ws->closed_notified = true;
+  if (ws->phase < DX_WS_CLOSED) ws->phase = DX_WS_CLOSED;
+  const dx_ws_route *r = ws->route;
+  if (!r) return; /* never opened: no handlers to tell */
+  if (err && r->h.on_error) r->h.on_error(ws, err, errmsg ? errmsg : dx_strerror(err), r->user);
+  if (r->h.on_close) r->h.on_close(ws, code, reason ? reason : "", reason_len, clean, r->user);
+}
+
+void dx__ws_finish(dx_ws *ws) {
+  dx_stream_close(&ws->stream);
+  if (!ws->stream_done) arm(ws, ws->cfg->close_timeout);
+}
+
+void dx__ws_drop_handshake(dx_ws *ws) {
+  free(ws->hs);
+  ws->hs = NULL;
+  ws->hs_len = 0;
+}
+
+/* ---- stream callbacks ---- */
+
+static void after_feed(dx_ws *ws, int rc) {
+  dx_proto *p = dx__ws_proto(ws);
+  if (rc < 0) {
+    char peer[64];
+    int code = dx_close_code_for_error(rc);
+    dx_log_info("%s: %s; closing with %d", dx__ws_peer(ws, peer, sizeof peer), dx_strerror(rc),
+                code);
+    const char *why = dx_strerror(rc);
+    dx__ws_notify_close(ws, code, why, strlen(why), false, rc, why);
+    ws->finishing = true;
+    dx__ws_finish(ws);
+    return;
+  }
+  if (dx_proto_get_state(p) == DX_PROTO_CLOSED && !ws->finishing) {
+    /* Closing handshake complete. The server closes TCP first (RFC 6455
+     * 7.1.1); a client waits for that, bounded by the close timeout. */
+    ws->finishing = true;
+    if (dx_proto_role(p) == DX_ROLE_SERVER)
+      dx__ws_finish(ws);
+    else
+      arm(ws, ws->cfg->close_timeout);
+  }
+}
+
+static void on_read(void *user, uint8_t *data, size_t len) {
+  dx_ws *ws = user;
+  ws->last_rx = dx_loop_now(dx_stream_loop(&ws->stream));
+  ws->ping_outstanding = false; /* any bytes prove the peer is alive */
+  switch (ws->phase) {
+  case DX_WS_HANDSHAKE:
+    ws->ops->on_handshake_read(ws, data, len);
+    return;
+  case DX_WS_OPEN:
+  case DX_WS_CLOSING:
+  case DX_WS_CLOSED:
+    after_feed(ws, dx_proto_feed(dx__ws_proto(ws), data, len));
+    return;
+  default: /* plain HTTP being answered: ignore input */
+    return;
+  }
+}
+
+static void on_stream_close(void *user, int err) {
+  dx_ws *ws = user;
+  ws->stream_done = true;
+  dx_timer_stop(&ws->timer);
+  if (!ws->closed_notified) {
+    dx_proto *p = dx__ws_proto(ws);
+    bool clean = ws->phase >= DX_WS_OPEN && dx_proto_close_received(p) && dx_proto_close_sent(p);
+    dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, clean, err,
+                        err ? "the connection was reset" : NULL);
+  }
+  if (ws->phase >= DX_WS_OPEN) dx_proto_free(dx__ws_proto(ws));
+  dx__ws_drop_handshake(ws);
+  ws->ops->on_released(ws);
+}
+
+static void on_drain(void *user) {
+  dx_ws *ws = user;
+  if (ws->phase == DX_WS_OPEN && ws->route && ws->route->h.on_drain)
+    ws->route->h.on_drain(ws, ws->route->user);
+}
+
+static const dx_stream_cb stream_cb = {on_read, on_stream_close, on_drain};
+
+int dx__ws_init(dx_ws *ws, dx_loop *loop, int fd, const dx_ws_owner_ops *ops, void *owner,
+                const dx_ws_config *cfg) {
+  ws->ops = ops;
+  ws->owner = owner;
+  ws->cfg = cfg;
+  ws->phase = DX_WS_HANDSHAKE;
+  int rc = dx_stream_init_tcp(&ws->stream, loop, fd, &stream_cb, ws);
+  if (rc) return rc;
+  dx_stream_set_limits(&ws->stream, cfg->low_water);
+  dx_timer_init(loop, &ws->timer, on_timer);
+  ws->last_rx = ws->last_msg = dx_loop_now(loop);
+  arm(ws, cfg->handshake_timeout);
+  return 0;
+}
+
+/* ---- proto callbacks ---- */
+
+static void on_event(void *user, const dx_event *ev) {
+  dx_ws *ws = user;
+  const dx_ws_route *r = ws->route;
+  switch (ev->type) {
+  case DX_EV_MESSAGE:
+    ws->last_msg = ws->last_rx;
+    if (r->h.on_message && ws->phase <= DX_WS_CLOSING)
+      r->h.on_message(ws, ev->opcode, ev->data, ev->len, r->user);
+    break;
+  case DX_EV_PING:
+    if (r->h.on_ping) r->h.on_ping(ws, ev->data, ev->len, r->user);
+    break;
+  case DX_EV_PONG:
+    if (r->h.on_pong) r->h.on_pong(ws, ev->data, ev->len, r->user);
+    break;
+  case DX_EV_CLOSE:
+    dx__ws_notify_close(ws, ev->close_code, (const char *)ev->data, ev->len, true, 0, NULL);
+    break;
+  default:
+    break;
+  }
+}
+
+static int on_output(void *user, const dx_output *o) {
+  dx_ws *ws = user;
+  size_t n = o->header_len + o->payload_len;
+  uint8_t *dst = dx_stream_reserve(&ws->stream, n);
+  if (!dst) return dx_stream_closing(&ws->stream) ? DX_ECLOSED : DX_ENOMEM;
+  memcpy(dst, o->header, o->header_len);
+  if (o->mask)
+    dx_mask_copy(dst + o->header_len, o->payload, o->payload_len, o->mask, 0);
+  else if (o->payload_len)
+    memcpy(dst + o->header_len, o->payload, o->payload_len);
+  dx_stream_commit(&ws->stream, n);
+  return 0;
+}
+
+static void mask_key(void *user, uint8_t key[4]);
+
+static const dx_proto_callbacks proto_cb = {on_event, on_output, mask_key};
+
+/* Client masking keys: drawn from the CSPRNG in batches of 64 so that
+ * masking stays cheap (one RAND_bytes per 64 frames, per thread). */
+#include <openssl/rand.h>
+static _Thread_local uint8_t key_pool[256];
+static _Thread_local unsigned key_pos = sizeof key_pool;
+
+static void mask_key(void *user, uint8_t key[4]) {
+  (void)user;
+  if (key_pos >= sizeof key_pool) {
+    if (RAND_bytes(key_pool, sizeof key_pool) != 1) abort(); /* no entropy: cannot mask safely */
+    key_pos = 0;
+  }
+  memcpy(key, key_pool + key_pos, 4);
+  key_pos += 4;
+}
+
+void dx__ws_open(dx_ws *ws, dx_role role, const dx_ws_route *route, uint8_t *rest,
+                 size_t rest_len) {
+  ws->route = route;
+  dx_proto_init(dx__ws_proto(ws), role, &ws->cfg->proto, &proto_cb, ws);
+  ws->phase = DX_WS_OPEN;
+  ws->last_rx = ws->last_msg = dx_loop_now(dx_stream_loop(&ws->stream));
+  arm_heartbeat(ws);
+  if (route->h.on_open) route->h.on_open(ws, route->user);
+  ws->req_headers = NULL;
+  ws->req_num_headers = 0;
+  if (rest_len && ws->phase <= DX_WS_CLOSED)
+    after_feed(ws, dx_proto_feed(dx__ws_proto(ws), rest, rest_len));
+}
+
+/* ---- public API ---- */
+
+int dx_ws_send_fragment(dx_ws *ws, unsigned opcode, const void *data, size_t len, bool more) {
+  DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
+  if (ws->phase != DX_WS_OPEN) return ws->phase == DX_WS_HANDSHAKE ? DX_ESTATE : DX_ECLOSED;
+  const dx_ws_config *c = ws->cfg;
+  size_t buffered = dx_stream_buffered(&ws->stream);
+  /* The cap bounds the backlog: a message into an empty queue always goes
+   * (its size is bounded by the message limits), one on top of unsent
+   * bytes must fit. Control frames are tiny and always go. */
+  if (c->max_buffered && buffered && buffered + len > c->max_buffered &&
+      !dx_opcode_is_control(opcode)) {
+    char peer[64];
+    if (c->backpressure == DX_BP_DROP) {
+      dx_log_debug("%s: send buffer full (%zu bytes); message dropped",
+                   dx__ws_peer(ws, peer, sizeof peer), buffered);
+      return DX_EBACKPRESSURE;
+    }
+    unsigned code = c->backpressure == DX_BP_CLOSE_1013 ? DX_CLOSE_TRY_AGAIN : DX_CLOSE_POLICY;
+    dx_log_warn("%s: slow client: %zu bytes unsent exceed the %zu-byte cap; closing with %u",
+                dx__ws_peer(ws, peer, sizeof peer), buffered, c->max_buffered, code);
+    dx_ws_close(ws, code, "send buffer limit exceeded");
+    return DX_EBACKPRESSURE;
+  }
+  int rc = more || opcode == DX_OP_CONT
+               ? dx_proto_send_frame(dx__ws_proto(ws), opcode, data, len, more ? DX_SEND_MORE : 0)
+               : dx_proto_send(dx__ws_proto(ws), opcode, data, len);
+  if (rc) return rc;
+  if (!dx_opcode_is_control(opcode)) ws->last_msg = dx_loop_now(dx_stream_loop(&ws->stream));
+  return dx_stream_buffered(&ws->stream) > c->low_water ? DX_BUFFERED : DX_SENT;
+}
+
+int dx_ws_send(dx_ws *ws, unsigned opcode, const void *data, size_t len) {
+  return dx_ws_send_fragment(ws, opcode, data, len, false);
+}
+
+int dx_ws_send_text(dx_ws *ws, const char *text) {
+  return dx_ws_send(ws, DX_OP_TEXT, text, strlen(text));
+}
+
+int dx_ws_close(dx_ws *ws, unsigned code, const char *reason) {
+  DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
+  if (ws->phase != DX_WS_OPEN) return ws->phase == DX_WS_HANDSHAKE ? DX_ESTATE : DX_ECLOSED;
+  int rc = dx_proto_close(dx__ws_proto(ws), code, reason, reason ? strlen(reason) : 0);
+  if (rc) return rc;
+  ws->phase = DX_WS_CLOSING;
+  arm(ws, ws->cfg->close_timeout);
+  return 0;
+}
+
+void dx_ws_abort(dx_ws *ws) {
+  DX__CHECK_THREAD_VOID(dx_stream_loop(&ws->stream));
+  dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, 0, NULL);
+  dx_stream_abort(&ws->stream);
+}
+
+size_t dx_ws_buffered(const dx_ws *ws) { return dx_stream_buffered(&ws->stream); }
+
+void *dx_ws_data(dx_ws *ws) {
+  return ws->route && ws->route->h.data_size ? ws->tail + proto_room() : NULL;
+}
+
+const char *dx_ws_path(const dx_ws *ws) { return ws->strs ? ws->strs : "/"; }
+
+const char *dx_ws_query(const dx_ws *ws) { return ws->strs ? ws->strs + strlen(ws->strs) + 1 : ""; }
+
+const char *dx_ws_header(const dx_ws *ws, const char *name) {
+  const dx_http_header *h = dx_http_find(ws->req_headers, ws->req_num_headers, name);
+  return h ? h->value.ptr : NULL; /* values were NUL-terminated in place */
+}
+
+const char *dx_ws_origin(const dx_ws *ws) { return dx_ws_header(ws, "Origin"); }
+
+const char *dx_ws_protocol(const dx_ws *ws) { return ws->protocol; }
+
+int dx_ws_peer(const dx_ws *ws, struct sockaddr_storage *addr, socklen_t *len) {
+  *len = sizeof *addr;
+  return getpeername(dx_stream_fd(&ws->stream), (struct sockaddr *)addr, len) == 0 ? 0 : DX_ESYS;
+}
+
+const char *dx_ws_peer_str(const dx_ws *ws, char *buf, size_t cap) {
+  return dx__ws_peer(ws, buf, cap);
+}
+
+dx_loop *dx_ws_loop(const dx_ws *ws) { return dx_stream_loop(&ws->stream); }

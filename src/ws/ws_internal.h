@@ -1,0 +1,108 @@
+/* duplex — the WebSocket connection object shared by server and client:
+ * a dx_stream glued to a dx_proto, with heartbeat, timeouts, backpressure
+ * and the user's handlers. server/ and client/ create connections and run
+ * the opening handshake; from then on everything is here. */
+#ifndef DX_WS_INTERNAL_H
+#define DX_WS_INTERNAL_H
+
+#include <stdalign.h>
+#include <stddef.h>
+
+#include "duplex/handshake.h"
+#include "duplex/proto.h"
+#include "duplex/server.h"
+#include "duplex/ws.h"
+#include "io/stream.h"
+
+/* A set of handlers with its user pointer (a server route, or a client). */
+typedef struct dx_ws_route {
+  struct dx_ws_route *next;
+  char *path;
+  dx_ws_handlers h;
+  void *user;
+  char **protocols; /* NULL-terminated, or NULL */
+} dx_ws_route;
+
+/* Resolved options shared by every connection of a server or client. */
+typedef struct dx_ws_config {
+  dx_proto_opts proto;
+  int handshake_timeout, ping_interval, pong_timeout, idle_timeout, close_timeout;
+  size_t max_buffered, low_water;
+  dx_backpressure_policy backpressure;
+} dx_ws_config;
+
+enum dx_ws_phase {
+  DX_WS_HANDSHAKE = 0, /* reading the request (server) or response (client) */
+  DX_WS_HTTP,          /* answered a plain HTTP request; closing */
+  DX_WS_OPEN,
+  DX_WS_CLOSING, /* our close frame is out; waiting for the peer's */
+  DX_WS_CLOSED,  /* on_close delivered; the transport is finishing */
+};
+
+/* Server or client side hooks called by the shared code. */
+typedef struct dx_ws_owner_ops {
+  /* Bytes during DX_WS_HANDSHAKE. */
+  void (*on_handshake_read)(dx_ws *ws, uint8_t *data, size_t len);
+  /* The stream ended and on_close was delivered: unlink and free. */
+  void (*on_released)(dx_ws *ws);
+} dx_ws_owner_ops;
+
+struct dx_ws {
+  dx_stream stream;
+  dx_timer timer; /* handshake, heartbeat/idle, or close timeout */
+  const dx_ws_owner_ops *ops;
+  void *owner; /* dx_server * or the client */
+  const dx_ws_route *route;
+  const dx_ws_config *cfg;
+  dx_ws *prev, *next;                /* owner's list */
+  char *strs;                        /* "path\0query\0protocol\0", kept while open */
+  const char *protocol;              /* into strs, or NULL */
+  uint8_t *hs;                       /* handshake bytes gathered across reads */
+  const dx_http_header *req_headers; /* during on_upgrade/on_open only */
+  size_t req_num_headers;
+  uint64_t last_rx;   /* loop ms of the last bytes received */
+  uint64_t last_msg;  /* loop ms of the last message either way (idle) */
+  uint64_t ping_sent; /* loop ms, when ping_outstanding */
+  uint32_t hs_len;
+  uint8_t phase;
+  bool ping_outstanding;
+  bool closed_notified; /* on_close delivered */
+  bool stream_done;     /* the stream's on_close ran */
+  bool in_upgrade;      /* dx_ws_set_protocol allowed */
+  bool finishing;       /* the transport is being closed */
+  /* dx_proto, then the user's data, follow inline. */
+  alignas(max_align_t) unsigned char tail[];
+};
+
+static inline dx_proto *dx__ws_proto(dx_ws *ws) { return (dx_proto *)(void *)ws->tail; }
+
+/* Bytes to allocate for a connection with `data_size` bytes of user data. */
+size_t dx__ws_alloc_size(size_t data_size);
+
+/* Initialise a freshly zeroed connection over an accepted/connected fd and
+ * start its handshake timer. Returns 0 or a DX_E* code (the fd then still
+ * belongs to the caller). */
+int dx__ws_init(dx_ws *ws, dx_loop *loop, int fd, const dx_ws_owner_ops *ops, void *owner,
+                const dx_ws_config *cfg);
+
+/* The handshake is done: set up the proto, start heartbeat timers, call
+ * on_open, then feed `rest` (bytes that followed the handshake). */
+void dx__ws_open(dx_ws *ws, dx_role role, const dx_ws_route *route, uint8_t *rest, size_t rest_len);
+
+/* Deliver on_error (if err) and on_close once. */
+void dx__ws_notify_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
+                         int err, const char *errmsg);
+
+/* Graceful transport close bounded by the close timeout. */
+void dx__ws_finish(dx_ws *ws);
+
+/* Release the handshake buffer. */
+void dx__ws_drop_handshake(dx_ws *ws);
+
+/* Fill cfg from server-style options (zero = default, negative = off). */
+void dx__ws_config_from(dx_ws_config *cfg, const dx_server_opts *o);
+
+/* "ip:port" of the peer into buf. */
+const char *dx__ws_peer(const dx_ws *ws, char *buf, size_t cap);
+
+#endif /* DX_WS_INTERNAL_H */
