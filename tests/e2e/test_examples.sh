@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The examples build and work: examples/echo_server answers a real client
+# (Node `ws`) and exits 0 on SIGTERM after closing it with 1001.
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../lib.sh"
+need_node_modules ws
+
+bin="$DX_BUILD_DIR/examples/echo_server"
+[[ -x "$bin" ]] || fail "no $bin: the examples were not built"
+log_file="$DX_TMP/echo_server.out"
+"$bin" 0 >"$log_file" 2>&1 &
+pid=$!
+DX_SERVER_PIDS+=("$pid")
+DX_SERVER_LOGS+=("$log_file")
+for _ in $(seq 100); do
+  PORT=$(grep -m1 -oE 'ws://127\.0\.0\.1:[0-9]+' "$log_file" | grep -oE '[0-9]+$' || true)
+  [[ -n "$PORT" ]] && break
+  sleep 0.05
+done
+[[ -n "$PORT" ]] || fail "echo_server printed no listening line"
+pass "echo_server listens on port $PORT"
+
+# A client that echoes once, then stays open until the server closes it.
+out="$DX_TMP/client.out"
+(cd "$DX_SOURCE_DIR/tests/interop" && node -e '
+const WebSocket = require("ws");
+const ws = new WebSocket(`ws://127.0.0.1:${process.argv[1]}/demo`);
+ws.on("open", () => ws.send("hello from node"));
+ws.on("message", (d) => { console.log("echo " + d); console.log("ready"); });
+ws.on("close", (code) => { console.log("closed " + code); process.exit(0); });
+ws.on("error", (e) => { console.log("error " + e.message); process.exit(1); });
+' "$PORT" >"$out" 2>&1) &
+client=$!
+wait_file_line() { for _ in $(seq 200); do grep -q "$1" "$out" && return 0; sleep 0.05; done; return 1; }
+wait_file_line ready && grep -q "echo hello from node" "$out" && pass "message echoed" ||
+  check_fail "no echo: $(cat "$out")"
+grep -q "open .* /demo" "$log_file" && pass "on_open saw the path" || check_fail "no open line"
+
+kill -TERM "$pid"
+wait "$client" || true
+grep -q "closed 1001" "$out" && pass "client got close 1001 on shutdown" ||
+  check_fail "client: $(cat "$out")"
+rc=0
+wait "$pid" || rc=$?
+DX_SERVER_PIDS=()
+[[ $rc == 0 ]] && pass "echo_server exited 0" || check_fail "echo_server exited $rc"
+finish
