@@ -15,6 +15,7 @@ static const char usage[] =
     "\n"
     "Commands:\n"
     "  echo      run a WebSocket echo server (an Autobahn test suite testee)\n"
+    "  connect   connect to a WebSocket server: stdin lines out, messages to stdout\n"
     "\n"
     "Options:\n"
     "  -h, --help      show this help (and 'duplex COMMAND --help' for a command)\n"
@@ -35,6 +36,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(cmd, "echo")) return cmd_echo(argc - 1, argv + 1);
+  if (!strcmp(cmd, "connect")) return cmd_connect(argc - 1, argv + 1);
   fprintf(stderr, "duplex: unknown command '%s'\nTry 'duplex --help'.\n", cmd);
   return 2;
 }

@@ -30,6 +30,12 @@ extern "C" {
   X(DX_EWRONG_THREAD, -9, "called from a thread that does not own the loop")                 \
   X(DX_ETIMEDOUT, -10, "timed out")                                                          \
   X(DX_EBACKPRESSURE, -11, "send buffer limit reached; message dropped")                     \
+  X(DX_ERESOLVE, -12, "DNS lookup failed")                                                   \
+  X(DX_ECONNREFUSED, -13, "connection refused")                                              \
+  X(DX_ECONNECT, -14, "could not connect")                                                   \
+  X(DX_EPROXY, -15, "the proxy refused the CONNECT request")                                 \
+  X(DX_ETLS, -16, "TLS failure")                                                             \
+  X(DX_ERESET, -17, "connection reset by peer")                                              \
   /* HTTP / opening handshake (RFC 6455 section 4, RFC 7230) */                              \
   X(DX_EHTTP_MALFORMED, -100, "malformed HTTP message")                                      \
   X(DX_EHTTP_LINE_TOO_LONG, -101, "HTTP request or status line too long")                    \

@@ -150,6 +150,7 @@ void dx__ws_notify_close(dx_ws *ws, int code, const char *reason, size_t reason_
                          int err, const char *errmsg) {
   if (ws->closed_notified) return;
   ws->closed_notified = true;
+  ws->close_code = (uint16_t)code;
   if (ws->phase < DX_WS_CLOSED) ws->phase = DX_WS_CLOSED;
   const dx_ws_route *r = ws->route;
   if (!r) return; /* never opened: no handlers to tell */

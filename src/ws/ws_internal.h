@@ -64,6 +64,7 @@ struct dx_ws {
   uint64_t last_msg;  /* loop ms of the last message either way (idle) */
   uint64_t ping_sent; /* loop ms, when ping_outstanding */
   uint32_t hs_len;
+  uint16_t close_code; /* as given to on_close */
   uint8_t phase;
   bool ping_outstanding;
   bool closed_notified; /* on_close delivered */

@@ -1,0 +1,457 @@
+/* duplex connect: an interactive / scriptable WebSocket client. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "common/log.h"
+#include "duplex/client.h"
+#include "duplex/loop.h"
+
+static const char usage[] =
+    "usage: duplex connect [OPTIONS] URL\n"
+    "\n"
+    "Connect to a WebSocket server (ws://). Each line read from stdin is sent as\n"
+    "a text message; each message received is printed on stdout, one per line.\n"
+    "Status lines (connected, closed, reconnecting) go to stderr.\n"
+    "\n"
+    "Options:\n"
+    "  -H, --header 'NAME: VALUE'  add a request header (repeatable), e.g.\n"
+    "                              -H 'Authorization: Bearer TOKEN'\n"
+    "  -s, --subprotocol NAME      offer a subprotocol (repeatable)\n"
+    "      --origin ORIGIN         send an Origin header\n"
+    "  -n, --count N               exit after receiving N messages\n"
+    "      --wait-close            at end of input, wait for the server to close\n"
+    "                              (default: close with 1000 once input ends and,\n"
+    "                              with --count, N messages arrived)\n"
+    "      --binary                send each input line as a binary message\n"
+    "      --binary-as FORMAT      print received binary as hex (default), base64\n"
+    "                              or raw\n"
+    "      --ping-interval T       ping the server this often; no answer within\n"
+    "                              the same time counts as a dead connection\n"
+    "      --reconnect             reconnect with exponential backoff when the\n"
+    "                              connection drops\n"
+    "      --timeout T             connect + handshake timeout (default 10s)\n"
+    "      --proxy URL             go through an HTTP CONNECT proxy (http://host:port)\n"
+    "      --max-message SIZE      largest message accepted (default 16M)\n"
+    "  -q, --quiet                 no status lines on stderr\n"
+    "      --log-level LEVEL       error, warn (default), info or debug\n"
+    "  -h, --help                  show this help\n"
+    "\n"
+    "Exit status: 0 after a clean close (1000, 1001 or no code), 1 when the\n"
+    "connection failed or closed with another code, 2 for usage errors.\n"
+    "\n"
+    "Example:\n"
+    "  echo hi | duplex connect ws://127.0.0.1:9001/ -n 1      # prints hi\n";
+
+typedef struct app app;
+typedef struct line {
+  struct line *next;
+  size_t len;
+  char data[];
+} line;
+
+typedef struct app {
+  dx_loop *loop;
+  dx_client *client;
+  line *head, *tail; /* input waiting for an open connection */
+  bool input_done;
+  bool binary;
+  int binary_as; /* 0 hex, 1 base64, 2 raw */
+  long count;    /* exit after this many messages (0 = no limit) */
+  long received;
+  bool wait_close;
+  bool quiet;
+  bool closing;
+  bool reconnect;
+  int exit_status;
+  const char *url;
+} app;
+
+/* One client per process; the stdin watcher reaches it here. */
+static app the_app;
+
+static void status(app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void status(app *a, const char *fmt, ...) {
+  if (a->quiet) return;
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("duplex: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+static void finish(app *a, int code, const char *reason) {
+  if (a->closing) return;
+  a->closing = true;
+  if (dx_client_close(a->client, (unsigned)code, reason) != 0 || dx_client_done(a->client))
+    dx_loop_stop(a->loop);
+}
+
+/* Send queued input if connected; close when input is over and nothing
+ * else is awaited. */
+static void pump(app *a) {
+  while (a->head && dx_client_ws(a->client)) {
+    line *l = a->head;
+    int rc = dx_client_send(a->client, a->binary ? DX_OP_BINARY : DX_OP_TEXT, l->data, l->len);
+    if (rc < 0 && rc != DX_EBACKPRESSURE) break;
+    a->head = l->next;
+    if (!a->head) a->tail = NULL;
+    free(l);
+  }
+  if (a->input_done && !a->head && !a->wait_close && dx_client_ws(a->client) &&
+      (a->count == 0 || a->received >= a->count))
+    finish(a, 1000, NULL);
+}
+
+static void print_binary(app *a, const unsigned char *p, size_t n) {
+  if (a->binary_as == 2) {
+    fwrite(p, 1, n, stdout);
+  } else if (a->binary_as == 1) {
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+      unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+                   (i + 2 < n ? p[i + 2] : 0);
+      putchar(b64[v >> 18 & 63]);
+      putchar(b64[v >> 12 & 63]);
+      putchar(i + 1 < n ? b64[v >> 6 & 63] : '=');
+      putchar(i + 2 < n ? b64[v & 63] : '=');
+    }
+  } else {
+    for (size_t i = 0; i < n; i++) printf("%02x", p[i]);
+  }
+  putchar('\n');
+}
+
+static void on_open(dx_ws *ws, void *user) {
+  app *a = user;
+  const char *proto = dx_ws_protocol(ws);
+  status(a, "connected to %s%s%s", a->url, proto ? " with subprotocol " : "", proto ? proto : "");
+  pump(a);
+}
+
+static void on_message(dx_ws *ws, unsigned opcode, const void *data, size_t len, void *user) {
+  (void)ws;
+  app *a = user;
+  if (opcode == DX_OP_TEXT) {
+    fwrite(data, 1, len, stdout);
+    putchar('\n');
+  } else {
+    print_binary(a, data, len);
+  }
+  fflush(stdout);
+  a->received++;
+  if (a->count && a->received >= a->count && (a->input_done || !a->head)) finish(a, 1000, NULL);
+}
+
+static void on_error(dx_ws *ws, int err, const char *msg, void *user) {
+  (void)ws;
+  (void)err;
+  app *a = user;
+  if (!a->quiet) fprintf(stderr, "duplex: error: %s\n", msg);
+}
+
+static void on_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
+                     void *user) {
+  (void)ws;
+  app *a = user;
+  status(a, "closed: code %d%s%.*s%s", code, reason_len ? " reason \"" : "", (int)reason_len,
+         reason, reason_len ? "\"" : "");
+  bool ok = clean && (code == 1000 || code == 1001 || code == 1005);
+  a->exit_status = ok ? 0 : 1;
+}
+
+static void on_reconnecting(dx_client *c, int attempt, int delay_ms, void *user) {
+  (void)c;
+  app *a = user;
+  status(a, "reconnecting in %d ms (attempt %d)", delay_ms, attempt);
+}
+
+/* ---- stdin: watched by the loop when it is a pipe, tty or socket; a
+ * regular file (or /dev/null), which epoll refuses, is read at once. ---- */
+
+static char *partial; /* an incomplete last line */
+static size_t partial_len;
+static dx_io stdin_io;
+
+static void add_line(app *a, const char *p, size_t n) {
+  if (n && p[n - 1] == '\r') n--;
+  line *l = malloc(sizeof *l + n + 1);
+  if (!l) return;
+  l->next = NULL;
+  l->len = n;
+  memcpy(l->data, p, n);
+  l->data[n] = 0;
+  if (a->tail)
+    a->tail->next = l;
+  else
+    a->head = l;
+  a->tail = l;
+}
+
+/* Split buf into lines, keeping an unfinished one for later. */
+static void take_input(app *a, const char *buf, size_t n) {
+  size_t start = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (buf[i] != '\n') continue;
+    if (partial_len) {
+      char *joined = realloc(partial, partial_len + i - start);
+      if (!joined) return;
+      memcpy(joined + partial_len, buf + start, i - start);
+      add_line(a, joined, partial_len + i - start);
+      free(joined);
+      partial = NULL;
+      partial_len = 0;
+    } else {
+      add_line(a, buf + start, i - start);
+    }
+    start = i + 1;
+  }
+  if (start < n) {
+    char *np = realloc(partial, partial_len + n - start);
+    if (!np) return;
+    memcpy(np + partial_len, buf + start, n - start);
+    partial = np;
+    partial_len += n - start;
+  }
+}
+
+static void input_eof(app *a) {
+  if (partial_len) add_line(a, partial, partial_len);
+  free(partial);
+  partial = NULL;
+  partial_len = 0;
+  a->input_done = true;
+}
+
+static void on_stdin(dx_io *io, unsigned events) {
+  (void)events;
+  app *a = &the_app;
+  char buf[65536];
+  /* Level-triggered readiness: one read() cannot block. */
+  ssize_t n = read(0, buf, sizeof buf);
+  if (n > 0) {
+    take_input(a, buf, (size_t)n);
+  } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+    dx_io_stop(io);
+    input_eof(a);
+  }
+  pump(a);
+}
+
+static void start_input(app *a) {
+  struct stat st;
+  bool pollable = fstat(0, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) &&
+                  (!S_ISCHR(st.st_mode) || isatty(0));
+  dx_io_init(a->loop, &stdin_io, 0, on_stdin);
+  if (pollable && dx_io_start(&stdin_io, DX_READABLE) == 0) return;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(0, buf, sizeof buf)) > 0) take_input(a, buf, (size_t)n);
+  input_eof(a);
+}
+
+static void on_signal(dx_loop *loop, int signo, void *arg) {
+  (void)signo;
+  app *a = arg;
+  if (a->closing) dx_loop_stop(loop);
+  a->wait_close = false;
+  a->exit_status = 0;
+  finish(a, 1000, NULL);
+}
+
+static void on_done(dx_client *c, void *user) {
+  (void)c;
+  app *a = user;
+  dx_loop_stop(a->loop);
+}
+
+int cmd_connect(int argc, char **argv) {
+  app *a = &the_app;
+  memset(a, 0, sizeof *a);
+  a->exit_status = 1;
+  dx_log_set_level(DX_LOG_WARN);
+  dx_client_opts o = {0};
+  const char *protocols[17] = {0};
+  int nprot = 0;
+  char *headers = NULL;
+  size_t hlen = 0;
+  enum {
+    OPT_ORIGIN = 1000,
+    OPT_WAIT_CLOSE,
+    OPT_BINARY,
+    OPT_BINARY_AS,
+    OPT_PING,
+    OPT_RECONNECT,
+    OPT_TIMEOUT,
+    OPT_PROXY,
+    OPT_MAX_MESSAGE,
+    OPT_LOG_LEVEL,
+  };
+  static const struct option opts[] = {
+      {"header", required_argument, 0, 'H'},
+      {"subprotocol", required_argument, 0, 's'},
+      {"count", required_argument, 0, 'n'},
+      {"quiet", no_argument, 0, 'q'},
+      {"help", no_argument, 0, 'h'},
+      {"origin", required_argument, 0, OPT_ORIGIN},
+      {"wait-close", no_argument, 0, OPT_WAIT_CLOSE},
+      {"binary", no_argument, 0, OPT_BINARY},
+      {"binary-as", required_argument, 0, OPT_BINARY_AS},
+      {"ping-interval", required_argument, 0, OPT_PING},
+      {"reconnect", no_argument, 0, OPT_RECONNECT},
+      {"timeout", required_argument, 0, OPT_TIMEOUT},
+      {"proxy", required_argument, 0, OPT_PROXY},
+      {"max-message", required_argument, 0, OPT_MAX_MESSAGE},
+      {"log-level", required_argument, 0, OPT_LOG_LEVEL},
+      {0, 0, 0, 0},
+  };
+  int opt, rc = -1;
+  long v;
+  int ms;
+  optind = 1;
+  opterr = 0;
+  while (rc < 0 && (opt = getopt_long(argc, argv, ":H:s:n:qh", opts, NULL)) != -1) {
+    switch (opt) {
+    case 'H': {
+      const char *colon = strchr(optarg, ':');
+      if (!colon || colon == optarg || strpbrk(optarg, "\r\n")) {
+        rc = cli_usage_error("connect", "bad header '%s' (expected 'Name: value')", optarg);
+        break;
+      }
+      size_t n = strlen(optarg);
+      char *nh = realloc(headers, hlen + n + 3);
+      if (!nh) return 1;
+      headers = nh;
+      memcpy(headers + hlen, optarg, n);
+      memcpy(headers + hlen + n, "\r\n", 3);
+      hlen += n + 2;
+      break;
+    }
+    case 's':
+      if (nprot >= 16)
+        rc = cli_usage_error("connect", "at most 16 subprotocols");
+      else
+        protocols[nprot++] = optarg;
+      break;
+    case 'n':
+      if (!cli_parse_int(optarg, 1, 1000000000, &v))
+        rc = cli_usage_error("connect", "bad count '%s'", optarg);
+      else
+        a->count = v;
+      break;
+    case 'q':
+      a->quiet = true;
+      break;
+    case 'h':
+      fputs(usage, stdout);
+      rc = 0;
+      break;
+    case OPT_ORIGIN:
+      o.origin = optarg;
+      break;
+    case OPT_WAIT_CLOSE:
+      a->wait_close = true;
+      break;
+    case OPT_BINARY:
+      a->binary = true;
+      break;
+    case OPT_BINARY_AS:
+      if (!strcmp(optarg, "hex"))
+        a->binary_as = 0;
+      else if (!strcmp(optarg, "base64"))
+        a->binary_as = 1;
+      else if (!strcmp(optarg, "raw"))
+        a->binary_as = 2;
+      else
+        rc = cli_usage_error("connect", "bad --binary-as '%s' (hex, base64, raw)", optarg);
+      break;
+    case OPT_PING:
+      if (!cli_parse_ms(optarg, &ms))
+        rc = cli_usage_error("connect", "bad duration '%s'", optarg);
+      else
+        o.ping_interval = o.pong_timeout = ms;
+      break;
+    case OPT_RECONNECT:
+      o.reconnect = true;
+      break;
+    case OPT_TIMEOUT:
+      if (!cli_parse_ms(optarg, &ms) || ms < 0)
+        rc = cli_usage_error("connect", "bad duration '%s'", optarg);
+      else
+        o.connect_timeout = ms;
+      break;
+    case OPT_PROXY:
+      o.proxy = optarg;
+      break;
+    case OPT_MAX_MESSAGE:
+      if (!cli_parse_size(optarg, &o.max_message) || !o.max_message)
+        rc = cli_usage_error("connect", "bad size '%s'", optarg);
+      break;
+    case OPT_LOG_LEVEL: {
+      dx_log_level lvl;
+      if (dx_log_parse_level(optarg, &lvl) != 0)
+        rc = cli_usage_error("connect", "bad log level '%s'", optarg);
+      else
+        dx_log_set_level(lvl);
+      break;
+    }
+    case ':':
+      rc = cli_usage_error("connect", "option '%s' needs a value", argv[optind - 1]);
+      break;
+    default:
+      rc = cli_usage_error("connect", "unknown option '%s'", argv[optind - 1]);
+      break;
+    }
+  }
+  if (rc < 0 && optind != argc - 1)
+    rc = cli_usage_error("connect", optind >= argc ? "a URL is required" : "only one URL, please");
+  if (rc >= 0) {
+    free(headers);
+    return rc;
+  }
+  a->url = argv[optind];
+  a->reconnect = o.reconnect;
+  if (nprot) o.protocols = protocols;
+  o.headers = headers;
+  o.on_reconnecting = on_reconnecting;
+  o.on_done = on_done;
+
+  signal(SIGPIPE, SIG_IGN);
+  a->loop = dx_loop_new(NULL);
+  if (!a->loop) return 1;
+  dx_loop_signal(a->loop, SIGINT, on_signal, a);
+  dx_loop_signal(a->loop, SIGTERM, on_signal, a);
+  const char *why = NULL;
+  a->client = dx_connect(
+      a->loop, a->url, &o,
+      &(dx_ws_handlers){
+          .on_open = on_open, .on_message = on_message, .on_error = on_error, .on_close = on_close},
+      a, &why);
+  free(headers);
+  if (!a->client) {
+    dx_loop_free(a->loop);
+    return cli_usage_error("connect", "%s: %s", a->url, why ? why : "cannot connect");
+  }
+  start_input(a);
+  pump(a);
+  dx_loop_run(a->loop);
+  fflush(stdout);
+  dx_io_stop(&stdin_io);
+  dx_client_free(a->client);
+  dx_loop_run_once(a->loop, 0);
+  dx_loop_free(a->loop);
+  for (line *l = a->head, *next; l; l = next) {
+    next = l->next;
+    free(l);
+  }
+  free(partial);
+  return a->exit_status;
+}

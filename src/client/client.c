@@ -1,0 +1,584 @@
+/* The WebSocket client: resolve, connect (optionally through an HTTP
+ * CONNECT proxy), opening handshake, then the shared connection code; and
+ * reconnect with exponential backoff and full jitter. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client/resolve.h"
+#include "common/log.h"
+#include "duplex/client.h"
+#include "io/loop_internal.h"
+#include "ws/ws_internal.h"
+
+#define DX_CLIENT_MAX_RESPONSE 16384
+#define DX_CLIENT_MAX_HEADERS 64
+
+enum { HS_PROXY = 1, HS_UPGRADE = 2 };
+
+struct dx_client {
+  dx_loop *loop;
+  dx_url url;
+  dx_url proxy;
+  bool use_proxy;
+  dx_ws_route route;
+  dx_ws_config cfg;
+  dx_client_opts opts; /* strings below are our copies */
+  char *origin, *headers;
+  char **protocols;
+  size_t nprotocols;
+  uint16_t *final_codes;
+
+  dx_ws *ws;      /* current attempt, any phase */
+  dx_timer timer; /* connect deadline, then reconnect wait */
+  dx_resolve *resolving;
+  struct addrinfo *addrs, *next_addr;
+  int fd; /* socket while TCP-connecting, else -1 */
+  dx_io conn_io;
+  int last_connect_errno;
+  uint8_t hs_step;
+  char key[DX_WS_KEY_LEN + 1];
+
+  int attempt;        /* failed attempts in a row */
+  uint64_t opened_at; /* loop ms the current connection opened, 0 if not */
+  bool waiting;       /* reconnect timer running */
+  bool user_closed;
+  bool done;
+  bool freed;
+};
+
+static void start_attempt(dx_client *c);
+
+/* The client is finished: tell the user once. */
+static void set_done(dx_client *c) {
+  if (c->done) return;
+  c->done = true;
+  if (c->opts.on_done && !c->freed) c->opts.on_done(c, c->route.user);
+}
+static void schedule_reconnect(dx_client *c);
+
+/* ---- helpers ---- */
+
+static void drop_addrs(dx_client *c) {
+  if (c->addrs) freeaddrinfo(c->addrs);
+  c->addrs = c->next_addr = NULL;
+}
+
+static void stop_connecting(dx_client *c) {
+  if (c->resolving) {
+    dx_resolve_cancel(c->resolving);
+    c->resolving = NULL;
+  }
+  if (c->fd >= 0) {
+    dx_io_stop(&c->conn_io);
+    close(c->fd);
+    c->fd = -1;
+  }
+  drop_addrs(c);
+}
+
+static void release_ws_memory(dx_client *c, dx_ws *ws) {
+  free(ws->strs);
+  ws->strs = NULL;
+  dx_loop_free_later(c->loop, ws, free);
+}
+
+/* The attempt is over (its on_close was delivered and the stream, if any,
+ * is gone): decide whether to try again. */
+static void attempt_over(dx_client *c, dx_ws *ws) {
+  int code = ws->close_code;
+  if (c->ws == ws) c->ws = NULL;
+  release_ws_memory(c, ws);
+  if (c->freed) return;
+  uint64_t now = dx_loop_now(c->loop);
+  if (c->opened_at && now - c->opened_at >= (uint64_t)c->opts.reconnect_reset) c->attempt = 0;
+  c->opened_at = 0;
+  bool final = false;
+  for (const uint16_t *f = c->final_codes; f && *f; f++)
+    if (*f == code) final = true;
+  if (c->user_closed || !c->opts.reconnect || final) {
+    if (final && c->opts.reconnect && !c->user_closed)
+      dx_log_info("%s: closed with %d, a final code: not reconnecting", c->url.host, code);
+    set_done(c);
+    return;
+  }
+  schedule_reconnect(c);
+}
+
+/* Fail the attempt in progress with err/msg. */
+static void attempt_fail(dx_client *c, int err, const char *msg) {
+  dx_ws *ws = c->ws;
+  stop_connecting(c);
+  dx_timer_stop(&c->timer);
+  if (!ws) return;
+  dx_log_debug("%s:%u: %s", c->url.host, c->url.port, msg);
+  dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, err, msg);
+  if (c->freed) return;
+  if (dx_stream_fd(&ws->stream) > 0 && ws->stream.tp) {
+    dx_stream_abort(&ws->stream); /* on_released finishes the attempt */
+  } else {
+    attempt_over(c, ws);
+  }
+}
+
+/* ---- handshake ---- */
+
+static int write_upgrade_request(dx_client *c, dx_ws *ws) {
+  uint8_t nonce[16];
+  if (RAND_bytes(nonce, sizeof nonce) != 1) return DX_ESYS;
+  dx_ws_make_key(nonce, c->key);
+  char host[300];
+  bool default_port = c->url.port == (c->url.tls ? 443 : 80);
+  snprintf(host, sizeof host, "%s%s%s", c->url.ipv6 ? "[" : "", c->url.host,
+           c->url.ipv6 ? "]" : "");
+  if (!default_port) snprintf(host + strlen(host), sizeof host - strlen(host), ":%u", c->url.port);
+  dx_client_request r = {
+      .host = host,
+      .path = c->url.target,
+      .key = c->key,
+      .protocols = (const char *const *)c->protocols,
+      .num_protocols = c->nprotocols,
+      .origin = c->origin,
+      .extra_headers = c->headers,
+  };
+  size_t cap = 1024 + strlen(c->url.target) + (c->headers ? strlen(c->headers) : 0);
+  for (size_t i = 0; i < c->nprotocols; i++) cap += strlen(c->protocols[i]) + 2;
+  uint8_t *buf = dx_stream_reserve(&ws->stream, cap);
+  if (!buf) return DX_ENOMEM;
+  int n = dx_ws_build_request((char *)buf, cap, &r);
+  dx_stream_commit(&ws->stream, n > 0 ? (size_t)n : 0);
+  return n > 0 ? 0 : n;
+}
+
+static void write_connect_request(dx_client *c, dx_ws *ws) {
+  char req[600];
+  const char *l = c->url.ipv6 ? "[" : "", *r = c->url.ipv6 ? "]" : "";
+  int n = snprintf(req, sizeof req, "CONNECT %s%s%s:%u HTTP/1.1\r\nHost: %s%s%s:%u\r\n\r\n", l,
+                   c->url.host, r, c->url.port, l, c->url.host, r, c->url.port);
+  dx_stream_write(&ws->stream, req, (size_t)n);
+}
+
+static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
+  dx_client *c = ws->owner;
+  uint8_t *buf = data;
+  size_t have = len;
+  if (ws->hs) {
+    size_t room = DX_CLIENT_MAX_RESPONSE - ws->hs_len;
+    if (len > room) len = room;
+    memcpy(ws->hs + ws->hs_len, data, len);
+    ws->hs_len += (uint32_t)len;
+    buf = ws->hs;
+    have = ws->hs_len;
+  }
+  dx_http_header headers[DX_CLIENT_MAX_HEADERS];
+  dx_http_response resp = {.headers = headers, .num_headers = DX_CLIENT_MAX_HEADERS};
+  dx_http_limits lim = {.max_size = DX_CLIENT_MAX_RESPONSE, .max_headers = DX_CLIENT_MAX_HEADERS};
+  int rc = dx_http_parse_response((const char *)buf, have, &resp, &lim);
+  if (rc == DX_EAGAIN) {
+    if (!ws->hs) {
+      if (!(ws->hs = malloc(DX_CLIENT_MAX_RESPONSE))) {
+        attempt_fail(c, DX_ENOMEM, "out of memory");
+        return;
+      }
+      memcpy(ws->hs, data, len);
+      ws->hs_len = (uint32_t)len;
+    }
+    return;
+  }
+  char msg[200];
+  if (rc < 0) {
+    snprintf(msg, sizeof msg, "bad handshake response from the %s: %s",
+             c->hs_step == HS_PROXY ? "proxy" : "server", dx_strerror(rc));
+    attempt_fail(c, rc, msg);
+    return;
+  }
+  uint8_t *rest = buf + rc;
+  size_t rest_len = have - (size_t)rc;
+
+  if (c->hs_step == HS_PROXY) {
+    if (resp.status != 200) {
+      snprintf(msg, sizeof msg, "the proxy refused CONNECT to %s:%u with HTTP status %d",
+               c->url.host, c->url.port, resp.status);
+      attempt_fail(c, DX_EPROXY, msg);
+      return;
+    }
+    c->hs_step = HS_UPGRADE;
+    dx__ws_drop_handshake(ws);
+    int wr = write_upgrade_request(c, ws);
+    if (wr) {
+      attempt_fail(c, wr, "could not write the upgrade request");
+      return;
+    }
+    if (rest_len) on_handshake_read(ws, rest, rest_len);
+    return;
+  }
+
+  const char *offered_ext[] = {NULL};
+  dx_upgrade_response up;
+  rc = dx_upgrade_verify(&resp, c->key, (const char *const *)c->protocols, c->nprotocols,
+                         offered_ext, &up);
+  if (rc) {
+    if (rc == DX_EHTTP_STATUS)
+      snprintf(msg, sizeof msg, "handshake rejected with HTTP status %d", resp.status);
+    else
+      snprintf(msg, sizeof msg, "bad handshake response: %s", dx_strerror(rc));
+    attempt_fail(c, rc, msg);
+    return;
+  }
+  /* Keep "path\0query\0protocol\0" like the server side does. */
+  const char *target = c->url.target, *q = strchr(target, '?');
+  size_t plen = q ? (size_t)(q - target) : strlen(target);
+  const char *query = q ? q + 1 : "";
+  const char *proto = up.protocol_index >= 0 ? c->protocols[up.protocol_index] : NULL;
+  size_t ql = strlen(query), pl = proto ? strlen(proto) : 0;
+  char *s = malloc(plen + ql + pl + 3);
+  if (!s) {
+    attempt_fail(c, DX_ENOMEM, "out of memory");
+    return;
+  }
+  memcpy(s, target, plen);
+  s[plen] = 0;
+  memcpy(s + plen + 1, query, ql + 1);
+  char *ps = s + plen + 1 + ql + 1;
+  if (proto) memcpy(ps, proto, pl);
+  ps[pl] = 0;
+  ws->strs = s;
+  ws->protocol = proto ? ps : NULL;
+  /* Response headers are readable with dx_ws_header during on_open. */
+  for (size_t i = 0; i < resp.num_headers; i++) {
+    ((char *)headers[i].name.ptr)[headers[i].name.len] = 0;
+    ((char *)headers[i].value.ptr)[headers[i].value.len] = 0;
+  }
+  ws->req_headers = headers;
+  ws->req_num_headers = resp.num_headers;
+  c->opened_at = dx_loop_now(c->loop);
+  dx_log_debug("%s:%u: connected%s%s", c->url.host, c->url.port, proto ? ", protocol " : "",
+               proto ? proto : "");
+  dx__ws_open(ws, DX_ROLE_CLIENT, &c->route, rest, rest_len);
+  dx__ws_drop_handshake(ws);
+}
+
+static void on_released(dx_ws *ws) { attempt_over(ws->owner, ws); }
+
+static const dx_ws_owner_ops client_ops = {on_handshake_read, on_released};
+
+dx_client *dx_ws_client(const dx_ws *ws) {
+  return ws->ops == &client_ops ? (dx_client *)ws->owner : NULL;
+}
+
+/* ---- TCP connect ---- */
+
+static void try_next_address(dx_client *c);
+
+static void connected(dx_client *c) {
+  int fd = c->fd;
+  dx_io_stop(&c->conn_io);
+  c->fd = -1;
+  drop_addrs(c);
+  dx_timer_stop(&c->timer);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  dx_ws *ws = c->ws;
+  if (dx__ws_init(ws, c->loop, fd, &client_ops, c, &c->cfg) != 0) {
+    close(fd);
+    attempt_fail(c, DX_ESYS, "could not set up the connection");
+    return;
+  }
+  if (c->use_proxy) {
+    c->hs_step = HS_PROXY;
+    write_connect_request(c, ws);
+  } else {
+    c->hs_step = HS_UPGRADE;
+    int rc = write_upgrade_request(c, ws);
+    if (rc) attempt_fail(c, rc, "could not write the upgrade request");
+  }
+}
+
+static void on_connect_io(dx_io *io, unsigned events) {
+  (void)events;
+  dx_client *c = dx_container_of(io, dx_client, conn_io);
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err == 0) {
+    connected(c);
+    return;
+  }
+  c->last_connect_errno = err;
+  dx_io_stop(&c->conn_io);
+  close(c->fd);
+  c->fd = -1;
+  try_next_address(c);
+}
+
+static void try_next_address(dx_client *c) {
+  while (c->next_addr) {
+    struct addrinfo *ai = c->next_addr;
+    c->next_addr = ai->ai_next;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      c->last_connect_errno = errno;
+      continue;
+    }
+    c->fd = fd;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+      connected(c);
+      return;
+    }
+    if (errno == EINPROGRESS) {
+      dx_io_init(c->loop, &c->conn_io, fd, on_connect_io);
+      if (dx_io_start(&c->conn_io, DX_WRITABLE) == 0) return;
+    }
+    c->last_connect_errno = errno;
+    close(fd);
+    c->fd = -1;
+  }
+  const dx_url *target = c->use_proxy ? &c->proxy : &c->url;
+  char msg[400];
+  int e = c->last_connect_errno;
+  snprintf(msg, sizeof msg, "%s %s:%u: %s",
+           c->use_proxy ? "cannot reach the proxy at" : "cannot connect to", target->host,
+           target->port, e == ECONNREFUSED ? "connection refused" : strerror(e));
+  attempt_fail(c, e == ECONNREFUSED ? DX_ECONNREFUSED : DX_ECONNECT, msg);
+}
+
+static void on_resolved(void *user, struct addrinfo *res, int gai_err) {
+  dx_client *c = user;
+  c->resolving = NULL;
+  if (!res) {
+    const dx_url *target = c->use_proxy ? &c->proxy : &c->url;
+    char msg[400];
+    snprintf(msg, sizeof msg, "DNS lookup failed for %s: %s", target->host,
+             gai_err == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai_err));
+    attempt_fail(c, DX_ERESOLVE, msg);
+    return;
+  }
+  c->addrs = c->next_addr = res;
+  c->last_connect_errno = ECONNREFUSED;
+  try_next_address(c);
+}
+
+/* ---- attempts and reconnect ---- */
+
+static void on_timer(dx_timer *t) {
+  dx_client *c = dx_container_of(t, dx_client, timer);
+  if (c->waiting) {
+    c->waiting = false;
+    start_attempt(c);
+    return;
+  }
+  char msg[300];
+  snprintf(msg, sizeof msg, "timed out connecting to %s:%u after %d ms", c->url.host, c->url.port,
+           c->opts.connect_timeout);
+  attempt_fail(c, DX_ETIMEDOUT, msg);
+}
+
+static void start_attempt(dx_client *c) {
+  dx_ws *ws = calloc(1, dx__ws_alloc_size(c->route.h.data_size));
+  if (!ws) {
+    dx_log_error("%s: out of memory", c->url.host);
+    schedule_reconnect(c);
+    return;
+  }
+  ws->ops = &client_ops;
+  ws->owner = c;
+  ws->cfg = &c->cfg;
+  ws->route = &c->route;
+  ws->phase = DX_WS_HANDSHAKE;
+  c->ws = ws;
+  c->hs_step = 0;
+  dx_timer_start(&c->timer, (uint64_t)c->opts.connect_timeout, 0);
+  const dx_url *target = c->use_proxy ? &c->proxy : &c->url;
+  c->resolving = dx_resolve_start(c->loop, target->host, target->port, on_resolved, c);
+}
+
+static void schedule_reconnect(dx_client *c) {
+  c->attempt++;
+  if (c->opts.reconnect_attempts > 0 && c->attempt > c->opts.reconnect_attempts) {
+    dx_log_info("%s: giving up after %d attempts", c->url.host, c->attempt - 1);
+    set_done(c);
+    return;
+  }
+  double cap = c->opts.reconnect_initial;
+  for (int i = 1; i < c->attempt && cap < c->opts.reconnect_max; i++)
+    cap *= c->opts.reconnect_factor;
+  if (cap > c->opts.reconnect_max) cap = c->opts.reconnect_max;
+  uint32_t r = 0;
+  RAND_bytes((unsigned char *)&r, sizeof r);
+  int delay = (int)((double)r / 4294967296.0 * (cap + 1)); /* uniform in [0, cap] */
+  if (c->opts.on_reconnecting) c->opts.on_reconnecting(c, c->attempt, delay, c->route.user);
+  if (c->freed || c->user_closed) {
+    set_done(c);
+    return;
+  }
+  c->waiting = true;
+  dx_timer_start(&c->timer, (uint64_t)delay, 0);
+}
+
+/* ---- public API ---- */
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static void free_client(void *p) {
+  dx_client *c = p;
+  for (size_t i = 0; i < c->nprotocols; i++) free(c->protocols[i]);
+  free(c->protocols);
+  free(c->origin);
+  free(c->headers);
+  free(c->final_codes);
+  free(c);
+}
+
+dx_client *dx_connect(dx_loop *loop, const char *url, const dx_client_opts *opts,
+                      const dx_ws_handlers *handlers, void *user, const char **why) {
+  if (dx__loop_assert_thread(loop)) return NULL;
+  const char *reason = NULL;
+  dx_client *c = calloc(1, sizeof *c);
+  if (!c) {
+    if (why) *why = "out of memory";
+    return NULL;
+  }
+  c->loop = loop;
+  c->fd = -1;
+  if (dx_url_parse(url, &c->url, &reason)) goto fail;
+  if (c->url.tls) {
+    reason = "wss:// is not supported yet by this build";
+    goto fail;
+  }
+  if (opts) c->opts = *opts;
+  dx_client_opts *o = &c->opts;
+  if (o->proxy) {
+    char purl[512];
+    const char *p = o->proxy;
+    if (strncmp(p, "http://", 7) == 0) p += 7;
+    snprintf(purl, sizeof purl, "ws://%s", p);
+    size_t n = strlen(purl);
+    if (n && purl[n - 1] == '/') purl[n - 1] = 0;
+    if (dx_url_parse(purl, &c->proxy, &reason)) {
+      reason = "bad proxy address (expected http://host:port)";
+      goto fail;
+    }
+    if (!strchr(p, ':') || c->proxy.target[1]) {
+      reason = "bad proxy address (expected http://host:port)";
+      goto fail;
+    }
+    c->use_proxy = true;
+  }
+  /* Copy what the caller may free after this call. */
+  while (o->protocols && o->protocols[c->nprotocols]) c->nprotocols++;
+  if (c->nprotocols) {
+    c->protocols = calloc(c->nprotocols + 1, sizeof *c->protocols);
+    if (!c->protocols) goto oom;
+    for (size_t i = 0; i < c->nprotocols; i++)
+      if (!(c->protocols[i] = strdup(o->protocols[i]))) goto oom;
+  }
+  if ((o->origin && !(c->origin = dup_or_null(o->origin))) ||
+      (o->headers && !(c->headers = dup_or_null(o->headers))))
+    goto oom;
+  if (c->headers) {
+    size_t n = strlen(c->headers);
+    if (n < 2 || strcmp(c->headers + n - 2, "\r\n") != 0) {
+      reason = "extra headers must be whole lines ending in \\r\\n";
+      goto fail;
+    }
+  }
+  size_t nf = 0;
+  static const uint16_t default_final[] = {DX_CLOSE_POLICY, 0};
+  const uint16_t *finals = o->final_codes ? o->final_codes : default_final;
+  while (finals[nf]) nf++;
+  if (!(c->final_codes = calloc(nf + 1, sizeof *c->final_codes))) goto oom;
+  memcpy(c->final_codes, finals, nf * sizeof *finals);
+  o->protocols = NULL;
+  o->origin = o->headers = o->proxy = NULL;
+  o->final_codes = NULL;
+
+  if (!o->connect_timeout) o->connect_timeout = 10000;
+  if (!o->reconnect_initial) o->reconnect_initial = 500;
+  if (!o->reconnect_max) o->reconnect_max = 30000;
+  if (o->reconnect_factor < 1.0) o->reconnect_factor = 2.0;
+  if (!o->reconnect_reset) o->reconnect_reset = 10000;
+  dx_server_opts so = {
+      .max_message = o->max_message,
+      .max_buffered = o->max_buffered,
+      .low_water = o->low_water,
+      .handshake_timeout = o->connect_timeout,
+      .ping_interval = o->ping_interval ? o->ping_interval : -1,
+      .pong_timeout = o->pong_timeout ? o->pong_timeout : 10000,
+      .close_timeout = o->close_timeout,
+  };
+  dx__ws_config_from(&c->cfg, &so);
+  c->route.h = *handlers;
+  c->route.user = user;
+  dx_timer_init(loop, &c->timer, on_timer);
+  start_attempt(c);
+  return c;
+oom:
+  reason = "out of memory";
+fail:
+  if (why) *why = reason;
+  free_client(c);
+  return NULL;
+}
+
+dx_ws *dx_client_ws(const dx_client *c) {
+  return c->ws && c->ws->phase == DX_WS_OPEN ? c->ws : NULL;
+}
+
+int dx_client_send(dx_client *c, unsigned opcode, const void *data, size_t len) {
+  dx_ws *ws = dx_client_ws(c);
+  return ws ? dx_ws_send(ws, opcode, data, len) : DX_ECLOSED;
+}
+
+int dx_client_close(dx_client *c, unsigned code, const char *reason) {
+  DX__CHECK_THREAD(c->loop);
+  if (c->user_closed) return DX_ECLOSED;
+  c->user_closed = true;
+  if (c->waiting) {
+    c->waiting = false;
+    dx_timer_stop(&c->timer);
+    set_done(c);
+    return 0;
+  }
+  dx_ws *ws = c->ws;
+  if (!ws) {
+    set_done(c);
+    return 0;
+  }
+  if (ws->phase == DX_WS_OPEN) return dx_ws_close(ws, code, reason);
+  if (ws->phase == DX_WS_HANDSHAKE) attempt_fail(c, 0, "closed by the application");
+  return 0;
+}
+
+bool dx_client_done(const dx_client *c) { return c->done; }
+
+static void on_orphan_released(dx_ws *ws) {
+  free(ws->strs);
+  dx_loop_free_later(dx_stream_loop(&ws->stream), ws, free);
+}
+static const dx_ws_owner_ops orphan_ops = {NULL, on_orphan_released};
+
+void dx_client_free(dx_client *c) {
+  if (!c) return;
+  DX__CHECK_THREAD_VOID(c->loop);
+  c->freed = true;
+  stop_connecting(c);
+  dx_timer_stop(&c->timer);
+  dx_ws *ws = c->ws;
+  c->ws = NULL;
+  if (ws) {
+    ws->closed_notified = true; /* no handler calls from here on */
+    if (ws->stream.tp && !ws->stream_done) {
+      ws->ops = &orphan_ops;
+      dx_stream_abort(&ws->stream);
+    } else {
+      release_ws_memory(c, ws);
+    }
+  }
+  dx_loop_free_later(c->loop, c, free_client);
+}
