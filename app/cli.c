@@ -1,6 +1,8 @@
 /* Argument helpers shared by the subcommands. */
 #include "cli.h"
 
+#include "duplex/deflate.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -81,4 +83,38 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
   fprintf(stderr, "\nTry 'duplex %s --help' for the options.\n", cmd);
   va_end(ap);
   return 2;
+}
+
+int cli_parse_deflate(const char *cmd, int which, const char *arg, dx_deflate_opts *d) {
+  long v;
+  d->enable = true; /* any deflate flag turns it on */
+  switch (which) {
+  case 0:
+    return -1;
+  case 1:
+    if (!strcmp(arg, "shared"))
+      d->mode = DX_DEFLATE_SHARED;
+    else if (!strcmp(arg, "takeover"))
+      d->mode = DX_DEFLATE_TAKEOVER;
+    else
+      return cli_usage_error(cmd, "bad --deflate-mode '%s' (shared or takeover)", arg);
+    return -1;
+  case 2:
+    if (!cli_parse_int(arg, 9, 15, &v))
+      return cli_usage_error(cmd, "--deflate-window-bits takes 9-15");
+    d->window_bits = (int)v;
+    return -1;
+  case 3:
+    if (!cli_parse_int(arg, 1, 9, &v)) return cli_usage_error(cmd, "--deflate-mem-level takes 1-9");
+    d->mem_level = (int)v;
+    return -1;
+  case 4:
+    if (!cli_parse_int(arg, 1, 9, &v)) return cli_usage_error(cmd, "--deflate-level takes 1-9");
+    d->level = (int)v;
+    return -1;
+  default:
+    if (!cli_parse_size(arg, &d->threshold) || !d->threshold)
+      return cli_usage_error(cmd, "bad size '%s' for --deflate-threshold", arg);
+    return -1;
+  }
 }

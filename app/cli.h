@@ -18,6 +18,23 @@ bool cli_parse_int(const char *s, long min, long max, long *out);
  * "0" gives -1 (disabled). */
 bool cli_parse_ms(const char *s, int *out);
 
+/* permessage-deflate flags shared by servers and `connect`; `which` is the
+ * flag's index in DEFLATE_FLAGS order: --deflate, --deflate-mode,
+ * --deflate-window-bits, --deflate-mem-level, --deflate-level,
+ * --deflate-threshold. Returns -1 to go on, or 2 after a usage error. */
+struct dx_deflate_opts;
+int cli_parse_deflate(const char *cmd, int which, const char *arg, struct dx_deflate_opts *d);
+
+#define DEFLATE_OPTIONS_HELP                                                                       \
+  "      --deflate              negotiate permessage-deflate compression (RFC 7692)\n"             \
+  "      --deflate-mode MODE    shared (default: no context takeover, one compressor\n"            \
+  "                             per thread, no zlib memory per connection) or\n"                   \
+  "                             takeover (per-connection windows, best ratio)\n"                   \
+  "      --deflate-window-bits N  9-15, window of our compressor in takeover mode\n"               \
+  "      --deflate-mem-level N  1-9, zlib memLevel in takeover mode (default 8)\n"                 \
+  "      --deflate-level N      1-9, zlib compression level (default 6)\n"                         \
+  "      --deflate-threshold SIZE  send smaller messages uncompressed (default 64)\n"
+
 /* Print "duplex CMD: MSG" and a hint to stderr; returns 2 (usage error). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -40,6 +40,8 @@ static const char usage[] =
     "      --timeout T             connect + handshake timeout (default 10s)\n"
     "      --proxy URL             go through an HTTP CONNECT proxy (http://host:port)\n"
     "      --max-message SIZE      largest message accepted (default 16M)\n"
+    "      --deflate               offer permessage-deflate compression\n"
+    "      --deflate-mode MODE     shared (default) or takeover (see duplex echo --help)\n"
     "  -q, --quiet                 no status lines on stderr\n"
     "      --log-level LEVEL       error, warn (default), info or debug\n"
     "  -h, --help                  show this help\n"
@@ -294,6 +296,8 @@ int cmd_connect(int argc, char **argv) {
     OPT_PROXY,
     OPT_MAX_MESSAGE,
     OPT_LOG_LEVEL,
+    OPT_DEFLATE,
+    OPT_DEFLATE_MODE,
   };
   static const struct option opts[] = {
       {"header", required_argument, 0, 'H'},
@@ -311,6 +315,8 @@ int cmd_connect(int argc, char **argv) {
       {"proxy", required_argument, 0, OPT_PROXY},
       {"max-message", required_argument, 0, OPT_MAX_MESSAGE},
       {"log-level", required_argument, 0, OPT_LOG_LEVEL},
+      {"deflate", no_argument, 0, OPT_DEFLATE},
+      {"deflate-mode", required_argument, 0, OPT_DEFLATE_MODE},
       {0, 0, 0, 0},
   };
   int opt, rc = -1;
@@ -403,6 +409,10 @@ int cmd_connect(int argc, char **argv) {
         dx_log_set_level(lvl);
       break;
     }
+    case OPT_DEFLATE:
+    case OPT_DEFLATE_MODE:
+      rc = cli_parse_deflate("connect", opt - OPT_DEFLATE, optarg, &o.deflate);
+      break;
     case ':':
       rc = cli_usage_error("connect", "option '%s' needs a value", argv[optind - 1]);
       break;

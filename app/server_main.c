@@ -33,6 +33,12 @@ enum {
   OPT_STATIC,
   OPT_ORIGIN,
   OPT_LOG_LEVEL,
+  OPT_DEFLATE,
+  OPT_DEFLATE_MODE,
+  OPT_DEFLATE_WINDOW,
+  OPT_DEFLATE_MEMLEVEL,
+  OPT_DEFLATE_LEVEL,
+  OPT_DEFLATE_THRESHOLD,
 };
 
 static const struct option common_opts[] = {
@@ -50,6 +56,12 @@ static const struct option common_opts[] = {
     {"static", required_argument, 0, OPT_STATIC},
     {"origin", required_argument, 0, OPT_ORIGIN},
     {"log-level", required_argument, 0, OPT_LOG_LEVEL},
+    {"deflate", no_argument, 0, OPT_DEFLATE},
+    {"deflate-mode", required_argument, 0, OPT_DEFLATE_MODE},
+    {"deflate-window-bits", required_argument, 0, OPT_DEFLATE_WINDOW},
+    {"deflate-mem-level", required_argument, 0, OPT_DEFLATE_MEMLEVEL},
+    {"deflate-level", required_argument, 0, OPT_DEFLATE_LEVEL},
+    {"deflate-threshold", required_argument, 0, OPT_DEFLATE_THRESHOLD},
 };
 
 int server_main_parse(server_main_cfg *cfg, int argc, char **argv, const char *usage,
@@ -135,6 +147,14 @@ int server_main_parse(server_main_cfg *cfg, int argc, char **argv, const char *u
         dx_log_set_level(lvl);
       break;
     }
+    case OPT_DEFLATE:
+    case OPT_DEFLATE_MODE:
+    case OPT_DEFLATE_WINDOW:
+    case OPT_DEFLATE_MEMLEVEL:
+    case OPT_DEFLATE_LEVEL:
+    case OPT_DEFLATE_THRESHOLD:
+      rc = cli_parse_deflate(cmd, opt - OPT_DEFLATE, optarg, &o->deflate);
+      break;
     case ':':
       rc = cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
       break;

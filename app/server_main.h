@@ -3,6 +3,7 @@
 #ifndef DX_APP_SERVER_MAIN_H
 #define DX_APP_SERVER_MAIN_H
 
+#include "cli.h"
 #include "duplex/server.h"
 
 #define SERVER_OPTIONS_HELP                                                                        \
@@ -20,7 +21,7 @@
   "      --pong-timeout T       close clients that do not answer a ping (30s)\n"                   \
   "      --idle-timeout T       close after no message either way (default off)\n"                 \
   "      --static DIR           also serve files from DIR over plain HTTP\n"                       \
-  "      --origin ORIGIN        allow only this Origin (repeatable)\n"                             \
+  "      --origin ORIGIN        allow only this Origin (repeatable)\n" DEFLATE_OPTIONS_HELP        \
   "      --log-level LEVEL      error, warn, info (default) or debug\n"                            \
   "  -h, --help                 show this help\n"                                                  \
   "\n"                                                                                             \

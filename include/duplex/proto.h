@@ -44,7 +44,7 @@ typedef struct dx_event {
   uint8_t opcode;     /* DX_OP_TEXT or DX_OP_BINARY for messages/fragments */
   bool first;         /* fragments: first piece of the message */
   bool fin;           /* fragments: last piece of the message */
-  bool compressed;    /* message had RSV1 set (permessage-deflate) */
+  bool compressed;    /* RSV1 message delivered still compressed (no codec set) */
   uint16_t close_code; /* DX_EV_CLOSE: code, or 1005 when none was sent */
   const uint8_t *data; /* payload (close: the reason); valid only during the callback */
   size_t len;
@@ -147,6 +147,13 @@ bool dx_proto_close_sent(const dx_proto *p);
 
 /* Change the RSV bits the peer may use (after negotiating an extension). */
 void dx_proto_set_allowed_rsv(dx_proto *p, unsigned rsv);
+
+/* Use permessage-deflate (duplex/deflate.h) negotiated for this connection:
+ * RSV1 messages are inflated (bounded by max_message, UTF-8 checked on the
+ * inflated text), and dx_proto_send compresses messages the codec deems
+ * worth it. `pmd` is not owned and must outlive its use; NULL turns it off. */
+struct dx_pmd;
+void dx_proto_set_deflate(dx_proto *p, struct dx_pmd *pmd);
 
 /* Bytes currently held for reassembly (for memory accounting). */
 size_t dx_proto_buffered(const dx_proto *p);

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "duplex/deflate.h"
 #include "duplex/ws.h"
 
 #ifdef __cplusplus
@@ -66,6 +67,7 @@ typedef struct dx_server_opts {
   const char *const *origins; /* NULL-terminated allowlist of Origin values
                                   ("https://example.com"); NULL allows all */
   const char *static_dir;     /* serve files from here; NULL = none */
+  dx_deflate_opts deflate;    /* permessage-deflate (RFC 7692); off unless .enable */
   bool no_healthz;            /* disable GET /healthz */
 } dx_server_opts;
 

@@ -34,6 +34,8 @@ struct dx_client {
   char **protocols;
   size_t nprotocols;
   uint16_t *final_codes;
+  char ext_offer[200]; /* Sec-WebSocket-Extensions we send, or "" */
+  dx_pmd_shared *pmd_shared;
 
   dx_ws *ws;      /* current attempt, any phase */
   dx_timer timer; /* connect deadline, then reconnect wait */
@@ -146,6 +148,7 @@ static int write_upgrade_request(dx_client *c, dx_ws *ws) {
       .num_protocols = c->nprotocols,
       .origin = c->origin,
       .extra_headers = c->headers,
+      .extensions = c->ext_offer[0] ? c->ext_offer : NULL,
   };
   size_t cap = 1024 + strlen(c->url.target) + (c->headers ? strlen(c->headers) : 0);
   for (size_t i = 0; i < c->nprotocols; i++) cap += strlen(c->protocols[i]) + 2;
@@ -219,7 +222,7 @@ static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
     return;
   }
 
-  const char *offered_ext[] = {NULL};
+  const char *offered_ext[] = {c->ext_offer[0] ? "permessage-deflate" : NULL, NULL};
   dx_upgrade_response up;
   rc = dx_upgrade_verify(&resp, c->key, (const char *const *)c->protocols, c->nprotocols,
                          offered_ext, &up);
@@ -230,6 +233,20 @@ static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
       snprintf(msg, sizeof msg, "bad handshake response: %s", dx_strerror(rc));
     attempt_fail(c, rc, msg);
     return;
+  }
+  if (up.num_extensions) {
+    dx_pmd_params pp;
+    if (up.num_extensions > 1 || dx_pmd_client_accept(&up.extensions[0], &c->opts.deflate, &pp)) {
+      attempt_fail(c, DX_EWS_EXTENSIONS,
+                   "bad handshake response: the server's permessage-deflate parameters "
+                   "were not offered or are invalid");
+      return;
+    }
+    if ((!c->pmd_shared && !(c->pmd_shared = dx_pmd_shared_new())) ||
+        !(ws->pmd = dx_pmd_new(&pp, &c->opts.deflate, c->pmd_shared))) {
+      attempt_fail(c, DX_ENOMEM, "out of memory");
+      return;
+    }
   }
   /* Keep "path\0query\0protocol\0" like the server side does. */
   const char *target = c->url.target, *q = strchr(target, '?');
@@ -432,6 +449,7 @@ static void free_client(void *p) {
   free(c->origin);
   free(c->headers);
   free(c->final_codes);
+  dx_pmd_shared_free(c->pmd_shared);
   free(c);
 }
 
@@ -513,6 +531,8 @@ dx_client *dx_connect(dx_loop *loop, const char *url, const dx_client_opts *opts
       .close_timeout = o->close_timeout,
   };
   dx__ws_config_from(&c->cfg, &so);
+  if (o->deflate.enable && dx_pmd_client_offer(&o->deflate, c->ext_offer, sizeof c->ext_offer) < 0)
+    c->ext_offer[0] = 0;
   c->route.h = *handlers;
   c->route.user = user;
   dx_timer_init(loop, &c->timer, on_timer);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "duplex/deflate.h"
 #include "duplex/error.h"
 #include "duplex/utf8.h"
 
@@ -46,6 +47,11 @@ struct dx_proto {
   uint8_t *msg_buf;   /* reassembly (only when a message spans feeds/frames) */
   size_t msg_len, msg_cap;
 
+  uint64_t wire_total; /* payload bytes of this message on the wire */
+  dx_pmd *pmd;         /* permessage-deflate, when negotiated (not owned) */
+  uint8_t *zbuf;       /* a compressed message gathered for the shared inflater */
+  size_t zlen, zcap;
+
   uint8_t *ctl; /* a control frame split across feeds (rare) */
   uint8_t ctl_len;
 
@@ -75,7 +81,11 @@ static void msg_reset(dx_proto *p) {
   p->msg_compressed = false;
   p->msg_started = false;
   p->msg_total = 0;
+  p->wire_total = 0;
   p->msg_len = 0;
+  free(p->zbuf);
+  p->zbuf = NULL;
+  p->zlen = p->zcap = 0;
   /* Release reassembly memory after each message: idle connections should
    * cost a few hundred bytes, not the size of their largest message. */
   free(p->msg_buf);
@@ -95,7 +105,17 @@ int dx_proto_error(const dx_proto *p) { return p->error; }
 bool dx_proto_close_received(const dx_proto *p) { return p->close_received; }
 bool dx_proto_close_sent(const dx_proto *p) { return p->close_sent; }
 void dx_proto_set_allowed_rsv(dx_proto *p, unsigned rsv) { p->allowed_rsv = (uint8_t)(rsv & 7); }
-size_t dx_proto_buffered(const dx_proto *p) { return p->msg_cap + (p->ctl ? DX_CONTROL_MAX : 0); }
+
+void dx_proto_set_deflate(dx_proto *p, dx_pmd *pmd) {
+  p->pmd = pmd;
+  if (pmd)
+    p->allowed_rsv |= DX_RSV1;
+  else
+    p->allowed_rsv &= (uint8_t)~DX_RSV1;
+}
+size_t dx_proto_buffered(const dx_proto *p) {
+  return p->msg_cap + p->zcap + (p->ctl ? DX_CONTROL_MAX : 0);
+}
 
 /* ---- sending ---- */
 
@@ -165,6 +185,14 @@ int dx_proto_send_frame(dx_proto *p, unsigned opcode, const void *data, size_t l
 }
 
 int dx_proto_send(dx_proto *p, unsigned opcode, const void *data, size_t len) {
+  if (p->pmd && (opcode == DX_OP_TEXT || opcode == DX_OP_BINARY) && !p->tx_fragmented &&
+      !p->close_sent && dx_pmd_worth_it(p->pmd, len)) {
+    const uint8_t *z;
+    size_t zlen;
+    int rc = dx_pmd_deflate(p->pmd, data, len, &z, &zlen);
+    if (rc) return rc;
+    return dx_proto_send_frame(p, opcode, z, zlen, DX_SEND_RSV1);
+  }
   return dx_proto_send_frame(p, opcode, data, len, 0);
 }
 
@@ -204,10 +232,16 @@ static int check_header(dx_proto *p, const dx_frame_header *h) {
     return DX_EFRAME_INTERLEAVED;
   }
   if (h->payload_len > p->max_frame) return DX_EFRAME_TOO_BIG;
-  if (h->payload_len > p->max_message - p->msg_total) return DX_EMESSAGE_TOO_BIG;
+  bool compressed = h->opcode == DX_OP_CONT ? p->msg_compressed : (h->rsv & DX_RSV1) != 0;
+  /* Compressed bytes are bounded too (a little above the limit: deflate
+   * may expand incompressible data); the inflated size is checked as it
+   * is produced. */
+  uint64_t limit = compressed ? p->max_message + p->max_message / 8 + 4096 : p->max_message;
+  if (h->payload_len > limit - p->wire_total) return DX_EMESSAGE_TOO_BIG;
+  p->wire_total += h->payload_len;
   if (h->opcode != DX_OP_CONT) {
     p->msg_opcode = h->opcode;
-    p->msg_compressed = (h->rsv & DX_RSV1) != 0;
+    p->msg_compressed = compressed;
     dx_utf8_init(&p->utf8);
   }
   return 0;
@@ -256,8 +290,10 @@ static int msg_append(dx_proto *p, const uint8_t *data, size_t len) {
     size_t need = p->msg_len + len;
     size_t cap = p->msg_cap ? p->msg_cap * 2 : DX_MSG_MIN_CAP;
     while (cap < need) cap *= 2;
-    /* Never reserve beyond what this frame and message can still bring. */
-    uint64_t bound = p->msg_len + len + (p->fh.payload_len - p->frame_done);
+    /* Never reserve beyond what this frame and message can still bring
+     * (inflated output is only bounded by the message limit). */
+    uint64_t bound =
+        p->msg_compressed ? p->max_message : p->msg_len + len + (p->fh.payload_len - p->frame_done);
     if (bound > p->max_message) bound = p->max_message;
     if (cap > bound) cap = (size_t)bound;
     if (cap < need) cap = need;
@@ -271,17 +307,19 @@ static int msg_append(dx_proto *p, const uint8_t *data, size_t len) {
   return 0;
 }
 
-/* A chunk of a data frame's (already unmasked) payload. `frame_end` says
- * this chunk completes the frame. */
-static int handle_data(dx_proto *p, const uint8_t *data, size_t len, bool frame_end) {
-  bool msg_end = frame_end && p->fh.fin;
-  bool text = p->msg_opcode == DX_OP_TEXT && !p->msg_compressed;
-  if (text) {
+/* Message bytes as the application sees them: uncompressed, or already
+ * inflated. `msg_end` marks the last piece. */
+static int plain_data(dx_proto *p, const uint8_t *data, size_t len, bool msg_end) {
+  /* Without a codec (RSV1 allowed by hand) compressed bytes pass through
+   * unvalidated: the caller inflates them. */
+  bool raw_compressed = p->msg_compressed && !p->pmd;
+  if (p->msg_compressed && len > p->max_message - p->msg_total) return DX_EMESSAGE_TOO_BIG;
+  if (p->msg_opcode == DX_OP_TEXT && !raw_compressed) {
     if (dx_utf8_feed(&p->utf8, data, len) != 0) return DX_EUTF8;
     if (msg_end && !dx_utf8_complete(&p->utf8)) return DX_EUTF8;
   }
   p->msg_total += len;
-  dx_event ev = {.opcode = p->msg_opcode, .compressed = p->msg_compressed};
+  dx_event ev = {.opcode = p->msg_opcode, .compressed = raw_compressed};
   if (p->stream_fragments) {
     if (len == 0 && !msg_end) return 0;
     ev.type = DX_EV_FRAGMENT;
@@ -311,6 +349,46 @@ static int handle_data(dx_proto *p, const uint8_t *data, size_t len, bool frame_
   deliver(p, &ev);
   msg_reset(p);
   return 0;
+}
+
+static int inflated(void *arg, const uint8_t *out, size_t n) {
+  return plain_data(arg, out, n, false);
+}
+
+static int z_append(dx_proto *p, const uint8_t *data, size_t len) {
+  if (len == 0) return 0;
+  if (p->zlen + len > p->zcap) {
+    size_t cap = p->zcap ? p->zcap * 2 : DX_MSG_MIN_CAP;
+    while (cap < p->zlen + len) cap *= 2;
+    uint8_t *nb = realloc(p->zbuf, cap);
+    if (!nb) return DX_ENOMEM;
+    p->zbuf = nb;
+    p->zcap = cap;
+  }
+  memcpy(p->zbuf + p->zlen, data, len);
+  p->zlen += len;
+  return 0;
+}
+
+/* A chunk of a data frame's (already unmasked) payload. `frame_end` says
+ * this chunk completes the frame. */
+static int handle_data(dx_proto *p, const uint8_t *data, size_t len, bool frame_end) {
+  bool msg_end = frame_end && p->fh.fin;
+  if (!p->msg_compressed || !p->pmd) return plain_data(p, data, len, msg_end);
+  int rc;
+  if (dx_pmd_rx_streaming(p->pmd)) {
+    /* Our own inflater: inflate as the bytes arrive (fail-fast UTF-8). */
+    rc = dx_pmd_inflate(p->pmd, data, len, msg_end, inflated, p);
+  } else if (msg_end && p->zlen == 0) {
+    rc = dx_pmd_inflate(p->pmd, data, len, true, inflated, p);
+  } else {
+    /* The shared inflater takes whole messages only. */
+    rc = z_append(p, data, len);
+    if (rc || !msg_end) return rc;
+    rc = dx_pmd_inflate(p->pmd, p->zbuf, p->zlen, true, inflated, p);
+  }
+  if (rc) return rc;
+  return msg_end ? plain_data(p, NULL, 0, true) : 0;
 }
 
 /* A chunk of the current frame's payload (unmasked in place here). */

@@ -32,6 +32,7 @@ struct dx_server {
   void *done_arg;
   char *host;
   char *static_dir;
+  dx_pmd_shared *pmd_shared; /* this loop's shared zlib streams */
 };
 
 /* ---- routes ---- */
@@ -254,8 +255,25 @@ static void handle_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
       return;
     }
   }
+  char ext[160];
+  const char *ext_resp = NULL;
+  if (srv->opts.deflate.enable) {
+    dx_pmd_params pp;
+    if (dx_pmd_negotiate_server(up.extensions, up.num_extensions, &srv->opts.deflate, &pp, ext,
+                                sizeof ext) == 1) {
+      if (!srv->pmd_shared && !(srv->pmd_shared = dx_pmd_shared_new())) {
+        reject(ws, req, 500, "out of memory");
+        return;
+      }
+      if (!(ws->pmd = dx_pmd_new(&pp, &srv->opts.deflate, srv->pmd_shared))) {
+        reject(ws, req, 500, "out of memory");
+        return;
+      }
+      ext_resp = ext;
+    }
+  }
   char resp[512];
-  int n = dx_ws_build_response(resp, sizeof resp, up.accept, ws->protocol, NULL, NULL);
+  int n = dx_ws_build_response(resp, sizeof resp, up.accept, ws->protocol, ext_resp, NULL);
   if (n < 0 || dx_stream_write(&ws->stream, resp, (size_t)n) != 0) {
     ws->route = NULL;
     reject(ws, req, 500, "could not build the response");
@@ -474,5 +492,6 @@ void dx_server_free(dx_server *srv) {
   }
   free(srv->host);
   free(srv->static_dir);
+  dx_pmd_shared_free(srv->pmd_shared);
   free(srv);
 }

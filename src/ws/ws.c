@@ -224,6 +224,8 @@ static void on_stream_close(void *user, int err) {
                         err ? "the connection was reset" : NULL);
   }
   if (ws->phase >= DX_WS_OPEN) dx_proto_free(dx__ws_proto(ws));
+  dx_pmd_free(ws->pmd);
+  ws->pmd = NULL;
   dx__ws_drop_handshake(ws);
   ws->ops->on_released(ws);
 }
@@ -314,6 +316,7 @@ void dx__ws_open(dx_ws *ws, dx_role role, const dx_ws_route *route, uint8_t *res
                  size_t rest_len) {
   ws->route = route;
   dx_proto_init(dx__ws_proto(ws), role, &ws->cfg->proto, &proto_cb, ws);
+  if (ws->pmd) dx_proto_set_deflate(dx__ws_proto(ws), ws->pmd);
   ws->phase = DX_WS_OPEN;
   ws->last_rx = ws->last_msg = dx_loop_now(dx_stream_loop(&ws->stream));
   arm_heartbeat(ws);

@@ -8,6 +8,7 @@
 #include <stdalign.h>
 #include <stddef.h>
 
+#include "duplex/deflate.h"
 #include "duplex/handshake.h"
 #include "duplex/proto.h"
 #include "duplex/server.h"
@@ -58,6 +59,7 @@ struct dx_ws {
   char *strs;                        /* "path\0query\0protocol\0", kept while open */
   const char *protocol;              /* into strs, or NULL */
   uint8_t *hs;                       /* handshake bytes gathered across reads */
+  dx_pmd *pmd;                       /* permessage-deflate state, when negotiated */
   const dx_http_header *req_headers; /* during on_upgrade/on_open only */
   size_t req_num_headers;
   uint64_t last_rx;   /* loop ms of the last bytes received */
