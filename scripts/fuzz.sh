@@ -6,7 +6,7 @@
 #   scripts/fuzz.sh build/fuzz 60
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:?usage: fuzz.sh BUILD_DIR SECONDS}
+build=$(cd "${1:?usage: fuzz.sh BUILD_DIR SECONDS}" && pwd)
 secs=${2:-60}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -187,6 +187,10 @@ int dx_pmd_deflate(dx_pmd *p, const uint8_t *in, size_t n, const uint8_t **out, 
   }
   size_t len = s->cap - z->avail_out;
   if (len >= 4 && memcmp(s->out + len - 4, tail, 4) == 0) len -= 4;
+  /* Nothing left (an empty message right after a flush): send one empty
+   * stored-block header so the receiver's appended tail parses (RFC 7692
+   * section 7.2.3.6). */
+  if (len == 0) s->out[len++] = 0x00;
   if (!p->def || p->params.tx_no_context_takeover) deflateReset(z);
   *out = s->out;
   *out_len = len;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "duplex/deflate.h"
 #include "duplex/error.h"
 #include "duplex/proto.h"
 
@@ -66,12 +67,25 @@ static int on_output(void *user, const dx_output *o) {
 static void mask_key(void *user, uint8_t key[4]) { memcpy(key, "\x01\x02\x03\x04", 4); }
 
 static uint64_t run(const uint8_t *data, size_t size, const dx_proto_opts *o, dx_role role,
-                    const uint8_t *splits, size_t nsplits, int close_cb, int *final_state) {
+                    const uint8_t *splits, size_t nsplits, int close_cb, bool use_pmd,
+                    const uint8_t *pmd_sel, size_t npmd, int *final_state) {
   run_state s = {.hash = 1469598103934665603ull, .close_in_callback = close_cb};
   dx_proto_callbacks cb = {on_event, on_output, mask_key};
   dx_proto *p = malloc(dx_proto_size());
   s.p = p;
   dx_proto_init(p, role, o, &cb, &s);
+  /* permessage-deflate: the top bit picks it; the second split byte (if
+   * any) picks shared or per-connection inflate. */
+  dx_pmd_shared *shared = NULL;
+  dx_pmd *pmd = NULL;
+  if (use_pmd) {
+    bool takeover = npmd > 1 ? pmd_sel[1] & 1 : 0;
+    dx_pmd_params pp = {!takeover, !takeover, 15, 15};
+    dx_deflate_opts dopts = {.enable = true, .threshold = 8};
+    shared = dx_pmd_shared_new();
+    pmd = dx_pmd_new(&pp, &dopts, shared);
+    dx_proto_set_deflate(p, pmd);
+  }
   uint8_t *buf = malloc(size ? size : 1);
   memcpy(buf, data, size);
   size_t pos = 0, k = 0;
@@ -90,6 +104,8 @@ static uint64_t run(const uint8_t *data, size_t size, const dx_proto_opts *o, dx
   dx_proto_free(p);
   free(p);
   free(buf);
+  dx_pmd_free(pmd);
+  dx_pmd_shared_free(shared);
   return s.hash;
 }
 
@@ -110,8 +126,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   dx_role role = (sel & 32) ? DX_ROLE_CLIENT : DX_ROLE_SERVER;
   int close_cb = (sel & 64) != 0;
   int st_whole, st_split;
-  uint64_t whole = run(data, size, &o, role, NULL, 0, close_cb, &st_whole);
-  uint64_t split = run(data, size, &o, role, splits, nsplits, close_cb, &st_split);
+  bool use_pmd = (sel & 128) != 0;
+  uint64_t whole =
+      run(data, size, &o, role, NULL, 0, close_cb, use_pmd, splits, nsplits, &st_whole);
+  uint64_t split =
+      run(data, size, &o, role, splits, nsplits, close_cb, use_pmd, splits, nsplits, &st_split);
   if (whole != split || st_whole != st_split) abort();
   return 0;
 }

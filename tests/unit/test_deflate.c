@@ -1,0 +1,476 @@
+/* permessage-deflate: negotiation (RFC 7692 section 7) and the codec,
+ * alone and inside dx_proto (split frames, context takeover, zip bombs). */
+#include <zlib.h>
+
+#include "duplex/deflate.h"
+#include "duplex/error.h"
+#include "duplex/proto.h"
+#include "test.h"
+
+/* Parse an extension header value into offers. */
+static size_t offers_of(const char *hdr, dx_ext_offer *o, size_t cap) {
+  size_t n = 0;
+  int rc = dx_ext_parse(hdr, strlen(hdr), o, &n, cap);
+  if (rc) fprintf(stderr, "dx_ext_parse(%s) = %d\n", hdr, rc);
+  return n;
+}
+
+static int negotiate(const char *hdr, dx_deflate_mode mode, int wbits, dx_pmd_params *pp,
+                     char *resp) {
+  dx_ext_offer o[8];
+  size_t n = offers_of(hdr, o, 8);
+  dx_deflate_opts opts = {.enable = true, .mode = mode, .window_bits = wbits};
+  return dx_pmd_negotiate_server(o, n, &opts, pp, resp, 200);
+}
+
+TEST(server_accepts_plain_offer_shared_mode) {
+  dx_pmd_params pp;
+  char resp[200];
+  CHECK_EQ_INT(negotiate("permessage-deflate", DX_DEFLATE_SHARED, 0, &pp, resp), 1);
+  CHECK_STR(resp, "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
+  CHECK(pp.tx_no_context_takeover && pp.rx_no_context_takeover);
+  CHECK_EQ_INT(pp.tx_window_bits, 15);
+}
+
+TEST(server_chrome_offer) {
+  dx_pmd_params pp;
+  char resp[200];
+  CHECK_EQ_INT(
+      negotiate("permessage-deflate; client_max_window_bits", DX_DEFLATE_TAKEOVER, 0, &pp, resp),
+      1);
+  CHECK_STR(resp, "permessage-deflate");
+  CHECK(!pp.tx_no_context_takeover && !pp.rx_no_context_takeover);
+  CHECK_EQ_INT(pp.rx_window_bits, 15);
+  /* With a smaller window configured, the client is limited too. */
+  CHECK_EQ_INT(
+      negotiate("permessage-deflate; client_max_window_bits", DX_DEFLATE_TAKEOVER, 10, &pp, resp),
+      1);
+  CHECK_STR(resp, "permessage-deflate; server_max_window_bits=10; client_max_window_bits=10");
+  CHECK_EQ_INT(pp.tx_window_bits, 10);
+  CHECK_EQ_INT(pp.rx_window_bits, 10);
+}
+
+TEST(server_honours_requested_parameters) {
+  dx_pmd_params pp;
+  char resp[200];
+  CHECK_EQ_INT(
+      negotiate("permessage-deflate; server_no_context_takeover; server_max_window_bits=11;"
+                " client_max_window_bits=12",
+                DX_DEFLATE_TAKEOVER, 0, &pp, resp),
+      1);
+  CHECK_STR(resp, "permessage-deflate; server_no_context_takeover; server_max_window_bits=11; "
+                  "client_max_window_bits=12");
+  CHECK(pp.tx_no_context_takeover);
+  CHECK(!pp.rx_no_context_takeover);
+  CHECK_EQ_INT(pp.tx_window_bits, 11);
+  CHECK_EQ_INT(pp.rx_window_bits, 12);
+  CHECK_EQ_INT(negotiate("permessage-deflate; client_no_context_takeover", DX_DEFLATE_TAKEOVER, 0,
+                         &pp, resp),
+               1);
+  CHECK_STR(resp, "permessage-deflate; client_no_context_takeover");
+  CHECK(pp.rx_no_context_takeover && !pp.tx_no_context_takeover);
+}
+
+TEST(server_declines_bad_offers_and_takes_the_next) {
+  static const char *bad[] = {
+      "permessage-deflate; server_max_window_bits",       /* value required */
+      "permessage-deflate; server_max_window_bits=16",    /* out of range */
+      "permessage-deflate; server_max_window_bits=7",     /* out of range */
+      "permessage-deflate; server_max_window_bits=010",   /* leading zero */
+      "permessage-deflate; client_max_window_bits=abc",   /* not a number */
+      "permessage-deflate; server_no_context_takeover=1", /* takes no value */
+      "permessage-deflate; client_no_context_takeover; client_no_context_takeover", /* dup */
+      "permessage-deflate; server_max_window_bits=10; server_max_window_bits=11",   /* dup */
+      "permessage-deflate; mystery",                                                /* unknown */
+      "permessage-deflate; server_max_window_bits=8", /* zlib cannot do 8 */
+      "x-webkit-deflate-frame",                       /* another extension */
+  };
+  dx_pmd_params pp;
+  char resp[200];
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    int rc = negotiate(bad[i], DX_DEFLATE_SHARED, 0, &pp, resp);
+    if (rc != 0) fprintf(stderr, "  accepted: %s\n", bad[i]);
+    CHECK_EQ_INT(rc, 0);
+    /* Followed by a good offer, the good one is taken. */
+    char both[300];
+    snprintf(both, sizeof both, "%s, permessage-deflate; client_max_window_bits=9", bad[i]);
+    CHECK_EQ_INT(negotiate(both, DX_DEFLATE_TAKEOVER, 0, &pp, resp), 1);
+    CHECK_EQ_INT(pp.rx_window_bits, 9);
+  }
+}
+
+TEST(server_response_needs_room) {
+  dx_pmd_params pp;
+  dx_ext_offer o[2];
+  size_t n = offers_of("permessage-deflate", o, 2);
+  dx_deflate_opts opts = {.enable = true};
+  char small[10];
+  CHECK_EQ_INT(dx_pmd_negotiate_server(o, n, &opts, &pp, small, sizeof small), DX_ENOSPC);
+}
+
+static int client_accept(const char *hdr, dx_deflate_mode mode, dx_pmd_params *pp) {
+  dx_ext_offer o[2];
+  size_t n = offers_of(hdr, o, 2);
+  if (n != 1) return -999;
+  dx_deflate_opts opts = {.enable = true, .mode = mode};
+  return dx_pmd_client_accept(&o[0], &opts, pp);
+}
+
+TEST(client_offer_and_accept) {
+  char buf[300];
+  dx_deflate_opts opts = {.enable = true};
+  CHECK(dx_pmd_client_offer(&opts, buf, sizeof buf) > 0);
+  CHECK(strstr(buf, "client_max_window_bits") != NULL);
+  CHECK_EQ_INT(dx_pmd_client_offer(&opts, buf, 5), DX_ENOSPC);
+  dx_pmd_params pp;
+  CHECK_EQ_INT(client_accept("permessage-deflate", DX_DEFLATE_TAKEOVER, &pp), 0);
+  CHECK(!pp.rx_no_context_takeover);
+  CHECK_EQ_INT(client_accept("permessage-deflate; server_no_context_takeover; "
+                             "client_no_context_takeover; server_max_window_bits=10; "
+                             "client_max_window_bits=11",
+                             DX_DEFLATE_TAKEOVER, &pp),
+               0);
+  CHECK(pp.rx_no_context_takeover && pp.tx_no_context_takeover);
+  CHECK_EQ_INT(pp.rx_window_bits, 10);
+  CHECK_EQ_INT(pp.tx_window_bits, 11);
+  /* Refused: duplicates, unknown parameters, bad values, a value-less
+   * client_max_window_bits in a response. */
+  CHECK_EQ_INT(client_accept("permessage-deflate; server_no_context_takeover; "
+                             "server_no_context_takeover",
+                             DX_DEFLATE_SHARED, &pp),
+               DX_EWS_EXTENSIONS);
+  CHECK_EQ_INT(client_accept("permessage-deflate; foo=1", DX_DEFLATE_SHARED, &pp),
+               DX_EWS_EXTENSIONS);
+  CHECK_EQ_INT(
+      client_accept("permessage-deflate; server_max_window_bits=99", DX_DEFLATE_SHARED, &pp),
+      DX_EWS_EXTENSIONS);
+  CHECK_EQ_INT(client_accept("permessage-deflate; client_max_window_bits", DX_DEFLATE_SHARED, &pp),
+               DX_EWS_EXTENSIONS);
+  CHECK_EQ_INT(client_accept("other-extension", DX_DEFLATE_SHARED, &pp), DX_EWS_EXTENSIONS);
+}
+
+/* ---- codec ---- */
+
+typedef struct {
+  uint8_t buf[1 << 20];
+  size_t len;
+  size_t limit;
+} sinkbuf;
+
+static int sink(void *arg, const uint8_t *out, size_t n) {
+  sinkbuf *s = arg;
+  if (s->len + n > s->limit) return DX_EMESSAGE_TOO_BIG;
+  memcpy(s->buf + s->len, out, n);
+  s->len += n;
+  return 0;
+}
+
+static void fill_text(uint8_t *p, size_t n, unsigned seed) {
+  static const char *words[] = {"alpha ", "beta ", "gamma ", "delta ", "epsilon "};
+  size_t i = 0;
+  while (i < n) {
+    const char *w = words[(seed = seed * 1103515245 + 12345) >> 16 & 3];
+    for (size_t k = 0; w[k] && i < n; k++) p[i++] = (uint8_t)w[k];
+  }
+}
+
+static void round_trip(dx_pmd_params tx, dx_pmd_params rx) {
+  static sinkbuf out;
+  dx_pmd_shared *s1 = dx_pmd_shared_new(), *s2 = dx_pmd_shared_new();
+  dx_deflate_opts o = {.enable = true, .threshold = 1};
+  dx_pmd *a = dx_pmd_new(&tx, &o, s1), *b = dx_pmd_new(&rx, &o, s2);
+  CHECK(a && b);
+  static uint8_t msg[100000];
+  size_t sizes[] = {1, 10, 1000, 100000, 0, 5000};
+  size_t prev_len = 0;
+  for (int round = 0; round < 2; round++) {
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+      fill_text(msg, sizes[i], (unsigned)i);
+      const uint8_t *z;
+      size_t zlen;
+      CHECK_EQ_INT(dx_pmd_deflate(a, msg, sizes[i], &z, &zlen), 0);
+      if (sizes[i] == 1000 && round == 1 && !tx.tx_no_context_takeover)
+        CHECK(zlen < prev_len); /* context takeover: the repeat is cheaper */
+      if (sizes[i] == 1000 && round == 0) prev_len = zlen;
+      out.len = 0;
+      out.limit = sizeof out.buf;
+      /* Inflate in two pieces to exercise streaming. */
+      size_t half = zlen / 2;
+      if (dx_pmd_rx_streaming(b)) {
+        CHECK_EQ_INT(dx_pmd_inflate(b, z, half, false, sink, &out), 0);
+        CHECK_EQ_INT(dx_pmd_inflate(b, z + half, zlen - half, true, sink, &out), 0);
+      } else {
+        CHECK_EQ_INT(dx_pmd_inflate(b, z, zlen, true, sink, &out), 0);
+      }
+      CHECK_EQ_INT(out.len, sizes[i]);
+      CHECK_MEM(out.buf, msg, sizes[i]);
+    }
+  }
+  dx_pmd_free(a);
+  dx_pmd_free(b);
+  dx_pmd_shared_free(s1);
+  dx_pmd_shared_free(s2);
+}
+
+TEST(codec_round_trips_in_every_mode) {
+  dx_pmd_params shared = {true, true, 15, 15}, takeover = {false, false, 15, 15};
+  dx_pmd_params small = {false, false, 9, 9};
+  round_trip(shared, shared);
+  round_trip(takeover, takeover);
+  round_trip(small, small);
+  /* Sender without takeover, receiver keeping context: still fine. */
+  dx_pmd_params tx = {true, false, 15, 15}, rx = {false, true, 15, 15};
+  round_trip(tx, rx);
+}
+
+TEST(codec_memory_accounting) {
+  dx_pmd_shared *s = dx_pmd_shared_new();
+  dx_deflate_opts o = {.enable = true};
+  dx_pmd_params shared = {true, true, 15, 15}, takeover = {false, false, 15, 15};
+  dx_pmd *a = dx_pmd_new(&shared, &o, s), *b = dx_pmd_new(&takeover, &o, s);
+  CHECK_EQ_INT(dx_pmd_memory(a), 0);
+  CHECK(dx_pmd_memory(b) > 200000);
+  CHECK(!dx_pmd_rx_streaming(a));
+  CHECK(dx_pmd_rx_streaming(b));
+  dx_pmd_free(a);
+  dx_pmd_free(b);
+  dx_pmd_shared_free(s);
+}
+
+TEST(codec_rejects_garbage) {
+  dx_pmd_shared *s = dx_pmd_shared_new();
+  dx_deflate_opts o = {.enable = true};
+  dx_pmd_params p = {true, true, 15, 15};
+  dx_pmd *d = dx_pmd_new(&p, &o, s);
+  static sinkbuf out;
+  out.len = 0;
+  out.limit = sizeof out.buf;
+  const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x00, 0x12};
+  CHECK_EQ_INT(dx_pmd_inflate(d, junk, sizeof junk, true, sink, &out), DX_EDEFLATE);
+  /* The shared stream recovers for the next message. */
+  const uint8_t *z;
+  size_t zlen;
+  CHECK_EQ_INT(dx_pmd_deflate(d, (const uint8_t *)"hello", 5, &z, &zlen), 0);
+  out.len = 0;
+  CHECK_EQ_INT(dx_pmd_inflate(d, z, zlen, true, sink, &out), 0);
+  CHECK_EQ_INT(out.len, 5);
+  dx_pmd_free(d);
+  dx_pmd_shared_free(s);
+}
+
+/* ---- inside dx_proto ---- */
+
+typedef struct {
+  int events, opcode;
+  size_t len;
+  uint8_t first[64];
+  uint8_t out[1 << 16];
+  size_t out_len;
+} rec;
+
+static void on_event(void *user, const dx_event *e) {
+  rec *r = user;
+  r->events++;
+  r->opcode = e->type == DX_EV_MESSAGE ? e->opcode : -e->type;
+  r->len = e->len;
+  memcpy(r->first, e->data, e->len < 64 ? e->len : 64);
+}
+
+static int on_output(void *user, const dx_output *o) {
+  rec *r = user;
+  if (r->out_len + o->header_len + o->payload_len > sizeof r->out) return DX_ENOSPC;
+  memcpy(r->out + r->out_len, o->header, o->header_len);
+  r->out_len += o->header_len;
+  if (o->mask)
+    dx_mask_copy(r->out + r->out_len, o->payload, o->payload_len, o->mask, 0);
+  else
+    memcpy(r->out + r->out_len, o->payload, o->payload_len);
+  r->out_len += o->payload_len;
+  return 0;
+}
+
+static void key(void *user, uint8_t k[4]) { memcpy(k, "\x11\x22\x33\x44", 4); }
+
+/* Compress `msg` raw (zlib, sync flush, tail removed) for hand-made frames. */
+static size_t compress_raw(const uint8_t *msg, size_t n, uint8_t *out, size_t cap) {
+  z_stream z = {0};
+  deflateInit2(&z, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY);
+  z.next_in = (Bytef *)msg;
+  z.avail_in = (uInt)n;
+  z.next_out = out;
+  z.avail_out = (uInt)cap;
+  deflate(&z, Z_SYNC_FLUSH);
+  size_t len = cap - z.avail_out;
+  deflateEnd(&z);
+  return len - 4;
+}
+
+static size_t frame(uint8_t *out, int fin, int rsv1, int op, const uint8_t *p, size_t n) {
+  size_t h = 0;
+  out[h++] = (uint8_t)((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | op);
+  if (n < 126) {
+    out[h++] = (uint8_t)(0x80 | n);
+  } else {
+    out[h++] = 0x80 | 126;
+    out[h++] = (uint8_t)(n >> 8);
+    out[h++] = (uint8_t)n;
+  }
+  memcpy(out + h, "\x11\x22\x33\x44", 4);
+  h += 4;
+  for (size_t i = 0; i < n; i++) out[h + i] = p[i] ^ (uint8_t)("\x11\x22\x33\x44"[i & 3]);
+  return h + n;
+}
+
+static dx_proto *server_with_pmd(rec *r, dx_pmd **pmd, dx_pmd_shared *s, bool takeover,
+                                 size_t max_message) {
+  memset(r, 0, sizeof *r);
+  dx_proto_callbacks cb = {on_event, on_output, key};
+  dx_proto_opts po = {.max_message = max_message};
+  dx_proto *p = malloc(dx_proto_size());
+  dx_proto_init(p, DX_ROLE_SERVER, &po, &cb, r);
+  dx_pmd_params pp = {!takeover, !takeover, 15, 15};
+  dx_deflate_opts o = {.enable = true, .threshold = 16};
+  *pmd = dx_pmd_new(&pp, &o, s);
+  dx_proto_set_deflate(p, *pmd);
+  return p;
+}
+
+TEST(proto_inflates_split_compressed_message) {
+  for (int takeover = 0; takeover < 2; takeover++) {
+    dx_pmd_shared *s = dx_pmd_shared_new();
+    rec r;
+    dx_pmd *pmd;
+    dx_proto *p = server_with_pmd(&r, &pmd, s, takeover, 0);
+    static uint8_t msg[5000], z[6000], f[7000];
+    fill_text(msg, sizeof msg, 7);
+    size_t zl = compress_raw(msg, sizeof msg, z, sizeof z);
+    /* Three frames: RSV1 only on the first; fed one byte at a time. */
+    size_t a = zl / 3, b = 2 * zl / 3, n = 0;
+    n += frame(f + n, 0, 1, DX_OP_TEXT, z, a);
+    n += frame(f + n, 0, 0, DX_OP_CONT, z + a, b - a);
+    n += frame(f + n, 1, 0, DX_OP_CONT, z + b, zl - b);
+    for (size_t i = 0; i < n; i++) CHECK_EQ_INT(dx_proto_feed(p, f + i, 1), 0);
+    CHECK_EQ_INT(r.events, 1);
+    CHECK_EQ_INT(r.opcode, DX_OP_TEXT);
+    CHECK_EQ_INT(r.len, sizeof msg);
+    CHECK_MEM(r.first, msg, 64);
+    dx_proto_free(p);
+    free(p);
+    dx_pmd_free(pmd);
+    dx_pmd_shared_free(s);
+  }
+}
+
+TEST(proto_zip_bomb_closes_1009) {
+  dx_pmd_shared *s = dx_pmd_shared_new();
+  rec r;
+  dx_pmd *pmd;
+  dx_proto *p = server_with_pmd(&r, &pmd, s, false, 1 << 20);
+  /* 64 MiB of zeros compresses to ~64 KiB; a 1 MiB limit must stop it
+   * without inflating everything. */
+  size_t big = 64u << 20;
+  uint8_t *zeros = calloc(1, big);
+  static uint8_t z[200000];
+  size_t zl = compress_raw(zeros, big, z, sizeof z);
+  free(zeros);
+  CHECK(zl < 100000);
+  uint8_t *f = malloc(zl + 14);
+  size_t n = 0;
+  f[n++] = 0xc2; /* FIN, RSV1, binary */
+  if (zl < 65536) {
+    f[n++] = 0x80 | 126;
+    f[n++] = (uint8_t)(zl >> 8);
+    f[n++] = (uint8_t)zl;
+  } else {
+    f[n++] = 0x80 | 127;
+    for (int i = 7; i >= 0; i--) f[n++] = (uint8_t)((uint64_t)zl >> (8 * i));
+  }
+  memcpy(f + n, "\x11\x22\x33\x44", 4);
+  n += 4;
+  for (size_t i = 0; i < zl; i++) f[n + i] = z[i] ^ (uint8_t)("\x11\x22\x33\x44"[i & 3]);
+  n += zl;
+  CHECK_EQ_INT(dx_proto_feed(p, f, n), DX_EMESSAGE_TOO_BIG);
+  CHECK_EQ_INT(r.events, 0);
+  /* The close frame says 1009. */
+  CHECK_EQ_INT(r.out[0], 0x88);
+  CHECK_EQ_INT(r.out[2] << 8 | r.out[3], 1009);
+  free(f);
+  dx_proto_free(p);
+  free(p);
+  dx_pmd_free(pmd);
+  dx_pmd_shared_free(s);
+}
+
+TEST(proto_invalid_utf8_inside_compressed_text_is_1007) {
+  dx_pmd_shared *s = dx_pmd_shared_new();
+  rec r;
+  dx_pmd *pmd;
+  dx_proto *p = server_with_pmd(&r, &pmd, s, true, 0);
+  const uint8_t bad[] = "valid text then \xed\xa0\x80 a surrogate";
+  uint8_t z[200], f[300];
+  size_t zl = compress_raw(bad, sizeof bad - 1, z, sizeof z);
+  size_t n = frame(f, 1, 1, DX_OP_TEXT, z, zl);
+  CHECK_EQ_INT(dx_proto_feed(p, f, n), DX_EUTF8);
+  CHECK_EQ_INT(r.out[2] << 8 | r.out[3], 1007);
+  dx_proto_free(p);
+  free(p);
+  dx_pmd_free(pmd);
+  dx_pmd_shared_free(s);
+}
+
+TEST(proto_corrupt_compressed_data_is_1007) {
+  dx_pmd_shared *s = dx_pmd_shared_new();
+  rec r;
+  dx_pmd *pmd;
+  dx_proto *p = server_with_pmd(&r, &pmd, s, false, 0);
+  const uint8_t junk[] = {0xff, 0xfe, 0xfd, 0xfc, 0xfb};
+  uint8_t f[64];
+  size_t n = frame(f, 1, 1, DX_OP_BINARY, junk, sizeof junk);
+  CHECK_EQ_INT(dx_proto_feed(p, f, n), DX_EDEFLATE);
+  CHECK_EQ_INT(r.out[2] << 8 | r.out[3], 1007);
+  dx_proto_free(p);
+  free(p);
+  dx_pmd_free(pmd);
+  dx_pmd_shared_free(s);
+}
+
+TEST(proto_sends_compressed_above_threshold_only) {
+  dx_pmd_shared *s = dx_pmd_shared_new();
+  rec r;
+  dx_pmd *pmd;
+  dx_proto *p = server_with_pmd(&r, &pmd, s, false, 0);
+  CHECK_EQ_INT(dx_proto_send(p, DX_OP_TEXT, "tiny", 4), 0);
+  CHECK_EQ_INT(r.out[0], 0x81); /* no RSV1 below the threshold */
+  r.out_len = 0;
+  static uint8_t msg[4000];
+  fill_text(msg, sizeof msg, 3);
+  CHECK_EQ_INT(dx_proto_send(p, DX_OP_TEXT, msg, sizeof msg), 0);
+  CHECK_EQ_INT(r.out[0], 0xc1); /* FIN + RSV1 + text */
+  CHECK(r.out_len < 1000);      /* it did compress */
+  /* Control frames are never compressed. */
+  r.out_len = 0;
+  CHECK_EQ_INT(dx_proto_send(p, DX_OP_PING, msg, 100), 0);
+  CHECK_EQ_INT(r.out[0], 0x89);
+  dx_proto_free(p);
+  free(p);
+  dx_pmd_free(pmd);
+  dx_pmd_shared_free(s);
+}
+
+int main(void) {
+  RUN(server_accepts_plain_offer_shared_mode);
+  RUN(server_chrome_offer);
+  RUN(server_honours_requested_parameters);
+  RUN(server_declines_bad_offers_and_takes_the_next);
+  RUN(server_response_needs_room);
+  RUN(client_offer_and_accept);
+  RUN(codec_round_trips_in_every_mode);
+  RUN(codec_memory_accounting);
+  RUN(codec_rejects_garbage);
+  RUN(proto_inflates_split_compressed_message);
+  RUN(proto_zip_bomb_closes_1009);
+  RUN(proto_invalid_utf8_inside_compressed_text_is_1007);
+  RUN(proto_corrupt_compressed_data_is_1007);
+  RUN(proto_sends_compressed_above_threshold_only);
+  return test_report();
+}
