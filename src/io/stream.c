@@ -1,0 +1,349 @@
+/* Streams: reading into the loop's shared buffer, queuing writes, one
+ * writev per stream per turn from the before-sleep flush, and the close
+ * state machine:
+ *
+ *   open --close()--> CLOSING --queue empty--> SHUT (FIN sent, discard
+ *   input until EOF) --EOF--> DEAD --before sleep--> on_close
+ *   open --peer EOF--> CLOSING+PEER_EOF --queue empty--> DEAD
+ *   any --abort()/I/O error--> DEAD
+ *
+ * DEAD streams wait on the loop's pending list for their on_close, which
+ * is the last time the stream is touched. */
+#include "io/stream.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "io/loop_internal.h"
+
+enum {
+  DX__S_READ = 1u << 0,        /* the user wants on_read */
+  DX__S_PENDING = 1u << 1,     /* on the loop's pending list */
+  DX__S_CLOSING = 1u << 2,     /* no more writes or on_read */
+  DX__S_PEER_EOF = 1u << 3,    /* the peer sent FIN */
+  DX__S_SHUT = 1u << 4,        /* our FIN is out; discarding input */
+  DX__S_DEAD = 1u << 5,        /* transport closed; on_close pending */
+  DX__S_ABOVE = 1u << 6,       /* buffered went above low_water */
+  DX__S_WAIT_OUT = 1u << 7,    /* waiting for EPOLLOUT to write */
+  DX__S_RD_WANTS_W = 1u << 8,  /* transport read waits for WRITABLE */
+  DX__S_WR_WANTS_R = 1u << 9,  /* transport write waits for READABLE */
+  DX__S_READ_AGAIN = 1u << 10, /* transport holds input: read without an event */
+};
+
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+/* Reads per readable event when the transport holds more input (TLS
+ * records): bounded so one stream cannot hog a turn. */
+#define DX__MAX_READS_PER_EVENT 16
+#define DX__LINGER_READS 4
+
+_Static_assert(sizeof(dx_stream) <= 96, "dx_stream grew past 96 bytes");
+
+static void dx__stream_on_io(dx_io *io, unsigned events);
+
+static void dx__mark_pending(dx_stream *s) {
+  if (s->flags & DX__S_PENDING) return;
+  dx_loop *loop = s->io.loop;
+  s->flags |= DX__S_PENDING;
+  s->pending_next = NULL;
+  if (loop->pending_tail)
+    loop->pending_tail->pending_next = s;
+  else
+    loop->pending_head = s;
+  loop->pending_tail = s;
+}
+
+/* End the stream now: fd closed, queue dropped, on_close queued. */
+static void dx__finish(dx_stream *s, int err) {
+  if (s->flags & DX__S_DEAD) return;
+  dx_io_stop(&s->io);
+  s->tp->close(s);
+  s->io.fd = -1;
+  dx_wq_clear(&s->wq);
+  s->flags = (uint16_t)((s->flags & DX__S_PENDING) | DX__S_DEAD);
+  s->err = (int16_t)err;
+  dx__mark_pending(s);
+}
+
+static void dx__update_interest(dx_stream *s) {
+  uint16_t f = s->flags;
+  if (f & DX__S_DEAD) return;
+  unsigned ev = 0;
+  if ((f & DX__S_SHUT) || ((f & DX__S_READ) && !(f & DX__S_CLOSING))) ev |= DX_READABLE;
+  if (f & (DX__S_WAIT_OUT | DX__S_RD_WANTS_W)) ev |= DX_WRITABLE;
+  if (f & DX__S_WR_WANTS_R) ev |= DX_READABLE;
+  int rc = dx_io_start(&s->io, ev);
+  if (rc) dx__finish(s, rc);
+}
+
+/* ---- reading -------------------------------------------------------- */
+
+static void dx__linger_read(dx_stream *s) {
+  dx_loop *loop = s->io.loop;
+  for (int i = 0; i < DX__LINGER_READS; i++) {
+    loop->stats.read_calls++;
+    ssize_t n = s->tp->read(s, loop->read_buf, loop->read_buf_size);
+    if (n > 0) continue; /* discarded: we said goodbye already */
+    if (n == DX_EAGAIN) return;
+    /* EOF, or a reset from a peer that closed with our FIN unread: both
+     * end a close we asked for. */
+    dx__finish(s, 0);
+    return;
+  }
+}
+
+static void dx__read(dx_stream *s) {
+  dx_loop *loop = s->io.loop;
+  if (s->flags & DX__S_SHUT) {
+    dx__linger_read(s);
+    return;
+  }
+  for (int i = 0; i < DX__MAX_READS_PER_EVENT; i++) {
+    if ((s->flags & (DX__S_READ | DX__S_CLOSING | DX__S_DEAD)) != DX__S_READ) return;
+    loop->stats.read_calls++;
+    ssize_t n = s->tp->read(s, loop->read_buf, loop->read_buf_size);
+    if (n > 0) {
+      s->cb->on_read(s->user, loop->read_buf, (size_t)n);
+      /* Level-triggered: one read per event is fair; the transport's own
+       * buffered input would never raise an event, so drain some of it. */
+      if (!s->tp->pending || s->tp->pending(s) == 0) return;
+      continue;
+    }
+    if (n == 0) {
+      s->flags |= DX__S_PEER_EOF | DX__S_CLOSING;
+      dx__mark_pending(s);
+      return;
+    }
+    if (n != DX_EAGAIN) dx__finish(s, (int)n);
+    return;
+  }
+  /* Still holding input after the cap: continue before sleeping. */
+  s->flags |= DX__S_READ_AGAIN;
+  dx__mark_pending(s);
+}
+
+static void dx__stream_on_io(dx_io *io, unsigned events) {
+  dx_stream *s = dx_container_of(io, dx_stream, io);
+  bool read = false;
+  if (events & DX_WRITABLE) {
+    if (s->flags & DX__S_RD_WANTS_W) {
+      s->flags &= (uint16_t)~DX__S_RD_WANTS_W;
+      read = true;
+    }
+    if (s->flags & DX__S_WAIT_OUT) dx__mark_pending(s);
+  }
+  if (events & DX_READABLE) {
+    if (s->flags & DX__S_WR_WANTS_R) {
+      s->flags &= (uint16_t)~DX__S_WR_WANTS_R;
+      dx__mark_pending(s);
+    }
+    read = true;
+  }
+  if (read) dx__read(s);
+  dx__update_interest(s);
+}
+
+/* ---- flushing ------------------------------------------------------- */
+
+/* One writev of as much of the queue as fits in IOV_MAX pieces. */
+static int dx__flush_once(dx_stream *s) {
+  dx_loop *loop = s->io.loop;
+  struct iovec iov[IOV_MAX];
+  size_t total;
+  int cnt = dx_wq_iov(&s->wq, iov, IOV_MAX, &total);
+  if (cnt == 0) return 0;
+  loop->stats.writev_calls++;
+  ssize_t n = s->tp->writev(s, iov, cnt);
+  if (n >= 0) {
+    loop->stats.writev_bytes += (uint64_t)n;
+    dx_wq_consume(&s->wq, (size_t)n);
+    /* Short write: the socket is full. Full write with more queued (over
+     * IOV_MAX pieces): EPOLLOUT fires at once next turn. */
+    if (s->wq.bytes) s->flags |= DX__S_WAIT_OUT;
+    return 0;
+  }
+  if (n == DX_EAGAIN) {
+    if (!(s->flags & DX__S_WR_WANTS_R)) s->flags |= DX__S_WAIT_OUT;
+    return 0;
+  }
+  return (int)n;
+}
+
+static void dx__process(dx_stream *s) {
+  s->flags &= (uint16_t)~DX__S_PENDING;
+  if (s->flags & DX__S_DEAD) {
+    /* Last touch: on_close may free s. */
+    s->cb->on_close(s->user, s->err);
+    return;
+  }
+  if (s->flags & DX__S_READ_AGAIN) {
+    s->flags &= (uint16_t)~DX__S_READ_AGAIN;
+    dx__read(s);
+    if (s->flags & DX__S_DEAD) return; /* queued again for on_close */
+  }
+
+  if (s->wq.bytes && !(s->flags & DX__S_WR_WANTS_R)) {
+    int rc = dx__flush_once(s);
+    if (rc) {
+      dx__finish(s, rc);
+      return;
+    }
+  }
+  if (s->wq.bytes == 0) {
+    dx_wq_clear(&s->wq); /* frees a reserved block that got nothing */
+    s->flags &= (uint16_t)~DX__S_WAIT_OUT;
+  }
+
+  if ((s->flags & DX__S_ABOVE) && s->wq.bytes <= s->low_water) {
+    s->flags &= (uint16_t)~DX__S_ABOVE;
+    if (s->cb->on_drain && !(s->flags & DX__S_CLOSING)) {
+      s->cb->on_drain(s->user);
+      /* It may have written (pending again), closed or aborted. */
+      if (s->flags & (DX__S_DEAD | DX__S_PENDING)) return;
+    }
+  }
+
+  if ((s->flags & (DX__S_CLOSING | DX__S_SHUT)) == DX__S_CLOSING && s->wq.bytes == 0) {
+    if (s->flags & DX__S_PEER_EOF) {
+      dx__finish(s, 0);
+      return;
+    }
+    int rc = s->tp->shutdown(s);
+    if (rc == 0) {
+      s->flags |= DX__S_SHUT;
+    } else if (rc == DX_EAGAIN) {
+      if (!(s->flags & DX__S_WR_WANTS_R)) s->flags |= DX__S_WAIT_OUT;
+    } else {
+      dx__finish(s, rc);
+      return;
+    }
+  }
+  dx__update_interest(s);
+}
+
+void dx__streams_flush(dx_loop *loop) {
+  /* One round over what is pending now; streams that callbacks make
+   * pending again go to a fresh list, which the loop runs next round. */
+  dx_stream *s = loop->pending_head;
+  loop->pending_head = loop->pending_tail = NULL;
+  while (s) {
+    dx_stream *next = s->pending_next; /* s may be freed by on_close */
+    dx__process(s);
+    s = next;
+  }
+}
+
+/* ---- public API ----------------------------------------------------- */
+
+int dx_stream_init(dx_stream *s, dx_loop *loop, int fd, const dx_transport *tp, void *tctx,
+                   const dx_stream_cb *cb, void *user) {
+  DX__CHECK_THREAD(loop);
+  memset(s, 0, sizeof *s);
+  dx_io_init(loop, &s->io, fd, dx__stream_on_io);
+  s->tp = tp;
+  s->tctx = tctx;
+  s->cb = cb;
+  s->user = user;
+  dx_wq_init(&s->wq);
+  s->low_water = DX_STREAM_LOW_WATER_DEFAULT;
+  s->flags = DX__S_READ;
+  int rc = dx_io_start(&s->io, DX_READABLE);
+  if (rc) s->io.fd = -1;
+  return rc;
+}
+
+int dx_stream_init_tcp(dx_stream *s, dx_loop *loop, int fd, const dx_stream_cb *cb, void *user) {
+  return dx_stream_init(s, loop, fd, &dx_transport_tcp, NULL, cb, user);
+}
+
+static void dx__after_write(dx_stream *s) {
+  if (s->wq.bytes > s->low_water) s->flags |= DX__S_ABOVE;
+  /* While waiting for EPOLLOUT (or for input, TLS) a writev would fail:
+   * the event makes the stream pending. */
+  if (!(s->flags & (DX__S_WAIT_OUT | DX__S_WR_WANTS_R))) dx__mark_pending(s);
+}
+
+int dx_stream_write(dx_stream *s, const void *p, size_t n) {
+  DX__CHECK_THREAD(s->io.loop);
+  if (s->flags & (DX__S_CLOSING | DX__S_DEAD)) return DX_ECLOSED;
+  if (n == 0) return 0;
+  int rc = dx_wq_write(&s->wq, p, n);
+  if (rc) return rc;
+  dx__after_write(s);
+  return 0;
+}
+
+int dx_stream_write_shared(dx_stream *s, dx_sbuf *b, size_t off, size_t n) {
+  DX__CHECK_THREAD(s->io.loop);
+  if (s->flags & (DX__S_CLOSING | DX__S_DEAD)) return DX_ECLOSED;
+  int rc = dx_wq_write_shared(&s->wq, b, off, n);
+  if (rc) return rc;
+  if (n) dx__after_write(s);
+  return 0;
+}
+
+uint8_t *dx_stream_reserve(dx_stream *s, size_t n) {
+  if (dx__loop_assert_thread(s->io.loop)) return NULL;
+  if (s->flags & (DX__S_CLOSING | DX__S_DEAD)) return NULL;
+  return dx_wq_reserve(&s->wq, n);
+}
+
+void dx_stream_commit(dx_stream *s, size_t n) {
+  DX__CHECK_THREAD_VOID(s->io.loop);
+  if (n == 0) return;
+  dx_wq_commit(&s->wq, n);
+  dx__after_write(s);
+}
+
+size_t dx_stream_buffered(const dx_stream *s) { return s->wq.bytes; }
+
+void dx_stream_set_limits(dx_stream *s, size_t low_water) {
+  s->low_water = low_water > UINT32_MAX ? UINT32_MAX : (uint32_t)low_water;
+  if (s->wq.bytes > s->low_water) s->flags |= DX__S_ABOVE;
+}
+
+void dx_stream_pause_read(dx_stream *s) {
+  DX__CHECK_THREAD_VOID(s->io.loop);
+  if (!(s->flags & DX__S_READ)) return;
+  s->flags &= (uint16_t)~DX__S_READ;
+  dx__update_interest(s);
+}
+
+void dx_stream_resume_read(dx_stream *s) {
+  DX__CHECK_THREAD_VOID(s->io.loop);
+  if (s->flags & (DX__S_READ | DX__S_DEAD)) return;
+  s->flags |= DX__S_READ;
+  dx__update_interest(s);
+  if (!(s->flags & (DX__S_CLOSING | DX__S_DEAD)) && s->tp->pending && s->tp->pending(s) > 0) {
+    s->flags |= DX__S_READ_AGAIN;
+    dx__mark_pending(s);
+  }
+}
+
+bool dx_stream_reading(const dx_stream *s) {
+  return (s->flags & (DX__S_READ | DX__S_CLOSING | DX__S_DEAD)) == DX__S_READ;
+}
+
+void dx_stream_close(dx_stream *s) {
+  DX__CHECK_THREAD_VOID(s->io.loop);
+  if (s->flags & (DX__S_CLOSING | DX__S_DEAD)) return;
+  s->flags |= DX__S_CLOSING;
+  dx__update_interest(s);
+  dx__mark_pending(s);
+}
+
+void dx_stream_abort(dx_stream *s) {
+  DX__CHECK_THREAD_VOID(s->io.loop);
+  dx__finish(s, 0);
+}
+
+bool dx_stream_closing(const dx_stream *s) {
+  return (s->flags & (DX__S_CLOSING | DX__S_DEAD)) != 0;
+}
+
+void dx_stream_want(dx_stream *s, unsigned want) {
+  if (want & DX_STREAM_READ_WANTS_WRITE) s->flags |= DX__S_RD_WANTS_W;
+  if (want & DX_STREAM_WRITE_WANTS_READ) s->flags |= DX__S_WR_WANTS_R;
+}

@@ -1,0 +1,223 @@
+/* Write queue: copy blocks packed with small writes, and references to
+ * shared buffers, in one FIFO. */
+#include "io/wqueue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "duplex/error.h"
+
+/* A node. Copy blocks (cap > 0) keep their bytes in data[]; reference
+ * nodes (cap == 0) point into sbuf->data and are exactly 32 bytes. start and
+ * end delimit the unsent bytes. */
+struct dx_wq_node {
+  dx_wq_node *next;
+  uint32_t start, end;
+  uint32_t cap;
+  uint32_t reserved;
+  dx_sbuf *sbuf;
+  uint8_t data[];
+};
+
+#define DX_WQ_HDR (sizeof(dx_wq_node))
+/* Largest copy block; bigger writes are split so offsets fit in 32 bits. */
+#define DX_WQ_MAX_BLOCK ((size_t)1 << 30)
+
+/* ---- shared buffers ------------------------------------------------- */
+
+dx_sbuf *dx_sbuf_new(size_t size) {
+  if (size > SIZE_MAX - sizeof(dx_sbuf)) return NULL;
+  dx_sbuf *b = malloc(sizeof(dx_sbuf) + size);
+  if (!b) return NULL;
+  b->refs = 1;
+  b->reserved = 0;
+  b->size = size;
+  b->len = 0;
+  return b;
+}
+
+dx_sbuf *dx_sbuf_ref(dx_sbuf *b) {
+  b->refs++;
+  return b;
+}
+
+void dx_sbuf_unref(dx_sbuf *b) {
+  if (b && --b->refs == 0) free(b);
+}
+
+/* ---- nodes ---------------------------------------------------------- */
+
+static void dx__node_free(dx_wq_node *n) {
+  if (n->cap == 0) dx_sbuf_unref(n->sbuf);
+  free(n);
+}
+
+/* Data capacity for a new copy block that must hold at least `need` bytes
+ * (need <= DX_WQ_MAX_BLOCK). Only after a copy block filled up do more
+ * copies look likely, and then 16 KiB blocks amortise the allocations; a
+ * lone write, or one between shared references (a slow receiver of a
+ * broadcast with a few pings in between), gets a small block, so memory
+ * tracks the bytes queued. A big write gets exactly its size: one
+ * allocation, one iovec. */
+static size_t dx__block_cap(const dx_wqueue *q, size_t need) {
+  bool streaming = q->tail && q->tail->cap;
+  if (!streaming && need <= DX_WQ_FIRST_BLOCK - DX_WQ_HDR) return DX_WQ_FIRST_BLOCK - DX_WQ_HDR;
+  if (need <= DX_WQ_BLOCK - DX_WQ_HDR) return DX_WQ_BLOCK - DX_WQ_HDR;
+  return need;
+}
+
+static dx_wq_node *dx__block_new(size_t cap) {
+  dx_wq_node *n = malloc(DX_WQ_HDR + cap);
+  if (!n) return NULL;
+  n->next = NULL;
+  n->start = n->end = 0;
+  n->cap = (uint32_t)cap;
+  n->reserved = 0;
+  n->sbuf = NULL;
+  return n;
+}
+
+static void dx__append(dx_wqueue *q, dx_wq_node *first, dx_wq_node *last) {
+  if (q->tail)
+    q->tail->next = first;
+  else
+    q->head = first;
+  q->tail = last;
+}
+
+static inline size_t dx__tail_room(const dx_wqueue *q) {
+  const dx_wq_node *t = q->tail;
+  return (t && t->cap) ? (size_t)(t->cap - t->end) : 0;
+}
+
+/* ---- writes --------------------------------------------------------- */
+
+int dx_wq_write(dx_wqueue *q, const void *p, size_t n) {
+  const uint8_t *src = p;
+  size_t room = dx__tail_room(q);
+  if (n <= room) {
+    if (n == 0) return 0;
+    memcpy(q->tail->data + q->tail->end, src, n);
+    q->tail->end += (uint32_t)n;
+    q->bytes += n;
+    return 0;
+  }
+
+  /* Allocate the whole overflow first so a failure queues nothing. */
+  size_t rest = n - room;
+  dx_wq_node *first = NULL, *last = NULL;
+  for (size_t left = rest; left > 0;) {
+    size_t want = left < DX_WQ_MAX_BLOCK ? left : DX_WQ_MAX_BLOCK;
+    dx_wq_node *b = dx__block_new(first ? want : dx__block_cap(q, want));
+    if (!b) {
+      while (first) {
+        dx_wq_node *next = first->next;
+        free(first);
+        first = next;
+      }
+      return DX_ENOMEM;
+    }
+    if (last)
+      last->next = b;
+    else
+      first = b;
+    last = b;
+    left -= want;
+  }
+
+  if (room) {
+    memcpy(q->tail->data + q->tail->end, src, room);
+    q->tail->end += (uint32_t)room;
+    src += room;
+  }
+  for (dx_wq_node *b = first; b; b = b->next) {
+    size_t take = rest < b->cap ? rest : b->cap;
+    memcpy(b->data, src, take);
+    b->end = (uint32_t)take;
+    src += take;
+    rest -= take;
+  }
+  dx__append(q, first, last);
+  q->bytes += n;
+  return 0;
+}
+
+int dx_wq_write_shared(dx_wqueue *q, dx_sbuf *b, size_t off, size_t n) {
+  if (off > b->size || n > b->size - off || off + n > UINT32_MAX) return DX_EINVAL;
+  if (n == 0) return 0;
+  dx_wq_node *r = malloc(DX_WQ_HDR);
+  if (!r) return DX_ENOMEM;
+  r->next = NULL;
+  r->start = (uint32_t)off;
+  r->end = (uint32_t)(off + n);
+  r->cap = 0;
+  r->reserved = 0;
+  r->sbuf = dx_sbuf_ref(b);
+  dx__append(q, r, r);
+  q->bytes += n;
+  return 0;
+}
+
+uint8_t *dx_wq_reserve(dx_wqueue *q, size_t n) {
+  if (n <= dx__tail_room(q)) return q->tail->data + q->tail->end;
+  if (n > DX_WQ_MAX_BLOCK) return NULL;
+  dx_wq_node *b = dx__block_new(dx__block_cap(q, n));
+  if (!b) return NULL;
+  dx__append(q, b, b);
+  return b->data;
+}
+
+void dx_wq_commit(dx_wqueue *q, size_t n) {
+  if (n == 0) return;
+  q->tail->end += (uint32_t)n;
+  q->bytes += n;
+}
+
+/* ---- reads ---------------------------------------------------------- */
+
+int dx_wq_iov(const dx_wqueue *q, struct iovec *iov, int max, size_t *total) {
+  int cnt = 0;
+  size_t sum = 0;
+  for (const dx_wq_node *n = q->head; n && cnt < max; n = n->next) {
+    size_t len = n->end - n->start;
+    if (len == 0) continue; /* a reserved block that got nothing */
+    const uint8_t *base = n->cap ? n->data : n->sbuf->data;
+    iov[cnt].iov_base = (void *)(base + n->start);
+    iov[cnt].iov_len = len;
+    sum += len;
+    cnt++;
+  }
+  *total = sum;
+  return cnt;
+}
+
+void dx_wq_consume(dx_wqueue *q, size_t n) {
+  q->bytes -= n;
+  while (q->head) {
+    dx_wq_node *h = q->head;
+    size_t len = h->end - h->start;
+    if (len > n) {
+      h->start += (uint32_t)n;
+      break;
+    }
+    n -= len;
+    q->head = h->next;
+    dx__node_free(h);
+  }
+  if (!q->head) q->tail = NULL;
+}
+
+size_t dx_wq_memory(const dx_wqueue *q) {
+  size_t sum = 0;
+  for (const dx_wq_node *n = q->head; n; n = n->next) sum += DX_WQ_HDR + n->cap;
+  return sum;
+}
+
+void dx_wq_clear(dx_wqueue *q) {
+  while (q->head) {
+    dx_wq_node *h = q->head;
+    q->head = h->next;
+    dx__node_free(h);
+  }
+  dx_wq_init(q);
+}

@@ -1,0 +1,183 @@
+/* The write queue on its own: packing, block sizes, shared references,
+ * partial consumption, reserve/commit, and iovec limits. */
+#include "io/wqueue.h"
+#include "test.h"
+
+/* Concatenate the queue's iovecs (all of them) into out. */
+static size_t gather(const dx_wqueue *q, uint8_t *out, int max_iov) {
+  struct iovec iov[64];
+  size_t total;
+  int n = dx_wq_iov(q, iov, max_iov, &total);
+  size_t off = 0;
+  for (int i = 0; i < n; i++) {
+    memcpy(out + off, iov[i].iov_base, iov[i].iov_len);
+    off += iov[i].iov_len;
+  }
+  CHECK_EQ_INT(off, total);
+  return off;
+}
+
+static int count_nodes(const dx_wqueue *q) {
+  struct iovec iov[1024];
+  size_t total;
+  return dx_wq_iov(q, iov, 1024, &total);
+}
+
+TEST(small_writes_pack_into_one_block) {
+  dx_wqueue q;
+  dx_wq_init(&q);
+  CHECK(dx_wq_empty(&q));
+  for (int i = 0; i < 100; i++) CHECK_EQ_INT(dx_wq_write(&q, "abcdefgh", 8), 0);
+  CHECK_EQ_INT(dx_wq_bytes(&q), 800);
+  CHECK_EQ_INT(count_nodes(&q), 1); /* 800 bytes fit the 1 KiB first block */
+  /* Overflow continues in a 16 KiB block: two pieces. */
+  for (int i = 0; i < 1000; i++) CHECK_EQ_INT(dx_wq_write(&q, "abcdefgh", 8), 0);
+  CHECK_EQ_INT(count_nodes(&q), 2);
+  uint8_t out[9000];
+  CHECK_EQ_INT(gather(&q, out, 64), 8800);
+  for (int i = 0; i < 1100; i++) CHECK(memcmp(out + i * 8, "abcdefgh", 8) == 0);
+  dx_wq_clear(&q);
+  CHECK(dx_wq_empty(&q));
+  CHECK_EQ_INT(dx_wq_bytes(&q), 0);
+}
+
+TEST(big_write_is_one_piece) {
+  dx_wqueue q;
+  dx_wq_init(&q);
+  size_t n = 100000;
+  uint8_t *p = malloc(n);
+  for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(i * 13);
+  CHECK_EQ_INT(dx_wq_write(&q, "x", 1), 0);
+  CHECK_EQ_INT(dx_wq_write(&q, p, n), 0);
+  CHECK_EQ_INT(count_nodes(&q), 2); /* the tail's slack, then one exact block */
+  uint8_t *out = malloc(n + 1);
+  CHECK_EQ_INT(gather(&q, out, 64), n + 1);
+  CHECK(out[0] == 'x');
+  CHECK_MEM(out + 1, p, n);
+  free(out);
+  free(p);
+  dx_wq_clear(&q);
+}
+
+TEST(consume_partial_and_whole) {
+  dx_wqueue q;
+  dx_wq_init(&q);
+  char buf[3000];
+  for (int i = 0; i < 3000; i++) buf[i] = (char)(i % 97);
+  dx_wq_write(&q, buf, 3000);
+  dx_wq_consume(&q, 1);
+  CHECK_EQ_INT(dx_wq_bytes(&q), 2999);
+  uint8_t out[3000];
+  CHECK_EQ_INT(gather(&q, out, 64), 2999);
+  CHECK_MEM(out, buf + 1, 2999);
+  dx_wq_consume(&q, 1500);
+  CHECK_EQ_INT(gather(&q, out, 64), 1499);
+  CHECK_MEM(out, buf + 1501, 1499);
+  dx_wq_consume(&q, 1499);
+  CHECK(dx_wq_empty(&q)); /* every block freed */
+  CHECK(q.tail == NULL);
+  /* Usable again after emptying. */
+  dx_wq_write(&q, "again", 5);
+  CHECK_EQ_INT(gather(&q, out, 64), 5);
+  dx_wq_clear(&q);
+}
+
+TEST(shared_refs_interleave) {
+  dx_wqueue q;
+  dx_wq_init(&q);
+  dx_sbuf *b = dx_sbuf_new(10);
+  memcpy(b->data, "0123456789", 10);
+  CHECK_EQ_INT(dx_wq_write(&q, "<", 1), 0);
+  CHECK_EQ_INT(dx_wq_write_shared(&q, b, 2, 5), 0);
+  CHECK_EQ_INT(dx_wq_write(&q, ">", 1), 0);
+  CHECK_EQ_INT(dx_wq_write_shared(&q, b, 0, 10), 0);
+  CHECK_EQ_INT(dx_wq_write_shared(&q, b, 0, 0), 0); /* empty: nothing */
+  CHECK_EQ_INT(dx_wq_write_shared(&q, b, 5, 6), DX_EINVAL);
+  CHECK_EQ_INT(dx_wq_write_shared(&q, b, 11, 0), DX_EINVAL);
+  CHECK_EQ_INT(b->refs, 3);
+  uint8_t out[64];
+  CHECK_EQ_INT(gather(&q, out, 64), 17);
+  CHECK_MEM(out, "<23456>0123456789", 17);
+  /* Consuming through the first reference releases it. */
+  dx_wq_consume(&q, 6);
+  CHECK_EQ_INT(b->refs, 2);
+  dx_wq_consume(&q, 4);
+  CHECK_EQ_INT(b->refs, 2); /* second one partly sent */
+  CHECK_EQ_INT(gather(&q, out, 64), 7);
+  CHECK_MEM(out, "3456789", 7);
+  dx_wq_clear(&q);
+  CHECK_EQ_INT(b->refs, 1);
+  dx_sbuf_unref(b);
+  dx_sbuf_unref(NULL);
+}
+
+TEST(reserve_commit_and_iov_limit) {
+  dx_wqueue q;
+  dx_wq_init(&q);
+  uint8_t *p = dx_wq_reserve(&q, 10);
+  CHECK(p != NULL);
+  memcpy(p, "reserved!!", 10);
+  dx_wq_commit(&q, 8);
+  CHECK_EQ_INT(dx_wq_bytes(&q), 8);
+  /* Reserve in the tail's slack: same block. */
+  p = dx_wq_reserve(&q, 4);
+  memcpy(p, "abcd", 4);
+  dx_wq_commit(&q, 4);
+  CHECK_EQ_INT(count_nodes(&q), 1);
+  /* A reservation that does not fit and gets nothing leaves an empty
+   * block that neither shows up nor survives consumption. */
+  CHECK(dx_wq_reserve(&q, 50000) != NULL);
+  dx_wq_commit(&q, 0);
+  CHECK_EQ_INT(count_nodes(&q), 1);
+  CHECK(dx_wq_reserve(&q, (size_t)2 << 30) == NULL); /* over 1 GiB */
+  uint8_t out[32];
+  CHECK_EQ_INT(gather(&q, out, 64), 12);
+  CHECK_MEM(out, "reservedabcd", 12);
+  dx_wq_consume(&q, 12);
+  CHECK(q.head == NULL);
+  CHECK_EQ_INT(dx_wq_memory(&q), 0);
+
+  /* More pieces than iovecs allowed: the first `max` only. */
+  dx_sbuf *b = dx_sbuf_new(1);
+  b->data[0] = 'z';
+  for (int i = 0; i < 100; i++) dx_wq_write_shared(&q, b, 0, 1);
+  struct iovec iov[10];
+  size_t total;
+  CHECK_EQ_INT(dx_wq_iov(&q, iov, 10, &total), 10);
+  CHECK_EQ_INT(total, 10);
+  dx_wq_consume(&q, 10);
+  CHECK_EQ_INT(b->refs, 91);
+  dx_wq_clear(&q);
+  CHECK_EQ_INT(b->refs, 1);
+  dx_sbuf_unref(b);
+}
+
+TEST(small_blocks_between_refs) {
+  /* A slow receiver of broadcasts with small direct writes in between must
+   * not pin 16 KiB per small write. */
+  dx_wqueue q;
+  dx_wq_init(&q);
+  dx_sbuf *b = dx_sbuf_new(100);
+  memset(b->data, 'b', 100);
+  for (int i = 0; i < 50; i++) {
+    dx_wq_write_shared(&q, b, 0, 100);
+    dx_wq_write(&q, "ping", 4);
+  }
+  CHECK_EQ_INT(count_nodes(&q), 100);
+  CHECK_EQ_INT(dx_wq_bytes(&q), 50 * 104);
+  size_t mem = dx_wq_memory(&q);
+  printf("50 x (100-byte ref + 4-byte copy): %zu bytes of queue memory\n", mem);
+  CHECK(mem <= 50 * (32 + 1024));
+  dx_wq_clear(&q);
+  dx_sbuf_unref(b);
+}
+
+int main(void) {
+  RUN(small_writes_pack_into_one_block);
+  RUN(big_write_is_one_piece);
+  RUN(consume_partial_and_whole);
+  RUN(shared_refs_interleave);
+  RUN(reserve_commit_and_iov_limit);
+  RUN(small_blocks_between_refs);
+  return test_report();
+}
