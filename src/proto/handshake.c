@@ -18,6 +18,8 @@
  * - More than 8 extension offers (the size of dx_upgrade_request.extensions)
  *   is answered as DX_EWS_EXTENSIONS (400): it is the client's fault, and
  *   DX_ELIMIT would map to 500.
+ * - Error responses: 405 carries "Allow: GET" (RFC 9110 requires Allow, and
+ *   GET is all an upgrade accepts); 426 carries the version and Upgrade.
  * - Builders write no NUL terminator; they return DX_ENOSPC without writing
  *   past `cap`, and DX_EINVAL for NULL required arguments or for strings that
  *   would break the message (CR/LF in values, extra_headers not ending in
@@ -419,6 +421,8 @@ int dx_http_build_error(char *buf, size_t cap, int status, const char *body) {
   puts_(&w, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
   put_uint(&w, body_len);
   puts_(&w, "\r\nConnection: close\r\n");
+  /* RFC 9110 15.5.6: a 405 MUST list the allowed methods; an upgrade is GET only. */
+  if (status == 405) puts_(&w, "Allow: GET\r\n");
   if (status == 426) puts_(&w, "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n");
   puts_(&w, "\r\n");
   if (body) {

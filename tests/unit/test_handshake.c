@@ -415,6 +415,14 @@ TEST(build_error) {
                   "Connection: close\r\n"
                   "\r\n"
                   "Bad Request\n");
+  c.status = 405;
+  check_build(&c, "HTTP/1.1 405 Method Not Allowed\r\n"
+                  "Content-Type: text/plain; charset=utf-8\r\n"
+                  "Content-Length: 19\r\n"
+                  "Connection: close\r\n"
+                  "Allow: GET\r\n"
+                  "\r\n"
+                  "Method Not Allowed\n");
   c.status = 426;
   check_build(&c, "HTTP/1.1 426 Upgrade Required\r\n"
                   "Content-Type: text/plain; charset=utf-8\r\n"
