@@ -17,7 +17,7 @@
 static const char usage[] =
     "usage: duplex connect [OPTIONS] URL\n"
     "\n"
-    "Connect to a WebSocket server (ws://). Each line read from stdin is sent as\n"
+    "Connect to a WebSocket server (ws:// or wss://). Each line read from stdin is sent as\n"
     "a text message; each message received is printed on stdout, one per line.\n"
     "Status lines (connected, closed, reconnecting) go to stderr.\n"
     "\n"
@@ -41,6 +41,9 @@ static const char usage[] =
     "      --proxy URL             go through an HTTP CONNECT proxy (http://host:port)\n"
     "      --max-message SIZE      largest message accepted (default 16M)\n"
     "      --deflate               offer permessage-deflate compression\n"
+    "      --ca FILE               trust this CA (PEM) for wss:// instead of the system's\n"
+    "      --insecure              do not verify the server's certificate (testing only)\n"
+    "      --cert FILE, --key FILE client certificate and key for mutual TLS\n"
     "      --deflate-mode MODE     shared (default) or takeover (see duplex echo --help)\n"
     "  -q, --quiet                 no status lines on stderr\n"
     "      --log-level LEVEL       error, warn (default), info or debug\n"
@@ -72,6 +75,7 @@ typedef struct app {
   bool quiet;
   bool closing;
   bool reconnect;
+  bool open; /* the current attempt reached on_open */
   int exit_status;
   const char *url;
 } app;
@@ -135,6 +139,7 @@ static void print_binary(app *a, const unsigned char *p, size_t n) {
 static void on_open(dx_ws *ws, void *user) {
   app *a = user;
   const char *proto = dx_ws_protocol(ws);
+  a->open = true;
   status(a, "connected to %s%s%s", a->url, proto ? " with subprotocol " : "", proto ? proto : "");
   pump(a);
 }
@@ -164,8 +169,12 @@ static void on_close(dx_ws *ws, int code, const char *reason, size_t reason_len,
                      void *user) {
   (void)ws;
   app *a = user;
-  status(a, "closed: code %d%s%.*s%s", code, reason_len ? " reason \"" : "", (int)reason_len,
-         reason, reason_len ? "\"" : "");
+  /* An attempt that never opened was already reported by on_error: one
+   * line per failure ("error: ... connection refused"), no "closed: 1006". */
+  if (a->open)
+    status(a, "closed: code %d%s%.*s%s", code, reason_len ? " reason \"" : "", (int)reason_len,
+           reason, reason_len ? "\"" : "");
+  a->open = false;
   bool ok = clean && (code == 1000 || code == 1001 || code == 1005);
   a->exit_status = ok ? 0 : 1;
 }
@@ -298,6 +307,10 @@ int cmd_connect(int argc, char **argv) {
     OPT_LOG_LEVEL,
     OPT_DEFLATE,
     OPT_DEFLATE_MODE,
+    OPT_CA,
+    OPT_INSECURE,
+    OPT_CERT,
+    OPT_KEY,
   };
   static const struct option opts[] = {
       {"header", required_argument, 0, 'H'},
@@ -317,6 +330,10 @@ int cmd_connect(int argc, char **argv) {
       {"log-level", required_argument, 0, OPT_LOG_LEVEL},
       {"deflate", no_argument, 0, OPT_DEFLATE},
       {"deflate-mode", required_argument, 0, OPT_DEFLATE_MODE},
+      {"ca", required_argument, 0, OPT_CA},
+      {"insecure", no_argument, 0, OPT_INSECURE},
+      {"cert", required_argument, 0, OPT_CERT},
+      {"key", required_argument, 0, OPT_KEY},
       {0, 0, 0, 0},
   };
   int opt, rc = -1;
@@ -412,6 +429,18 @@ int cmd_connect(int argc, char **argv) {
     case OPT_DEFLATE:
     case OPT_DEFLATE_MODE:
       rc = cli_parse_deflate("connect", opt - OPT_DEFLATE, optarg, &o.deflate);
+      break;
+    case OPT_CA:
+      o.tls.ca_file = optarg;
+      break;
+    case OPT_INSECURE:
+      o.tls.insecure = true;
+      break;
+    case OPT_CERT:
+      o.tls.cert_file = optarg;
+      break;
+    case OPT_KEY:
+      o.tls.key_file = optarg;
       break;
     case ':':
       rc = cli_usage_error("connect", "option '%s' needs a value", argv[optind - 1]);

@@ -39,6 +39,10 @@ enum {
   OPT_DEFLATE_MEMLEVEL,
   OPT_DEFLATE_LEVEL,
   OPT_DEFLATE_THRESHOLD,
+  OPT_TLS_CERT,
+  OPT_TLS_KEY,
+  OPT_TLS_CA,
+  OPT_TLS_PORT,
 };
 
 static const struct option common_opts[] = {
@@ -62,6 +66,10 @@ static const struct option common_opts[] = {
     {"deflate-mem-level", required_argument, 0, OPT_DEFLATE_MEMLEVEL},
     {"deflate-level", required_argument, 0, OPT_DEFLATE_LEVEL},
     {"deflate-threshold", required_argument, 0, OPT_DEFLATE_THRESHOLD},
+    {"tls-cert", required_argument, 0, OPT_TLS_CERT},
+    {"tls-key", required_argument, 0, OPT_TLS_KEY},
+    {"tls-ca", required_argument, 0, OPT_TLS_CA},
+    {"tls-port", required_argument, 0, OPT_TLS_PORT},
 };
 
 int server_main_parse(server_main_cfg *cfg, int argc, char **argv, const char *usage,
@@ -155,6 +163,21 @@ int server_main_parse(server_main_cfg *cfg, int argc, char **argv, const char *u
     case OPT_DEFLATE_THRESHOLD:
       rc = cli_parse_deflate(cmd, opt - OPT_DEFLATE, optarg, &o->deflate);
       break;
+    case OPT_TLS_CERT:
+      o->tls.cert_file = optarg;
+      break;
+    case OPT_TLS_KEY:
+      o->tls.key_file = optarg;
+      break;
+    case OPT_TLS_CA:
+      o->tls.ca_file = optarg;
+      break;
+    case OPT_TLS_PORT:
+      if (!cli_parse_int(optarg, 0, 65535, &v))
+        rc = cli_usage_error(cmd, "bad port '%s' for --tls-port", optarg);
+      else
+        o->tls_port = v ? (int)v : -1;
+      break;
     case ':':
       rc = cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
       break;
@@ -172,6 +195,8 @@ int server_main_parse(server_main_cfg *cfg, int argc, char **argv, const char *u
   if (cfg->norigins) o->origins = cfg->origins;
   if (cfg->port) o->port = cfg->port;
   if (cfg->threads > 1) o->reuseport = true;
+  if (rc < 0 && (o->tls.key_file || o->tls.ca_file || o->tls_port) && !o->tls.cert_file)
+    rc = cli_usage_error(cmd, "--tls-key, --tls-ca and --tls-port need --tls-cert");
   return rc;
 }
 
@@ -212,11 +237,26 @@ static void on_signal(dx_loop *loop, int signo, void *arg) {
   for (int i = 0; i < nworkers; i++) dx_loop_post(workers[i].loop, start_shutdown, &workers[i]);
 }
 
-static int worker_open(worker *w, int port) {
+static void reload_tls(dx_loop *loop, void *arg) {
+  (void)loop;
+  worker *w = arg;
+  dx_server_reload_tls(w->srv);
+}
+
+static void on_sighup(dx_loop *loop, int signo, void *arg) {
+  (void)loop;
+  (void)signo;
+  (void)arg;
+  dx_log_info("SIGHUP received: reloading the TLS certificate");
+  for (int i = 0; i < nworkers; i++) dx_loop_post(workers[i].loop, reload_tls, &workers[i]);
+}
+
+static int worker_open(worker *w, int port, int tls_port) {
   w->loop = dx_loop_new(NULL);
   if (!w->loop) return 1;
   dx_server_opts o = w->cfg->opts;
   o.port = port;
+  o.tls_port = tls_port;
   w->srv = dx_server_new(w->loop, &o);
   if (!w->srv) return 1;
   if (w->setup(w->srv, w->arg) != 0) return 1;
@@ -241,11 +281,15 @@ int server_main_run(server_main_cfg *cfg, int (*setup)(dx_server *srv, void *arg
   if (!workers) return 1;
   int status = 0;
   int port = cfg->opts.port ? cfg->opts.port : cfg->port;
+  int tls_port = cfg->opts.tls_port;
   for (int i = 0; i < nworkers && !status; i++) {
     workers[i] = (worker){.cfg = cfg, .setup = setup, .arg = arg};
-    status = worker_open(&workers[i], port);
+    status = worker_open(&workers[i], port, tls_port);
     /* With port 0, the first loop picks the port and the others join it. */
-    if (!status && i == 0) port = dx_server_port(workers[0].srv);
+    if (!status && i == 0) {
+      port = dx_server_port(workers[0].srv);
+      if (tls_port) tls_port = dx_server_tls_port(workers[0].srv);
+    }
   }
   if (!status) {
     /* Signals go to loop 0; registered before other threads exist so they
@@ -254,8 +298,16 @@ int server_main_run(server_main_cfg *cfg, int (*setup)(dx_server *srv, void *arg
     dx_loop_signal(workers[0].loop, SIGTERM, on_signal, NULL);
     const char *host = cfg->opts.host ? cfg->opts.host : "0.0.0.0";
     bool v6 = strchr(host, ':') != NULL;
-    dx_log_info("duplex %s listening on ws://%s%s%s:%d/ (%d thread%s)", cfg->name, v6 ? "[" : "",
-                host, v6 ? "]" : "", port, nworkers, nworkers == 1 ? "" : "s");
+    bool tls = cfg->opts.tls.cert_file != NULL;
+    if (!tls || tls_port)
+      dx_log_info("duplex %s listening on ws://%s%s%s:%d/ (%d thread%s)", cfg->name, v6 ? "[" : "",
+                  host, v6 ? "]" : "", port, nworkers, nworkers == 1 ? "" : "s");
+    if (tls) {
+      dx_loop_signal(workers[0].loop, SIGHUP, on_sighup, NULL);
+      dx_log_info("duplex %s listening on wss://%s%s%s:%d/ (%d thread%s)", cfg->name, v6 ? "[" : "",
+                  host, v6 ? "]" : "", tls_port ? tls_port : port, nworkers,
+                  nworkers == 1 ? "" : "s");
+    }
     for (int i = 1; i < nworkers; i++)
       pthread_create(&workers[i].thread, NULL, worker_run, &workers[i]);
     worker_run(&workers[0]);

@@ -22,6 +22,11 @@
   "      --idle-timeout T       close after no message either way (default off)\n"                 \
   "      --static DIR           also serve files from DIR over plain HTTP\n"                       \
   "      --origin ORIGIN        allow only this Origin (repeatable)\n" DEFLATE_OPTIONS_HELP        \
+  "      --tls-cert FILE        serve wss:// with this certificate chain (PEM)\n"                  \
+  "      --tls-key FILE         its private key (PEM; default: in the cert file)\n"                \
+  "      --tls-ca FILE          require client certificates signed by this CA\n"                   \
+  "      --tls-port N           serve wss on N and plain ws on --port (default: TLS\n"             \
+  "                             on --port only). SIGHUP reloads the certificate.\n"                \
   "      --log-level LEVEL      error, warn, info (default) or debug\n"                            \
   "  -h, --help                 show this help\n"                                                  \
   "\n"                                                                                             \

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "duplex/deflate.h"
+#include "duplex/tls.h"
 #include "duplex/ws.h"
 
 #ifdef __cplusplus
@@ -62,6 +63,7 @@ typedef struct dx_client_opts {
   size_t max_buffered; /* default 4 MiB */
   size_t low_water;    /* on_drain threshold, default 64 KiB */
   dx_deflate_opts deflate; /* offer permessage-deflate when .enable */
+  dx_tls_opts tls;         /* wss://: CA file, insecure, client certificate */
 
   /* Reconnect: delay before attempt n (n = 1, 2, ...) is uniform in
    * [0, min(reconnect_max, reconnect_initial * factor^(n-1))] ("full

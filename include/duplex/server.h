@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "duplex/deflate.h"
+#include "duplex/tls.h"
 #include "duplex/ws.h"
 
 #ifdef __cplusplus
@@ -68,6 +69,11 @@ typedef struct dx_server_opts {
                                   ("https://example.com"); NULL allows all */
   const char *static_dir;     /* serve files from here; NULL = none */
   dx_deflate_opts deflate;    /* permessage-deflate (RFC 7692); off unless .enable */
+
+  /* wss://: with tls.cert_file set, `port` serves TLS; set tls_port too to
+   * serve plain ws on `port` and wss on `tls_port` at the same time. */
+  dx_tls_opts tls;
+  int tls_port; /* 0 = TLS on `port` (when tls.cert_file is set); -1 = ephemeral */
   bool no_healthz;            /* disable GET /healthz */
 } dx_server_opts;
 
@@ -89,8 +95,17 @@ int dx_server_route_protocols(dx_server *srv, const char *path, const char *cons
  * permission denied, ...). */
 int dx_server_listen(dx_server *srv);
 
-/* The bound port (useful with port 0). */
+/* The bound port (useful with port 0): the plain one if the server has
+ * one, else the TLS one. */
 int dx_server_port(const dx_server *srv);
+
+/* The bound TLS port, or 0 without TLS. */
+int dx_server_tls_port(const dx_server *srv);
+
+/* Reload the TLS certificate and key from their files (e.g. on SIGHUP):
+ * new connections use the new ones, open connections keep theirs. Returns
+ * 0, or DX_ETLS with the reason logged (the old certificate stays). */
+int dx_server_reload_tls(dx_server *srv);
 
 /* Open connections (WebSocket and plain HTTP). */
 size_t dx_server_connections(const dx_server *srv);

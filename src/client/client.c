@@ -36,6 +36,7 @@ struct dx_client {
   uint16_t *final_codes;
   char ext_offer[200]; /* Sec-WebSocket-Extensions we send, or "" */
   dx_pmd_shared *pmd_shared;
+  SSL_CTX *tls_ctx; /* wss:// */
 
   dx_ws *ws;      /* current attempt, any phase */
   dx_timer timer; /* connect deadline, then reconnect wait */
@@ -194,7 +195,7 @@ static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
     }
     return;
   }
-  char msg[200];
+  char msg[512];
   if (rc < 0) {
     snprintf(msg, sizeof msg, "bad handshake response from the %s: %s",
              c->hs_step == HS_PROXY ? "proxy" : "server", dx_strerror(rc));
@@ -213,6 +214,10 @@ static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
     }
     c->hs_step = HS_UPGRADE;
     dx__ws_drop_handshake(ws);
+    if (c->tls_ctx && dx_stream_start_tls(&ws->stream, c->tls_ctx, false, c->url.host) != 0) {
+      attempt_fail(c, DX_ETLS, "could not start TLS through the proxy tunnel");
+      return;
+    }
     int wr = write_upgrade_request(c, ws);
     if (wr) {
       attempt_fail(c, wr, "could not write the upgrade request");
@@ -283,7 +288,7 @@ static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
 
 static void on_released(dx_ws *ws) { attempt_over(ws->owner, ws); }
 
-static const dx_ws_owner_ops client_ops = {on_handshake_read, on_released};
+static const dx_ws_owner_ops client_ops = {on_handshake_read, on_released, false};
 
 dx_client *dx_ws_client(const dx_ws *ws) {
   return ws->ops == &client_ops ? (dx_client *)ws->owner : NULL;
@@ -302,7 +307,9 @@ static void connected(dx_client *c) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   dx_ws *ws = c->ws;
-  if (dx__ws_init(ws, c->loop, fd, &client_ops, c, &c->cfg) != 0) {
+  /* Through a proxy, TLS starts once the tunnel is up. */
+  SSL_CTX *tls = c->use_proxy ? NULL : c->tls_ctx;
+  if (dx__ws_init(ws, c->loop, fd, &client_ops, c, &c->cfg, tls, c->url.host) != 0) {
     close(fd);
     attempt_fail(c, DX_ESYS, "could not set up the connection");
     return;
@@ -450,6 +457,7 @@ static void free_client(void *p) {
   free(c->headers);
   free(c->final_codes);
   dx_pmd_shared_free(c->pmd_shared);
+  SSL_CTX_free(c->tls_ctx);
   free(c);
 }
 
@@ -465,11 +473,14 @@ dx_client *dx_connect(dx_loop *loop, const char *url, const dx_client_opts *opts
   c->loop = loop;
   c->fd = -1;
   if (dx_url_parse(url, &c->url, &reason)) goto fail;
-  if (c->url.tls) {
-    reason = "wss:// is not supported yet by this build";
-    goto fail;
-  }
   if (opts) c->opts = *opts;
+  if (c->url.tls) {
+    static _Thread_local char tls_err[300];
+    if (!(c->tls_ctx = dx__tls_client_ctx(&c->opts.tls, tls_err, sizeof tls_err))) {
+      reason = tls_err;
+      goto fail;
+    }
+  }
   dx_client_opts *o = &c->opts;
   if (o->proxy) {
     char purl[512];
@@ -536,6 +547,10 @@ dx_client *dx_connect(dx_loop *loop, const char *url, const dx_client_opts *opts
   c->route.h = *handlers;
   c->route.user = user;
   dx_timer_init(loop, &c->timer, on_timer);
+  /* The loop's clock is cached per turn and dx_connect is often called
+   * before the loop runs (after slow setup): refresh it so the connect
+   * deadline counts from now, not from the last wake-up. */
+  dx_loop_update_time(loop);
   start_attempt(c);
   return c;
 oom:
@@ -581,7 +596,7 @@ static void on_orphan_released(dx_ws *ws) {
   free(ws->strs);
   dx_loop_free_later(dx_stream_loop(&ws->stream), ws, free);
 }
-static const dx_ws_owner_ops orphan_ops = {NULL, on_orphan_released};
+static const dx_ws_owner_ops orphan_ops = {NULL, on_orphan_released, false};
 
 void dx_client_free(dx_client *c) {
   if (!c) return;

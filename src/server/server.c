@@ -18,7 +18,10 @@ struct dx_server {
   dx_loop *loop;
   dx_server_opts opts;
   dx_ws_config cfg;
-  dx_listener *listener;
+  dx_listener *listener;     /* plain ws, or NULL */
+  dx_listener *tls_listener; /* wss, or NULL */
+  SSL_CTX *tls_ctx;
+  char *tls_strs[4]; /* our copies of cert, key, CA paths and ciphers */
   dx_ws_route *routes;
   size_t max_data_size; /* largest per-connection user data of any route */
   dx_ws *conns;         /* every connection, any phase */
@@ -112,7 +115,7 @@ static void on_released(dx_ws *ws) {
 }
 
 static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len);
-static const dx_ws_owner_ops server_ops = {on_handshake_read, on_released};
+static const dx_ws_owner_ops server_ops = {on_handshake_read, on_released, true};
 
 /* Answer with a complete HTTP response, then close. */
 static void respond(dx_ws *ws, int status, const char *body) {
@@ -289,6 +292,14 @@ static void handle_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
 
 static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
   dx_server *srv = ws->owner;
+  if (!ws->hs && len && data[0] == 0x16 && !dx__stream_is_tls(&ws->stream)) {
+    /* A TLS ClientHello on a plain port: no HTTP answer would be read. */
+    char peer[64];
+    dx_log_info("%s: TLS handshake on the plain ws:// port (the client wants wss://); closing",
+                dx__ws_peer(ws, peer, sizeof peer));
+    dx_stream_abort(&ws->stream);
+    return;
+  }
   uint8_t *buf = data;
   size_t have = len;
   if (ws->hs) {
@@ -322,8 +333,22 @@ static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
   handle_request(ws, &req, buf + rc, have - (size_t)rc);
 }
 
+static void accept_conn(dx_server *srv, int fd, SSL_CTX *tls);
+
 static void on_accept(void *user, int fd, const struct sockaddr *addr, socklen_t addrlen) {
+  (void)addr;
+  (void)addrlen;
+  accept_conn(user, fd, NULL);
+}
+
+static void on_accept_tls(void *user, int fd, const struct sockaddr *addr, socklen_t addrlen) {
+  (void)addr;
+  (void)addrlen;
   dx_server *srv = user;
+  accept_conn(srv, fd, srv->tls_ctx);
+}
+
+static void accept_conn(dx_server *srv, int fd, SSL_CTX *tls) {
   if (srv->shutting_down) {
     close(fd);
     return;
@@ -348,7 +373,7 @@ static void on_accept(void *user, int fd, const struct sockaddr *addr, socklen_t
     close(fd);
     return;
   }
-  if (dx__ws_init(ws, srv->loop, fd, &server_ops, srv, &srv->cfg) != 0) {
+  if (dx__ws_init(ws, srv->loop, fd, &server_ops, srv, &srv->cfg, tls, NULL) != 0) {
     close(fd);
     free(ws);
     return;
@@ -357,8 +382,6 @@ static void on_accept(void *user, int fd, const struct sockaddr *addr, socklen_t
   if (srv->conns) srv->conns->prev = ws;
   srv->conns = ws;
   srv->nconns++;
-  (void)addr;
-  (void)addrlen;
 }
 
 /* ---- lifecycle ---- */
@@ -373,6 +396,11 @@ dx_server *dx_server_new(dx_loop *loop, const dx_server_opts *opts) {
   o->host = srv->host;
   if (o->static_dir && !(srv->static_dir = strdup(o->static_dir))) goto fail;
   o->static_dir = srv->static_dir;
+  const char **strs[4] = {&o->tls.cert_file, &o->tls.key_file, &o->tls.ca_file, &o->tls.ciphers};
+  for (int i = 0; i < 4; i++) {
+    if (*strs[i] && !(srv->tls_strs[i] = strdup(*strs[i]))) goto fail;
+    *strs[i] = srv->tls_strs[i];
+  }
   if (!o->port) o->port = 8080;
   if (o->port < 0) o->port = 0; /* negative asks for an ephemeral port too */
   if (!o->backlog) o->backlog = 1024;
@@ -387,21 +415,69 @@ dx_server *dx_server_new(dx_loop *loop, const dx_server_opts *opts) {
   return srv;
 fail:
   free(srv->host);
+  free(srv->static_dir);
+  for (int i = 0; i < 4; i++) free(srv->tls_strs[i]);
   free(srv);
   return NULL;
 }
 
 int dx_server_listen(dx_server *srv) {
   DX__CHECK_THREAD(srv->loop);
-  if (srv->listener) return DX_ESTATE;
-  dx_listener_opts lo = {.backlog = srv->opts.backlog, .reuseport = srv->opts.reuseport};
-  const char *host = srv->opts.host ? srv->opts.host : "0.0.0.0";
-  return dx_listener_open(srv->loop, host, (uint16_t)srv->opts.port, &lo, on_accept, srv,
-                          &srv->listener);
+  if (srv->listener || srv->tls_listener) return DX_ESTATE;
+  dx_server_opts *o = &srv->opts;
+  dx_listener_opts lo = {.backlog = o->backlog, .reuseport = o->reuseport};
+  const char *host = o->host ? o->host : "0.0.0.0";
+  bool tls = o->tls.cert_file != NULL;
+  if (tls) {
+    char err[300];
+    if (!(srv->tls_ctx = dx__tls_server_ctx(&o->tls, err, sizeof err))) {
+      dx_log_error("%s", err);
+      return DX_ETLS;
+    }
+  }
+  /* Plain ws on `port` unless TLS took it (TLS without a separate port). */
+  if (!tls || o->tls_port) {
+    int rc =
+        dx_listener_open(srv->loop, host, (uint16_t)o->port, &lo, on_accept, srv, &srv->listener);
+    if (rc) return rc;
+  }
+  if (tls) {
+    int port = o->tls_port ? (o->tls_port < 0 ? 0 : o->tls_port) : o->port;
+    int rc = dx_listener_open(srv->loop, host, (uint16_t)port, &lo, on_accept_tls, srv,
+                              &srv->tls_listener);
+    if (rc) {
+      if (srv->listener) dx_listener_close(srv->listener);
+      srv->listener = NULL;
+      return rc;
+    }
+  }
+  return 0;
 }
 
 int dx_server_port(const dx_server *srv) {
-  return srv->listener ? dx_listener_port(srv->listener) : srv->opts.port;
+  if (srv->listener) return dx_listener_port(srv->listener);
+  if (srv->tls_listener) return dx_listener_port(srv->tls_listener);
+  return srv->opts.port;
+}
+
+int dx_server_tls_port(const dx_server *srv) {
+  return srv->tls_listener ? dx_listener_port(srv->tls_listener) : 0;
+}
+
+int dx_server_reload_tls(dx_server *srv) {
+  DX__CHECK_THREAD(srv->loop);
+  if (!srv->tls_ctx) return DX_ESTATE;
+  char err[300];
+  SSL_CTX *ctx = dx__tls_server_ctx(&srv->opts.tls, err, sizeof err);
+  if (!ctx) {
+    dx_log_error("TLS reload failed, keeping the old certificate: %s", err);
+    return DX_ETLS;
+  }
+  /* Open connections hold their own reference to the old context. */
+  SSL_CTX_free(srv->tls_ctx);
+  srv->tls_ctx = ctx;
+  dx_log_info("TLS certificate reloaded from %s", srv->opts.tls.cert_file);
+  return 0;
 }
 
 size_t dx_server_connections(const dx_server *srv) { return srv->nconns; }
@@ -451,6 +527,10 @@ void dx_server_shutdown(dx_server *srv, int timeout_ms, void (*done)(dx_server *
       dx_listener_close(srv->listener);
       srv->listener = NULL;
     }
+    if (srv->tls_listener) {
+      dx_listener_close(srv->tls_listener);
+      srv->tls_listener = NULL;
+    }
     size_t open = 0;
     for (dx_ws *ws = srv->conns; ws; ws = ws->next) {
       if (ws->phase == DX_WS_OPEN) {
@@ -471,13 +551,14 @@ static void on_orphan_released(dx_ws *ws) {
   free(ws->strs);
   dx_loop_free_later(dx_stream_loop(&ws->stream), ws, free);
 }
-static const dx_ws_owner_ops orphan_ops = {NULL, on_orphan_released};
+static const dx_ws_owner_ops orphan_ops = {NULL, on_orphan_released, false};
 
 void dx_server_free(dx_server *srv) {
   if (!srv) return;
   dx_timer_stop(&srv->shutdown_timer);
   dx_deferred_cancel(&srv->shutdown_done);
   if (srv->listener) dx_listener_close(srv->listener);
+  if (srv->tls_listener) dx_listener_close(srv->tls_listener);
   for (dx_ws *ws = srv->conns; ws; ws = ws->next) {
     dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, 0, NULL);
     ws->route = NULL; /* the routes are freed below */
@@ -493,5 +574,7 @@ void dx_server_free(dx_server *srv) {
   free(srv->host);
   free(srv->static_dir);
   dx_pmd_shared_free(srv->pmd_shared);
+  SSL_CTX_free(srv->tls_ctx);
+  for (int i = 0; i < 4; i++) free(srv->tls_strs[i]);
   free(srv);
 }

@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "io/loop_internal.h"
+#include "io/tls.h"
 #include "ws/ws_internal.h"
 
 #define DX_DEFAULT_MAX_MESSAGE (16u << 20)
@@ -220,13 +221,28 @@ static void on_stream_close(void *user, int err) {
   if (!ws->closed_notified) {
     dx_proto *p = dx__ws_proto(ws);
     bool clean = ws->phase >= DX_WS_OPEN && dx_proto_close_received(p) && dx_proto_close_sent(p);
-    dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, clean, err,
-                        err ? "the connection was reset" : NULL);
+    const char *msg = err ? "the connection was reset" : NULL;
+    /* Ending before the opening handshake completed is a failure, and the
+     * user hears of failures through on_error (client.h). Only a client
+     * has handlers in this phase: a server sets the route once the request
+     * is complete and leaves the phase in the same call. */
+    if (ws->phase == DX_WS_HANDSHAKE) {
+      msg = err ? "the connection was reset during the opening handshake"
+                : "the server closed the connection during the opening handshake";
+      if (!err) err = DX_ECLOSED;
+    }
+    const char *tls_err = dx__tls_error(&ws->stream);
+    if (tls_err) {
+      msg = tls_err; /* e.g. "TLS certificate verification failed: ..." */
+      err = DX_ETLS;
+    }
+    dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, clean, err, msg);
   }
   if (ws->phase >= DX_WS_OPEN) dx_proto_free(dx__ws_proto(ws));
   dx_pmd_free(ws->pmd);
   ws->pmd = NULL;
   dx__ws_drop_handshake(ws);
+  dx__tls_release(&ws->stream);
   ws->ops->on_released(ws);
 }
 
@@ -239,12 +255,14 @@ static void on_drain(void *user) {
 static const dx_stream_cb stream_cb = {on_read, on_stream_close, on_drain};
 
 int dx__ws_init(dx_ws *ws, dx_loop *loop, int fd, const dx_ws_owner_ops *ops, void *owner,
-                const dx_ws_config *cfg) {
+                const dx_ws_config *cfg, SSL_CTX *tls, const char *tls_host) {
   ws->ops = ops;
   ws->owner = owner;
   ws->cfg = cfg;
   ws->phase = DX_WS_HANDSHAKE;
-  int rc = dx_stream_init_tcp(&ws->stream, loop, fd, &stream_cb, ws);
+  int rc = tls ? dx_stream_init_tls(&ws->stream, loop, fd, tls, ops->tls_server, tls_host,
+                                    &stream_cb, ws)
+               : dx_stream_init_tcp(&ws->stream, loop, fd, &stream_cb, ws);
   if (rc) return rc;
   dx_stream_set_limits(&ws->stream, cfg->low_water);
   dx_timer_init(loop, &ws->timer, on_timer);

@@ -14,6 +14,7 @@
 #include "duplex/server.h"
 #include "duplex/ws.h"
 #include "io/stream.h"
+#include "io/tls.h"
 
 /* A set of handlers with its user pointer (a server route, or a client). */
 typedef struct dx_ws_route {
@@ -46,6 +47,8 @@ typedef struct dx_ws_owner_ops {
   void (*on_handshake_read)(dx_ws *ws, uint8_t *data, size_t len);
   /* The stream ended and on_close was delivered: unlink and free. */
   void (*on_released)(dx_ws *ws);
+  /* TLS streams accept (server) rather than connect. */
+  bool tls_server;
 } dx_ws_owner_ops;
 
 struct dx_ws {
@@ -83,10 +86,11 @@ static inline dx_proto *dx__ws_proto(dx_ws *ws) { return (dx_proto *)(void *)ws-
 size_t dx__ws_alloc_size(size_t data_size);
 
 /* Initialise a freshly zeroed connection over an accepted/connected fd and
- * start its handshake timer. Returns 0 or a DX_E* code (the fd then still
+ * start its handshake timer; with `tls`, over TLS (client: verifying and
+ * sending SNI for `tls_host`). Returns 0 or a DX_E* code (the fd then still
  * belongs to the caller). */
 int dx__ws_init(dx_ws *ws, dx_loop *loop, int fd, const dx_ws_owner_ops *ops, void *owner,
-                const dx_ws_config *cfg);
+                const dx_ws_config *cfg, SSL_CTX *tls, const char *tls_host);
 
 /* The handshake is done: set up the proto, start heartbeat timers, call
  * on_open, then feed `rest` (bytes that followed the handshake). */
