@@ -9,6 +9,7 @@
  * status. */
 int cmd_echo(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* Parse "123", "64K", "16M", "1G" (powers of 1024). Returns false on junk. */
 bool cli_parse_size(const char *s, size_t *out);

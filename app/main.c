@@ -16,6 +16,7 @@ static const char usage[] =
     "Commands:\n"
     "  echo      run a WebSocket echo server (an Autobahn test suite testee)\n"
     "  connect   connect to a WebSocket server: stdin lines out, messages to stdout\n"
+    "  bench     load-test an echo server: messages/s, latency, handshakes/s\n"
     "\n"
     "Options:\n"
     "  -h, --help      show this help (and 'duplex COMMAND --help' for a command)\n"
@@ -37,6 +38,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "echo")) return cmd_echo(argc - 1, argv + 1);
   if (!strcmp(cmd, "connect")) return cmd_connect(argc - 1, argv + 1);
+  if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
   fprintf(stderr, "duplex: unknown command '%s'\nTry 'duplex --help'.\n", cmd);
   return 2;
 }
