@@ -130,13 +130,16 @@ static int inflate_some(z_stream *z, const uint8_t *in, size_t n, dx_pmd_sink si
     z->next_out = buf;
     z->avail_out = sizeof buf;
     int rc = inflate(z, Z_SYNC_FLUSH);
-    if (rc == Z_NEED_DICT || rc == Z_DATA_ERROR || rc == Z_MEM_ERROR || rc == Z_STREAM_ERROR)
-      return DX_EDEFLATE;
+    /* Output made before an error goes out first, so the first problem
+     * reported (bad UTF-8, too big, corrupt data) does not depend on how
+     * the input was split. */
     size_t got = sizeof buf - z->avail_out;
     if (got) {
       int s = sink(arg, buf, got);
       if (s) return s;
     }
+    if (rc == Z_NEED_DICT || rc == Z_DATA_ERROR || rc == Z_MEM_ERROR || rc == Z_STREAM_ERROR)
+      return DX_EDEFLATE;
     if (rc == Z_STREAM_END) {
       /* A final (BFINAL) block ends the zlib stream; what follows, like
        * the appended tail, starts afresh. */
