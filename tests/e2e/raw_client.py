@@ -160,6 +160,7 @@ class Conn:
     def __init__(self, port, timeout=5.0, rcvbuf=None, connect=True):
         self.port = port
         self.buf = b""
+        self.last_rsv = 0
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -287,11 +288,14 @@ class Conn:
     def recv_message(self, timeout=5.0, pong_pings=False):
         """The next data message as (opcode, payload), reassembled. Control
         frames in between are returned as they come unless pong_pings (then
-        pings are answered and skipped)."""
+        pings are answered and skipped). The first frame's RSV bits are left
+        in self.last_rsv."""
         deadline = time.monotonic() + timeout
         op, parts = None, []
         while True:
             fin, rsv, o, p = self.recv_frame(max(0.001, deadline - time.monotonic()))
+            if op is None:
+                self.last_rsv = rsv  # RSV bits of the message's first frame
             if o >= 8:
                 if o == OP_PING and pong_pings:
                     self.send_frame(OP_PONG, p)

@@ -1,14 +1,16 @@
 // Interop: headless Chromium's WebSocket against `duplex echo`.
-//   node browser_echo.mjs PORT
+//   node browser_echo.mjs PORT [TAG]
 // The page is loaded from http://127.0.0.1:PORT/healthz (served by duplex
 // itself) so that it has an http origin. Prints "ok - ..." / "not ok - ..."
-// per check; exits 1 if any failed.
+// per check; exits 1 if any failed. With DX_EXPECT_DEFLATE=1 (server run with
+// --deflate) permessage-deflate must be negotiated.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const port = Number(process.argv[2]);
+const tag = process.argv[3] ? `[${process.argv[3]}] ` : '';
 if (!port) {
   console.error('usage: node browser_echo.mjs PORT');
   process.exit(2);
@@ -17,11 +19,11 @@ let passed = 0;
 let failed = 0;
 const ok = (name) => {
   passed++;
-  console.log(`ok - ${name}`);
+  console.log(`ok - ${tag}${name}`);
 };
 const notOk = (name, why) => {
   failed++;
-  console.log(`not ok - ${name}: ${why}`);
+  console.log(`not ok - ${tag}${name}: ${why}`);
 };
 const check = (name, cond, why) => (cond ? ok(name) : notOk(name, why));
 
@@ -109,6 +111,13 @@ async function inPage(url) {
     step('4 MiB binary', got instanceof ArrayBuffer && sameBytes(got, big.buffer),
       `got ${got && got.byteLength} bytes`);
   });
+  await attempt('4 MiB compressible text', async () => {
+    const line = 'The quick brown fox jumps over the lazy dog — 😀 ✓ ';
+    const s = line.repeat(Math.ceil((4 << 20) / new TextEncoder().encode(line).length));
+    ws.send(s);
+    const got = await next(30000);
+    step('4 MiB compressible text', got === s, `got ${typeof got} of length ${got && got.length}`);
+  });
   await attempt('100 pipelined in order', async () => {
     for (let i = 0; i < 100; i++) ws.send(`m${i} ✓`);
     const bad = [];
@@ -152,6 +161,9 @@ async function main() {
     const r = await page.evaluate(inPage, `ws://127.0.0.1:${port}/echo`);
     console.log(`# negotiated extensions: ${JSON.stringify(r.extensions)}, protocol: ${JSON.stringify(r.protocol)}`);
     for (const s of r.steps) check(s.name, s.good, s.why);
+    if (process.env.DX_EXPECT_DEFLATE === '1')
+      check('permessage-deflate negotiated', /permessage-deflate/.test(r.extensions || ''),
+        `extensions ${JSON.stringify(r.extensions)}`);
     if (r.steps.length && r.steps[0].good) {
       check('close event seen', r.close !== null, 'no close event within 10 s');
       if (r.close) {

@@ -1,5 +1,7 @@
 // Interop: the Node `ws` client against `duplex echo`.
 //   node node_echo_client.mjs PORT [TAG]
+// With DX_EXPECT_DEFLATE=1 (server run with --deflate) the offer must be
+// accepted.
 // Runs the matrix twice: without permessage-deflate and with ws's default
 // offer (which the server may accept or decline). Prints "ok - ..." or
 // "not ok - ..." per check; exits 1 if any failed.
@@ -8,6 +10,8 @@ import WebSocket from 'ws';
 
 const port = Number(process.argv[2]);
 const tag = process.argv[3] ? `[${process.argv[3]}] ` : '';
+// The server runs with --deflate: an offer must be accepted.
+const expectDeflate = process.env.DX_EXPECT_DEFLATE === '1';
 if (!port) {
   console.error('usage: node node_echo_client.mjs PORT');
   process.exit(2);
@@ -87,6 +91,12 @@ async function matrix(label, options) {
   try {
     ws = await open(`${base}/echo`, options);
     ok(t('connect') + ` (extensions: "${ws.extensions || ''}")`);
+    if (expectDeflate) {
+      const offered = options.perMessageDeflate !== false;
+      const got = /permessage-deflate/.test(ws.extensions || '');
+      check(t(offered ? 'permessage-deflate negotiated' : 'no extension when none offered'), got === offered,
+        `extensions "${ws.extensions}"`);
+    }
   } catch (e) {
     notOk(t('connect'), e.message);
     return;
@@ -138,6 +148,18 @@ async function matrix(label, options) {
       `got ${m.data.length} bytes (${m.isBinary ? 'binary' : 'text'}), content ${big.equals(m.data) ? 'same' : 'differs'}`);
   } catch (e) {
     notOk(t('4 MiB binary'), e.message);
+  }
+
+  // 4 MiB of compressible text (many deflate blocks when compressed).
+  try {
+    const line = 'The quick brown fox jumps over the lazy dog — 😀 ✓ ';
+    const big = line.repeat(Math.ceil((4 << 20) / Buffer.byteLength(line)));
+    ws.send(big);
+    const m = await next(30_000);
+    const got = m.data.toString('utf8');
+    check(t('4 MiB compressible text'), !m.isBinary && got === big, `got ${m.data.length} bytes`);
+  } catch (e) {
+    notOk(t('4 MiB compressible text'), e.message);
   }
 
   // 100 messages sent back to back, echoed in order.

@@ -1,10 +1,11 @@
 """Interop: Python `websockets` (Debian 12: 10.4, asyncio API) against
 `duplex echo`.
 
-    /usr/bin/python3 py_echo_client.py PORT
+    /usr/bin/python3 py_echo_client.py PORT [TAG]
 
 Runs the matrix without compression and with websockets' default
-permessage-deflate offer (the server may accept or decline it). Prints
+permessage-deflate offer (the server may accept or decline it; with
+DX_EXPECT_DEFLATE=1, as when the server runs with --deflate, it must accept). Prints
 "ok - ..." / "not ok - ..." per check; exits 1 if any failed.
 """
 import asyncio
@@ -14,8 +15,11 @@ import sys
 import websockets
 
 PORT = int(sys.argv[1])
+TAG = f"[{sys.argv[2]}] " if len(sys.argv) > 2 else ""
 BASE = f"ws://127.0.0.1:{PORT}"
 T = 10  # seconds for any single step
+# The server runs with --deflate: an offer must be accepted.
+EXPECT_DEFLATE = os.environ.get("DX_EXPECT_DEFLATE") == "1"
 passed = 0
 failed = 0
 
@@ -23,13 +27,13 @@ failed = 0
 def ok(name):
     global passed
     passed += 1
-    print(f"ok - {name}", flush=True)
+    print(f"ok - {TAG}{name}", flush=True)
 
 
 def not_ok(name, why):
     global failed
     failed += 1
-    print(f"not ok - {name}: {why}", flush=True)
+    print(f"not ok - {TAG}{name}: {why}", flush=True)
 
 
 def check(name, cond, why):
@@ -53,6 +57,10 @@ async def matrix(label, compression):
         return
     ext = ws.response_headers.get("Sec-WebSocket-Extensions", "")
     ok(t(f"connect (extensions: {ext!r})"))
+    if EXPECT_DEFLATE:
+        offered = compression is not None
+        check(t("permessage-deflate negotiated" if offered else "no extension when none offered"),
+              ("permessage-deflate" in ext) == offered, f"Sec-WebSocket-Extensions: {ext!r}")
 
     async def recv(timeout=T):
         return await asyncio.wait_for(ws.recv(), timeout)
@@ -86,6 +94,13 @@ async def matrix(label, compression):
             f"got {type(got).__name__} of {len(got)} bytes, content {'same' if got == b else 'differs'}",
         )
 
+    async def big_text():
+        line = "The quick brown fox jumps over the lazy dog — 😀 ✓ "
+        s = line * ((4 << 20) // len(line.encode()) + 1)
+        await ws.send(s)
+        got = await recv(30)
+        check(t("4 MiB compressible text"), got == s, f"got {type(got).__name__} of {len(got)}")
+
     async def pipelined():
         n = 100
         want = [f"msg {i} ✓" if i % 2 else f"bin {i}".encode() for i in range(n)]
@@ -108,7 +123,7 @@ async def matrix(label, compression):
         got = await recv()
         check(t("echo after ping"), got == "still here", f"got {got!r}")
 
-    for step in (text, binary, empty, big, pipelined, ping, after):
+    for step in (text, binary, empty, big, big_text, pipelined, ping, after):
         try:
             await step()
         except Exception as e:  # noqa: BLE001
