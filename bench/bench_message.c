@@ -63,7 +63,7 @@ static void build(ctx *c, int n, size_t size, unsigned opcode) {
   }
   free(payload);
   c->nmsgs = n;
-  dx_proto_callbacks cb = {on_event, on_output, NULL};
+  static const dx_proto_callbacks cb = {on_event, on_output, NULL};
   dx_proto_opts po = {.max_message = 1 << 24};
   c->p = malloc(dx_proto_size());
   dx_proto_init(c->p, DX_ROLE_SERVER, &po, &cb, NULL);

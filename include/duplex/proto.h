@@ -92,8 +92,10 @@ typedef struct dx_proto dx_proto;
 size_t dx_proto_size(void);
 
 /* Initialise a dx_proto in caller-provided memory of dx_proto_size() bytes
- * (suitably aligned for any type). `opts` may be NULL. Copies opts and cb;
- * keeps `user` for the callbacks. Never fails. */
+ * (suitably aligned for any type). `opts` may be NULL and is copied. `cb`
+ * is NOT copied (it costs every connection three words): it must outlive
+ * the dx_proto, e.g. a static const struct. `user` is passed back to the
+ * callbacks. Never fails. */
 void dx_proto_init(dx_proto *p, dx_role role, const dx_proto_opts *opts,
                    const dx_proto_callbacks *cb, void *user);
 

@@ -16,8 +16,38 @@
 
 enum rx_phase { RX_HEADER = 0, RX_PAYLOAD = 1 };
 
+/* A buffer allocated only while a message is being gathered: one pointer
+ * in the connection instead of three words (idle connections stay small). */
+typedef struct growbuf {
+  size_t len, cap;
+  uint8_t data[];
+} growbuf;
+
+/* Append, growing geometrically from DX_MSG_MIN_CAP but never past `bound`
+ * bytes in all (the most the message can still bring). */
+static int growbuf_append(growbuf **gp, const uint8_t *p, size_t n, uint64_t bound) {
+  if (n == 0) return 0;
+  growbuf *g = *gp;
+  size_t len = g ? g->len : 0, cap = g ? g->cap : 0;
+  if (len + n > cap) {
+    size_t need = len + n;
+    size_t ncap = cap ? cap * 2 : DX_MSG_MIN_CAP;
+    while (ncap < need) ncap *= 2;
+    if (ncap > bound) ncap = (size_t)bound;
+    if (ncap < need) ncap = need;
+    growbuf *ng = realloc(g, sizeof *ng + ncap);
+    if (!ng) return DX_ENOMEM;
+    if (!g) ng->len = 0;
+    ng->cap = ncap;
+    *gp = g = ng;
+  }
+  memcpy(g->data + g->len, p, n);
+  g->len += n;
+  return 0;
+}
+
 struct dx_proto {
-  dx_proto_callbacks cb;
+  const dx_proto_callbacks *cb; /* the caller's; must outlive us */
   void *user;
   uint64_t max_frame;
   uint64_t max_message;
@@ -44,13 +74,11 @@ struct dx_proto {
   bool tx_fragmented; /* we are in the middle of sending a fragmented message */
   dx_utf8 utf8;
   uint64_t msg_total; /* payload bytes of this message so far */
-  uint8_t *msg_buf;   /* reassembly (only when a message spans feeds/frames) */
-  size_t msg_len, msg_cap;
+  growbuf *msg;       /* reassembly (only when a message spans feeds/frames) */
 
   uint64_t wire_total; /* payload bytes of this message on the wire */
   dx_pmd *pmd;         /* permessage-deflate, when negotiated (not owned) */
-  uint8_t *zbuf;       /* a compressed message gathered for the shared inflater */
-  size_t zlen, zcap;
+  growbuf *z;          /* a compressed message gathered for the shared inflater */
 
   uint8_t *ctl; /* a control frame split across feeds (rare) */
   uint8_t ctl_len;
@@ -65,7 +93,7 @@ void dx_proto_init(dx_proto *p, dx_role role, const dx_proto_opts *opts,
   memset(p, 0, sizeof *p);
   dx_proto_opts o = {0};
   if (opts) o = *opts;
-  p->cb = *cb;
+  p->cb = cb;
   p->user = user;
   p->max_message = o.max_message ? o.max_message : DX_DEFAULT_MAX_MESSAGE;
   p->max_frame = o.max_frame ? o.max_frame : p->max_message;
@@ -82,15 +110,12 @@ static void msg_reset(dx_proto *p) {
   p->msg_started = false;
   p->msg_total = 0;
   p->wire_total = 0;
-  p->msg_len = 0;
-  free(p->zbuf);
-  p->zbuf = NULL;
-  p->zlen = p->zcap = 0;
+  free(p->z);
+  p->z = NULL;
   /* Release reassembly memory after each message: idle connections should
    * cost a few hundred bytes, not the size of their largest message. */
-  free(p->msg_buf);
-  p->msg_buf = NULL;
-  p->msg_cap = 0;
+  free(p->msg);
+  p->msg = NULL;
 }
 
 void dx_proto_free(dx_proto *p) {
@@ -114,7 +139,7 @@ void dx_proto_set_deflate(dx_proto *p, dx_pmd *pmd) {
     p->allowed_rsv &= (uint8_t)~DX_RSV1;
 }
 size_t dx_proto_buffered(const dx_proto *p) {
-  return p->msg_cap + p->zcap + (p->ctl ? DX_CONTROL_MAX : 0);
+  return (p->msg ? p->msg->cap : 0) + (p->z ? p->z->cap : 0) + (p->ctl ? DX_CONTROL_MAX : 0);
 }
 
 /* ---- sending ---- */
@@ -125,7 +150,7 @@ static int emit_frame(dx_proto *p, bool fin, unsigned rsv, unsigned opcode, cons
   uint8_t key[4];
   const uint8_t *mask = NULL;
   if (p->role == DX_ROLE_CLIENT) {
-    p->cb.mask_key(p->user, key);
+    p->cb->mask_key(p->user, key);
     mask = key;
   }
   dx_output out = {
@@ -135,7 +160,7 @@ static int emit_frame(dx_proto *p, bool fin, unsigned rsv, unsigned opcode, cons
       .payload_len = len,
       .mask = mask,
   };
-  return p->cb.on_output(p->user, &out);
+  return p->cb->on_output(p->user, &out);
 }
 
 static int send_close_frame(dx_proto *p, unsigned code, const char *reason, size_t reason_len) {
@@ -216,7 +241,7 @@ static int fail(dx_proto *p, int err) {
 }
 
 static void deliver(dx_proto *p, dx_event *ev) {
-  if (p->cb.on_event) p->cb.on_event(p->user, ev);
+  if (p->cb->on_event) p->cb->on_event(p->user, ev);
 }
 
 /* Header-time checks that need connection context. */
@@ -285,26 +310,12 @@ static int handle_control(dx_proto *p, const uint8_t *data, size_t len) {
 }
 
 static int msg_append(dx_proto *p, const uint8_t *data, size_t len) {
-  if (len == 0) return 0;
-  if (p->msg_len + len > p->msg_cap) {
-    size_t need = p->msg_len + len;
-    size_t cap = p->msg_cap ? p->msg_cap * 2 : DX_MSG_MIN_CAP;
-    while (cap < need) cap *= 2;
-    /* Never reserve beyond what this frame and message can still bring
-     * (inflated output is only bounded by the message limit). */
-    uint64_t bound =
-        p->msg_compressed ? p->max_message : p->msg_len + len + (p->fh.payload_len - p->frame_done);
-    if (bound > p->max_message) bound = p->max_message;
-    if (cap > bound) cap = (size_t)bound;
-    if (cap < need) cap = need;
-    uint8_t *nb = realloc(p->msg_buf, cap);
-    if (!nb) return DX_ENOMEM;
-    p->msg_buf = nb;
-    p->msg_cap = cap;
-  }
-  memcpy(p->msg_buf + p->msg_len, data, len);
-  p->msg_len += len;
-  return 0;
+  /* Never reserve beyond what this frame and message can still bring
+   * (inflated output is only bounded by the message limit). */
+  uint64_t bound = p->msg_compressed
+                       ? p->max_message
+                       : (p->msg ? p->msg->len : 0) + len + (p->fh.payload_len - p->frame_done);
+  return growbuf_append(&p->msg, data, len, bound);
 }
 
 /* Message bytes as the application sees them: uncompressed, or already
@@ -334,7 +345,7 @@ static int plain_data(dx_proto *p, const uint8_t *data, size_t len, bool msg_end
     return 0;
   }
   ev.type = DX_EV_MESSAGE;
-  if (msg_end && p->msg_len == 0) {
+  if (msg_end && !p->msg) {
     /* Zero-copy: the whole message is right here in the caller's buffer. */
     ev.data = data;
     ev.len = len;
@@ -342,8 +353,8 @@ static int plain_data(dx_proto *p, const uint8_t *data, size_t len, bool msg_end
     int rc = msg_append(p, data, len);
     if (rc) return rc;
     if (!msg_end) return 0;
-    ev.data = p->msg_buf;
-    ev.len = p->msg_len;
+    ev.data = p->msg ? p->msg->data : data; /* an empty final piece: data */
+    ev.len = p->msg ? p->msg->len : 0;
   }
   p->msg_opcode = 0;
   deliver(p, &ev);
@@ -356,18 +367,7 @@ static int inflated(void *arg, const uint8_t *out, size_t n) {
 }
 
 static int z_append(dx_proto *p, const uint8_t *data, size_t len) {
-  if (len == 0) return 0;
-  if (p->zlen + len > p->zcap) {
-    size_t cap = p->zcap ? p->zcap * 2 : DX_MSG_MIN_CAP;
-    while (cap < p->zlen + len) cap *= 2;
-    uint8_t *nb = realloc(p->zbuf, cap);
-    if (!nb) return DX_ENOMEM;
-    p->zbuf = nb;
-    p->zcap = cap;
-  }
-  memcpy(p->zbuf + p->zlen, data, len);
-  p->zlen += len;
-  return 0;
+  return growbuf_append(&p->z, data, len, UINT64_MAX);
 }
 
 /* A chunk of a data frame's (already unmasked) payload. `frame_end` says
@@ -379,13 +379,13 @@ static int handle_data(dx_proto *p, const uint8_t *data, size_t len, bool frame_
   if (dx_pmd_rx_streaming(p->pmd)) {
     /* Our own inflater: inflate as the bytes arrive (fail-fast UTF-8). */
     rc = dx_pmd_inflate(p->pmd, data, len, msg_end, inflated, p);
-  } else if (msg_end && p->zlen == 0) {
+  } else if (msg_end && !p->z) {
     rc = dx_pmd_inflate(p->pmd, data, len, true, inflated, p);
   } else {
     /* The shared inflater takes whole messages only. */
     rc = z_append(p, data, len);
     if (rc || !msg_end) return rc;
-    rc = dx_pmd_inflate(p->pmd, p->zbuf, p->zlen, true, inflated, p);
+    rc = dx_pmd_inflate(p->pmd, p->z->data, p->z->len, true, inflated, p);
   }
   if (rc) return rc;
   return msg_end ? plain_data(p, NULL, 0, true) : 0;

@@ -324,7 +324,7 @@ static size_t frame(uint8_t *out, int fin, int rsv1, int op, const uint8_t *p, s
 static dx_proto *server_with_pmd(rec *r, dx_pmd **pmd, dx_pmd_shared *s, bool takeover,
                                  size_t max_message) {
   memset(r, 0, sizeof *r);
-  dx_proto_callbacks cb = {on_event, on_output, key};
+  static const dx_proto_callbacks cb = {on_event, on_output, key};
   dx_proto_opts po = {.max_message = max_message};
   dx_proto *p = malloc(dx_proto_size());
   dx_proto_init(p, DX_ROLE_SERVER, &po, &cb, r);
