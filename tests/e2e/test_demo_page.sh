@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The demo page a person opens (web/index.html, as scripts/run.sh serves it)
+# works in a real browser: connects, echoes, shows round trips.
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../lib.sh"
+need_node_modules playwright-core
+[[ -x /usr/bin/chromium ]] || fail "no /usr/bin/chromium: run scripts/deps.sh --test"
+start_echo --static "$DX_SOURCE_DIR/web" --deflate
+curl -fsS "http://127.0.0.1:$PORT/" | grep -q '<title>duplex' && pass "GET / serves the page" ||
+  check_fail "GET / did not serve web/index.html"
+# The helper lives beside tests/interop/node_modules so `import` finds them.
+run_helper "demo page" node "$DX_SOURCE_DIR/tests/interop/demo_page.mjs" "$PORT" "$DX_TMP/demo.png"
+finish
