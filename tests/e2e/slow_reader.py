@@ -12,7 +12,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from raw_client import OP_BINARY, OP_TEXT, Conn, Report, frame, open_ws  # noqa: E402
+from raw_client import OP_BINARY, OP_CLOSE, OP_TEXT, Conn, Report, frame, open_ws, parse_close  # noqa: E402
 
 PORT, PID = int(sys.argv[1]), int(sys.argv[2])
 RSS_LIMIT_MB = 200
@@ -76,6 +76,50 @@ def normal(res):
     c.close()
 
 
+def late_reader():
+    """Stops reading long enough to pass the cap, then reads: it must find
+    the echoes that fit, then a close frame with 1008 (policy violation)."""
+    name = "a client that reads again after passing the cap finds close 1008"
+    c = Conn(PORT, rcvbuf=4096)
+    c.handshake("/late")
+    c.sock.setblocking(False)
+    msg = frame(OP_BINARY, b"L" * (64 << 10))
+    sent, pending, t0 = 0, memoryview(msg), time.monotonic()
+    try:
+        while sent < 8 << 20 and time.monotonic() - t0 < 3.0:
+            _, w, _ = select.select([], [c.sock], [], 0.1)
+            if not w:
+                continue
+            try:
+                n = c.sock.send(pending)
+            except BlockingIOError:
+                continue
+            sent += n
+            pending = pending[n:] or memoryview(msg)
+    except OSError as e:
+        r.not_ok(name, f"sending failed before reading: {e}")
+        c.close()
+        return
+    c.sock.setblocking(True)
+    echoes, code = 0, None
+    try:
+        while True:
+            op, p = c.recv_message(timeout=5.0, pong_pings=True)
+            if op == OP_BINARY:
+                echoes += 1
+            elif op == OP_CLOSE:
+                code = parse_close(p)[0]
+                break
+        c.send_close(code)
+    except Exception as e:  # noqa: BLE001
+        r.not_ok(name, f"after {echoes} echoes ({sent / (1 << 20):.1f} MiB sent): {type(e).__name__}: {e}")
+        c.close()
+        return
+    print(f"# late reader: sent {sent / (1 << 20):.1f} MiB, read {echoes} echoes, then close {code}")
+    r.check(name, code == 1008, f"close code {code}")
+    c.close()
+
+
 def main():
     rss, good = {}, {}
     ts = [threading.Thread(target=sampler, args=(rss,), daemon=True),
@@ -112,6 +156,11 @@ def main():
         pending = pending[n:]
         if not pending:
             pending = memoryview(frame(OP_BINARY, os.urandom(64 << 10)))
+            # By 16 MiB the server's 1 MiB cap and every kernel buffer on
+            # the way are long full; from then on a message every 20 ms is
+            # enough to notice the cut-off without burning CPU.
+            if sent > 16 << 20:
+                time.sleep(0.02)
     print(f"# slow client sent {sent / (1 << 20):.1f} MiB; cut off: {cut_how} after "
           f"{cut_at if cut_at is None else round(cut_at, 2)} s")
     r.check(f"--max-buffered 1M: a client that never reads is cut off within {CUTOFF_WITHIN:.0f} s",
@@ -130,6 +179,7 @@ def main():
     print(f"# server peak VmRSS {rss['max']:.0f} MB over {rss['samples']} samples")
     r.check(f"server VmRSS stayed below {RSS_LIMIT_MB} MB", rss["samples"] > 0 and rss["max"] < RSS_LIMIT_MB,
             f"peak {rss['max']:.0f} MB ({rss['samples']} samples)")
+    late_reader()
     try:
         op, p = open_ws(PORT).echo(OP_BINARY, b"after")
         r.check("a new client is served after the cut-off", (op, p) == (OP_BINARY, b"after"), f"got {op} {p!r}")
