@@ -111,6 +111,12 @@ int dx_pmd_inflate(dx_pmd *pmd, const uint8_t *in, size_t n, bool fin, dx_pmd_si
  * DX_EDEFLATE. */
 int dx_pmd_deflate(dx_pmd *pmd, const uint8_t *in, size_t n, const uint8_t **out, size_t *out_len);
 
+/* True when this connection compresses with the shared compressor (no
+ * context takeover, full window): then the compressed bytes of a message
+ * depend only on the message, and one compressed copy can be sent to every
+ * such connection (broadcast: compress once). */
+bool dx_pmd_tx_shared(const dx_pmd *pmd);
+
 /* Should a message of `len` bytes be compressed? */
 bool dx_pmd_worth_it(const dx_pmd *pmd, size_t len);
 

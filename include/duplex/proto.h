@@ -136,6 +136,15 @@ int dx_proto_send_frame(dx_proto *p, unsigned opcode, const void *data, size_t l
  * DX_ECLOSED if a close frame was already sent. */
 int dx_proto_close(dx_proto *p, unsigned code, const char *reason, size_t reason_len);
 
+/* May a whole, pre-encoded server frame (a broadcast's shared bytes) be
+ * written now? Returns 0, DX_ECLOSED, DX_ESTATE (a fragmented message is
+ * being sent), or DX_EINVAL (not a data opcode, or the client role, whose
+ * frames must be masked with fresh keys). */
+int dx_proto_check_send(const dx_proto *p, unsigned opcode);
+
+/* The permessage-deflate codec set with dx_proto_set_deflate, or NULL. */
+struct dx_pmd *dx_proto_get_deflate(const dx_proto *p);
+
 dx_proto_state dx_proto_get_state(const dx_proto *p);
 dx_role dx_proto_role(const dx_proto *p);
 

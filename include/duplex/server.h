@@ -119,6 +119,12 @@ void dx_server_shutdown(dx_server *srv, int timeout_ms, void (*done)(dx_server *
 /* Free the server; call after shutdown completed (or before listen). */
 void dx_server_free(dx_server *srv);
 
+/* Send one message to every open WebSocket connection of this server,
+ * framed and compressed once (see dx_msg in ws.h). Returns how many
+ * connections took it, or DX_ENOMEM. Slow connections are handled by the
+ * backpressure policy as with dx_ws_send. */
+int dx_server_broadcast(dx_server *srv, unsigned opcode, const void *data, size_t len);
+
 /* Call fn for every open WebSocket connection (e.g. to broadcast). fn may
  * close the connection it is given. */
 void dx_server_each(dx_server *srv, void (*fn)(dx_ws *ws, void *arg), void *arg);

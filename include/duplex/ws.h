@@ -85,6 +85,27 @@ int dx_ws_send_text(dx_ws *ws, const char *text);
  * last. */
 int dx_ws_send_fragment(dx_ws *ws, unsigned opcode, const void *data, size_t len, bool more);
 
+/* ---- prepared messages: encode once, send to many (broadcast) ----
+ *
+ * A dx_msg holds a message framed once (and, on first need, compressed
+ * once). dx_ws_send_msg queues a reference to those shared bytes instead of
+ * copying them, on every server connection it can (a connection compressing
+ * with its own context, or a client connection, gets its own copy as with
+ * dx_ws_send). Create it, send it to any number of connections of the same
+ * loop thread, then free it: queued references keep the bytes alive until
+ * they are written. Not thread-safe: one loop thread. */
+typedef struct dx_msg dx_msg;
+
+/* Copy `data` into a new prepared message. NULL when out of memory or for
+ * an opcode other than DX_OP_TEXT/DX_OP_BINARY. */
+dx_msg *dx_msg_new(unsigned opcode, const void *data, size_t len);
+
+/* Send it: the same results as dx_ws_send. */
+int dx_ws_send_msg(dx_ws *ws, dx_msg *msg);
+
+/* Drop your reference (connections still sending keep theirs). NULL ok. */
+void dx_msg_free(dx_msg *msg);
+
 /* Start the closing handshake with `code` (1000, 1001, 1008, 3000-4999, ...;
  * 0 for none) and an optional UTF-8 `reason` (<= 123 bytes; NULL for none).
  * on_close follows when the peer answers, or after the close timeout. */

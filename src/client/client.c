@@ -50,6 +50,7 @@ struct dx_client {
 
   int attempt;        /* failed attempts in a row */
   uint64_t opened_at; /* loop ms the current connection opened, 0 if not */
+  uint64_t deadline;  /* loop ms: end of the current attempt's connect_timeout */
   bool waiting;       /* reconnect timer running */
   bool user_closed;
   bool done;
@@ -173,8 +174,18 @@ static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
   uint8_t *buf = data;
   size_t have = len;
   if (ws->hs) {
-    size_t room = DX_CLIENT_MAX_RESPONSE - ws->hs_len;
-    if (len > room) len = room;
+    /* Keep every byte: frames may follow the head in the same read, and
+     * cutting at the buffer's size lost them. The head itself stays
+     * bounded (the parser fails past DX_CLIENT_MAX_RESPONSE, and only
+     * answers "need more" below it), so this grows once, by one read. */
+    if (ws->hs_len + len > DX_CLIENT_MAX_RESPONSE) {
+      uint8_t *grown = realloc(ws->hs, ws->hs_len + len);
+      if (!grown) {
+        attempt_fail(c, DX_ENOMEM, "out of memory");
+        return;
+      }
+      ws->hs = grown;
+    }
     memcpy(ws->hs + ws->hs_len, data, len);
     ws->hs_len += (uint32_t)len;
     buf = ws->hs;
@@ -213,17 +224,25 @@ static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
       return;
     }
     c->hs_step = HS_UPGRADE;
-    dx__ws_drop_handshake(ws);
+    /* `rest` may point into ws->hs (a 200 that came in pieces): keep that
+     * buffer until `rest` was used; the call below gathers into a new one.
+     * (Dropping it first was a use-after-free.) */
+    uint8_t *old_hs = ws->hs;
+    ws->hs = NULL;
+    ws->hs_len = 0;
     if (c->tls_ctx && dx_stream_start_tls(&ws->stream, c->tls_ctx, false, c->url.host) != 0) {
+      free(old_hs);
       attempt_fail(c, DX_ETLS, "could not start TLS through the proxy tunnel");
       return;
     }
     int wr = write_upgrade_request(c, ws);
     if (wr) {
+      free(old_hs);
       attempt_fail(c, wr, "could not write the upgrade request");
       return;
     }
     if (rest_len) on_handshake_read(ws, rest, rest_len);
+    free(old_hs);
     return;
   }
 
@@ -314,6 +333,11 @@ static void connected(dx_client *c) {
     attempt_fail(c, DX_ESYS, "could not set up the connection");
     return;
   }
+  /* connect_timeout bounds DNS + TCP + handshake together: the handshake
+   * gets what is left, not a fresh period (dx__ws_init armed a full one). */
+  uint64_t now = dx_loop_now(c->loop);
+  if (c->opts.connect_timeout > 0)
+    dx_timer_start(&ws->timer, c->deadline > now ? c->deadline - now : 0, 0);
   if (c->use_proxy) {
     c->hs_step = HS_PROXY;
     write_connect_request(c, ws);
@@ -418,6 +442,7 @@ static void start_attempt(dx_client *c) {
   c->ws = ws;
   c->hs_step = 0;
   dx_timer_start(&c->timer, (uint64_t)c->opts.connect_timeout, 0);
+  c->deadline = dx_loop_now(c->loop) + (uint64_t)c->opts.connect_timeout;
   const dx_url *target = c->use_proxy ? &c->proxy : &c->url;
   c->resolving = dx_resolve_start(c->loop, target->host, target->port, on_resolved, c);
 }
@@ -607,7 +632,12 @@ void dx_client_free(dx_client *c) {
   dx_ws *ws = c->ws;
   c->ws = NULL;
   if (ws) {
-    ws->closed_notified = true; /* no handler calls from here on */
+    /* No handler calls from here on: not on_close, and not on_message
+     * either for frames already read this turn (dx_client_free may run
+     * inside on_open or on_message while more input waits to be fed). */
+    static const dx_ws_route no_handlers;
+    ws->closed_notified = true;
+    ws->route = &no_handlers;
     if (ws->stream.tp && !ws->stream_done) {
       ws->ops = &orphan_ops;
       dx_stream_abort(&ws->stream);

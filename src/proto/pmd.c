@@ -46,7 +46,9 @@ dx_pmd *dx_pmd_new(const dx_pmd_params *params, const dx_deflate_opts *opts,
   p->level = opts->level >= 1 && opts->level <= 9 ? opts->level : 6;
   p->mem_level = opts->mem_level >= 1 && opts->mem_level <= 9 ? opts->mem_level : 8;
   /* Own streams only where context must survive between messages. */
-  if (!params->tx_no_context_takeover) {
+  /* The shared compressor has a 32 KiB window; a peer that limited ours
+   * (server_max_window_bits / client_max_window_bits < 15) gets its own. */
+  if (!params->tx_no_context_takeover || params->tx_window_bits < 15) {
     p->def = calloc(1, sizeof *p->def);
     if (!p->def || deflateInit2(p->def, p->level, Z_DEFLATED, -params->tx_window_bits, p->mem_level,
                                 Z_DEFAULT_STRATEGY) != Z_OK) {
@@ -82,6 +84,8 @@ void dx_pmd_free(dx_pmd *p) {
 }
 
 bool dx_pmd_rx_streaming(const dx_pmd *p) { return p->inf != NULL; }
+
+bool dx_pmd_tx_shared(const dx_pmd *p) { return p->def == NULL; }
 
 bool dx_pmd_worth_it(const dx_pmd *p, size_t len) {
   return len >= p->threshold && len <= ((size_t)1 << 30); /* zlib counts in uInt */

@@ -209,6 +209,15 @@ int dx_proto_send_frame(dx_proto *p, unsigned opcode, const void *data, size_t l
   return rc;
 }
 
+int dx_proto_check_send(const dx_proto *p, unsigned opcode) {
+  if (p->close_sent || p->state >= DX_PROTO_CLOSED) return DX_ECLOSED;
+  if (opcode != DX_OP_TEXT && opcode != DX_OP_BINARY) return DX_EINVAL;
+  if (p->role != DX_ROLE_SERVER) return DX_EINVAL; /* client frames need fresh masks */
+  return p->tx_fragmented ? DX_ESTATE : 0;
+}
+
+struct dx_pmd *dx_proto_get_deflate(const dx_proto *p) { return p->pmd; }
+
 int dx_proto_send(dx_proto *p, unsigned opcode, const void *data, size_t len) {
   if (p->pmd && (opcode == DX_OP_TEXT || opcode == DX_OP_BINARY) && !p->tx_fragmented &&
       !p->close_sent && dx_pmd_worth_it(p->pmd, len)) {

@@ -156,10 +156,21 @@ static bool origin_allowed(const dx_server *srv, const dx_upgrade_request *up) {
   return false;
 }
 
-/* Keep "path\0query\0protocol\0" for the connection's lifetime. */
+/* Keep "path\0query\0protocol\0" for the connection's lifetime. The
+ * protocol slot has room for any subprotocol the client offered (the total
+ * length of its Sec-WebSocket-Protocol values), so that dx_ws_set_protocol
+ * can replace the choice in place without moving path and query, whose
+ * pointers the application may already hold. */
 static int keep_strings(dx_ws *ws, const dx_http_request *req, const char *protocol) {
   size_t pl = protocol ? strlen(protocol) : 0;
-  char *s = malloc(req->path.len + req->query.len + pl + 3);
+  size_t room = pl;
+  for (size_t i = 0, offered = 0; i < req->num_headers; i++) {
+    if (req->headers[i].name.len == 22 &&
+        strncasecmp(req->headers[i].name.ptr, "Sec-WebSocket-Protocol", 22) == 0)
+      offered += req->headers[i].value.len;
+    if (offered > room) room = offered;
+  }
+  char *s = malloc(req->path.len + req->query.len + room + 3);
   if (!s) return DX_ENOMEM;
   memcpy(s, req->path.ptr, req->path.len);
   s[req->path.len] = 0;
@@ -172,6 +183,23 @@ static int keep_strings(dx_ws *ws, const dx_http_request *req, const char *proto
   free(ws->strs);
   ws->strs = s;
   ws->protocol = protocol ? p : NULL;
+  return 0;
+}
+
+/* Declared in ws.h but was never defined (any program calling it failed to
+ * link). Server only, inside on_upgrade: `proto` must be one of the
+ * client's offers; it is copied into the slot keep_strings reserved. */
+int dx_ws_set_protocol(dx_ws *ws, const char *proto) {
+  DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
+  if (!ws->in_upgrade || !ws->strs) return DX_ESTATE;
+  if (!proto || !proto[0]) return DX_EINVAL;
+  dx_http_request req = {.headers = (dx_http_header *)ws->req_headers,
+                         .num_headers = ws->req_num_headers};
+  if (dx_ws_select_protocol(&req, &proto, 1) != 0) return DX_EINVAL;
+  char *slot = ws->strs + strlen(ws->strs) + 1; /* query */
+  slot += strlen(slot) + 1;                     /* protocol: room for any offer */
+  memcpy(slot, proto, strlen(proto) + 1);
+  ws->protocol = slot;
   return 0;
 }
 
@@ -188,7 +216,10 @@ static void handle_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
         memcmp(req->path.ptr, "/healthz", 8) == 0) {
       const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"
                         "Cache-Control: no-store\r\nConnection: close\r\n\r\nok\n";
-      dx_stream_write(&ws->stream, ok, get ? sizeof ok - 1 : sizeof ok - 5);
+      /* HEAD: everything but the 3-byte body "ok\n". (This was
+       * sizeof ok - 5, which also cut the last LF of the blank line that
+       * ends the head, so HEAD /healthz got a truncated response.) */
+      dx_stream_write(&ws->stream, ok, get ? sizeof ok - 1 : sizeof ok - 1 - 3);
       ws->phase = DX_WS_HTTP;
       dx__ws_drop_handshake(ws);
       dx__ws_finish(ws);
@@ -487,6 +518,19 @@ void dx_server_each(dx_server *srv, void (*fn)(dx_ws *ws, void *arg), void *arg)
     next = ws->next; /* fn may close ws; it stays linked until released */
     if (ws->phase == DX_WS_OPEN) fn(ws, arg);
   }
+}
+
+int dx_server_broadcast(dx_server *srv, unsigned opcode, const void *data, size_t len) {
+  DX__CHECK_THREAD(srv->loop);
+  dx_msg *m = dx_msg_new(opcode, data, len);
+  if (!m) return opcode == DX_OP_TEXT || opcode == DX_OP_BINARY ? DX_ENOMEM : DX_EINVAL;
+  int n = 0;
+  for (dx_ws *ws = srv->conns, *next; ws; ws = next) {
+    next = ws->next; /* a slow connection may be closed by the send */
+    if (ws->phase == DX_WS_OPEN && dx_ws_send_msg(ws, m) >= 0) n++;
+  }
+  dx_msg_free(m);
+  return n;
 }
 
 static void run_done(dx_loop *loop, void *arg) {

@@ -156,6 +156,9 @@ void dx__ws_notify_close(dx_ws *ws, int code, const char *reason, size_t reason_
   const dx_ws_route *r = ws->route;
   if (!r) return; /* never opened: no handlers to tell */
   if (err && r->h.on_error) r->h.on_error(ws, err, errmsg ? errmsg : dx_strerror(err), r->user);
+  /* on_error may have freed the client (or server), which swaps or clears
+   * the handlers: read them again. */
+  if (!(r = ws->route)) return;
   if (r->h.on_close) r->h.on_close(ws, code, reason ? reason : "", reason_len, clean, r->user);
 }
 
@@ -347,7 +350,7 @@ void dx__ws_open(dx_ws *ws, dx_role role, const dx_ws_route *route, uint8_t *res
 
 /* ---- public API ---- */
 
-int dx_ws_send_fragment(dx_ws *ws, unsigned opcode, const void *data, size_t len, bool more) {
+int dx__ws_admit(dx_ws *ws, unsigned opcode, size_t len) {
   DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
   if (ws->phase != DX_WS_OPEN) return ws->phase == DX_WS_HANDSHAKE ? DX_ESTATE : DX_ECLOSED;
   const dx_ws_config *c = ws->cfg;
@@ -369,12 +372,21 @@ int dx_ws_send_fragment(dx_ws *ws, unsigned opcode, const void *data, size_t len
     dx_ws_close(ws, code, "send buffer limit exceeded");
     return DX_EBACKPRESSURE;
   }
-  int rc = more || opcode == DX_OP_CONT
-               ? dx_proto_send_frame(dx__ws_proto(ws), opcode, data, len, more ? DX_SEND_MORE : 0)
-               : dx_proto_send(dx__ws_proto(ws), opcode, data, len);
-  if (rc) return rc;
+  return 0;
+}
+
+int dx__ws_sent(dx_ws *ws, unsigned opcode) {
   if (!dx_opcode_is_control(opcode)) ws->last_msg = dx_loop_now(dx_stream_loop(&ws->stream));
-  return dx_stream_buffered(&ws->stream) > c->low_water ? DX_BUFFERED : DX_SENT;
+  return dx_stream_buffered(&ws->stream) > ws->cfg->low_water ? DX_BUFFERED : DX_SENT;
+}
+
+int dx_ws_send_fragment(dx_ws *ws, unsigned opcode, const void *data, size_t len, bool more) {
+  int rc = dx__ws_admit(ws, opcode, len);
+  if (rc) return rc;
+  rc = more || opcode == DX_OP_CONT
+           ? dx_proto_send_frame(dx__ws_proto(ws), opcode, data, len, more ? DX_SEND_MORE : 0)
+           : dx_proto_send(dx__ws_proto(ws), opcode, data, len);
+  return rc ? rc : dx__ws_sent(ws, opcode);
 }
 
 int dx_ws_send(dx_ws *ws, unsigned opcode, const void *data, size_t len) {

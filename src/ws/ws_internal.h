@@ -106,6 +106,13 @@ void dx__ws_finish(dx_ws *ws);
 /* Release the handshake buffer. */
 void dx__ws_drop_handshake(dx_ws *ws);
 
+/* Before queuing a message of `len` bytes: thread, phase and the
+ * max_buffered policy. Returns 0 or what dx_ws_send should return. */
+int dx__ws_admit(dx_ws *ws, unsigned opcode, size_t len);
+
+/* After queuing: stamp activity; DX_SENT or DX_BUFFERED. */
+int dx__ws_sent(dx_ws *ws, unsigned opcode);
+
 /* Fill cfg from server-style options (zero = default, negative = off). */
 void dx__ws_config_from(dx_ws_config *cfg, const dx_server_opts *o);
 
