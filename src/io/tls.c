@@ -113,6 +113,10 @@ SSL_CTX *dx__tls_server_ctx(const dx_tls_opts *o, char *err, size_t cap) {
       SSL_CTX_free(ctx);
       return NULL;
     }
+    /* Name the acceptable CAs in the CertificateRequest, so clients with
+     * several certificates can pick the right one. */
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->ca_file);
+    if (names) SSL_CTX_set_client_CA_list(ctx, names);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
   }
   return ctx;
@@ -155,7 +159,9 @@ static void record_error(dx_stream *s, const char *what) {
     char why[160];
     unsigned long e = ERR_peek_last_error();
     openssl_reason(why, sizeof why);
-    if (!t->server && ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER)
+    int reason = ERR_GET_REASON(e);
+    if (!t->server && !SSL_is_init_finished(t->ssl) &&
+        (reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_UNEXPECTED_EOF_WHILE_READING))
       snprintf(t->err, sizeof t->err,
                "TLS handshake failed: the server did not answer with TLS (a plain ws:// port?)");
     else
@@ -299,11 +305,12 @@ static dx_tls *tls_new(int fd, SSL_CTX *ctx, bool server, const char *host) {
   } else {
     SSL_set_connect_state(t->ssl);
     if (host) {
-      SSL_set_tlsext_host_name(t->ssl, host);
-      if (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER) {
-        /* IP literals are checked against IP SANs, names against DNS SANs. */
-        X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
-        if (X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1) SSL_set1_host(t->ssl, host);
+      /* IP literals are checked against IP SANs and, per RFC 6066, not
+       * sent as SNI; names go in SNI and are checked against DNS SANs. */
+      X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
+      if (X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1) {
+        SSL_set_tlsext_host_name(t->ssl, host);
+        SSL_set1_host(t->ssl, host);
       }
     }
   }
