@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# End to end: the `duplex connect` command-line contract, against
+# `duplex echo`:
+#   - stdout carries the received messages only, one per line; status lines
+#     ("duplex: connected ...", "duplex: closed ...") go to stderr
+#   - exit 0 after a clean close, 1 when the connection failed (with one
+#     error line), 2 for usage errors; --help exits 0
+#   - --binary / --binary-as, -n, -q, -H, --timeout, --reconnect
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=SCRIPTDIR/../lib.sh
+source "$here/../lib.sh"
+
+[[ -x "$DUPLEX" ]] || fail "no duplex binary at $DUPLEX"
+
+# dxc NAME INPUT_FILE ARGS...: run `duplex connect ARGS` with INPUT_FILE on
+# stdin; sets OUT, ERR (file names) and RC.
+dxc() {
+  local name=$1 input=$2
+  shift 2
+  OUT="$DX_TMP/$name.out"
+  ERR="$DX_TMP/$name.err"
+  RC=0
+  timeout -k 5 60 "$DUPLEX" connect "$@" <"$input" >"$OUT" 2>"$ERR" || RC=$?
+  if sanitizer_report_in "$ERR"; then
+    check_fail "$name: sanitizer report from duplex connect: $(head -c 3000 "$ERR")"
+  fi
+}
+
+# expect NAME STATUS WANT_STDOUT_FILE
+expect() {
+  local name=$1 want_rc=$2 want_out=$3
+  if [[ $RC != "$want_rc" ]]; then
+    check_fail "$name: exit status $RC, expected $want_rc; stderr: $(head -c 2000 "$ERR")"
+  elif ! cmp -s "$OUT" "$want_out"; then
+    check_fail "$name: stdout differs: $(head -c 300 "$OUT" | od -c | head -n 5); stderr: $(head -c 1000 "$ERR")"
+  else
+    pass "$name"
+  fi
+}
+
+expect_err() {
+  if grep -qE -- "$2" "$ERR"; then
+    pass "$1"
+  else
+    check_fail "$1: stderr does not match /$2/: $(head -c 2000 "$ERR")"
+  fi
+}
+
+# start_fixture MODE: connect_cli_port.py MODE in the background; sets FIX_PORT.
+start_fixture() {
+  local out="$DX_TMP/fixture.$1.$RANDOM" i
+  "$PY" "$here/connect_cli_port.py" "$1" >"$out" 2>&1 &
+  FIX_PID=$!
+  FIX_PORT=
+  for ((i = 0; i < 200; i++)); do
+    FIX_PORT=$(grep -m1 -oE '^port [0-9]+' "$out" | grep -oE '[0-9]+$' || true)
+    [[ -n "$FIX_PORT" ]] && return 0
+    sleep 0.05
+  done
+  fail "connect_cli_port.py $1 printed no port: $(cat "$out")"
+}
+
+in="$DX_TMP/in"
+want="$DX_TMP/want"
+empty="$DX_TMP/empty"
+: >"$empty"
+
+start_echo
+U="ws://127.0.0.1:$PORT/"
+
+# ---- the basic contract ----
+printf 'hi\n' >"$in"
+dxc hi "$in" "$U" -n 1
+expect "echo hi | duplex connect URL -n 1 prints exactly 'hi', exit 0" 0 "$in"
+expect_err "'connected' status line on stderr" "^duplex: connected to ws://127\.0\.0\.1:$PORT/$"
+expect_err "'closed' status line on stderr" '^duplex: closed: code 1000$'
+if grep -vE '^duplex: ' "$ERR" | grep -q .; then
+  check_fail "stderr has only status lines: $(cat "$ERR")"
+else
+  pass "stderr has only status lines"
+fi
+
+# The same through a pipe (stdin watched by the loop, not read at once).
+RC=0
+OUT="$DX_TMP/pipe.out"
+ERR="$DX_TMP/pipe.err"
+printf 'hi\n' | timeout -k 5 60 "$DUPLEX" connect "$U" -n 1 >"$OUT" 2>"$ERR" || RC=$?
+expect "the same with stdin a pipe" 0 "$in"
+
+printf 'one\ntwo\n\nthree four\n' >"$in"
+cp "$in" "$want"
+dxc lines "$in" "$U" -n 4
+expect "several lines (one empty), in order" 0 "$want"
+
+# CRLF line ends lose the CR; a last line without a newline is still sent.
+printf 'crlf\r\nno newline' >"$in"
+printf 'crlf\nno newline\n' >"$want"
+dxc crlf "$in" "$U" -n 2
+expect "CRLF stripped, unterminated last line sent" 0 "$want"
+
+# UTF-8 and a 256 KiB line.
+"$PY" -c 'import sys; sys.stdout.write("h\u00e9llo \u2713 " * 20000 + "\n")' >"$in"
+dxc big "$in" "$U" -n 1
+expect "a 256 KiB UTF-8 line" 0 "$in"
+
+# Input ended, no -n: the client closes with 1000 right away, exit 0.
+dxc eof "$empty" "$U"
+expect "empty input: clean close, exit 0" 0 "$empty"
+
+# ---- binary ----
+printf 'hi\n' >"$in"
+printf '6869\n' >"$want"
+dxc bin_hex "$in" "$U" -n 1 --binary
+expect "--binary: printed as hex by default" 0 "$want"
+dxc bin_hex2 "$in" "$U" -n 1 --binary --binary-as hex
+expect "--binary-as hex" 0 "$want"
+printf 'aGk=\n' >"$want"
+dxc bin_b64 "$in" "$U" -n 1 --binary --binary-as base64
+expect "--binary-as base64" 0 "$want"
+printf 'abcd\nabcde\n' >"$in"
+printf 'YWJjZA==\nYWJjZGU=\n' >"$want"
+dxc bin_b64pad "$in" "$U" -n 2 --binary --binary-as base64
+expect "--binary-as base64 padding" 0 "$want"
+printf 'raw\n' >"$in"
+dxc bin_raw "$in" "$U" -n 1 --binary --binary-as raw
+expect "--binary-as raw" 0 "$in"
+
+# ---- quiet ----
+printf 'q\n' >"$in"
+dxc quiet "$in" "$U" -n 1 -q
+expect "-q: messages still on stdout" 0 "$in"
+[[ -s "$ERR" ]] && check_fail "-q: stderr not empty: $(cat "$ERR")" || pass "-q: nothing on stderr"
+
+# ---- failures: exit 1 and one error line ----
+start_fixture hold
+dxc refused "$empty" "ws://127.0.0.1:$FIX_PORT/"
+expect "refused: exit 1, nothing on stdout" 1 "$empty"
+if [[ $(wc -l <"$ERR") == 1 ]] && grep -qE '^duplex: error: .*connection refused' "$ERR"; then
+  pass "refused: one error line naming the cause"
+else
+  check_fail "refused: expected one 'error: ... connection refused' line: $(cat "$ERR")"
+fi
+kill "$FIX_PID" 2>/dev/null
+wait "$FIX_PID" 2>/dev/null
+
+dxc dns "$empty" "ws://nonexistent.invalid/"
+expect "DNS failure: exit 1" 1 "$empty"
+expect_err "DNS failure: the error says so" '^duplex: error: DNS lookup failed for nonexistent\.invalid'
+
+start_fixture silent
+dxc timeout "$empty" "ws://127.0.0.1:$FIX_PORT/" --timeout 500ms
+expect "silent server with --timeout 500ms: exit 1" 1 "$empty"
+expect_err "silent server: the error says it timed out" '^duplex: error: .*timed out'
+kill "$FIX_PID" 2>/dev/null
+wait "$FIX_PID" 2>/dev/null
+
+# ---- usage errors: exit 2 ----
+usage() { # NAME ERE ARGS...
+  local name=$1 re=$2
+  shift 2
+  dxc usage "$empty" "$@"
+  if [[ $RC == 2 ]] && grep -qE -- "$re" "$ERR" && ! [[ -s "$OUT" ]]; then
+    pass "usage error: $name (exit 2)"
+  else
+    check_fail "usage error: $name: exit $RC, stderr: $(cat "$ERR")"
+  fi
+}
+usage "http:// URL" 'ws:// or wss://' "http://127.0.0.1:$PORT/"
+usage "not a URL" 'ws://' "127.0.0.1:$PORT"
+usage "bad port" 'port' "ws://127.0.0.1:99999/"
+usage "fragment in URL" 'fragment' "ws://127.0.0.1:$PORT/#x"
+usage "unknown option" "unknown option '--bogus'" --bogus "$U"
+usage "missing URL" 'URL is required' -n 1
+usage "two URLs" 'one URL' "$U" "$U"
+usage "bad count" 'bad count' -n 0 "$U"
+usage "bad --binary-as" 'binary-as' --binary-as octal "$U"
+usage "bad header" 'bad header' -H 'no colon' "$U"
+usage "option without value" 'needs a value' "$U" -H
+
+dxc help "$empty" --help
+if [[ $RC == 0 ]] && grep -q '^usage: duplex connect' "$OUT"; then
+  pass "--help: usage on stdout, exit 0"
+else
+  check_fail "--help: exit $RC, stdout: $(head -c 300 "$OUT")"
+fi
+
+# ---- -H reaches the server (a Python websockets server echoes it back) ----
+if "$PY" -c 'import websockets' 2>/dev/null; then
+  peer_log="$DX_TMP/peer.log"
+  "$PY" "$DX_SOURCE_DIR/tests/interop/client_peer_python.py" >"$peer_log" 2>&1 &
+  peer=$!
+  DX_SERVER_PIDS+=("$peer")
+  DX_SERVER_LOGS+=("$peer_log")
+  ppeer=
+  for ((i = 0; i < 200; i++)); do
+    ppeer=$(grep -m1 -oE '^listening [0-9]+' "$peer_log" | grep -oE '[0-9]+$' || true)
+    [[ -n "$ppeer" ]] && break
+    sleep 0.05
+  done
+  [[ -n "$ppeer" ]] || fail "client_peer_python.py did not start: $(cat "$peer_log")"
+  printf 'X-Test=token 123\n' >"$want"
+  dxc header "$empty" "ws://127.0.0.1:$ppeer/header" -n 1 -H 'X-Test: token 123' \
+    -H 'X-Other: x'
+  expect "-H 'X-Test: token 123' reaches the server" 0 "$want"
+else
+  check_fail "-H: $PY cannot import websockets (python3-websockets)"
+fi
+
+# ---- --reconnect: the server is down, then comes up on the same port ----
+start_fixture hold
+RPORT=$FIX_PORT
+printf 'after reconnect\n' >"$in"
+OUT="$DX_TMP/reconnect.out"
+ERR="$DX_TMP/reconnect.err"
+timeout -k 5 60 "$DUPLEX" connect --reconnect "ws://127.0.0.1:$RPORT/" -n 1 <"$in" >"$OUT" 2>"$ERR" &
+cpid=$!
+for ((i = 0; i < 300; i++)); do
+  (($(grep -c 'reconnecting in' "$ERR") >= 2)) && break
+  sleep 0.05
+done
+(($(grep -c 'reconnecting in' "$ERR") >= 2)) && pass "--reconnect: retries while the server is down" ||
+  check_fail "--reconnect: no retries: $(cat "$ERR")"
+expect_err "--reconnect: 'reconnecting in N ms (attempt K)'" '^duplex: reconnecting in [0-9]+ ms \(attempt 1\)$'
+expect_err "--reconnect: attempts count up" '^duplex: reconnecting in [0-9]+ ms \(attempt 2\)$'
+expect_err "--reconnect: each failure is reported" '^duplex: error: .*connection refused'
+# The echo server takes the port (SO_REUSEPORT with --threads 2; the
+# fixture still holds it, so no one else could have).
+start_echo --port "$RPORT" --threads 2
+[[ $PORT == "$RPORT" ]] || fail "echo server on port $PORT, not $RPORT"
+rc=0
+wait "$cpid" || rc=$?
+RC=$rc
+expect "--reconnect: connects once the server is up, -n 1 exits 0" 0 "$in"
+expect_err "--reconnect: connected" "^duplex: connected to ws://127\.0\.0\.1:$RPORT/$"
+sanitizer_report_in "$ERR" && check_fail "--reconnect: sanitizer report: $(head -c 3000 "$ERR")"
+kill "$FIX_PID" 2>/dev/null
+wait "$FIX_PID" 2>/dev/null
+
+finish
