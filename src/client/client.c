@@ -290,18 +290,17 @@ static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
   if (proto) memcpy(ps, proto, pl);
   ps[pl] = 0;
   ws->strs = s;
-  ws->protocol = proto ? ps : NULL;
   /* Response headers are readable with dx_ws_header during on_open. */
   for (size_t i = 0; i < resp.num_headers; i++) {
     ((char *)headers[i].name.ptr)[headers[i].name.len] = 0;
     ((char *)headers[i].value.ptr)[headers[i].value.len] = 0;
   }
-  ws->req_headers = headers;
-  ws->req_num_headers = resp.num_headers;
+  dx__ws_set_request(ws, headers, resp.num_headers);
   c->opened_at = dx_loop_now(c->loop);
   dx_log_debug("%s:%u: connected%s%s", c->url.host, c->url.port, proto ? ", protocol " : "",
                proto ? proto : "");
   dx__ws_open(ws, DX_ROLE_CLIENT, &c->route, rest, rest_len);
+  dx__ws_set_request(NULL, NULL, 0); /* the headers live on this stack */
   dx__ws_drop_handshake(ws);
 }
 

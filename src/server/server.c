@@ -182,7 +182,6 @@ static int keep_strings(dx_ws *ws, const dx_http_request *req, const char *proto
   p[pl] = 0;
   free(ws->strs);
   ws->strs = s;
-  ws->protocol = protocol ? p : NULL;
   return 0;
 }
 
@@ -193,17 +192,17 @@ int dx_ws_set_protocol(dx_ws *ws, const char *proto) {
   DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
   if (!ws->in_upgrade || !ws->strs) return DX_ESTATE;
   if (!proto || !proto[0]) return DX_EINVAL;
-  dx_http_request req = {.headers = (dx_http_header *)ws->req_headers,
-                         .num_headers = ws->req_num_headers};
+  size_t n;
+  const dx_http_header *h = dx__ws_request(ws, &n);
+  dx_http_request req = {.headers = (dx_http_header *)h, .num_headers = n};
   if (dx_ws_select_protocol(&req, &proto, 1) != 0) return DX_EINVAL;
   char *slot = ws->strs + strlen(ws->strs) + 1; /* query */
   slot += strlen(slot) + 1;                     /* protocol: room for any offer */
   memcpy(slot, proto, strlen(proto) + 1);
-  ws->protocol = slot;
   return 0;
 }
 
-static void handle_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_t rest_len) {
+static void answer_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_t rest_len) {
   dx_server *srv = ws->owner;
   bool wants_upgrade = dx_http_find(req->headers, req->num_headers, "Upgrade") ||
                        dx_http_find(req->headers, req->num_headers, "Sec-WebSocket-Key");
@@ -263,8 +262,7 @@ static void handle_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
     return;
   }
   terminate_in_place(req);
-  ws->req_headers = req->headers;
-  ws->req_num_headers = req->num_headers;
+  dx__ws_set_request(ws, req->headers, req->num_headers);
 
   const char *protocol = NULL;
   if (route->protocols) {
@@ -307,7 +305,7 @@ static void handle_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
     }
   }
   char resp[512];
-  int n = dx_ws_build_response(resp, sizeof resp, up.accept, ws->protocol, ext_resp, NULL);
+  int n = dx_ws_build_response(resp, sizeof resp, up.accept, dx_ws_protocol(ws), ext_resp, NULL);
   if (n < 0 || dx_stream_write(&ws->stream, resp, (size_t)n) != 0) {
     ws->route = NULL;
     reject(ws, req, 500, "could not build the response");
@@ -315,10 +313,16 @@ static void handle_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
   }
   char peer[64];
   dx_log_debug("%s: upgraded %s%s%s", dx__ws_peer(ws, peer, sizeof peer), dx_ws_path(ws),
-               ws->protocol ? " protocol " : "", ws->protocol ? ws->protocol : "");
+               dx_ws_protocol(ws) ? " protocol " : "",
+               dx_ws_protocol(ws) ? dx_ws_protocol(ws) : "");
   /* rest points into the read buffer or hs; hs is only freed after. */
   dx__ws_open(ws, DX_ROLE_SERVER, route, rest, rest_len);
   dx__ws_drop_handshake(ws);
+}
+
+static void handle_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_t rest_len) {
+  answer_request(ws, req, rest, rest_len);
+  dx__ws_set_request(NULL, NULL, 0); /* the headers live on our caller's stack */
 }
 
 static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {

@@ -72,40 +72,48 @@ static void arm(dx_ws *ws, int ms) {
 
 /* Heartbeat and idle: one timer per connection, re-armed only when it
  * fires (receiving data just stamps last_rx: no timer work per message). */
+static uint32_t now32(const dx_ws *ws) {
+  return (uint32_t)dx_loop_now(dx_stream_loop(&ws->stream));
+}
+
+/* Milliseconds left of `timeout` after `since`, never negative. */
+static uint32_t left(const dx_ws *ws, int timeout, uint32_t since) {
+  uint32_t elapsed = now32(ws) - since;
+  return elapsed >= (uint32_t)timeout ? 0 : (uint32_t)timeout - elapsed;
+}
+
 static void arm_heartbeat(dx_ws *ws) {
   const dx_ws_config *c = ws->cfg;
-  uint64_t now = dx_loop_now(dx_stream_loop(&ws->stream));
-  uint64_t next = UINT64_MAX;
+  uint32_t next = UINT32_MAX;
   if (ws->ping_outstanding && c->pong_timeout > 0) {
-    uint64_t t = ws->ping_sent + (uint64_t)c->pong_timeout;
+    uint32_t t = left(ws, c->pong_timeout, ws->ping_sent);
     if (t < next) next = t;
   } else if (c->ping_interval > 0) {
-    uint64_t t = ws->last_rx + (uint64_t)c->ping_interval;
+    uint32_t t = left(ws, c->ping_interval, ws->last_rx);
     if (t < next) next = t;
   }
   if (c->idle_timeout > 0) {
-    uint64_t t = ws->last_msg + (uint64_t)c->idle_timeout;
+    uint32_t t = left(ws, c->idle_timeout, ws->last_msg);
     if (t < next) next = t;
   }
-  if (next == UINT64_MAX) {
+  if (next == UINT32_MAX) {
     dx_timer_stop(&ws->timer);
     return;
   }
-  dx_timer_start(&ws->timer, next > now ? next - now : 0, 0);
+  dx_timer_start(&ws->timer, next, 0);
 }
 
 static void heartbeat(dx_ws *ws) {
   const dx_ws_config *c = ws->cfg;
-  uint64_t now = dx_loop_now(dx_stream_loop(&ws->stream));
   char peer[64];
-  if (c->idle_timeout > 0 && now - ws->last_msg >= (uint64_t)c->idle_timeout) {
+  if (c->idle_timeout > 0 && left(ws, c->idle_timeout, ws->last_msg) == 0) {
     dx_log_info("%s: idle for %d ms; closing with 1001", dx__ws_peer(ws, peer, sizeof peer),
                 c->idle_timeout);
     dx_ws_close(ws, DX_CLOSE_GOING_AWAY, "idle timeout");
     return;
   }
   if (ws->ping_outstanding && c->pong_timeout > 0 &&
-      now - ws->ping_sent >= (uint64_t)c->pong_timeout) {
+      left(ws, c->pong_timeout, ws->ping_sent) == 0) {
     dx_log_info("%s: no answer to ping within %d ms; dropping dead connection",
                 dx__ws_peer(ws, peer, sizeof peer), c->pong_timeout);
     dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, DX_ETIMEDOUT,
@@ -114,9 +122,9 @@ static void heartbeat(dx_ws *ws) {
     return;
   }
   if (!ws->ping_outstanding && c->ping_interval > 0 &&
-      now - ws->last_rx >= (uint64_t)c->ping_interval) {
+      left(ws, c->ping_interval, ws->last_rx) == 0) {
     ws->ping_outstanding = true;
-    ws->ping_sent = now;
+    ws->ping_sent = now32(ws);
     dx_proto_send(dx__ws_proto(ws), DX_OP_PING, NULL, 0);
   }
   arm_heartbeat(ws);
@@ -201,7 +209,7 @@ static void after_feed(dx_ws *ws, int rc) {
 
 static void on_read(void *user, uint8_t *data, size_t len) {
   dx_ws *ws = user;
-  ws->last_rx = dx_loop_now(dx_stream_loop(&ws->stream));
+  ws->last_rx = now32(ws);
   ws->ping_outstanding = false; /* any bytes prove the peer is alive */
   switch (ws->phase) {
   case DX_WS_HANDSHAKE:
@@ -269,7 +277,7 @@ int dx__ws_init(dx_ws *ws, dx_loop *loop, int fd, const dx_ws_owner_ops *ops, vo
   if (rc) return rc;
   dx_stream_set_limits(&ws->stream, cfg->low_water);
   dx_timer_init(loop, &ws->timer, on_timer);
-  ws->last_rx = ws->last_msg = dx_loop_now(loop);
+  ws->last_rx = ws->last_msg = (uint32_t)dx_loop_now(loop);
   arm(ws, cfg->handshake_timeout);
   return 0;
 }
@@ -339,19 +347,19 @@ void dx__ws_open(dx_ws *ws, dx_role role, const dx_ws_route *route, uint8_t *res
   dx_proto_init(dx__ws_proto(ws), role, &ws->cfg->proto, &proto_cb, ws);
   if (ws->pmd) dx_proto_set_deflate(dx__ws_proto(ws), ws->pmd);
   ws->phase = DX_WS_OPEN;
-  ws->last_rx = ws->last_msg = dx_loop_now(dx_stream_loop(&ws->stream));
+  ws->last_rx = ws->last_msg = now32(ws);
   arm_heartbeat(ws);
   if (route->h.on_open) route->h.on_open(ws, route->user);
-  ws->req_headers = NULL;
-  ws->req_num_headers = 0;
   if (rest_len && ws->phase <= DX_WS_CLOSED)
     after_feed(ws, dx_proto_feed(dx__ws_proto(ws), rest, rest_len));
 }
 
 /* ---- public API ---- */
 
-int dx__ws_admit(dx_ws *ws, unsigned opcode, size_t len) {
-  DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
+/* The thread is checked by each public entry point, so that a debug
+ * build's wrong-thread abort names the function the application called
+ * (it named "dx__ws_admit" for dx_ws_send, an internal name). */
+static int admit(dx_ws *ws, unsigned opcode, size_t len) {
   if (ws->phase != DX_WS_OPEN) return ws->phase == DX_WS_HANDSHAKE ? DX_ESTATE : DX_ECLOSED;
   const dx_ws_config *c = ws->cfg;
   size_t buffered = dx_stream_buffered(&ws->stream);
@@ -367,21 +375,27 @@ int dx__ws_admit(dx_ws *ws, unsigned opcode, size_t len) {
       return DX_EBACKPRESSURE;
     }
     unsigned code = c->backpressure == DX_BP_CLOSE_1013 ? DX_CLOSE_TRY_AGAIN : DX_CLOSE_POLICY;
-    dx_log_warn("%s: slow client: %zu bytes unsent exceed the %zu-byte cap; closing with %u",
-                dx__ws_peer(ws, peer, sizeof peer), buffered, c->max_buffered, code);
+    dx_log_warn("%s: slow client: %zu bytes unsent + a %zu-byte message would exceed the "
+                "%zu-byte cap; closing with %u",
+                dx__ws_peer(ws, peer, sizeof peer), buffered, len, c->max_buffered, code);
     dx_ws_close(ws, code, "send buffer limit exceeded");
     return DX_EBACKPRESSURE;
   }
   return 0;
 }
 
+int dx__ws_admit(dx_ws *ws, unsigned opcode, size_t len) {
+  DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
+  return admit(ws, opcode, len);
+}
+
 int dx__ws_sent(dx_ws *ws, unsigned opcode) {
-  if (!dx_opcode_is_control(opcode)) ws->last_msg = dx_loop_now(dx_stream_loop(&ws->stream));
+  if (!dx_opcode_is_control(opcode)) ws->last_msg = now32(ws);
   return dx_stream_buffered(&ws->stream) > ws->cfg->low_water ? DX_BUFFERED : DX_SENT;
 }
 
-int dx_ws_send_fragment(dx_ws *ws, unsigned opcode, const void *data, size_t len, bool more) {
-  int rc = dx__ws_admit(ws, opcode, len);
+static int send_fragment(dx_ws *ws, unsigned opcode, const void *data, size_t len, bool more) {
+  int rc = admit(ws, opcode, len);
   if (rc) return rc;
   rc = more || opcode == DX_OP_CONT
            ? dx_proto_send_frame(dx__ws_proto(ws), opcode, data, len, more ? DX_SEND_MORE : 0)
@@ -389,12 +403,19 @@ int dx_ws_send_fragment(dx_ws *ws, unsigned opcode, const void *data, size_t len
   return rc ? rc : dx__ws_sent(ws, opcode);
 }
 
+int dx_ws_send_fragment(dx_ws *ws, unsigned opcode, const void *data, size_t len, bool more) {
+  DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
+  return send_fragment(ws, opcode, data, len, more);
+}
+
 int dx_ws_send(dx_ws *ws, unsigned opcode, const void *data, size_t len) {
-  return dx_ws_send_fragment(ws, opcode, data, len, false);
+  DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
+  return send_fragment(ws, opcode, data, len, false);
 }
 
 int dx_ws_send_text(dx_ws *ws, const char *text) {
-  return dx_ws_send(ws, DX_OP_TEXT, text, strlen(text));
+  DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
+  return send_fragment(ws, DX_OP_TEXT, text, strlen(text), false);
 }
 
 int dx_ws_close(dx_ws *ws, unsigned code, const char *reason) {
@@ -424,13 +445,41 @@ const char *dx_ws_path(const dx_ws *ws) { return ws->strs ? ws->strs : "/"; }
 const char *dx_ws_query(const dx_ws *ws) { return ws->strs ? ws->strs + strlen(ws->strs) + 1 : ""; }
 
 const char *dx_ws_header(const dx_ws *ws, const char *name) {
-  const dx_http_header *h = dx_http_find(ws->req_headers, ws->req_num_headers, name);
+  size_t n;
+  const dx_http_header *hs = dx__ws_request(ws, &n);
+  const dx_http_header *h = hs ? dx_http_find(hs, n, name) : NULL;
   return h ? h->value.ptr : NULL; /* values were NUL-terminated in place */
 }
 
 const char *dx_ws_origin(const dx_ws *ws) { return dx_ws_header(ws, "Origin"); }
 
-const char *dx_ws_protocol(const dx_ws *ws) { return ws->protocol; }
+const char *dx_ws_protocol(const dx_ws *ws) {
+  if (!ws->strs) return NULL;
+  const char *query = ws->strs + strlen(ws->strs) + 1;
+  const char *proto = query + strlen(query) + 1;
+  return *proto ? proto : NULL;
+}
+
+static _Thread_local struct {
+  const dx_ws *ws;
+  const dx_http_header *h;
+  size_t n;
+} current_request;
+
+void dx__ws_set_request(const dx_ws *ws, const dx_http_header *h, size_t n) {
+  current_request.ws = ws;
+  current_request.h = ws ? h : NULL;
+  current_request.n = ws ? n : 0;
+}
+
+const dx_http_header *dx__ws_request(const dx_ws *ws, size_t *n) {
+  if (!ws || current_request.ws != ws) {
+    *n = 0;
+    return NULL;
+  }
+  *n = current_request.n;
+  return current_request.h;
+}
 
 int dx_ws_peer(const dx_ws *ws, struct sockaddr_storage *addr, socklen_t *len) {
   *len = sizeof *addr;

@@ -58,16 +58,15 @@ struct dx_ws {
   void *owner; /* dx_server * or the client */
   const dx_ws_route *route;
   const dx_ws_config *cfg;
-  dx_ws *prev, *next;                /* owner's list */
-  char *strs;                        /* "path\0query\0protocol\0", kept while open */
-  const char *protocol;              /* into strs, or NULL */
-  uint8_t *hs;                       /* handshake bytes gathered across reads */
-  dx_pmd *pmd;                       /* permessage-deflate state, when negotiated */
-  const dx_http_header *req_headers; /* during on_upgrade/on_open only */
-  size_t req_num_headers;
-  uint64_t last_rx;   /* loop ms of the last bytes received */
-  uint64_t last_msg;  /* loop ms of the last message either way (idle) */
-  uint64_t ping_sent; /* loop ms, when ping_outstanding */
+  dx_ws *prev, *next; /* owner's list */
+  char *strs;         /* "path\0query\0protocol\0", kept while open */
+  uint8_t *hs;        /* handshake bytes gathered across reads */
+  dx_pmd *pmd;        /* permessage-deflate state, when negotiated */
+  /* Loop ms, truncated: 32 bits are plenty for differences (wrap-safe),
+   * and every connection carries them. */
+  uint32_t last_rx;   /* last bytes received */
+  uint32_t last_msg;  /* last message either way (idle) */
+  uint32_t ping_sent; /* when ping_outstanding */
   uint32_t hs_len;
   uint16_t close_code; /* as given to on_close */
   uint8_t phase;
@@ -112,6 +111,13 @@ int dx__ws_admit(dx_ws *ws, unsigned opcode, size_t len);
 
 /* After queuing: stamp activity; DX_SENT or DX_BUFFERED. */
 int dx__ws_sent(dx_ws *ws, unsigned opcode);
+
+/* The request (server) or response (client) headers of the handshake this
+ * thread is handling, readable with dx_ws_header only while it is: during
+ * on_upgrade and on_open. Kept out of dx_ws (every open connection would
+ * carry two dead words). Set with ws, clear with ws = NULL. */
+void dx__ws_set_request(const dx_ws *ws, const dx_http_header *h, size_t n);
+const dx_http_header *dx__ws_request(const dx_ws *ws, size_t *n);
 
 /* Fill cfg from server-style options (zero = default, negative = off). */
 void dx__ws_config_from(dx_ws_config *cfg, const dx_server_opts *o);
