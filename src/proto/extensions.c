@@ -19,30 +19,7 @@
 
 #include "duplex/error.h"
 #include "duplex/handshake.h"
-
-static int is_tchar(unsigned char c) {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
-  switch (c) {
-  case '!':
-  case '#':
-  case '$':
-  case '%':
-  case '&':
-  case '\'':
-  case '*':
-  case '+':
-  case '-':
-  case '.':
-  case '^':
-  case '_':
-  case '`':
-  case '|':
-  case '~':
-    return 1;
-  default:
-    return 0;
-  }
-}
+#include "proto/http_chars.h"
 
 static size_t skip_ows(const char *s, size_t i, size_t len) {
   while (i < len && (s[i] == ' ' || s[i] == '\t')) i++;
@@ -52,7 +29,7 @@ static size_t skip_ows(const char *s, size_t i, size_t len) {
 /* Reads a token at s[*i..len); returns 0 if there is none. */
 static int read_token(const char *s, size_t *i, size_t len, dx_str *out) {
   size_t start = *i, k = start;
-  while (k < len && is_tchar((unsigned char)s[k])) k++;
+  while (k < len && dx__http_is_tchar((unsigned char)s[k])) k++;
   if (k == start) return 0;
   *out = (dx_str){s + start, k - start};
   *i = k;

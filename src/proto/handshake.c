@@ -33,6 +33,7 @@
 
 #include "duplex/error.h"
 #include "duplex/handshake.h"
+#include "proto/http_chars.h"
 
 static const char k_ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -65,37 +66,6 @@ static size_t count_headers(const dx_http_header *h, size_t n, const char *name,
     c++;
   }
   return c;
-}
-
-static int is_tchar(unsigned char c) {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
-  switch (c) {
-  case '!':
-  case '#':
-  case '$':
-  case '%':
-  case '&':
-  case '\'':
-  case '*':
-  case '+':
-  case '-':
-  case '.':
-  case '^':
-  case '_':
-  case '`':
-  case '|':
-  case '~':
-    return 1;
-  default:
-    return 0;
-  }
-}
-
-static int is_token(const char *s, size_t n) {
-  if (n == 0) return 0;
-  for (size_t i = 0; i < n; i++)
-    if (!is_tchar((unsigned char)s[i])) return 0;
-  return 1;
 }
 
 /* Iterates the elements of a comma-separated list, OWS trimmed; empty
@@ -173,7 +143,7 @@ static int check_protocols(const dx_http_header *h, size_t n) {
     list_iter it = list_begin(h[i].value);
     dx_str e;
     while (list_next(&it, &e))
-      if (e.len && !is_token(e.ptr, e.len)) return DX_EWS_PROTOCOL;
+      if (e.len && !dx__http_is_token(e.ptr, e.len)) return DX_EWS_PROTOCOL;
   }
   return 0;
 }
@@ -283,7 +253,7 @@ static int safe_extra(const char *s) {
     const char *e = strstr(s, "\r\n");
     if (!e) return 0;
     const char *p = s;
-    while (p < e && is_tchar((unsigned char)*p)) p++;
+    while (p < e && dx__http_is_tchar((unsigned char)*p)) p++;
     if (p == s || p == e || *p != ':') return 0;
     for (; p < e; p++)
       if (*p == '\r' || *p == '\n') return 0;
@@ -295,7 +265,7 @@ static int safe_extra(const char *s) {
 int dx_ws_build_response(char *buf, size_t cap, const char *accept, const char *protocol,
                          const char *extensions, const char *extra_headers) {
   if ((!buf && cap) || !accept || !safe_value(accept)) return DX_EINVAL;
-  if (protocol && !is_token(protocol, strlen(protocol))) return DX_EINVAL;
+  if (protocol && !dx__http_is_token(protocol, strlen(protocol))) return DX_EINVAL;
   if (extensions && !safe_value(extensions)) return DX_EINVAL;
   if (extra_headers && !safe_extra(extra_headers)) return DX_EINVAL;
   writer w = {buf, cap, 0, 0};
@@ -451,7 +421,8 @@ int dx_ws_build_request(char *buf, size_t cap, const dx_client_request *r) {
     return DX_EINVAL;
   if (r->num_protocols && !r->protocols) return DX_EINVAL;
   for (size_t i = 0; i < r->num_protocols; i++)
-    if (!r->protocols[i] || !is_token(r->protocols[i], strlen(r->protocols[i]))) return DX_EINVAL;
+    if (!r->protocols[i] || !dx__http_is_token(r->protocols[i], strlen(r->protocols[i])))
+      return DX_EINVAL;
   if ((r->extensions && !safe_value(r->extensions)) || (r->origin && !safe_value(r->origin)) ||
       (r->extra_headers && !safe_extra(r->extra_headers)))
     return DX_EINVAL;

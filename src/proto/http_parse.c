@@ -34,6 +34,7 @@
 
 #include "duplex/error.h"
 #include "duplex/handshake.h"
+#include "proto/http_chars.h"
 
 enum {
   DEF_MAX_LINE = 4096,
@@ -64,6 +65,15 @@ static const uint8_t k_class[256] = {
 };
 
 static inline int cls(char c) { return k_class[(unsigned char)c]; }
+
+bool dx__http_is_tchar(unsigned char c) { return k_class[c] & C_T; }
+
+bool dx__http_is_token(const char *s, size_t n) {
+  if (n == 0) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!(k_class[(unsigned char)s[i]] & C_T)) return false;
+  return true;
+}
 static inline int is_ows(char c) { return c == ' ' || c == '\t'; }
 static inline char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c; }
 
