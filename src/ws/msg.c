@@ -65,6 +65,7 @@ static dx_sbuf *deflated(dx_msg *m, dx_pmd *pmd) {
 }
 
 int dx_ws_send_msg(dx_ws *ws, dx_msg *m) {
+  DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
   const uint8_t *payload = m->plain->data + m->hdr_len;
   dx_proto *p = dx__ws_proto(ws);
   int rc = dx__ws_admit(ws, m->opcode, m->len);

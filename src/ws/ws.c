@@ -350,6 +350,7 @@ void dx__ws_open(dx_ws *ws, dx_role role, const dx_ws_route *route, uint8_t *res
   ws->last_rx = ws->last_msg = now32(ws);
   arm_heartbeat(ws);
   if (route->h.on_open) route->h.on_open(ws, route->user);
+  dx__ws_set_request(NULL, NULL, 0); /* headers are readable until on_open returns */
   if (rest_len && ws->phase <= DX_WS_CLOSED)
     after_feed(ws, dx_proto_feed(dx__ws_proto(ws), rest, rest_len));
 }
@@ -384,10 +385,7 @@ static int admit(dx_ws *ws, unsigned opcode, size_t len) {
   return 0;
 }
 
-int dx__ws_admit(dx_ws *ws, unsigned opcode, size_t len) {
-  DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
-  return admit(ws, opcode, len);
-}
+int dx__ws_admit(dx_ws *ws, unsigned opcode, size_t len) { return admit(ws, opcode, len); }
 
 int dx__ws_sent(dx_ws *ws, unsigned opcode) {
   if (!dx_opcode_is_control(opcode)) ws->last_msg = now32(ws);

@@ -105,8 +105,9 @@ void dx__ws_finish(dx_ws *ws);
 /* Release the handshake buffer. */
 void dx__ws_drop_handshake(dx_ws *ws);
 
-/* Before queuing a message of `len` bytes: thread, phase and the
- * max_buffered policy. Returns 0 or what dx_ws_send should return. */
+/* Before queuing a message of `len` bytes: phase and the max_buffered
+ * policy (the caller checked the thread). Returns 0 or what dx_ws_send
+ * should return. */
 int dx__ws_admit(dx_ws *ws, unsigned opcode, size_t len);
 
 /* After queuing: stamp activity; DX_SENT or DX_BUFFERED. */

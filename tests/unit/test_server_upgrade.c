@@ -401,6 +401,41 @@ TEST(origin_allowlist) {
   teardown(loop, srv);
 }
 
+/* Headers are readable in on_upgrade/on_open only, even when the first
+ * frame arrives in the same packet as the request (and so is handled
+ * within the same read). */
+static int hdr_in_open = -1, hdr_in_message = -1;
+static void hdr_open(dx_ws *ws, void *user) {
+  (void)user;
+  hdr_in_open = dx_ws_header(ws, "Host") != NULL;
+}
+static void hdr_message(dx_ws *ws, unsigned op, const void *d, size_t n, void *user) {
+  (void)op, (void)d, (void)n, (void)user;
+  hdr_in_message = dx_ws_header(ws, "Host") != NULL;
+}
+
+TEST(headers_gone_after_on_open_even_with_a_frame_in_the_same_packet) {
+  dx_loop *loop = dx_loop_new(NULL);
+  dx_server *srv = make_server(loop, (dx_server_opts){0});
+  dx_server_route(srv, "/", &(dx_ws_handlers){.on_open = hdr_open, .on_message = hdr_message},
+                  NULL);
+  int port = start_listening(srv);
+  raw *r = raw_connect(port, 0);
+  char req[512];
+  int n = snprintf(req, sizeof req,
+                   "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  /* A masked text frame "hi" with the all-zero key. */
+  const char frame[] = {(char)0x81, (char)0x82, 0, 0, 0, 0, 'h', 'i'};
+  memcpy(req + n, frame, sizeof frame);
+  CHECK(raw_write(loop, r, req, (size_t)n + sizeof frame));
+  RUN_UNTIL(loop, hdr_in_message != -1, 3000);
+  CHECK_EQ_INT(hdr_in_open, 1);
+  CHECK_EQ_INT(hdr_in_message, 0);
+  raw_close(r);
+  teardown(loop, srv);
+}
+
 int main(void) {
   RUN(on_upgrade_sees_request_and_can_reject);
   RUN(on_upgrade_status_codes);
@@ -409,5 +444,6 @@ int main(void) {
   RUN(set_protocol_outside_on_upgrade_is_refused);
   RUN(route_protocols_server_preference);
   RUN(origin_allowlist);
+  RUN(headers_gone_after_on_open_even_with_a_frame_in_the_same_packet);
   return test_report();
 }
