@@ -13,7 +13,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from raw_client import (  # noqa: E402
-    OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, Conn, Report, frame, upgrade_request,
+    OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, Conn, Report, frame,
 )
 
 SHARED, SHARED_PID = int(sys.argv[1]), int(sys.argv[2])

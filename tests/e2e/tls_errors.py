@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from raw_client import (  # noqa: E402
-    OP_BINARY, OP_TEXT, Closed, Conn, Report, Timeout, upgrade_request,
+    OP_BINARY, OP_TEXT, Closed, Conn, Report, upgrade_request,
 )
 
 TLS_PORT, PLAIN_PORT = int(sys.argv[1]), int(sys.argv[2])
@@ -313,10 +313,7 @@ def slow_and_concurrent():
         for s in stuck:
             s.close()
 
-    # Byte-at-a-time TLS: wrap a socket whose sends trickle.
-    class Trickle(socket.socket):
-        pass
-
+    # Byte-at-a-time TLS: every handshake flight is sent one byte per segment.
     s = raw()
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = client_ctx().wrap_bio(inc, out, server_hostname="localhost")
@@ -341,6 +338,37 @@ def slow_and_concurrent():
         r.not_ok("byte-at-a-time TLS handshake", f"{type(e).__name__}: {e}")
     finally:
         s.close()
+
+
+def slow_reader_mixed_sizes():
+    """Echoes of many messages of mixed sizes to a client that reads slowly
+    through a small receive buffer: the server's TLS writes stall and are
+    retried (partial SSL_write, coalesced small frames) and every byte must
+    still arrive intact and in order."""
+    c = Conn(TLS_PORT, timeout=20, rcvbuf=4096, connect=False)
+    c.sock.connect(("127.0.0.1", TLS_PORT))
+    c.sock = client_ctx().wrap_socket(c.sock, server_hostname="localhost")
+    try:
+        c.handshake("/slow")
+        sizes = [1, 2, 125, 126, 127, 1000, 16383, 16384, 16385, 40000, 65535, 65536, 100000]
+        msgs = [bytes([(i * 31 + j) & 255 for j in range(sizes[i % len(sizes)])]) for i in range(120)]
+        for m in msgs:
+            c.send_frame(OP_BINARY, m)
+        time.sleep(0.5)  # let the server fill our small window and stall
+        bad = []
+        for i, m in enumerate(msgs):
+            op, p = c.recv_message(20, pong_pings=True)
+            if p != m:
+                bad.append(f"#{i}: {len(p)} bytes, want {len(m)}")
+            if i % 10 == 0:
+                time.sleep(0.02)
+        r.check(f"slow TLS reader: {len(msgs)} echoes of mixed sizes ({sum(map(len, msgs))} bytes) intact, in order",
+                not bad, "; ".join(bad[:5]))
+        c.send_close(1000)
+        code, _ = c.expect_close(10)
+        r.check("slow TLS reader: clean close", code == 1000, f"{code}")
+    finally:
+        c.close()
 
 
 def many_aborted_handshakes():
@@ -369,6 +397,6 @@ def many_aborted_handshakes():
 
 
 for fn in (plaintext_on_tls_port, tls_on_plain_port, garbage, stalls, tampered_record, slow_and_concurrent,
-           many_aborted_handshakes):
+           slow_reader_mixed_sizes, many_aborted_handshakes):
     r.run(fn.__name__, fn)
 r.finish()
