@@ -113,8 +113,9 @@ int cli_parse_deflate(const char *cmd, int which, const char *arg, dx_deflate_op
     d->level = (int)v;
     return -1;
   default:
-    if (!cli_parse_size(arg, &d->threshold) || !d->threshold)
+    if (!cli_parse_size(arg, &d->threshold))
       return cli_usage_error(cmd, "bad size '%s' for --deflate-threshold", arg);
+    if (d->threshold == 0) d->threshold = 1; /* 0 in the options means "default" */
     return -1;
   }
 }

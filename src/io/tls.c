@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -72,6 +73,15 @@ static SSL_CTX *common_ctx(const SSL_METHOD *m, const dx_tls_opts *o, char *err,
     return NULL;
   }
   if (o && o->cert_file) {
+    const char *files[2] = {o->cert_file, o->key_file};
+    for (int i = 0; i < 2; i++) {
+      if (files[i] && access(files[i], R_OK) != 0) { /* OpenSSL only says "system lib" */
+        snprintf(err, cap, "cannot read %s %s: %s", i ? "private key" : "certificate", files[i],
+                 strerror(errno));
+        SSL_CTX_free(ctx);
+        return NULL;
+      }
+    }
     if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1) {
       char why[160];
       openssl_reason(why, sizeof why);
@@ -148,6 +158,27 @@ SSL_CTX *dx__tls_client_ctx(const dx_tls_opts *o, char *err, size_t cap) {
 
 /* ---- transport ---- */
 
+/* "ip:port" of the peer, for log lines. */
+static const char *peer_of(const dx_stream *s, char *buf, size_t cap) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  char host[64] = "?";
+  int port = 0;
+  if (getpeername(s->io.fd, (struct sockaddr *)&ss, &len) == 0) {
+    if (ss.ss_family == AF_INET) {
+      inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
+      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
+      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+      snprintf(buf, cap, "[%s]:%d", host, port);
+      return buf;
+    }
+  }
+  snprintf(buf, cap, "%s:%d", host, port);
+  return buf;
+}
+
 static void record_error(dx_stream *s, const char *what) {
   dx_tls *t = s->tctx;
   if (t->err[0]) return;
@@ -167,7 +198,13 @@ static void record_error(dx_stream *s, const char *what) {
     else
       snprintf(t->err, sizeof t->err, "TLS %s failed: %s", what, why);
   }
-  dx_log_debug("stream fd %d: %s", s->io.fd, t->err);
+  char peer[80];
+  /* A server hears of failed handshakes (bad client certificates, probes)
+   * only here: say so. A client's error reaches its on_error instead. */
+  if (t->server)
+    dx_log_info("%s: %s", peer_of(s, peer, sizeof peer), t->err);
+  else
+    dx_log_debug("%s: %s", peer_of(s, peer, sizeof peer), t->err);
 }
 
 /* Map an SSL_get_error result; returns DX_EAGAIN or a fatal code. */
@@ -217,7 +254,8 @@ static bool plaintext_on_tls_port(dx_stream *s) {
 static ssize_t tls_read(dx_stream *s, uint8_t *buf, size_t cap) {
   dx_tls *t = s->tctx;
   if (t->server && !t->checked_first_byte && plaintext_on_tls_port(s)) {
-    dx_log_info("fd %d: %s; closing", s->io.fd, t->err);
+    char peer[80];
+    dx_log_info("%s: %s; closing", peer_of(s, peer, sizeof peer), t->err);
     return DX_ETLS;
   }
   size_t got = 0;
@@ -270,6 +308,15 @@ static int tls_shutdown(dx_stream *s) {
 
 static void tls_close(dx_stream *s) {
   dx_tls *t = s->tctx;
+  if (s->io.fd >= 0 && t->ssl && !SSL_is_init_finished(t->ssl)) {
+    /* A failed handshake: the alert we just sent is lost if close() finds
+     * unread input (a TLS 1.3 client sends its request right after its
+     * Finished) and answers with a reset. Send FIN, drop what is queued. */
+    shutdown(s->io.fd, SHUT_WR);
+    char junk[4096];
+    while (recv(s->io.fd, junk, sizeof junk, MSG_DONTWAIT) > 0) {
+    }
+  }
   if (s->io.fd >= 0) close(s->io.fd);
   SSL_free(t->ssl);
   t->ssl = NULL;

@@ -239,7 +239,9 @@ static void answer_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
         return;
       }
     }
-    if (route) {
+    /* With static files, "*" is the WebSocket fallback, not a claim on
+     * every path: a missing file is 404 for a browser. */
+    if (route && !(srv->static_dir && strcmp(route->path, "*") == 0)) {
       reject(ws, req, 426, "this is a WebSocket endpoint: connect with a WebSocket client");
       return;
     }

@@ -8,6 +8,9 @@ need_node_modules playwright-core
 start_echo --static "$DX_SOURCE_DIR/web" --deflate
 curl -fsS "http://127.0.0.1:$PORT/" | grep -q '<title>duplex' && pass "GET / serves the page" ||
   check_fail "GET / did not serve web/index.html"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/no-such-file.png")
+[[ $code == 404 ]] && pass "a missing file is 404 (not 426) with --static" ||
+  check_fail "missing file answered $code"
 # The helper lives beside tests/interop/node_modules so `import` finds them.
 run_helper "demo page" node "$DX_SOURCE_DIR/tests/interop/demo_page.mjs" "$PORT" "$DX_TMP/demo.png"
 finish
