@@ -75,7 +75,9 @@ typedef struct app {
   bool quiet;
   bool closing;
   bool reconnect;
-  bool open; /* the current attempt reached on_open */
+  bool open;        /* the current attempt reached on_open */
+  bool blocked;     /* the connection is not keeping up: wait for on_drain */
+  bool stdin_watch; /* stdin is being watched (a pipe or tty, before EOF) */
   int exit_status;
   const char *url;
 } app;
@@ -103,18 +105,32 @@ static void finish(app *a, int code, const char *reason) {
 
 /* Send queued input if connected; close when input is over and nothing
  * else is awaited. */
+static void set_stdin_watch(app *a, bool on);
+
+/* Send queued input while the connection keeps up: once it reports
+ * DX_BUFFERED, stop (and stop reading stdin) until on_drain, so a fast
+ * producer neither grows memory nor trips the send cap. */
 static void pump(app *a) {
-  while (a->head && dx_client_ws(a->client)) {
+  while (a->head && !a->blocked && dx_client_ws(a->client)) {
     line *l = a->head;
     int rc = dx_client_send(a->client, a->binary ? DX_OP_BINARY : DX_OP_TEXT, l->data, l->len);
-    if (rc < 0 && rc != DX_EBACKPRESSURE) break;
+    if (rc < 0) break;
     a->head = l->next;
     if (!a->head) a->tail = NULL;
     free(l);
+    if (rc == DX_BUFFERED) a->blocked = true;
   }
+  set_stdin_watch(a, !a->blocked);
   if (a->input_done && !a->head && !a->wait_close && dx_client_ws(a->client) &&
       (a->count == 0 || a->received >= a->count))
     finish(a, 1000, NULL);
+}
+
+static void on_drain(dx_ws *ws, void *user) {
+  (void)ws;
+  app *a = user;
+  a->blocked = false;
+  pump(a);
 }
 
 static void print_binary(app *a, const unsigned char *p, size_t n) {
@@ -242,6 +258,11 @@ static void input_eof(app *a) {
   a->input_done = true;
 }
 
+static void set_stdin_watch(app *a, bool on) {
+  if (!a->stdin_watch || a->input_done) return;
+  dx_io_start(&stdin_io, on ? DX_READABLE : 0);
+}
+
 static void on_stdin(dx_io *io, unsigned events) {
   (void)events;
   app *a = &the_app;
@@ -262,7 +283,10 @@ static void start_input(app *a) {
   bool pollable = fstat(0, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) &&
                   (!S_ISCHR(st.st_mode) || isatty(0));
   dx_io_init(a->loop, &stdin_io, 0, on_stdin);
-  if (pollable && dx_io_start(&stdin_io, DX_READABLE) == 0) return;
+  if (pollable && dx_io_start(&stdin_io, DX_READABLE) == 0) {
+    a->stdin_watch = true;
+    return;
+  }
   char buf[65536];
   ssize_t n;
   while ((n = read(0, buf, sizeof buf)) > 0) take_input(a, buf, (size_t)n);
@@ -469,11 +493,13 @@ int cmd_connect(int argc, char **argv) {
   dx_loop_signal(a->loop, SIGINT, on_signal, a);
   dx_loop_signal(a->loop, SIGTERM, on_signal, a);
   const char *why = NULL;
-  a->client = dx_connect(
-      a->loop, a->url, &o,
-      &(dx_ws_handlers){
-          .on_open = on_open, .on_message = on_message, .on_error = on_error, .on_close = on_close},
-      a, &why);
+  a->client = dx_connect(a->loop, a->url, &o,
+                         &(dx_ws_handlers){.on_open = on_open,
+                                           .on_message = on_message,
+                                           .on_error = on_error,
+                                           .on_drain = on_drain,
+                                           .on_close = on_close},
+                         a, &why);
   free(headers);
   if (!a->client) {
     dx_loop_free(a->loop);

@@ -36,7 +36,8 @@ struct dx_client {
   uint16_t *final_codes;
   char ext_offer[200]; /* Sec-WebSocket-Extensions we send, or "" */
   dx_pmd_shared *pmd_shared;
-  SSL_CTX *tls_ctx; /* wss:// */
+  SSL_CTX *tls_ctx;  /* wss:// */
+  dx_deferred first; /* the first attempt starts after dx_connect returns */
 
   dx_ws *ws;      /* current attempt, any phase */
   dx_timer timer; /* connect deadline, then reconnect wait */
@@ -124,7 +125,7 @@ static void attempt_fail(dx_client *c, int err, const char *msg) {
   dx_log_debug("%s:%u: %s", c->url.host, c->url.port, msg);
   dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, err, msg);
   if (c->freed) return;
-  if (dx_stream_fd(&ws->stream) > 0 && ws->stream.tp) {
+  if (ws->stream.tp) {
     dx_stream_abort(&ws->stream); /* on_released finishes the attempt */
   } else {
     attempt_over(c, ws);
@@ -152,7 +153,8 @@ static int write_upgrade_request(dx_client *c, dx_ws *ws) {
       .extra_headers = c->headers,
       .extensions = c->ext_offer[0] ? c->ext_offer : NULL,
   };
-  size_t cap = 1024 + strlen(c->url.target) + (c->headers ? strlen(c->headers) : 0);
+  size_t cap = 1024 + strlen(c->url.target) + (c->headers ? strlen(c->headers) : 0) +
+               (c->origin ? strlen(c->origin) : 0) + strlen(c->ext_offer);
   for (size_t i = 0; i < c->nprotocols; i++) cap += strlen(c->protocols[i]) + 2;
   uint8_t *buf = dx_stream_reserve(&ws->stream, cap);
   if (!buf) return DX_ENOMEM;
@@ -446,6 +448,11 @@ static void start_attempt(dx_client *c) {
   c->resolving = dx_resolve_start(c->loop, target->host, target->port, on_resolved, c);
 }
 
+static void start_first(dx_loop *loop, void *arg) {
+  (void)loop;
+  start_attempt(arg);
+}
+
 static void schedule_reconnect(dx_client *c) {
   c->attempt++;
   if (c->opts.reconnect_attempts > 0 && c->attempt > c->opts.reconnect_attempts) {
@@ -575,7 +582,10 @@ dx_client *dx_connect(dx_loop *loop, const char *url, const dx_client_opts *opts
    * before the loop runs (after slow setup): refresh it so the connect
    * deadline counts from now, not from the last wake-up. */
   dx_loop_update_time(loop);
-  start_attempt(c);
+  /* Not now: a failure (refused at once, no file descriptors) would call
+   * the handlers before the caller even has the client pointer. */
+  dx_deferred_init(&c->first);
+  dx_loop_defer(loop, &c->first, start_first, c);
   return c;
 oom:
   reason = "out of memory";
@@ -590,6 +600,7 @@ dx_ws *dx_client_ws(const dx_client *c) {
 }
 
 int dx_client_send(dx_client *c, unsigned opcode, const void *data, size_t len) {
+  DX__CHECK_THREAD(c->loop);
   dx_ws *ws = dx_client_ws(c);
   return ws ? dx_ws_send(ws, opcode, data, len) : DX_ECLOSED;
 }
@@ -606,6 +617,7 @@ int dx_client_close(dx_client *c, unsigned code, const char *reason) {
   }
   dx_ws *ws = c->ws;
   if (!ws) {
+    dx_deferred_cancel(&c->first);
     set_done(c);
     return 0;
   }
@@ -616,33 +628,18 @@ int dx_client_close(dx_client *c, unsigned code, const char *reason) {
 
 bool dx_client_done(const dx_client *c) { return c->done; }
 
-static void on_orphan_released(dx_ws *ws) {
-  free(ws->strs);
-  dx_loop_free_later(dx_stream_loop(&ws->stream), ws, free);
-}
-static const dx_ws_owner_ops orphan_ops = {NULL, on_orphan_released, false};
-
 void dx_client_free(dx_client *c) {
   if (!c) return;
   DX__CHECK_THREAD_VOID(c->loop);
   c->freed = true;
+  dx_deferred_cancel(&c->first);
   stop_connecting(c);
   dx_timer_stop(&c->timer);
   dx_ws *ws = c->ws;
   c->ws = NULL;
-  if (ws) {
-    /* No handler calls from here on: not on_close, and not on_message
-     * either for frames already read this turn (dx_client_free may run
-     * inside on_open or on_message while more input waits to be fed). */
-    static const dx_ws_route no_handlers;
-    ws->closed_notified = true;
-    ws->route = &no_handlers;
-    if (ws->stream.tp && !ws->stream_done) {
-      ws->ops = &orphan_ops;
-      dx_stream_abort(&ws->stream);
-    } else {
-      release_ws_memory(c, ws);
-    }
-  }
+  /* No handler calls from here on (not on_close, and not on_message for
+   * frames already read this turn: this may run inside on_open,
+   * on_message, on_error or on_close). */
+  if (ws) dx__ws_orphan(ws, c->loop);
   dx_loop_free_later(c->loop, c, free_client);
 }

@@ -115,6 +115,9 @@ SSL_CTX *dx__tls_server_ctx(const dx_tls_opts *o, char *err, size_t cap) {
   if (!ctx) return NULL;
   SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+  /* Needed for session resumption once client certificates are verified. */
+  static const unsigned char sid_ctx[] = "duplex";
+  SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
   if (o->ca_file) {
     if (SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL) != 1) {
       char why[160];

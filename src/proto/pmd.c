@@ -59,7 +59,10 @@ dx_pmd *dx_pmd_new(const dx_pmd_params *params, const dx_deflate_opts *opts,
   }
   if (!params->rx_no_context_takeover) {
     p->inf = calloc(1, sizeof *p->inf);
-    if (!p->inf || inflateInit2(p->inf, -params->rx_window_bits) != Z_OK) {
+    /* zlib senders round a window of 8 bits up to 9: inflate with at
+     * least 9 so they still decode. */
+    int bits = params->rx_window_bits < 9 ? 9 : params->rx_window_bits;
+    if (!p->inf || inflateInit2(p->inf, -bits) != Z_OK) {
       free(p->inf);
       if (p->def) deflateEnd(p->def);
       free(p->def);

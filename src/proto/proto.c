@@ -216,7 +216,9 @@ int dx_proto_check_send(const dx_proto *p, unsigned opcode) {
   return p->tx_fragmented ? DX_ESTATE : 0;
 }
 
-struct dx_pmd *dx_proto_get_deflate(const dx_proto *p) { return p->pmd; }
+struct dx_pmd *dx_proto_get_deflate(const dx_proto *p) {
+  return p->pmd;
+}
 
 int dx_proto_send(dx_proto *p, unsigned opcode, const void *data, size_t len) {
   if (p->pmd && (opcode == DX_OP_TEXT || opcode == DX_OP_BINARY) && !p->tx_fragmented &&
@@ -321,8 +323,8 @@ static int handle_control(dx_proto *p, const uint8_t *data, size_t len) {
 static int msg_append(dx_proto *p, const uint8_t *data, size_t len) {
   /* Never reserve beyond what this frame and message can still bring
    * (inflated output is only bounded by the message limit). */
-  uint64_t bound = p->msg_compressed
-                       ? p->max_message
+  uint64_t bound = p->msg_compressed || !p->fh.fin
+                       ? p->max_message /* more frames may follow: grow geometrically */
                        : (p->msg ? p->msg->len : 0) + len + (p->fh.payload_len - p->frame_done);
   return growbuf_append(&p->msg, data, len, bound);
 }

@@ -130,7 +130,10 @@ int dx__http_serve_static(dx_stream *s, const char *root, const dx_http_request 
   size_t rl = strlen(real_root);
   if (strncmp(real, real_root, rl) != 0 || (real[rl] != '/' && real[rl] != 0))
     return respond_status(s, 403, "forbidden");
-  int fd = open(real, O_RDONLY | O_CLOEXEC);
+  /* Only regular files: opening a FIFO would block the loop, so check
+   * first, and open non-blocking in case it changed in between. */
+  if (stat(real, &st) != 0 || !S_ISREG(st.st_mode)) return 404;
+  int fd = open(real, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return 404;
   int status;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))

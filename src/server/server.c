@@ -36,6 +36,7 @@ struct dx_server {
   char *host;
   char *static_dir;
   dx_pmd_shared *pmd_shared; /* this loop's shared zlib streams */
+  uint64_t limit_warned;     /* loop ms of the last "connection limit" warning */
 };
 
 /* ---- routes ---- */
@@ -53,7 +54,8 @@ int dx_server_route(dx_server *srv, const char *path, const dx_ws_handlers *hand
   DX__CHECK_THREAD(srv->loop);
   if (!path || !handlers || (path[0] != '/' && strcmp(path, "*") != 0)) return DX_EINVAL;
   /* Connections are allocated at accept, before the route is known. */
-  if (srv->listener && handlers->data_size > srv->max_data_size) return DX_ESTATE;
+  if ((srv->listener || srv->tls_listener) && handlers->data_size > srv->max_data_size)
+    return DX_ESTATE;
   dx_ws_route *r = find_route(srv, path, strlen(path));
   if (!r || strcmp(r->path, path) != 0) {
     r = calloc(1, sizeof *r);
@@ -341,8 +343,17 @@ static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
   size_t have = len;
   if (ws->hs) {
     /* Gather across reads, up to the limit (the parser reports 431). */
-    size_t room = srv->limits.max_size + 1 - ws->hs_len;
-    if (len > room) len = room;
+    /* Keep every byte: frames may follow the head in the same read. The
+     * head stays bounded (the parser fails past max_size), so this grows
+     * at most once, by one read. */
+    if (ws->hs_len + len > srv->limits.max_size + 1) {
+      uint8_t *grown = realloc(ws->hs, ws->hs_len + len);
+      if (!grown) {
+        reject(ws, NULL, 500, "out of memory");
+        return;
+      }
+      ws->hs = grown;
+    }
     memcpy(ws->hs + ws->hs_len, data, len);
     ws->hs_len += (uint32_t)len;
     buf = ws->hs;
@@ -397,11 +408,10 @@ static void accept_conn(dx_server *srv, int fd, SSL_CTX *tls) {
     if (n > 0 && write(fd, buf, (size_t)n) < 0) { /* best effort */
     }
     close(fd);
-    static uint64_t last_warn;
     uint64_t now = dx_loop_now(srv->loop);
-    if (now - last_warn > 10000 || !last_warn) {
+    if (now - srv->limit_warned > 10000 || !srv->limit_warned) {
       dx_log_warn("connection limit (%zu) reached: answering 503", srv->opts.max_connections);
-      last_warn = now;
+      srv->limit_warned = now;
     }
     return;
   }
@@ -517,9 +527,13 @@ int dx_server_reload_tls(dx_server *srv) {
   return 0;
 }
 
-size_t dx_server_connections(const dx_server *srv) { return srv->nconns; }
+size_t dx_server_connections(const dx_server *srv) {
+  if (dx__loop_assert_thread(srv->loop)) return 0;
+  return srv->nconns;
+}
 
 void dx_server_each(dx_server *srv, void (*fn)(dx_ws *ws, void *arg), void *arg) {
+  DX__CHECK_THREAD_VOID(srv->loop);
   for (dx_ws *ws = srv->conns, *next; ws; ws = next) {
     next = ws->next; /* fn may close ws; it stays linked until released */
     if (ws->phase == DX_WS_OPEN) fn(ws, arg);
@@ -596,25 +610,11 @@ void dx_server_shutdown(dx_server *srv, int timeout_ms, void (*done)(dx_server *
   maybe_finish_shutdown(srv);
 }
 
-/* Connections still open when the server is freed finish on their own. */
-static void on_orphan_released(dx_ws *ws) {
-  free(ws->strs);
-  dx_loop_free_later(dx_stream_loop(&ws->stream), ws, free);
-}
-static const dx_ws_owner_ops orphan_ops = {NULL, on_orphan_released, false};
-
-void dx_server_free(dx_server *srv) {
-  if (!srv) return;
-  dx_timer_stop(&srv->shutdown_timer);
-  dx_deferred_cancel(&srv->shutdown_done);
-  if (srv->listener) dx_listener_close(srv->listener);
-  if (srv->tls_listener) dx_listener_close(srv->tls_listener);
-  for (dx_ws *ws = srv->conns; ws; ws = ws->next) {
-    dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, 0, NULL);
-    ws->route = NULL; /* the routes are freed below */
-    ws->ops = &orphan_ops;
-    dx_stream_abort(&ws->stream);
-  }
+/* What the server owns, released at the end of the loop turn so that
+ * dx_server_free may run inside a handler (the code that called it still
+ * reads the server and its routes until it returns). */
+static void free_server_memory(void *p) {
+  dx_server *srv = p;
   for (dx_ws_route *r = srv->routes, *next; r; r = next) {
     next = r->next;
     free(r->path);
@@ -627,4 +627,24 @@ void dx_server_free(dx_server *srv) {
   SSL_CTX_free(srv->tls_ctx);
   for (int i = 0; i < 4; i++) free(srv->tls_strs[i]);
   free(srv);
+}
+
+void dx_server_free(dx_server *srv) {
+  if (!srv) return;
+  DX__CHECK_THREAD_VOID(srv->loop);
+  dx_timer_stop(&srv->shutdown_timer);
+  dx_deferred_cancel(&srv->shutdown_done);
+  if (srv->listener) dx_listener_close(srv->listener);
+  if (srv->tls_listener) dx_listener_close(srv->tls_listener);
+  srv->listener = srv->tls_listener = NULL;
+  /* Connections still open hear on_close (1006) once, then finish on their
+   * own without the server. */
+  for (dx_ws *ws = srv->conns, *next; ws; ws = next) {
+    next = ws->next;
+    dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, 0, NULL);
+    dx__ws_orphan(ws, srv->loop);
+  }
+  srv->conns = NULL;
+  srv->nconns = 0;
+  dx_loop_free_later(srv->loop, srv, free_server_memory);
 }

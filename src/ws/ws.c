@@ -144,6 +144,19 @@ static void on_timer(dx_timer *t) {
   case DX_WS_OPEN:
     heartbeat(ws);
     break;
+  case DX_WS_HTTP:
+    /* A plain HTTP response (a static file) may take long to a slow
+     * reader: only a stall of a whole close timeout drops it. ping_sent is
+     * free in this phase and keeps the unsent count of the last check. */
+    if (!ws->stream_done && dx_stream_buffered(&ws->stream) &&
+        (uint32_t)dx_stream_buffered(&ws->stream) != ws->ping_sent) {
+      ws->ping_sent = (uint32_t)dx_stream_buffered(&ws->stream);
+      arm(ws, ws->cfg->close_timeout);
+      break;
+    }
+    dx_log_debug("%s: HTTP response stalled; dropping", dx__ws_peer(ws, peer, sizeof peer));
+    dx_stream_abort(&ws->stream);
+    break;
   default: /* closing: the peer did not finish in time */
     dx_log_debug("%s: close timeout; dropping", dx__ws_peer(ws, peer, sizeof peer));
     dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, DX_ETIMEDOUT,
@@ -179,6 +192,33 @@ void dx__ws_drop_handshake(dx_ws *ws) {
   free(ws->hs);
   ws->hs = NULL;
   ws->hs_len = 0;
+}
+
+/* ---- orphans: connections whose owner is going away ---- */
+
+static void orphan_released(dx_ws *ws) {
+  free(ws->strs);
+  ws->strs = NULL;
+  dx_loop_free_later(dx_stream_loop(&ws->stream), ws, free);
+}
+
+static const dx_ws_owner_ops orphan_ops = {NULL, orphan_released, false};
+static const dx_ws_route no_handlers;
+
+void dx__ws_orphan(dx_ws *ws, dx_loop *loop) {
+  ws->closed_notified = true; /* no handler runs from here on */
+  ws->route = &no_handlers;
+  ws->ops = &orphan_ops;
+  if (!ws->stream.tp) { /* a client attempt that never got a socket */
+    free(ws->strs);
+    ws->strs = NULL;
+    dx_loop_free_later(loop, ws, free);
+    return;
+  }
+  dx_timer_stop(&ws->timer);
+  /* Inside the stream's on_close (stream_done), on_released comes next and
+   * frees through orphan_ops; otherwise end the stream now. */
+  if (!ws->stream_done) dx_stream_abort(&ws->stream);
 }
 
 /* ---- stream callbacks ---- */
@@ -249,7 +289,7 @@ static void on_stream_close(void *user, int err) {
     }
     dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, clean, err, msg);
   }
-  if (ws->phase >= DX_WS_OPEN) dx_proto_free(dx__ws_proto(ws));
+  if (ws->proto_ready) dx_proto_free(dx__ws_proto(ws));
   dx_pmd_free(ws->pmd);
   ws->pmd = NULL;
   dx__ws_drop_handshake(ws);
@@ -287,6 +327,7 @@ int dx__ws_init(dx_ws *ws, dx_loop *loop, int fd, const dx_ws_owner_ops *ops, vo
 static void on_event(void *user, const dx_event *ev) {
   dx_ws *ws = user;
   const dx_ws_route *r = ws->route;
+  if (ws->closed_notified && ev->type != DX_EV_CLOSE) return; /* on_close is last */
   switch (ev->type) {
   case DX_EV_MESSAGE:
     ws->last_msg = ws->last_rx;
@@ -310,6 +351,12 @@ static void on_event(void *user, const dx_event *ev) {
 static int on_output(void *user, const dx_output *o) {
   dx_ws *ws = user;
   size_t n = o->header_len + o->payload_len;
+  /* Automatic pongs to a peer that does not read would pile up without
+   * bound (a ping flood): past the send cap, skip them (RFC 6455 5.5.3
+   * lets an endpoint answer only the latest ping). */
+  if ((o->header[0] & 0x0f) == DX_OP_PONG && ws->cfg->max_buffered &&
+      dx_stream_buffered(&ws->stream) > ws->cfg->max_buffered)
+    return 0;
   uint8_t *dst = dx_stream_reserve(&ws->stream, n);
   if (!dst) return dx_stream_closing(&ws->stream) ? DX_ECLOSED : DX_ENOMEM;
   memcpy(dst, o->header, o->header_len);
@@ -345,14 +392,14 @@ void dx__ws_open(dx_ws *ws, dx_role role, const dx_ws_route *route, uint8_t *res
                  size_t rest_len) {
   ws->route = route;
   dx_proto_init(dx__ws_proto(ws), role, &ws->cfg->proto, &proto_cb, ws);
+  ws->proto_ready = true;
   if (ws->pmd) dx_proto_set_deflate(dx__ws_proto(ws), ws->pmd);
   ws->phase = DX_WS_OPEN;
   ws->last_rx = ws->last_msg = now32(ws);
   arm_heartbeat(ws);
   if (route->h.on_open) route->h.on_open(ws, route->user);
   dx__ws_set_request(NULL, NULL, 0); /* headers are readable until on_open returns */
-  if (rest_len && ws->phase <= DX_WS_CLOSED)
-    after_feed(ws, dx_proto_feed(dx__ws_proto(ws), rest, rest_len));
+  if (rest_len) after_feed(ws, dx_proto_feed(dx__ws_proto(ws), rest, rest_len));
 }
 
 /* ---- public API ---- */
@@ -370,7 +417,9 @@ static int admit(dx_ws *ws, unsigned opcode, size_t len) {
   if (c->max_buffered && buffered && buffered + len > c->max_buffered &&
       !dx_opcode_is_control(opcode)) {
     char peer[64];
-    if (c->backpressure == DX_BP_DROP) {
+    /* Dropping a continuation would leave a hole in a message the peer
+     * is receiving: that case closes like the default policy. */
+    if (c->backpressure == DX_BP_DROP && opcode != DX_OP_CONT) {
       dx_log_debug("%s: send buffer full (%zu bytes); message dropped",
                    dx__ws_peer(ws, peer, sizeof peer), buffered);
       return DX_EBACKPRESSURE;

@@ -75,6 +75,7 @@ struct dx_ws {
   bool stream_done;     /* the stream's on_close ran */
   bool in_upgrade;      /* dx_ws_set_protocol allowed */
   bool finishing;       /* the transport is being closed */
+  bool proto_ready;     /* dx_proto_init ran (the connection was opened) */
   /* dx_proto, then the user's data, follow inline. */
   alignas(max_align_t) unsigned char tail[];
 };
@@ -98,6 +99,11 @@ void dx__ws_open(dx_ws *ws, dx_role role, const dx_ws_route *route, uint8_t *res
 /* Deliver on_error (if err) and on_close once. */
 void dx__ws_notify_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
                          int err, const char *errmsg);
+
+/* The owner (client or server) is going away: no more handler calls, the
+ * timer stops, the stream is dropped, and the memory frees itself once the
+ * stream is done. Safe inside the connection's own callbacks. */
+void dx__ws_orphan(dx_ws *ws, dx_loop *loop);
 
 /* Graceful transport close bounded by the close timeout. */
 void dx__ws_finish(dx_ws *ws);
