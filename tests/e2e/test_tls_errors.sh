@@ -173,6 +173,19 @@ else
     check_fail "mutual TLS: no certificate request seen by s_client: $(tail -n 20 "$DX_TMP/s_client_mtls.out")"
 fi
 
+# Session resumption must work with client certificates (needs a session
+# id context on the server).
+sess="$DX_TMP/mtls.sess"
+timeout 10 openssl s_client -connect "127.0.0.1:$TLS_PORT" -servername localhost -CAfile "$C/ca.pem" \
+  -cert "$C/client.pem" -key "$C/client.key" -tls1_2 -sess_out "$sess" </dev/null >/dev/null 2>&1
+if timeout 10 openssl s_client -connect "127.0.0.1:$TLS_PORT" -servername localhost \
+  -CAfile "$C/ca.pem" -cert "$C/client.pem" -key "$C/client.key" -tls1_2 -sess_in "$sess" \
+  </dev/null 2>&1 | grep -q '^Reused'; then
+  pass "mutual TLS: a session is resumed"
+else
+  check_fail "mutual TLS: session resumption failed"
+fi
+
 # ---- SIGHUP reload ----------------------------------------------------------------
 live="$DX_TMP/live"
 mkdir -p "$live"

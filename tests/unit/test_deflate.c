@@ -457,6 +457,37 @@ TEST(proto_sends_compressed_above_threshold_only) {
   dx_pmd_shared_free(s);
 }
 
+/* A zlib peer asked for an 8-bit window compresses with 9 bits (zlib
+ * cannot do 8): we must still inflate its messages. */
+TEST(inflates_a_zlib_peer_that_negotiated_8_bits) {
+  dx_pmd_params pp;
+  CHECK_EQ_INT(
+      client_accept("permessage-deflate; server_max_window_bits=8", DX_DEFLATE_TAKEOVER, &pp), 0);
+  CHECK_EQ_INT(pp.rx_window_bits, 8);
+  dx_pmd_shared *s = dx_pmd_shared_new();
+  dx_deflate_opts o = {.enable = true};
+  dx_pmd *d = dx_pmd_new(&pp, &o, s);
+  static uint8_t msg[3000], z[4000];
+  fill_text(msg, sizeof msg, 11);
+  z_stream zs = {0};
+  /* What such a peer does: zlib refuses raw 8, so it compresses with 9. */
+  CHECK_EQ_INT(deflateInit2(&zs, 9, Z_DEFLATED, -9, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  zs.next_in = msg;
+  zs.avail_in = sizeof msg;
+  zs.next_out = z;
+  zs.avail_out = sizeof z;
+  deflate(&zs, Z_SYNC_FLUSH);
+  size_t zl = sizeof z - zs.avail_out - 4;
+  deflateEnd(&zs);
+  static sinkbuf out;
+  out.len = 0;
+  out.limit = sizeof out.buf;
+  CHECK_EQ_INT(dx_pmd_inflate(d, z, zl, true, sink, &out), 0);
+  CHECK_EQ_INT(out.len, sizeof msg);
+  dx_pmd_free(d);
+  dx_pmd_shared_free(s);
+}
+
 int main(void) {
   RUN(server_accepts_plain_offer_shared_mode);
   RUN(server_chrome_offer);
@@ -472,5 +503,6 @@ int main(void) {
   RUN(proto_invalid_utf8_inside_compressed_text_is_1007);
   RUN(proto_corrupt_compressed_data_is_1007);
   RUN(proto_sends_compressed_above_threshold_only);
+  RUN(inflates_a_zlib_peer_that_negotiated_8_bits);
   return test_report();
 }
