@@ -468,7 +468,10 @@ TEST(inflates_a_zlib_peer_that_negotiated_8_bits) {
   dx_deflate_opts o = {.enable = true};
   dx_pmd *d = dx_pmd_new(&pp, &o, s);
   static uint8_t msg[3000], z[4000];
-  fill_text(msg, sizeof msg, 11);
+  /* Repeats 400 bytes apart: only a window above 256 bytes decodes them. */
+  unsigned seed = 7;
+  for (size_t i = 0; i < 400; i++) msg[i] = (uint8_t)((seed = seed * 1103515245 + 12345) >> 16);
+  for (size_t i = 400; i < sizeof msg; i++) msg[i] = msg[i - 400];
   z_stream zs = {0};
   /* What such a peer does: zlib refuses raw 8, so it compresses with 9. */
   CHECK_EQ_INT(deflateInit2(&zs, 9, Z_DEFLATED, -9, 8, Z_DEFAULT_STRATEGY), Z_OK);
