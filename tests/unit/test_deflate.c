@@ -467,8 +467,9 @@ TEST(inflates_a_zlib_peer_that_negotiated_8_bits) {
   dx_pmd_shared *s = dx_pmd_shared_new();
   dx_deflate_opts o = {.enable = true};
   dx_pmd *d = dx_pmd_new(&pp, &o, s);
-  static uint8_t msg[3000], z[4000];
-  /* Repeats 400 bytes apart: only a window above 256 bytes decodes them. */
+  static uint8_t msg[40000], z[65536];
+  /* Repeats 400 bytes apart, longer than one 16 KiB inflate output step:
+   * only a window above 256 bytes decodes them. */
   unsigned seed = 7;
   for (size_t i = 0; i < 400; i++) msg[i] = (uint8_t)((seed = seed * 1103515245 + 12345) >> 16);
   for (size_t i = 400; i < sizeof msg; i++) msg[i] = msg[i - 400];
@@ -480,6 +481,7 @@ TEST(inflates_a_zlib_peer_that_negotiated_8_bits) {
   zs.next_out = z;
   zs.avail_out = sizeof z;
   deflate(&zs, Z_SYNC_FLUSH);
+  CHECK_EQ_INT(zs.avail_in, 0);
   size_t zl = sizeof z - zs.avail_out - 4;
   deflateEnd(&zs);
   static sinkbuf out;
