@@ -76,10 +76,11 @@ int dx_pmd_client_accept(const dx_ext_offer *accepted, const dx_deflate_opts *op
 
 typedef struct dx_pmd dx_pmd;
 
-/* Streams and scratch shared by every connection of one thread (a server
- * or client owns one per loop): the compressor and decompressor used for
- * directions without context takeover, and the output buffer. Not
- * thread-safe. */
+/* Streams and scratch shared by connections of one thread: the compressor
+ * and decompressor used for directions without context takeover, and the
+ * output buffer (which keeps the size of the largest message compressed).
+ * A server owns one for all its connections; each dx_client owns its own
+ * (created on first use). Not thread-safe. */
 typedef struct dx_pmd_shared dx_pmd_shared;
 dx_pmd_shared *dx_pmd_shared_new(void);
 void dx_pmd_shared_free(dx_pmd_shared *s);

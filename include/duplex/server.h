@@ -116,7 +116,10 @@ size_t dx_server_connections(const dx_server *srv);
 void dx_server_shutdown(dx_server *srv, int timeout_ms, void (*done)(dx_server *, void *),
                         void *arg);
 
-/* Free the server; call after shutdown completed (or before listen). */
+/* Free the server. Best after dx_server_shutdown's `done`; otherwise open
+ * connections get on_close (1006) now and are dropped without further
+ * handler calls. May be called from a handler: memory is released at the
+ * end of the loop turn. */
 void dx_server_free(dx_server *srv);
 
 /* Send one message to every open WebSocket connection of this server,

@@ -111,7 +111,8 @@ void dx_msg_free(dx_msg *msg);
  * on_close follows when the peer answers, or after the close timeout. */
 int dx_ws_close(dx_ws *ws, unsigned code, const char *reason);
 
-/* Drop the connection now, without a closing handshake (on_close gets 1006). */
+/* Drop the connection now, without a closing handshake. on_close (1006)
+ * runs before this returns, unless it already ran; no handler runs after. */
 void dx_ws_abort(dx_ws *ws);
 
 /* Bytes queued but not yet written to the socket (like the browser's
