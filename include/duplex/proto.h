@@ -36,15 +36,15 @@ typedef enum dx_event_type {
   DX_EV_FRAGMENT,    /* a piece of a message (stream_fragments mode) */
   DX_EV_PING,
   DX_EV_PONG,
-  DX_EV_CLOSE,       /* peer's close frame (code, reason) */
+  DX_EV_CLOSE, /* peer's close frame (code, reason) */
 } dx_event_type;
 
 typedef struct dx_event {
   dx_event_type type;
-  uint8_t opcode;     /* DX_OP_TEXT or DX_OP_BINARY for messages/fragments */
-  bool first;         /* fragments: first piece of the message */
-  bool fin;           /* fragments: last piece of the message */
-  bool compressed;    /* RSV1 message delivered still compressed (no codec set) */
+  uint8_t opcode;      /* DX_OP_TEXT or DX_OP_BINARY for messages/fragments */
+  bool first;          /* fragments: first piece of the message */
+  bool fin;            /* fragments: last piece of the message */
+  bool compressed;     /* RSV1 message delivered still compressed (no codec set) */
   uint16_t close_code; /* DX_EV_CLOSE: code, or 1005 when none was sent */
   const uint8_t *data; /* payload (close: the reason); valid only during the callback */
   size_t len;
@@ -63,9 +63,12 @@ typedef struct dx_output {
   const uint8_t *mask;
 } dx_output;
 
+/* The default largest message (and frame): 16 MiB. */
+#define DX_DEFAULT_MAX_MESSAGE ((size_t)16 << 20)
+
 typedef struct dx_proto_opts {
-  size_t max_frame;   /* largest frame payload accepted; default = max_message */
-  size_t max_message; /* largest reassembled message; default 16 MiB */
+  size_t max_frame;      /* largest frame payload accepted; default = max_message */
+  size_t max_message;    /* largest reassembled message; default 16 MiB */
   bool stream_fragments; /* deliver DX_EV_FRAGMENT pieces instead of whole messages */
   bool no_auto_pong;     /* do not answer pings automatically */
   unsigned allowed_rsv;  /* RSV bits negotiated extensions may set (DX_RSV1 for deflate) */
@@ -81,9 +84,9 @@ typedef struct dx_proto_callbacks {
 
 typedef enum dx_proto_state {
   DX_PROTO_OPEN = 0,
-  DX_PROTO_CLOSING,  /* we sent close, waiting for the peer's */
-  DX_PROTO_CLOSED,   /* close frames exchanged both ways: close the transport */
-  DX_PROTO_FAILED,   /* protocol error: close frame sent, close the transport */
+  DX_PROTO_CLOSING, /* we sent close, waiting for the peer's */
+  DX_PROTO_CLOSED,  /* close frames exchanged both ways: close the transport */
+  DX_PROTO_FAILED,  /* protocol error: close frame sent, close the transport */
 } dx_proto_state;
 
 typedef struct dx_proto dx_proto;
@@ -114,8 +117,10 @@ void dx_proto_free(dx_proto *p);
 int dx_proto_feed(dx_proto *p, uint8_t *buf, size_t len);
 
 /* Flags for dx_proto_send_frame. */
-enum { DX_SEND_MORE = 1, /* not the last fragment */
-       DX_SEND_RSV1 = 2 /* set RSV1 (compressed) on the first fragment */ };
+enum {
+  DX_SEND_MORE = 1, /* not the last fragment */
+  DX_SEND_RSV1 = 2  /* set RSV1 (compressed) on the first fragment */
+};
 
 /* Send a whole text or binary message (or ping/pong with `opcode`; payload
  * at most 125 bytes). Text payloads are not validated here. Returns 0,
@@ -127,8 +132,7 @@ int dx_proto_send(dx_proto *p, unsigned opcode, const void *data, size_t len);
 /* Send one fragment: first call with DX_OP_TEXT/DX_OP_BINARY, later calls
  * with DX_OP_CONT; DX_SEND_MORE on all but the last. Control frames may be
  * sent in between with dx_proto_send(). */
-int dx_proto_send_frame(dx_proto *p, unsigned opcode, const void *data, size_t len,
-                        unsigned flags);
+int dx_proto_send_frame(dx_proto *p, unsigned opcode, const void *data, size_t len, unsigned flags);
 
 /* Start the closing handshake: send a close frame with `code` (0 = no code)
  * and `reason` (UTF-8, at most 123 bytes; NULL = none). Returns 0,

@@ -293,10 +293,7 @@ static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
   ps[pl] = 0;
   ws->strs = s;
   /* Response headers are readable with dx_ws_header during on_open. */
-  for (size_t i = 0; i < resp.num_headers; i++) {
-    ((char *)headers[i].name.ptr)[headers[i].name.len] = 0;
-    ((char *)headers[i].value.ptr)[headers[i].value.len] = 0;
-  }
+  dx__http_terminate(headers, resp.num_headers);
   dx__ws_set_request(ws, headers, resp.num_headers);
   c->opened_at = dx_loop_now(c->loop);
   dx_log_debug("%s:%u: connected%s%s", c->url.host, c->url.port, proto ? ", protocol " : "",

@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/net.h"
 
 #define DX_TLS_STAGE 16384 /* one TLS record's worth of small writes */
 
@@ -161,27 +161,6 @@ SSL_CTX *dx__tls_client_ctx(const dx_tls_opts *o, char *err, size_t cap) {
 
 /* ---- transport ---- */
 
-/* "ip:port" of the peer, for log lines. */
-static const char *peer_of(const dx_stream *s, char *buf, size_t cap) {
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  char host[64] = "?";
-  int port = 0;
-  if (getpeername(s->io.fd, (struct sockaddr *)&ss, &len) == 0) {
-    if (ss.ss_family == AF_INET) {
-      inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
-      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-      inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
-      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-      snprintf(buf, cap, "[%s]:%d", host, port);
-      return buf;
-    }
-  }
-  snprintf(buf, cap, "%s:%d", host, port);
-  return buf;
-}
-
 static void record_error(dx_stream *s, const char *what) {
   dx_tls *t = s->tctx;
   if (t->err[0]) return;
@@ -205,9 +184,9 @@ static void record_error(dx_stream *s, const char *what) {
   /* A server hears of failed handshakes (bad client certificates, probes)
    * only here: say so. A client's error reaches its on_error instead. */
   if (t->server)
-    dx_log_info("%s: %s", peer_of(s, peer, sizeof peer), t->err);
+    dx_log_info("%s: %s", dx__peer_str(s->io.fd, peer, sizeof peer), t->err);
   else
-    dx_log_debug("%s: %s", peer_of(s, peer, sizeof peer), t->err);
+    dx_log_debug("%s: %s", dx__peer_str(s->io.fd, peer, sizeof peer), t->err);
 }
 
 /* Map an SSL_get_error result; returns DX_EAGAIN or a fatal code. */
@@ -258,7 +237,7 @@ static ssize_t tls_read(dx_stream *s, uint8_t *buf, size_t cap) {
   dx_tls *t = s->tctx;
   if (t->server && !t->checked_first_byte && plaintext_on_tls_port(s)) {
     char peer[80];
-    dx_log_info("%s: %s; closing", peer_of(s, peer, sizeof peer), t->err);
+    dx_log_info("%s: %s; closing", dx__peer_str(s->io.fd, peer, sizeof peer), t->err);
     return DX_ETLS;
   }
   size_t got = 0;

@@ -9,7 +9,6 @@
 #include "duplex/error.h"
 #include "duplex/utf8.h"
 
-#define DX_DEFAULT_MAX_MESSAGE (16u << 20)
 /* Reassembly buffers grow geometrically from here as bytes arrive, so a
  * peer that merely announces a huge frame cannot make us allocate it. */
 #define DX_MSG_MIN_CAP 4096

@@ -138,16 +138,6 @@ static void reject(dx_ws *ws, const dx_http_request *req, int status, const char
   respond(ws, status, why);
 }
 
-/* Terminate strings of the parsed request in place (the bytes after each
- * are CR, LF, space, '?' or whitespace that the parser already consumed),
- * so the handlers get plain C strings without copies. */
-static void terminate_in_place(dx_http_request *req) {
-  for (size_t i = 0; i < req->num_headers; i++) {
-    ((char *)req->headers[i].name.ptr)[req->headers[i].name.len] = 0;
-    ((char *)req->headers[i].value.ptr)[req->headers[i].value.len] = 0;
-  }
-}
-
 static bool origin_allowed(const dx_server *srv, const dx_upgrade_request *up) {
   if (!srv->opts.origins) return true;
   for (size_t i = 0; srv->opts.origins[i]; i++) {
@@ -187,9 +177,8 @@ static int keep_strings(dx_ws *ws, const dx_http_request *req, const char *proto
   return 0;
 }
 
-/* Declared in ws.h but was never defined (any program calling it failed to
- * link). Server only, inside on_upgrade: `proto` must be one of the
- * client's offers; it is copied into the slot keep_strings reserved. */
+/* Server only, inside on_upgrade: `proto` must be one of the client's
+ * offers; it is copied into the slot keep_strings reserved. */
 int dx_ws_set_protocol(dx_ws *ws, const char *proto) {
   DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
   if (!ws->in_upgrade || !ws->strs) return DX_ESTATE;
@@ -265,7 +254,7 @@ static void answer_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
     reject(ws, req, 403, "origin not allowed");
     return;
   }
-  terminate_in_place(req);
+  dx__http_terminate(req->headers, req->num_headers);
   dx__ws_set_request(ws, req->headers, req->num_headers);
 
   const char *protocol = NULL;

@@ -1,16 +1,14 @@
 /* The WebSocket connection after the handshake: proto glue, heartbeat,
  * timeouts, backpressure and handler dispatch (both roles). */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
+#include "common/net.h"
 #include "io/loop_internal.h"
 #include "io/tls.h"
 #include "ws/ws_internal.h"
-
-#define DX_DEFAULT_MAX_MESSAGE (16u << 20)
 
 static size_t proto_room(void) {
   size_t a = alignof(max_align_t);
@@ -36,28 +34,14 @@ void dx__ws_config_from(dx_ws_config *cfg, const dx_server_opts *o) {
 }
 
 const char *dx__ws_peer(const dx_ws *ws, char *buf, size_t cap) {
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  char host[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
-  if (getpeername(dx_stream_fd(&ws->stream), (struct sockaddr *)&ss, &len) == 0) {
-    if (ss.ss_family == AF_INET) {
-      struct sockaddr_in *s = (struct sockaddr_in *)&ss;
-      inet_ntop(AF_INET, &s->sin_addr, host, sizeof host);
-      port = ntohs(s->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-      struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
-      inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof host);
-      port = ntohs(s->sin6_port);
-      snprintf(buf, cap, "[%s]:%d", host, port);
-      return buf;
-    } else if (ss.ss_family == AF_UNIX) {
-      snprintf(buf, cap, "unix");
-      return buf;
-    }
+  return dx__peer_str(dx_stream_fd(&ws->stream), buf, cap);
+}
+
+void dx__http_terminate(const dx_http_header *h, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    ((char *)h[i].name.ptr)[h[i].name.len] = 0;
+    ((char *)h[i].value.ptr)[h[i].value.len] = 0;
   }
-  snprintf(buf, cap, "%s:%d", host, port);
-  return buf;
 }
 
 /* ---- timers ---- */

@@ -129,6 +129,11 @@ const dx_http_header *dx__ws_request(const dx_ws *ws, size_t *n);
 /* Fill cfg from server-style options (zero = default, negative = off). */
 void dx__ws_config_from(dx_ws_config *cfg, const dx_server_opts *o);
 
+/* End every header name and value with a NUL in place (the byte after each
+ * is a ':', CR, LF or whitespace the parser already consumed), so handlers
+ * get C strings without copies. */
+void dx__http_terminate(const dx_http_header *h, size_t n);
+
 /* "ip:port" of the peer into buf. */
 const char *dx__ws_peer(const dx_ws *ws, char *buf, size_t cap);
 
