@@ -305,7 +305,7 @@ static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
 
 static void on_released(dx_ws *ws) { attempt_over(ws->owner, ws); }
 
-static const dx_ws_owner_ops client_ops = {on_handshake_read, on_released, false};
+static const dx_ws_owner_ops client_ops = {on_handshake_read, on_released, false, NULL};
 
 dx_client *dx_ws_client(const dx_ws *ws) {
   return ws->ops == &client_ops ? (dx_client *)ws->owner : NULL;

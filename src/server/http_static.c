@@ -10,9 +10,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Files above this are refused (413-like 500); demo assets are small, and
- * the whole body is queued at once. */
-#define DX_STATIC_MAX_FILE (64u << 20)
+/* Bodies go out a chunk at a time as the connection drains: a slow reader
+ * holds about two chunks, whatever the file size. */
+#define DX_STATIC_CHUNK (256u << 10)
+
+struct dx_static_body {
+  int fd;
+  uint64_t off, size;
+};
 
 static const struct {
   const char *ext, *type;
@@ -79,30 +84,57 @@ static bool decode_path(const char *p, size_t n, char *out, size_t cap) {
   return out[0] == '/';
 }
 
-static int send_file(dx_stream *s, int fd, const struct stat *st, const char *path, bool head) {
+void dx__static_body_free(dx_static_body *b) {
+  if (!b) return;
+  close(b->fd);
+  free(b);
+}
+
+int dx__static_body_pump(dx_stream *s, dx_static_body *b) {
+  size_t n = b->size - b->off > DX_STATIC_CHUNK ? DX_STATIC_CHUNK : (size_t)(b->size - b->off);
+  uint8_t *dst = dx_stream_reserve(s, n);
+  if (!dst) {
+    dx__static_body_free(b);
+    return DX_ENOMEM;
+  }
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = pread(b->fd, dst + got, n - got, (off_t)(b->off + got));
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  dx_stream_commit(s, got);
+  if (got != n) { /* the file shrank: the peer sees a short body and EOF */
+    dx__static_body_free(b);
+    return DX_ESYS;
+  }
+  b->off += n;
+  if (b->off < b->size) return 0;
+  dx__static_body_free(b);
+  return 1;
+}
+
+/* Queue the head and the first chunk; hand the rest back in *rest. */
+static int send_file(dx_stream *s, int fd, const struct stat *st, const char *path, bool head,
+                     dx_static_body **rest) {
   char hdr[512];
   int hn = snprintf(hdr, sizeof hdr,
                     "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %lld\r\n"
                     "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n"
                     "Connection: close\r\n\r\n",
                     dx__mime_type(path), (long long)st->st_size);
-  if (head) return dx_stream_write(s, hdr, (size_t)hn) == 0 ? 200 : 500;
-  size_t size = (size_t)st->st_size;
-  uint8_t *dst = dx_stream_reserve(s, (size_t)hn + size);
-  if (!dst) return 500;
-  memcpy(dst, hdr, (size_t)hn);
-  size_t got = 0;
-  while (got < size) {
-    ssize_t r = pread(fd, dst + hn + got, size - got, (off_t)got);
-    if (r <= 0) break;
-    got += (size_t)r;
-  }
-  if (got != size) {
-    dx_stream_commit(s, 0);
+  if (dx_stream_write(s, hdr, (size_t)hn) != 0) return 500;
+  if (head || st->st_size == 0) return 200;
+  dx_static_body *b = malloc(sizeof *b);
+  if (!b) return 500;
+  *b = (dx_static_body){.fd = dup(fd), .off = 0, .size = (uint64_t)st->st_size};
+  if (b->fd < 0) {
+    free(b);
     return 500;
   }
-  dx_stream_commit(s, (size_t)hn + size);
-  return 200;
+  int rc = dx__static_body_pump(s, b);
+  if (rc == 0) *rest = b;
+  return rc >= 0 ? 200 : 500; /* on an error the head is out: the body ends short */
 }
 
 static int respond_status(dx_stream *s, int status, const char *body) {
@@ -112,7 +144,9 @@ static int respond_status(dx_stream *s, int status, const char *body) {
   return status;
 }
 
-int dx__http_serve_static(dx_stream *s, const char *root, const dx_http_request *req, bool head) {
+int dx__http_serve_static(dx_stream *s, const char *root, const dx_http_request *req, bool head,
+                          dx_static_body **rest) {
+  *rest = NULL;
   char rel[PATH_MAX], full[PATH_MAX], real_root[PATH_MAX], real[PATH_MAX];
   if (req->path.len >= sizeof rel) return respond_status(s, 414, "path too long");
   if (!decode_path(req->path.ptr, req->path.len, rel, sizeof rel)) return 404;
@@ -138,10 +172,8 @@ int dx__http_serve_static(dx_stream *s, const char *root, const dx_http_request 
   int status;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
     status = 404;
-  else if ((uint64_t)st.st_size > DX_STATIC_MAX_FILE)
-    status = respond_status(s, 500, "file too large to serve");
   else
-    status = send_file(s, fd, &st, real, head);
+    status = send_file(s, fd, &st, real, head, rest);
   close(fd);
   return status;
 }

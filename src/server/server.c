@@ -109,6 +109,8 @@ static void on_released(dx_ws *ws) {
     srv->conns = ws->next;
   if (ws->next) ws->next->prev = ws->prev;
   srv->nconns--;
+  dx__static_body_free(ws->http_body);
+  ws->http_body = NULL;
   free(ws->strs);
   ws->strs = NULL;
   /* Callers up the stack may still hold ws this turn. */
@@ -117,7 +119,16 @@ static void on_released(dx_ws *ws) {
 }
 
 static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len);
-static const dx_ws_owner_ops server_ops = {on_handshake_read, on_released, true};
+
+/* A large static file: the next chunk once the connection drained. */
+static void on_http_drain(dx_ws *ws) {
+  int rc = dx__static_body_pump(&ws->stream, ws->http_body);
+  if (rc == 0) return;
+  ws->http_body = NULL; /* sent whole, or failed: either way it is freed */
+  dx__ws_finish(ws);
+}
+
+static const dx_ws_owner_ops server_ops = {on_handshake_read, on_released, true, on_http_drain};
 
 /* Answer with a complete HTTP response, then close. */
 static void respond(dx_ws *ws, int status, const char *body) {
@@ -216,7 +227,8 @@ static void answer_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
       return;
     }
     if (srv->static_dir && (get || head)) {
-      int status = dx__http_serve_static(&ws->stream, srv->static_dir, req, head);
+      dx_static_body *body;
+      int status = dx__http_serve_static(&ws->stream, srv->static_dir, req, head, &body);
       if (status != 404) {
         if (status >= 400) {
           char peer[64];
@@ -226,7 +238,12 @@ static void answer_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
         }
         ws->phase = DX_WS_HTTP;
         dx__ws_drop_handshake(ws);
-        dx__ws_finish(ws);
+        if (body) {
+          ws->http_body = body; /* more on each drain (on_http_drain) */
+          dx__ws_arm_http(ws);
+        } else {
+          dx__ws_finish(ws);
+        }
         return;
       }
     }

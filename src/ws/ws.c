@@ -167,6 +167,8 @@ void dx__ws_notify_close(dx_ws *ws, int code, const char *reason, size_t reason_
   if (r->h.on_close) r->h.on_close(ws, code, reason ? reason : "", reason_len, clean, r->user);
 }
 
+void dx__ws_arm_http(dx_ws *ws) { arm(ws, ws->cfg->close_timeout); }
+
 void dx__ws_finish(dx_ws *ws) {
   dx_stream_close(&ws->stream);
   if (!ws->stream_done) arm(ws, ws->cfg->close_timeout);
@@ -186,7 +188,7 @@ static void orphan_released(dx_ws *ws) {
   dx_loop_free_later(dx_stream_loop(&ws->stream), ws, free);
 }
 
-static const dx_ws_owner_ops orphan_ops = {NULL, orphan_released, false};
+static const dx_ws_owner_ops orphan_ops = {NULL, orphan_released, false, NULL};
 static const dx_ws_route no_handlers;
 
 void dx__ws_orphan(dx_ws *ws, dx_loop *loop) {
@@ -283,6 +285,10 @@ static void on_stream_close(void *user, int err) {
 
 static void on_drain(void *user) {
   dx_ws *ws = user;
+  if (ws->phase == DX_WS_HTTP && ws->http_body && ws->ops->on_http_drain) {
+    ws->ops->on_http_drain(ws);
+    return;
+  }
   if (ws->phase == DX_WS_OPEN && ws->route && ws->route->h.on_drain)
     ws->route->h.on_drain(ws, ws->route->user);
 }

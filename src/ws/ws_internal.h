@@ -49,6 +49,8 @@ typedef struct dx_ws_owner_ops {
   void (*on_released)(dx_ws *ws);
   /* TLS streams accept (server) rather than connect. */
   bool tls_server;
+  /* The connection drained while answering plain HTTP (DX_WS_HTTP). */
+  void (*on_http_drain)(dx_ws *ws);
 } dx_ws_owner_ops;
 
 struct dx_ws {
@@ -62,6 +64,7 @@ struct dx_ws {
   char *strs;         /* "path\0query\0protocol\0", kept while open */
   uint8_t *hs;        /* handshake bytes gathered across reads */
   dx_pmd *pmd;        /* permessage-deflate state, when negotiated */
+  void *http_body;    /* the owner's: the rest of a plain HTTP response */
   /* Loop ms, truncated: 32 bits are plenty for differences (wrap-safe),
    * and every connection carries them. */
   uint32_t last_rx;   /* last bytes received */
@@ -104,6 +107,10 @@ void dx__ws_notify_close(dx_ws *ws, int code, const char *reason, size_t reason_
  * timer stops, the stream is dropped, and the memory frees itself once the
  * stream is done. Safe inside the connection's own callbacks. */
 void dx__ws_orphan(dx_ws *ws, dx_loop *loop);
+
+/* A plain HTTP response is being sent in pieces: time out only on stalls
+ * (the close timeout without progress). */
+void dx__ws_arm_http(dx_ws *ws);
 
 /* Graceful transport close bounded by the close timeout. */
 void dx__ws_finish(dx_ws *ws);
