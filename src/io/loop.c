@@ -24,7 +24,7 @@
 /* Each thread's address of this byte identifies it: cheaper than
  * pthread_self() comparisons and needs no atomic pthread_t. initial-exec
  * keeps the access a single fs-relative load even in the shared library. */
-static _Thread_local char dx__thread_token __attribute__((tls_model("initial-exec")));
+_Thread_local char dx__thread_token __attribute__((tls_model("initial-exec")));
 
 /* ---- time ----------------------------------------------------------- */
 
@@ -45,7 +45,7 @@ bool dx_loop_on_thread(const dx_loop *loop) {
   return owner == NULL || owner == &dx__thread_token;
 }
 
-int dx__loop_check_thread(const dx_loop *loop, const char *func) {
+int dx__loop_wrong_thread(const dx_loop *loop, const char *func) {
   if (dx_loop_on_thread(loop)) return 0;
 #ifndef NDEBUG
   fprintf(stderr, "duplex: %s called from a thread that does not own the loop (use dx_loop_post)\n",

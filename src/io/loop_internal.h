@@ -104,7 +104,18 @@ static inline dx_loop_stats *dx__loop_stats(dx_loop *loop) { return &loop->stats
  * prints "duplex: <func> called from a thread that does not own the loop"
  * and aborts; in release builds logs that line and returns
  * DX_EWRONG_THREAD, which the caller returns. */
-int dx__loop_check_thread(const dx_loop *loop, const char *func);
+int dx__loop_wrong_thread(const dx_loop *loop, const char *func);
+
+/* A per-thread address: the loop's owner field holds the running thread's. */
+extern _Thread_local char dx__thread_token __attribute__((tls_model("initial-exec")));
+
+/* Inline: every send checks the thread, so the common case is two loads
+ * and a compare, and only a mismatch calls out. */
+static inline int dx__loop_check_thread(const dx_loop *loop, const char *func) {
+  const void *owner = atomic_load_explicit(&loop->owner, memory_order_relaxed);
+  if (owner == NULL || owner == &dx__thread_token) return 0;
+  return dx__loop_wrong_thread(loop, func);
+}
 
 #define dx__loop_assert_thread(loop) dx__loop_check_thread((loop), __func__)
 
