@@ -334,8 +334,16 @@ static int plain_data(dx_proto *p, const uint8_t *data, size_t len, bool msg_end
   /* Without a codec (RSV1 allowed by hand) compressed bytes pass through
    * unvalidated: the caller inflates them. */
   bool raw_compressed = p->msg_compressed && !p->pmd;
-  if (p->msg_compressed && len > p->max_message - p->msg_total) return DX_EMESSAGE_TOO_BIG;
-  if (p->msg_opcode == DX_OP_TEXT && !raw_compressed) {
+  bool is_text = p->msg_opcode == DX_OP_TEXT && !raw_compressed;
+  if (p->msg_compressed && len > p->max_message - p->msg_total) {
+    /* Inflated output comes in pieces whose sizes follow the reads; report
+     * whichever error comes first in the byte stream (bad UTF-8 before the
+     * limit, or the limit), so it does not depend on how bytes arrived. */
+    size_t fits = (size_t)(p->max_message - p->msg_total);
+    if (is_text && dx_utf8_feed(&p->utf8, data, fits) != 0) return DX_EUTF8;
+    return DX_EMESSAGE_TOO_BIG;
+  }
+  if (is_text) {
     if (dx_utf8_feed(&p->utf8, data, len) != 0) return DX_EUTF8;
     if (msg_end && !dx_utf8_complete(&p->utf8)) return DX_EUTF8;
   }

@@ -418,6 +418,44 @@ TEST(proto_invalid_utf8_inside_compressed_text_is_1007) {
   dx_pmd_shared_free(s);
 }
 
+/* Which error comes first must not depend on read sizes: the inflater
+ * hands over output in pieces that follow the input, so a piece may cross
+ * the message limit with bad UTF-8 before it (found by fuzz_proto). */
+TEST(proto_first_error_in_inflated_stream_wins_whatever_the_reads) {
+  static uint8_t bad[600], good[600], z[1200], f[1300];
+  fill_text(bad, sizeof bad, 3);
+  fill_text(good, sizeof good, 3);
+  bad[100] = 0xff; /* invalid at offset 100, limit at 300 */
+  const struct {
+    const uint8_t *msg;
+    int want;
+    unsigned code;
+  } cases[] = {{bad, DX_EUTF8, 1007}, {good, DX_EMESSAGE_TOO_BIG, 1009}};
+  for (size_t c = 0; c < 2; c++) {
+    size_t zl = compress_raw(cases[c].msg, 600, z, sizeof z);
+    size_t n = frame(f, 1, 1, DX_OP_TEXT, z, zl);
+    for (int takeover = 0; takeover < 2; takeover++) {
+      for (size_t step = 1; step <= n; step = step == 1 ? n : n + 1) {
+        dx_pmd_shared *s = dx_pmd_shared_new();
+        rec r;
+        dx_pmd *pmd;
+        dx_proto *p = server_with_pmd(&r, &pmd, s, takeover, 300);
+        static uint8_t copy[1300];
+        memcpy(copy, f, n);
+        int rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i += step)
+          rc = dx_proto_feed(p, copy + i, n - i < step ? n - i : step);
+        CHECK_EQ_INT(rc, cases[c].want);
+        CHECK_EQ_INT(r.out[2] << 8 | r.out[3], cases[c].code);
+        dx_proto_free(p);
+        free(p);
+        dx_pmd_free(pmd);
+        dx_pmd_shared_free(s);
+      }
+    }
+  }
+}
+
 TEST(proto_corrupt_compressed_data_is_1007) {
   dx_pmd_shared *s = dx_pmd_shared_new();
   rec r;
@@ -506,6 +544,7 @@ int main(void) {
   RUN(proto_inflates_split_compressed_message);
   RUN(proto_zip_bomb_closes_1009);
   RUN(proto_invalid_utf8_inside_compressed_text_is_1007);
+  RUN(proto_first_error_in_inflated_stream_wins_whatever_the_reads);
   RUN(proto_corrupt_compressed_data_is_1007);
   RUN(proto_sends_compressed_above_threshold_only);
   RUN(inflates_a_zlib_peer_that_negotiated_8_bits);
