@@ -66,6 +66,14 @@ static uint32_t left(const dx_ws *ws, int timeout, uint32_t since) {
   return elapsed >= (uint32_t)timeout ? 0 : (uint32_t)timeout - elapsed;
 }
 
+/* When the next ping is due: ping_interval after the last bytes received,
+ * or, with a ping unanswered and no pong timeout, after that ping (keeps
+ * pinging a silent peer at the interval instead of "due now" forever). */
+static uint32_t ping_due(const dx_ws *ws) {
+  uint32_t since = ws->ping_outstanding ? ws->ping_sent : ws->last_rx;
+  return left(ws, ws->cfg->ping_interval, since);
+}
+
 static void arm_heartbeat(dx_ws *ws) {
   const dx_ws_config *c = ws->cfg;
   uint32_t next = UINT32_MAX;
@@ -73,7 +81,7 @@ static void arm_heartbeat(dx_ws *ws) {
     uint32_t t = left(ws, c->pong_timeout, ws->ping_sent);
     if (t < next) next = t;
   } else if (c->ping_interval > 0) {
-    uint32_t t = left(ws, c->ping_interval, ws->last_rx);
+    uint32_t t = ping_due(ws);
     if (t < next) next = t;
   }
   if (c->idle_timeout > 0) {
@@ -105,8 +113,8 @@ static void heartbeat(dx_ws *ws) {
     dx_stream_abort(&ws->stream);
     return;
   }
-  if (!ws->ping_outstanding && c->ping_interval > 0 &&
-      left(ws, c->ping_interval, ws->last_rx) == 0) {
+  if (c->ping_interval > 0 && (!ws->ping_outstanding || c->pong_timeout <= 0) &&
+      ping_due(ws) == 0) {
     ws->ping_outstanding = true;
     ws->ping_sent = now32(ws);
     dx_proto_send(dx__ws_proto(ws), DX_OP_PING, NULL, 0);

@@ -7,6 +7,7 @@
  * Times are short (200-400 ms) and every assertion on time is a lower bound
  * from the loop's own clock or a generous upper bound, so a busy CI machine
  * cannot make them flaky. */
+#include "io/loop_internal.h"
 #include "server_helpers.h"
 
 /* ------------------------------------------------------------------ */
@@ -117,6 +118,36 @@ TEST(unanswered_pings_drop_the_peer) {
   CHECK(lib.pongs >= 3);
   CHECK_EQ_INT(lib.errors, 0);
   dx_client_free(client);
+  teardown(loop, srv);
+}
+
+/* With the pong timeout off, a silent peer is pinged once per interval:
+ * the timer sleeps until the next ping is due (it used to fire every loop
+ * turn once a ping was outstanding, ~70k times a second). */
+TEST(pong_timeout_off_pings_at_the_interval_without_spinning) {
+  dx_loop *loop = dx_loop_new(NULL);
+  dx_server *srv = make_server(loop, (dx_server_opts){.ping_interval = 200, .pong_timeout = -1});
+  rec mute = {0};
+  dx_ws_handlers h = rec_handlers();
+  dx_server_route(srv, "/mute", &h, &mute);
+  int port = start_listening(srv);
+  raw *r = raw_ws_open(loop, port, "/mute", NULL, NULL);
+  CHECK(r != NULL);
+  RUN_UNTIL(loop, mute.opens == 1, 2000);
+  uint64_t fired0 = dx__loop_stats(loop)->timers_fired;
+  run_for(loop, 1100);
+  uint64_t fired = dx__loop_stats(loop)->timers_fired - fired0;
+  int pings = 0;
+  ws_frame f;
+  while (raw_ws_take(r, &f)) {
+    pings += f.opcode == 0x9;
+    ws_frame_free(&f);
+  }
+  printf("1.1 s, silent peer, pong timeout off: %llu timer firings, %d pings\n",
+         (unsigned long long)fired, pings);
+  CHECK(fired <= 10);
+  CHECK(pings >= 3 && pings <= 6);
+  CHECK_EQ_INT(mute.closes, 0); /* never dropped: there is no pong timeout */
   teardown(loop, srv);
 }
 
@@ -346,6 +377,7 @@ TEST(shutdown_without_connections_and_free_in_done) {
 int main(void) {
   RUN(idle_timeout_closes_1001);
   RUN(unanswered_pings_drop_the_peer);
+  RUN(pong_timeout_off_pings_at_the_interval_without_spinning);
   RUN(any_bytes_count_as_alive);
   RUN(handshake_timeout_drops_silent_tcp);
   RUN(shutdown_closes_everyone_with_1001);
