@@ -13,6 +13,11 @@
 /* Bodies go out a chunk at a time as the connection drains: a slow reader
  * holds about two chunks, whatever the file size. */
 #define DX_STATIC_CHUNK (256u << 10)
+/* The next chunk is queued when the backlog falls to this. The server's
+ * low_water is for WebSocket sends and may be anything, even above a
+ * chunk (then on_drain would never fire and the download would stall), so
+ * a connection serving a file uses its own; it never becomes a WebSocket. */
+#define DX_STATIC_LOW_WATER (DX_STATIC_CHUNK / 4)
 
 struct dx_static_body {
   int fd;
@@ -133,7 +138,10 @@ static int send_file(dx_stream *s, int fd, const struct stat *st, const char *pa
     return 500;
   }
   int rc = dx__static_body_pump(s, b);
-  if (rc == 0) *rest = b;
+  if (rc == 0) {
+    dx_stream_set_limits(s, DX_STATIC_LOW_WATER);
+    *rest = b;
+  }
   return rc >= 0 ? 200 : 500; /* on an error the head is out: the body ends short */
 }
 

@@ -339,6 +339,47 @@ TEST(slow_static_download_is_not_cut_at_close_timeout) {
   rmdir(dir);
 }
 
+/* ---- static files whatever the server's drain threshold ---- */
+
+/* Download a 1 MiB file from a server with `low_water`; true when the
+ * whole body arrived and the server closed. */
+static bool download_with_low_water(size_t low_water) {
+  char dir[] = "/tmp/dx-static-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  char path[128];
+  snprintf(path, sizeof path, "%s/big.bin", dir);
+  FILE *f = fopen(path, "wb");
+  size_t size = 1u << 20;
+  for (size_t i = 0; i < size; i++) fputc('a' + (int)(i % 26), f);
+  fclose(f);
+  dx_loop *loop = dx_loop_new(NULL);
+  dx_server *srv = make_server(
+      loop, (dx_server_opts){.static_dir = dir, .close_timeout = 300, .low_water = low_water});
+  int port = start_listening(srv);
+  raw *r = raw_connect(port, 0);
+  CHECK(raw_write_str(loop, r, "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n"));
+  r->discard = true;
+  RUN_UNTIL(loop, r->eof || r->reset, 5000);
+  bool whole = r->eof && r->discarded > size;
+  printf("low_water %zu: received %zu bytes of a %zu-byte file (+head)%s\n", low_water,
+         r->discarded, size, r->eof ? ", then EOF" : "");
+  raw_close(r);
+  teardown(loop, srv);
+  unlink(path);
+  rmdir(dir);
+  return whole;
+}
+
+/* The file is sent a chunk (256 KiB) at a time as the connection drains.
+ * With a drain threshold at or above a chunk, the queue never went above
+ * it, so no drain came, and the stall timer cut the download short. */
+TEST(static_download_completes_with_any_low_water) {
+  CHECK(download_with_low_water(1024));
+  CHECK(download_with_low_water(256u << 10));
+  CHECK(download_with_low_water(512u << 10));
+  CHECK(download_with_low_water(64u << 20));
+}
+
 int main(void) {
   RUN(client_freed_in_on_close_after_the_server_hangs_up);
   RUN(client_freed_in_on_error_after_the_server_hangs_up);
@@ -349,5 +390,6 @@ int main(void) {
   RUN(frame_after_a_split_head_is_not_lost);
   RUN(ping_flood_does_not_grow_the_send_queue);
   RUN(slow_static_download_is_not_cut_at_close_timeout);
+  RUN(static_download_completes_with_any_low_water);
   return test_report();
 }
