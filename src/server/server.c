@@ -109,8 +109,10 @@ static void on_released(dx_ws *ws) {
     srv->conns = ws->next;
   if (ws->next) ws->next->prev = ws->prev;
   srv->nconns--;
-  dx__static_body_free(ws->http_body);
-  ws->http_body = NULL;
+  if (ws->http_body_held) {
+    dx__static_body_free(ws->http_body);
+    ws->http_body = NULL;
+  }
   free(ws->strs);
   ws->strs = NULL;
   /* Callers up the stack may still hold ws this turn. */
@@ -240,6 +242,7 @@ static void answer_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
         dx__ws_drop_handshake(ws);
         if (body) {
           ws->http_body = body; /* more on each drain (on_http_drain) */
+          ws->http_body_held = true;
           dx__ws_arm_http(ws);
         } else {
           dx__ws_finish(ws);

@@ -63,8 +63,13 @@ struct dx_ws {
   dx_ws *prev, *next; /* owner's list */
   char *strs;         /* "path\0query\0protocol\0", kept while open */
   uint8_t *hs;        /* handshake bytes gathered across reads */
-  dx_pmd *pmd;        /* permessage-deflate state, when negotiated */
-  void *http_body;    /* the owner's: the rest of a plain HTTP response */
+  /* A connection is a WebSocket or answers plain HTTP, never both: one
+   * word serves both uses (http_body_held says which), keeping every
+   * connection a word smaller. */
+  union {
+    dx_pmd *pmd;     /* permessage-deflate state, when negotiated */
+    void *http_body; /* the owner's: the rest of a plain HTTP response */
+  };
   /* Loop ms, truncated: 32 bits are plenty for differences (wrap-safe),
    * and every connection carries them. */
   uint32_t last_rx;   /* last bytes received */
@@ -79,6 +84,7 @@ struct dx_ws {
   bool in_upgrade;      /* dx_ws_set_protocol allowed */
   bool finishing;       /* the transport is being closed */
   bool proto_ready;     /* dx_proto_init ran (the connection was opened) */
+  bool http_body_held;  /* the union above holds http_body, not pmd */
   /* dx_proto, then the user's data, follow inline. */
   alignas(max_align_t) unsigned char tail[];
 };
