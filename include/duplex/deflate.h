@@ -8,13 +8,26 @@
  * stream with a 32 KiB window costs ~256 KiB, an inflate stream ~40 KiB.
  * Two modes:
  *   DX_DEFLATE_SHARED (default)   no context takeover in either direction:
- *       every message is compressed on its own, so one compressor and one
- *       decompressor per thread serve every connection. Zero zlib memory per
- *       connection; a somewhat lower ratio on streams of similar messages.
+ *       every message is compressed on its own, so the streams are shared
+ *       by every connection of a thread: one decompressor, and one
+ *       compressor per window size a peer asked for (15 unless it sent
+ *       server_max_window_bits / client_max_window_bits 9..14; each made on
+ *       first use). Zero zlib memory per connection whatever the peer
+ *       offers; a somewhat lower ratio on streams of similar messages.
  *   DX_DEFLATE_TAKEOVER           sliding windows kept per connection
- *       (window_bits, mem_level tune the cost): best ratio, ~1 KiB << bits
- *       plus 1 << (mem_level + 9) per connection and direction.
+ *       (window_bits, mem_level tune the cost): best ratio, about
+ *       (1 << (bits + 2)) + (1 << (mem_level + 9)) bytes to compress and
+ *       (1 << bits) + 7 KiB to inflate, per connection.
  * Messages shorter than `threshold` are sent uncompressed in both modes.
+ *
+ * Window bits 8 (RFC 7692 allows 8..15): zlib cannot produce raw deflate
+ * with a 256-byte window (it rounds 8 up to 9), so when our compressor's
+ * window is 8 bits -- window_bits = 8 in TAKEOVER mode, or a peer asking
+ * for server_max_window_bits=8 (server) / answering client_max_window_bits=8
+ * (client) -- the extension is agreed but every message we send goes
+ * uncompressed (RSV1 clear, which RFC 7692 allows); the peer's compressed
+ * messages are still inflated (with a 512-byte window, since zlib peers
+ * asked for 8 bits use 9).
  *
  * Thread-safety: a dx_pmd belongs to one connection (one thread); the
  * shared streams are per thread.
@@ -40,7 +53,8 @@ typedef enum dx_deflate_mode {
 typedef struct dx_deflate_opts {
   bool enable;
   dx_deflate_mode mode;
-  int window_bits;  /* 8..15, our compressor's window in TAKEOVER mode; default 15 */
+  int window_bits;  /* 8..15, our compressor's window in TAKEOVER mode (and the most we let
+                       the peer use); default 15; 8 = we send uncompressed (see above) */
   int mem_level;    /* 1..9, default 8 (TAKEOVER) */
   int level;        /* zlib level 1..9; default 6 */
   size_t threshold; /* send messages shorter than this uncompressed; default 64 */
@@ -50,7 +64,7 @@ typedef struct dx_deflate_opts {
 typedef struct dx_pmd_params {
   bool tx_no_context_takeover; /* we reset our compressor after each message */
   bool rx_no_context_takeover; /* the peer resets its compressor: ours to inflate may reset too */
-  int tx_window_bits;          /* our compressor's window: 8..15 */
+  int tx_window_bits;          /* our compressor's window: 8..15 (8: we never compress) */
   int rx_window_bits;          /* the peer's window we must inflate with: 8..15 */
 } dx_pmd_params;
 
@@ -108,8 +122,9 @@ int dx_pmd_inflate(dx_pmd *pmd, const uint8_t *in, size_t n, bool fin, dx_pmd_si
 
 /* Compress a whole message. On success returns 0 and points *out at the
  * compressed bytes (without the 00 00 ff ff tail; valid until the next call
- * on this thread) and *out_len at their length. Returns DX_ENOMEM or
- * DX_EDEFLATE. */
+ * on this thread) and *out_len at their length. Returns DX_ENOMEM,
+ * DX_EDEFLATE, or DX_EINVAL when our window is 8 bits (dx_pmd_worth_it is
+ * then false for every length: send the message uncompressed). */
 int dx_pmd_deflate(dx_pmd *pmd, const uint8_t *in, size_t n, const uint8_t **out, size_t *out_len);
 
 /* True when this connection compresses with the shared compressor (no
@@ -118,7 +133,16 @@ int dx_pmd_deflate(dx_pmd *pmd, const uint8_t *in, size_t n, const uint8_t **out
  * such connection (broadcast: compress once). */
 bool dx_pmd_tx_shared(const dx_pmd *pmd);
 
-/* Should a message of `len` bytes be compressed? */
+/* The window bits (9..15) of the shared compressor this connection uses,
+ * or 0 when it has its own (context takeover) or never compresses (8
+ * bits). Connections with the same non-zero value (and the same level, as
+ * set by one server's options) produce the same compressed bytes for a
+ * message; bytes made with a window of w bits are also valid for any
+ * connection whose value is at least w. */
+int dx_pmd_tx_shared_window(const dx_pmd *pmd);
+
+/* Should a message of `len` bytes be compressed? (Never when our window is
+ * 8 bits.) */
 bool dx_pmd_worth_it(const dx_pmd *pmd, size_t len);
 
 /* zlib memory held by this connection (0 in SHARED mode). */

@@ -6,10 +6,18 @@
 #include "duplex/deflate.h"
 #include "duplex/error.h"
 
+/* One compressor per window size (9..15 bits), made on first use: a peer
+ * that limits our window (server_max_window_bits / client_max_window_bits
+ * below 15) still gets no zlib state of its own, and every connection with
+ * the same window compresses with the same stream. */
+#define DX_PMD_MIN_BITS 9
+#define DX_PMD_NDEF (15 - DX_PMD_MIN_BITS + 1)
+
 struct dx_pmd_shared {
-  z_stream def, inf;
-  bool def_ok, inf_ok;
-  int def_level;
+  z_stream def[DX_PMD_NDEF];  /* [bits - 9] */
+  int def_level[DX_PMD_NDEF]; /* 0 = not initialised */
+  z_stream inf;
+  bool inf_ok;
   uint8_t *out; /* compression output, reused */
   size_t cap;
 };
@@ -30,7 +38,8 @@ dx_pmd_shared *dx_pmd_shared_new(void) { return calloc(1, sizeof(dx_pmd_shared))
 
 void dx_pmd_shared_free(dx_pmd_shared *s) {
   if (!s) return;
-  if (s->def_ok) deflateEnd(&s->def);
+  for (int i = 0; i < DX_PMD_NDEF; i++)
+    if (s->def_level[i]) deflateEnd(&s->def[i]);
   if (s->inf_ok) inflateEnd(&s->inf);
   free(s->out);
   free(s);
@@ -45,10 +54,11 @@ dx_pmd *dx_pmd_new(const dx_pmd_params *params, const dx_deflate_opts *opts,
   p->threshold = opts->threshold ? opts->threshold : 64;
   p->level = opts->level >= 1 && opts->level <= 9 ? opts->level : 6;
   p->mem_level = opts->mem_level >= 1 && opts->mem_level <= 9 ? opts->mem_level : 8;
-  /* Own streams only where context must survive between messages. */
-  /* The shared compressor has a 32 KiB window; a peer that limited ours
-   * (server_max_window_bits / client_max_window_bits < 15) gets its own. */
-  if (!params->tx_no_context_takeover || params->tx_window_bits < 15) {
+  /* Own streams only where context must survive between messages; without
+   * context takeover the shared compressor of the negotiated window size
+   * serves. An 8-bit window means no compressor at all: zlib cannot make
+   * raw deflate with a 256-byte window, so such messages go uncompressed. */
+  if (!params->tx_no_context_takeover && params->tx_window_bits >= DX_PMD_MIN_BITS) {
     p->def = calloc(1, sizeof *p->def);
     if (!p->def || deflateInit2(p->def, p->level, Z_DEFLATED, -params->tx_window_bits, p->mem_level,
                                 Z_DEFAULT_STRATEGY) != Z_OK) {
@@ -61,7 +71,7 @@ dx_pmd *dx_pmd_new(const dx_pmd_params *params, const dx_deflate_opts *opts,
     p->inf = calloc(1, sizeof *p->inf);
     /* zlib senders round a window of 8 bits up to 9: inflate with at
      * least 9 so they still decode. */
-    int bits = params->rx_window_bits < 9 ? 9 : params->rx_window_bits;
+    int bits = params->rx_window_bits < DX_PMD_MIN_BITS ? DX_PMD_MIN_BITS : params->rx_window_bits;
     if (!p->inf || inflateInit2(p->inf, -bits) != Z_OK) {
       free(p->inf);
       if (p->def) deflateEnd(p->def);
@@ -88,17 +98,27 @@ void dx_pmd_free(dx_pmd *p) {
 
 bool dx_pmd_rx_streaming(const dx_pmd *p) { return p->inf != NULL; }
 
-bool dx_pmd_tx_shared(const dx_pmd *p) { return p->def == NULL; }
+bool dx_pmd_tx_shared(const dx_pmd *p) { return p->def == NULL && p->params.tx_window_bits == 15; }
+
+int dx_pmd_tx_shared_window(const dx_pmd *p) {
+  return p->def == NULL && p->params.tx_window_bits >= DX_PMD_MIN_BITS ? p->params.tx_window_bits
+                                                                       : 0;
+}
 
 bool dx_pmd_worth_it(const dx_pmd *p, size_t len) {
-  return len >= p->threshold && len <= ((size_t)1 << 30); /* zlib counts in uInt */
+  return p->params.tx_window_bits >= DX_PMD_MIN_BITS && len >= p->threshold &&
+         len <= ((size_t)1 << 30); /* zlib counts in uInt */
 }
 
 size_t dx_pmd_memory(const dx_pmd *p) {
   size_t m = 0;
   if (p->def)
     m += ((size_t)1 << (p->params.tx_window_bits + 2)) + ((size_t)1 << (p->mem_level + 9));
-  if (p->inf) m += ((size_t)1 << p->params.rx_window_bits) + 7160;
+  if (p->inf) {
+    int bits =
+        p->params.rx_window_bits < DX_PMD_MIN_BITS ? DX_PMD_MIN_BITS : p->params.rx_window_bits;
+    m += ((size_t)1 << bits) + 7160;
+  }
   return m;
 }
 
@@ -115,18 +135,20 @@ static z_stream *inflater(dx_pmd *p) {
 
 static z_stream *deflater(dx_pmd *p) {
   if (p->def) return p->def;
+  int bits = p->params.tx_window_bits;
+  if (bits < DX_PMD_MIN_BITS || bits > 15) return NULL;
   dx_pmd_shared *s = p->shared;
-  if (s->def_ok && s->def_level != p->level) {
-    deflateEnd(&s->def);
-    s->def_ok = false;
+  int i = bits - DX_PMD_MIN_BITS;
+  if (s->def_level[i] && s->def_level[i] != p->level) {
+    deflateEnd(&s->def[i]);
+    s->def_level[i] = 0;
   }
-  if (!s->def_ok) {
-    if (deflateInit2(&s->def, p->level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+  if (!s->def_level[i]) {
+    if (deflateInit2(&s->def[i], p->level, Z_DEFLATED, -bits, 8, Z_DEFAULT_STRATEGY) != Z_OK)
       return NULL;
-    s->def_ok = true;
-    s->def_level = p->level;
+    s->def_level[i] = p->level;
   }
-  return &s->def;
+  return &s->def[i];
 }
 
 static int inflate_some(z_stream *z, const uint8_t *in, size_t n, dx_pmd_sink sink, void *arg) {
@@ -176,6 +198,7 @@ int dx_pmd_inflate(dx_pmd *p, const uint8_t *in, size_t n, bool fin, dx_pmd_sink
 }
 
 int dx_pmd_deflate(dx_pmd *p, const uint8_t *in, size_t n, const uint8_t **out, size_t *out_len) {
+  if (p->params.tx_window_bits < DX_PMD_MIN_BITS) return DX_EINVAL; /* 8 bits: never compressed */
   z_stream *z = deflater(p);
   dx_pmd_shared *s = p->shared;
   if (!z) return DX_ENOMEM;

@@ -68,8 +68,11 @@ static bool parse_params(const dx_ext_offer *o, pmd_params *p) {
   return true;
 }
 
+/* Our compressor's window: window_bits in TAKEOVER mode, else 15. 8 is
+ * kept (RFC 7692 allows it) and means we send uncompressed: zlib cannot
+ * make raw deflate with a 256-byte window (it uses 512). */
 static int opt_window(const dx_deflate_opts *o) {
-  return o->mode == DX_DEFLATE_TAKEOVER && o->window_bits >= 9 && o->window_bits <= 15
+  return o->mode == DX_DEFLATE_TAKEOVER && o->window_bits >= 8 && o->window_bits <= 15
              ? o->window_bits
              : 15;
 }
@@ -81,13 +84,13 @@ int dx_pmd_negotiate_server(const dx_ext_offer *offers, size_t n, const dx_defla
     if (!str_is(offers[i].name, "permessage-deflate")) continue;
     pmd_params p;
     if (!parse_params(&offers[i], &p)) continue; /* decline this offer */
-    /* zlib cannot compress raw deflate with a 256-byte window. */
-    if (p.smwb == 8) continue;
     dx_pmd_params r = {0};
     r.tx_no_context_takeover = p.snct || shared;
     /* Asking the client not to keep context lets one decompressor per
      * thread serve every connection (a server may always ask). */
     r.rx_no_context_takeover = p.cnct || shared;
+    /* A client asking for server_max_window_bits=8 gets it: we then send
+     * every message uncompressed (zlib cannot compress with 256 bytes). */
     r.tx_window_bits = opt_window(opts);
     if (p.smwb > 0 && p.smwb < r.tx_window_bits) r.tx_window_bits = p.smwb;
     r.rx_window_bits = 15;
@@ -137,9 +140,10 @@ int dx_pmd_client_accept(const dx_ext_offer *accepted, const dx_deflate_opts *op
   pmd_params p;
   if (!str_is(accepted->name, "permessage-deflate") || !parse_params(accepted, &p))
     return DX_EWS_EXTENSIONS;
-  /* We always offer client_max_window_bits; a value means "at most". */
+  /* We always offer client_max_window_bits; a value means "at most". 8 is
+   * accepted: we then send uncompressed (zlib cannot compress with a
+   * 256-byte window) and still inflate what the server sends. */
   if (p.cmwb == 0) return DX_EWS_EXTENSIONS; /* the response must carry a value */
-  if (p.cmwb == 8) return DX_EWS_EXTENSIONS; /* zlib cannot compress with 256 bytes */
   dx_pmd_params r = {0};
   r.tx_no_context_takeover = p.cnct || opts->mode == DX_DEFLATE_SHARED;
   r.rx_no_context_takeover = p.snct;

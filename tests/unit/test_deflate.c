@@ -82,8 +82,7 @@ TEST(server_declines_bad_offers_and_takes_the_next) {
       "permessage-deflate; client_no_context_takeover; client_no_context_takeover", /* dup */
       "permessage-deflate; server_max_window_bits=10; server_max_window_bits=11",   /* dup */
       "permessage-deflate; mystery",                                                /* unknown */
-      "permessage-deflate; server_max_window_bits=8", /* zlib cannot do 8 */
-      "x-webkit-deflate-frame",                       /* another extension */
+      "x-webkit-deflate-frame", /* another extension */
   };
   dx_pmd_params pp;
   char resp[200];
@@ -531,6 +530,231 @@ TEST(inflates_a_zlib_peer_that_negotiated_8_bits) {
   dx_pmd_shared_free(s);
 }
 
+/* A raw inflater limited to `bits` (what a peer that asked for that window
+ * may use): inflate z (tail appended) and compare with msg. */
+static bool inflates_with_window(int bits, const uint8_t *z, size_t zl, const uint8_t *msg,
+                                 size_t n) {
+  static uint8_t in[1 << 17], out[1 << 17];
+  if (zl + 4 > sizeof in || n > sizeof out) return false;
+  memcpy(in, z, zl);
+  memcpy(in + zl, "\x00\x00\xff\xff", 4);
+  z_stream zs = {0};
+  if (inflateInit2(&zs, -bits) != Z_OK) return false;
+  zs.next_in = in;
+  zs.avail_in = (uInt)(zl + 4);
+  zs.next_out = out;
+  /* Out in 64-byte steps: zlib lets a match reach back anywhere in the
+   * current output buffer, so only small steps hold it to its window. */
+  int rc = Z_OK;
+  zs.avail_out = 0;
+  while (rc == Z_OK && (zs.avail_in || !zs.avail_out) && (size_t)(zs.next_out - out) < n) {
+    zs.avail_out = 64;
+    rc = inflate(&zs, Z_SYNC_FLUSH);
+  }
+  size_t got = (size_t)(zs.next_out - out);
+  inflateEnd(&zs);
+  return rc != Z_DATA_ERROR && got == n && memcmp(out, msg, n) == 0;
+}
+
+/* Repeats `dist` bytes apart: only a window larger than dist finds them. */
+static void fill_repeats(uint8_t *p, size_t n, size_t dist, unsigned seed) {
+  for (size_t i = 0; i < n; i++)
+    p[i] =
+        i < dist ? (uint8_t)('a' + ((seed = seed * 1103515245 + 12345) >> 16) % 26) : p[i - dist];
+}
+
+/* Shared mode must stay shared whatever window the client asks for: a
+ * client offering server_max_window_bits < 15 gets the thread's compressor
+ * for that window size, not a private ~130 KiB one. */
+TEST(shared_mode_small_server_window_uses_a_shared_compressor) {
+  dx_pmd_params p9, p15, p12;
+  char resp[200];
+  CHECK_EQ_INT(
+      negotiate("permessage-deflate; server_max_window_bits=9", DX_DEFLATE_SHARED, 0, &p9, resp),
+      1);
+  CHECK_STR(resp, "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+                  "server_max_window_bits=9");
+  CHECK_EQ_INT(p9.tx_window_bits, 9);
+  CHECK_EQ_INT(negotiate("permessage-deflate", DX_DEFLATE_SHARED, 0, &p15, resp), 1);
+  CHECK_EQ_INT(
+      negotiate("permessage-deflate; server_max_window_bits=12", DX_DEFLATE_SHARED, 0, &p12, resp),
+      1);
+  dx_pmd_shared *s = dx_pmd_shared_new();
+  dx_deflate_opts o = {.enable = true};
+  dx_pmd *a = dx_pmd_new(&p9, &o, s), *b = dx_pmd_new(&p9, &o, s), *c = dx_pmd_new(&p15, &o, s),
+         *d = dx_pmd_new(&p12, &o, s);
+  CHECK(a && b && c && d);
+  CHECK_EQ_INT(dx_pmd_memory(a), 0);
+  CHECK_EQ_INT(dx_pmd_memory(b), 0);
+  CHECK_EQ_INT(dx_pmd_memory(c), 0);
+  CHECK_EQ_INT(dx_pmd_memory(d), 0);
+  CHECK(dx_pmd_tx_shared(c));
+  CHECK(!dx_pmd_tx_shared(a)); /* not the full-window copy broadcast shares */
+  CHECK_EQ_INT(dx_pmd_tx_shared_window(a), 9);
+  CHECK_EQ_INT(dx_pmd_tx_shared_window(c), 15);
+  CHECK_EQ_INT(dx_pmd_tx_shared_window(d), 12);
+  static uint8_t msg[20000], first[20000];
+  /* Repeats 1000 bytes apart: a 15-bit compressor would reach back past
+   * what a 9-bit (512-byte) inflater holds. */
+  fill_repeats(msg, sizeof msg, 1000, 3);
+  dx_pmd *order[] = {a, c, d, b, c, a, d, b};
+  size_t first_len = 0;
+  for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
+    const uint8_t *z;
+    size_t zl;
+    CHECK_EQ_INT(dx_pmd_deflate(order[i], msg, sizeof msg, &z, &zl), 0);
+    int bits = dx_pmd_tx_shared_window(order[i]);
+    CHECK(inflates_with_window(bits, z, zl, msg, sizeof msg));
+    if (bits == 9) {
+      /* Same parameters, same bytes: broadcast can share them. */
+      if (!first_len) {
+        memcpy(first, z, zl);
+        first_len = zl;
+      } else {
+        CHECK_EQ_INT(zl, first_len);
+        CHECK_MEM(z, first, zl);
+      }
+    }
+    if (bits == 15) CHECK(!inflates_with_window(9, z, zl, msg, sizeof msg)); /* the test bites */
+  }
+  /* The peer's messages still inflate through the shared decompressor. */
+  static sinkbuf out;
+  const uint8_t *z;
+  size_t zl;
+  CHECK_EQ_INT(dx_pmd_deflate(a, msg, sizeof msg, &z, &zl), 0);
+  out.len = 0;
+  out.limit = sizeof out.buf;
+  CHECK_EQ_INT(dx_pmd_inflate(b, z, zl, true, sink, &out), 0);
+  CHECK_EQ_INT(out.len, sizeof msg);
+  dx_pmd_free(a);
+  dx_pmd_free(b);
+  dx_pmd_free(c);
+  dx_pmd_free(d);
+  dx_pmd_shared_free(s);
+}
+
+static int client_accept_opts(const char *hdr, const dx_deflate_opts *opts, dx_pmd_params *pp) {
+  dx_ext_offer o[2];
+  size_t n = offers_of(hdr, o, 2);
+  if (n != 1) return -999;
+  return dx_pmd_client_accept(&o[0], opts, pp);
+}
+
+/* RFC 7692 allows 8-bit windows; zlib cannot compress with one. Agreed,
+ * and then we send uncompressed while still inflating the peer's. */
+TEST(window_bits_8_is_agreed_and_we_send_uncompressed) {
+  dx_pmd_params pp;
+  char resp[200];
+  /* Server, client asks for server_max_window_bits=8: both modes. */
+  CHECK_EQ_INT(
+      negotiate("permessage-deflate; server_max_window_bits=8", DX_DEFLATE_SHARED, 0, &pp, resp),
+      1);
+  CHECK_STR(resp, "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+                  "server_max_window_bits=8");
+  CHECK_EQ_INT(pp.tx_window_bits, 8);
+  CHECK_EQ_INT(negotiate("permessage-deflate; server_max_window_bits=8; client_max_window_bits",
+                         DX_DEFLATE_TAKEOVER, 0, &pp, resp),
+               1);
+  CHECK_STR(resp, "permessage-deflate; server_max_window_bits=8");
+  CHECK_EQ_INT(pp.tx_window_bits, 8);
+  CHECK_EQ_INT(pp.rx_window_bits, 15);
+  /* Server configured with window_bits 8 (takeover): the client is
+   * limited to 8 too, and we say we use 8. */
+  CHECK_EQ_INT(
+      negotiate("permessage-deflate; client_max_window_bits", DX_DEFLATE_TAKEOVER, 8, &pp, resp),
+      1);
+  CHECK_STR(resp, "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8");
+  CHECK_EQ_INT(pp.tx_window_bits, 8);
+  CHECK_EQ_INT(pp.rx_window_bits, 8);
+  /* Such a connection holds no compressor, only its inflater. */
+  dx_pmd_shared *s = dx_pmd_shared_new();
+  dx_deflate_opts o = {.enable = true, .threshold = 16};
+  dx_pmd *d = dx_pmd_new(&pp, &o, s);
+  CHECK(d != NULL);
+  CHECK_EQ_INT(dx_pmd_memory(d), (1 << 9) + 7160);
+  CHECK(!dx_pmd_worth_it(d, 4000));
+  CHECK(!dx_pmd_tx_shared(d));
+  CHECK_EQ_INT(dx_pmd_tx_shared_window(d), 0);
+  const uint8_t *z;
+  size_t zl;
+  CHECK_EQ_INT(dx_pmd_deflate(d, (const uint8_t *)"hello hello hello", 17, &z, &zl), DX_EINVAL);
+  dx_pmd_free(d);
+
+  /* Client: offers 8 with window_bits 8, accepts 8 in the response. */
+  dx_deflate_opts c8 = {.enable = true, .mode = DX_DEFLATE_TAKEOVER, .window_bits = 8};
+  char buf[300];
+  CHECK(dx_pmd_client_offer(&c8, buf, sizeof buf) > 0);
+  CHECK_STR(buf, "permessage-deflate; client_max_window_bits=8");
+  CHECK_EQ_INT(client_accept_opts("permessage-deflate; client_max_window_bits=8", &c8, &pp), 0);
+  CHECK_EQ_INT(pp.tx_window_bits, 8);
+  CHECK_EQ_INT(client_accept_opts("permessage-deflate; client_max_window_bits=9", &c8, &pp),
+               DX_EWS_EXTENSIONS); /* more than offered */
+  CHECK_EQ_INT(client_accept_opts("permessage-deflate", &c8, &pp), 0);
+  CHECK_EQ_INT(pp.tx_window_bits, 8);
+  /* A default client told client_max_window_bits=8 by the server. */
+  dx_deflate_opts def = {.enable = true};
+  CHECK_EQ_INT(client_accept_opts("permessage-deflate; server_no_context_takeover; "
+                                  "client_no_context_takeover; client_max_window_bits=8",
+                                  &def, &pp),
+               0);
+  CHECK_EQ_INT(pp.tx_window_bits, 8);
+  d = dx_pmd_new(&pp, &def, s);
+  CHECK(d != NULL);
+  CHECK_EQ_INT(dx_pmd_memory(d), 0);
+  CHECK(!dx_pmd_worth_it(d, 100000));
+  dx_pmd_free(d);
+  dx_pmd_shared_free(s);
+}
+
+/* Client offers with a window value and refuses a larger one back. */
+TEST(client_offer_with_window_bits_refuses_larger) {
+  dx_deflate_opts c10 = {.enable = true, .mode = DX_DEFLATE_TAKEOVER, .window_bits = 10};
+  char buf[300];
+  CHECK(dx_pmd_client_offer(&c10, buf, sizeof buf) > 0);
+  CHECK_STR(buf, "permessage-deflate; client_max_window_bits=10");
+  dx_pmd_params pp;
+  CHECK_EQ_INT(client_accept_opts("permessage-deflate; client_max_window_bits=10", &c10, &pp), 0);
+  CHECK_EQ_INT(pp.tx_window_bits, 10);
+  CHECK_EQ_INT(client_accept_opts("permessage-deflate; client_max_window_bits=9", &c10, &pp), 0);
+  CHECK_EQ_INT(pp.tx_window_bits, 9);
+  CHECK_EQ_INT(client_accept_opts("permessage-deflate; client_max_window_bits=11", &c10, &pp),
+               DX_EWS_EXTENSIONS);
+  CHECK_EQ_INT(client_accept_opts("permessage-deflate; client_max_window_bits=15", &c10, &pp),
+               DX_EWS_EXTENSIONS);
+  CHECK_EQ_INT(client_accept_opts("permessage-deflate", &c10, &pp), 0);
+  CHECK_EQ_INT(pp.tx_window_bits, 10);
+}
+
+/* In dx_proto: an 8-bit connection sends RSV1-clear frames and inflates. */
+TEST(proto_with_8_bit_window_sends_plain_and_inflates) {
+  dx_pmd_shared *s = dx_pmd_shared_new();
+  rec r;
+  memset(&r, 0, sizeof r);
+  static const dx_proto_callbacks cb = {on_event, on_output, key};
+  dx_proto_opts po = {0};
+  dx_proto *p = malloc(dx_proto_size());
+  dx_proto_init(p, DX_ROLE_SERVER, &po, &cb, &r);
+  dx_pmd_params pp = {true, true, 8, 15};
+  dx_deflate_opts o = {.enable = true, .threshold = 16};
+  dx_pmd *pmd = dx_pmd_new(&pp, &o, s);
+  dx_proto_set_deflate(p, pmd);
+  static uint8_t msg[4000], z[5000], f[6000];
+  fill_text(msg, sizeof msg, 5);
+  CHECK_EQ_INT(dx_proto_send(p, DX_OP_TEXT, msg, sizeof msg), 0);
+  CHECK_EQ_INT(r.out[0], 0x81); /* FIN + text, RSV1 clear */
+  CHECK_EQ_INT(r.out_len, 4 + sizeof msg);
+  size_t zl = compress_raw(msg, sizeof msg, z, sizeof z);
+  size_t n = frame(f, 1, 1, DX_OP_TEXT, z, zl);
+  CHECK_EQ_INT(dx_proto_feed(p, f, n), 0);
+  CHECK_EQ_INT(r.events, 1);
+  CHECK_EQ_INT(r.len, sizeof msg);
+  CHECK_MEM(r.first, msg, 64);
+  dx_proto_free(p);
+  free(p);
+  dx_pmd_free(pmd);
+  dx_pmd_shared_free(s);
+}
+
 int main(void) {
   RUN(server_accepts_plain_offer_shared_mode);
   RUN(server_chrome_offer);
@@ -548,5 +772,9 @@ int main(void) {
   RUN(proto_corrupt_compressed_data_is_1007);
   RUN(proto_sends_compressed_above_threshold_only);
   RUN(inflates_a_zlib_peer_that_negotiated_8_bits);
+  RUN(shared_mode_small_server_window_uses_a_shared_compressor);
+  RUN(window_bits_8_is_agreed_and_we_send_uncompressed);
+  RUN(client_offer_with_window_bits_refuses_larger);
+  RUN(proto_with_8_bit_window_sends_plain_and_inflates);
   return test_report();
 }
