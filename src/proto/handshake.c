@@ -477,7 +477,11 @@ int dx_upgrade_verify(const dx_http_response *resp, const char *key, const char 
   out->protocol_index = -1;
 
   if (resp->status != 101) return DX_EHTTP_STATUS;
-  if (!dx_http_has_token(h, n, "Upgrade", "websocket")) return DX_EHTTP_NO_UPGRADE;
+  if (resp->minor_version < 1) return DX_EHTTP_VERSION; /* 101 does not exist in HTTP/1.0 */
+  /* RFC 6455 4.1: the value must be "websocket" itself, not a list. */
+  if (count_headers(h, n, "Upgrade", &f) != 1 || f->value.len != 9 ||
+      !ci_eq(f->value.ptr, "websocket", 9))
+    return DX_EHTTP_NO_UPGRADE;
   if (!dx_http_has_token(h, n, "Connection", "upgrade")) return DX_EHTTP_NO_CONNECTION;
 
   char expect[DX_WS_ACCEPT_LEN + 1];

@@ -181,6 +181,8 @@ int dx_proto_close(dx_proto *p, unsigned code, const char *reason, size_t reason
   if (!reason) reason_len = 0;
   if (code == 0 ? reason_len != 0 : !dx_close_code_valid(code)) return DX_EINVAL;
   if (reason_len > DX_CONTROL_MAX - 2) return DX_EINVAL;
+  /* The peer must fail a connection whose close reason is not UTF-8. */
+  if (reason_len && !dx_utf8_valid((const uint8_t *)reason, reason_len)) return DX_EINVAL;
   return send_close_frame(p, code, reason, reason_len);
 }
 
@@ -254,6 +256,11 @@ static void deliver(dx_proto *p, dx_event *ev) {
   if (p->cb->on_event) p->cb->on_event(p->user, ev);
 }
 
+/* The most compressed bytes one message may bring (see check_header). */
+static uint64_t compressed_limit(const dx_proto *p) {
+  return p->max_message + p->max_message / 8 + 4096;
+}
+
 /* Header-time checks that need connection context. */
 static int check_header(dx_proto *p, const dx_frame_header *h) {
   /* Extensions (RFC 7692) may only mark the first frame of a data message. */
@@ -271,7 +278,7 @@ static int check_header(dx_proto *p, const dx_frame_header *h) {
   /* Compressed bytes are bounded too (a little above the limit: deflate
    * may expand incompressible data); the inflated size is checked as it
    * is produced. */
-  uint64_t limit = compressed ? p->max_message + p->max_message / 8 + 4096 : p->max_message;
+  uint64_t limit = compressed ? compressed_limit(p) : p->max_message;
   if (h->payload_len > limit - p->wire_total) return DX_EMESSAGE_TOO_BIG;
   p->wire_total += h->payload_len;
   if (h->opcode != DX_OP_CONT) {
@@ -288,7 +295,12 @@ static int handle_control(dx_proto *p, const uint8_t *data, size_t len) {
   case DX_OP_PING:
     ev.type = DX_EV_PING;
     deliver(p, &ev);
-    if (p->auto_pong && !p->close_sent) emit_frame(p, true, 0, DX_OP_PONG, data, len);
+    /* A transport already closing (DX_ECLOSED) needs no pong; anything
+     * else (out of memory) fails the connection rather than vanish. */
+    if (p->auto_pong && !p->close_sent) {
+      int rc = emit_frame(p, true, 0, DX_OP_PONG, data, len);
+      if (rc && rc != DX_ECLOSED) return rc;
+    }
     return 0;
   case DX_OP_PONG:
     ev.type = DX_EV_PONG;
@@ -307,16 +319,20 @@ static int handle_control(dx_proto *p, const uint8_t *data, size_t len) {
     ev.len = len - 2;
   }
   p->close_received = true;
+  /* Nothing may follow a close: a message cut short by it is dropped now
+   * rather than held until the connection is freed. */
+  msg_reset(p);
   ev.type = DX_EV_CLOSE;
   ev.close_code = (uint16_t)code;
   deliver(p, &ev);
   /* Echo the peer's code and reason unless the user answered with its own
    * in the callback (RFC 6455 section 5.5.1). */
+  int rc = 0;
   if (!p->close_sent)
-    send_close_frame(p, code == DX_CLOSE_NO_STATUS ? 0 : code, (const char *)ev.data,
-                     code == DX_CLOSE_NO_STATUS ? 0 : ev.len);
+    rc = send_close_frame(p, code == DX_CLOSE_NO_STATUS ? 0 : code, (const char *)ev.data,
+                          code == DX_CLOSE_NO_STATUS ? 0 : ev.len);
   if (p->state < DX_PROTO_CLOSED) p->state = DX_PROTO_CLOSED;
-  return 0;
+  return rc == DX_ECLOSED ? 0 : rc;
 }
 
 static int msg_append(dx_proto *p, const uint8_t *data, size_t len) {
@@ -354,7 +370,7 @@ static int plain_data(dx_proto *p, const uint8_t *data, size_t len, bool msg_end
     ev.type = DX_EV_FRAGMENT;
     ev.first = !p->msg_started;
     ev.fin = msg_end;
-    ev.data = data;
+    ev.data = data ? data : (const uint8_t *)"";
     ev.len = len;
     p->msg_started = true;
     if (msg_end) p->msg_opcode = 0; /* allow a new message from the callback on */
@@ -365,13 +381,14 @@ static int plain_data(dx_proto *p, const uint8_t *data, size_t len, bool msg_end
   ev.type = DX_EV_MESSAGE;
   if (msg_end && !p->msg) {
     /* Zero-copy: the whole message is right here in the caller's buffer. */
-    ev.data = data;
+    ev.data = data ? data : (const uint8_t *)"";
     ev.len = len;
   } else {
     int rc = msg_append(p, data, len);
     if (rc) return rc;
     if (!msg_end) return 0;
-    ev.data = p->msg ? p->msg->data : data; /* an empty final piece: data */
+    /* An empty final piece may have no buffer at all (inflate's end). */
+    ev.data = p->msg ? p->msg->data : data ? data : (const uint8_t *)"";
     ev.len = p->msg ? p->msg->len : 0;
   }
   p->msg_opcode = 0;
@@ -385,7 +402,7 @@ static int inflated(void *arg, const uint8_t *out, size_t n) {
 }
 
 static int z_append(dx_proto *p, const uint8_t *data, size_t len) {
-  return growbuf_append(&p->z, data, len, UINT64_MAX);
+  return growbuf_append(&p->z, data, len, compressed_limit(p));
 }
 
 /* A chunk of a data frame's (already unmasked) payload. `frame_end` says

@@ -14,6 +14,7 @@
 
 typedef struct {
   uint64_t hash;     /* of everything observable */
+  int last_close;    /* code of the last close frame we sent, -1 if none */
   uint64_t fragment; /* of the fragments of the message in progress */
   size_t events;     /* non-fragment events */
   dx_proto *p;
@@ -53,6 +54,11 @@ static int on_output(void *user, const dx_output *o) {
   run_state *s = user;
   uint8_t tmp[256];
   s->hash = mix(s->hash, o->header, o->header_len - (o->mask ? 4 : 0));
+  if ((o->header[0] & 0x0f) == DX_OP_CLOSE) {
+    uint8_t code[2] = {0, 0};
+    if (o->payload_len >= 2) memcpy(code, o->payload, 2); /* masked later, by the writer */
+    s->last_close = code[0] << 8 | code[1];
+  }
   /* Check the payload can be masked/copied in full. */
   for (size_t off = 0; off < o->payload_len; off += sizeof tmp) {
     size_t n = o->payload_len - off < sizeof tmp ? o->payload_len - off : sizeof tmp;
@@ -69,7 +75,7 @@ static void mask_key(void *user, uint8_t key[4]) { memcpy(key, "\x01\x02\x03\x04
 static uint64_t run(const uint8_t *data, size_t size, const dx_proto_opts *o, dx_role role,
                     const uint8_t *splits, size_t nsplits, int close_cb, bool use_pmd,
                     const uint8_t *pmd_sel, size_t npmd, int *final_state) {
-  run_state s = {.hash = 1469598103934665603ull, .close_in_callback = close_cb};
+  run_state s = {.hash = 1469598103934665603ull, .close_in_callback = close_cb, .last_close = -1};
   dx_proto_callbacks cb = {on_event, on_output, mask_key};
   dx_proto *p = malloc(dx_proto_size());
   s.p = p;
@@ -96,8 +102,22 @@ static uint64_t run(const uint8_t *data, size_t size, const dx_proto_opts *o, dx
       size_t want = (size_t)splits[k++ % nsplits] + 1;
       if (want < n) n = want;
     }
+    int closes_before = s.last_close;
     rc = dx_proto_feed(p, buf + pos, n);
     pos += n;
+    /* Never hold more than the limits allow: a partial message (or its
+     * compressed bytes) plus a partial control frame. */
+    uint64_t lim = o->max_message ? o->max_message : DX_DEFAULT_MAX_MESSAGE;
+    if (dx_proto_buffered(p) > 2 * lim + lim / 8 + 4096 + DX_CONTROL_MAX) abort();
+    if (rc < 0) {
+      /* A failure names a specific error and, unless a close was already
+       * sent, closes with the code that error calls for. */
+      if (rc == -1 || strcmp(dx_strerror(rc), "unknown error") == 0) abort();
+      if (closes_before < 0 && !close_cb && s.last_close != dx_close_code_for_error(rc)) abort();
+      if (dx_proto_get_state(p) != DX_PROTO_FAILED) abort();
+    } else if (rc > 0) {
+      abort();
+    }
   }
   s.hash = mix(s.hash, &rc, sizeof rc);
   *final_state = dx_proto_get_state(p);

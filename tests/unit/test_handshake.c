@@ -645,6 +645,20 @@ TEST(verify_failures) {
                            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
                            k_key, NULL, 0, NULL, &out),
                DX_EHTTP_NO_UPGRADE);
+  /* RFC 6455 4.1: Upgrade must be "websocket" itself; 101 needs HTTP/1.1. */
+  CHECK_EQ_INT(verify_full("HTTP/1.1 101 OK\r\nUpgrade: h2c, websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+                           k_key, NULL, 0, NULL, &out),
+               DX_EHTTP_NO_UPGRADE);
+  CHECK_EQ_INT(verify_full("HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nUpgrade: websocket\r\n"
+                           "Connection: Upgrade\r\n"
+                           "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+                           k_key, NULL, 0, NULL, &out),
+               DX_EHTTP_NO_UPGRADE);
+  CHECK_EQ_INT(verify_full("HTTP/1.0 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+                           k_key, NULL, 0, NULL, &out),
+               DX_EHTTP_VERSION);
   CHECK_EQ_INT(verify_full("HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: close\r\n"
                            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
                            k_key, NULL, 0, NULL, &out),

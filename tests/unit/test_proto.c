@@ -2,6 +2,7 @@
  * and every protocol violation mapped to its error and close code. */
 #include <stdint.h>
 
+#include "duplex/deflate.h"
 #include "duplex/error.h"
 #include "duplex/proto.h"
 #include "test.h"
@@ -581,6 +582,9 @@ TEST(close_argument_validation) {
   CHECK_EQ_INT(dx_proto_close(p, 999, NULL, 0), DX_EINVAL);
   CHECK_EQ_INT(dx_proto_close(p, 0, "r", 1), DX_EINVAL);
   CHECK_EQ_INT(dx_proto_close(p, 1000, longr, 124), DX_EINVAL);
+  /* A reason the peer would have to reject (RFC 6455 7.1.6: UTF-8). */
+  CHECK_EQ_INT(dx_proto_close(p, 1000, "\xff\xfe", 2), DX_EINVAL);
+  CHECK_EQ_INT(dx_proto_close(p, 1000, "caf\xc3", 4), DX_EINVAL);
   CHECK_EQ_INT(r.out_len, 0);
   CHECK_EQ_INT(dx_proto_close(p, 4000, longr, 123), 0);
   CHECK_EQ_INT(r.out_len, 2 + 125);
@@ -705,6 +709,144 @@ TEST(byte_at_a_time_equals_whole) {
   }
 }
 
+/* Stream mode hands text over piece by piece: a piece holding invalid
+ * UTF-8 is never delivered, the connection fails with 1007. */
+TEST(stream_mode_never_delivers_invalid_utf8) {
+  recorder r;
+  dx_proto_opts o = {.stream_fragments = true};
+  dx_proto *p = new_proto(&r, DX_ROLE_SERVER, &o);
+  uint8_t f[64];
+  size_t n = frame(f, 0, 0, DX_OP_TEXT, "good", 4, K);
+  n += frame(f + n, 1, 0, DX_OP_CONT,
+             "ba\xc3\x28"
+             "d",
+             5, K);
+  CHECK_EQ_INT(feed(&r, p, f, n), DX_EUTF8);
+  CHECK_EQ_INT(r.nev, 1);
+  CHECK_MEM(r.ev[0].data, "good", 4);
+  CHECK_EQ_INT(out_close_code(&r), 1007);
+  free_proto(p);
+}
+
+/* A close frame between fragments ends the connection; the partial
+ * message is dropped, never delivered. */
+TEST(close_in_the_middle_of_a_fragmented_message) {
+  recorder r;
+  dx_proto *p = new_proto(&r, DX_ROLE_SERVER, NULL);
+  uint8_t f[64];
+  size_t n = frame(f, 0, 0, DX_OP_TEXT, "part", 4, K);
+  n += frame(f + n, 1, 0, DX_OP_CLOSE, "\x03\xe8", 2, K);
+  n += frame(f + n, 1, 0, DX_OP_CONT, "rest", 4, K); /* after close: ignored */
+  CHECK_EQ_INT(feed(&r, p, f, n), 0);
+  CHECK_EQ_INT(r.nev, 1);
+  CHECK_EQ_INT(r.ev[0].type, DX_EV_CLOSE);
+  CHECK_EQ_INT(r.ev[0].code, 1000);
+  CHECK_EQ_INT(dx_proto_get_state(p), DX_PROTO_CLOSED);
+  CHECK_EQ_INT(out_close_code(&r), 1000);
+  CHECK_EQ_INT(dx_proto_buffered(p), 0); /* partial message released */
+  free_proto(p);
+}
+
+/* max_frame applies to continuation frames too, at header time. */
+TEST(max_frame_on_continuations) {
+  recorder r;
+  dx_proto_opts o = {.max_message = 1000, .max_frame = 50};
+  dx_proto *p = new_proto(&r, DX_ROLE_SERVER, &o);
+  uint8_t f[128], payload[64] = {0};
+  size_t n = frame(f, 0, 0, DX_OP_BINARY, payload, 50, K);
+  CHECK_EQ_INT(feed(&r, p, f, n), 0);
+  n = frame(f, 1, 0, DX_OP_CONT, payload, 51, K);
+  CHECK_EQ_INT(feed(&r, p, f, 2 + 4), DX_EFRAME_TOO_BIG);
+  CHECK_EQ_INT(out_close_code(&r), 1009);
+  CHECK_EQ_INT(r.nev, 0);
+  free_proto(p);
+}
+
+TEST(check_send_states) {
+  recorder r;
+  dx_proto *p = new_proto(&r, DX_ROLE_SERVER, NULL);
+  CHECK_EQ_INT(dx_proto_check_send(p, DX_OP_TEXT), 0);
+  CHECK_EQ_INT(dx_proto_check_send(p, DX_OP_BINARY), 0);
+  CHECK_EQ_INT(dx_proto_check_send(p, DX_OP_PING), DX_EINVAL);
+  CHECK_EQ_INT(dx_proto_send_frame(p, DX_OP_TEXT, "a", 1, DX_SEND_MORE), 0);
+  CHECK_EQ_INT(dx_proto_check_send(p, DX_OP_TEXT), DX_ESTATE);
+  CHECK_EQ_INT(dx_proto_send_frame(p, DX_OP_CONT, "b", 1, 0), 0);
+  CHECK_EQ_INT(dx_proto_check_send(p, DX_OP_TEXT), 0);
+  CHECK_EQ_INT(dx_proto_close(p, 1000, NULL, 0), 0);
+  CHECK_EQ_INT(dx_proto_check_send(p, DX_OP_TEXT), DX_ECLOSED);
+  free_proto(p);
+  /* Client frames need a fresh mask each: no pre-framed sends. */
+  p = new_proto(&r, DX_ROLE_CLIENT, NULL);
+  CHECK_EQ_INT(dx_proto_check_send(p, DX_OP_TEXT), DX_EINVAL);
+  free_proto(p);
+}
+
+/* The client role (unmasked frames from a server) is split-invariant too. */
+TEST(client_byte_at_a_time_equals_whole) {
+  uint8_t f[2048];
+  size_t n = 0;
+  uint8_t mid[300];
+  for (size_t i = 0; i < sizeof mid; i++) mid[i] = (uint8_t)(i & 0x7f);
+  n += frame(f + n, 1, 0, DX_OP_TEXT, "h\xc3\xa9llo", 6, NULL);
+  n += frame(f + n, 0, 0, DX_OP_BINARY, mid, 200, NULL);
+  n += frame(f + n, 1, 0, DX_OP_PING, "ping!", 5, NULL);
+  n += frame(f + n, 1, 0, DX_OP_CONT, mid, 300, NULL);
+  n += frame(f + n, 1, 0, DX_OP_CLOSE, "\x0f\xa0ok", 4, NULL);
+  for (int stream = 0; stream < 2; stream++) {
+    dx_proto_opts o = {.stream_fragments = stream};
+    recorder whole, bytes;
+    dx_proto *p = new_proto(&whole, DX_ROLE_CLIENT, &o);
+    CHECK_EQ_INT(feed(&whole, p, f, n), 0);
+    CHECK_EQ_INT(dx_proto_get_state(p), DX_PROTO_CLOSED);
+    free_proto(p);
+    p = new_proto(&bytes, DX_ROLE_CLIENT, &o);
+    /* One byte at a time; 50 at a time in stream mode (one event per read
+     * would overflow the recorder). */
+    size_t step = stream ? 50 : 1;
+    for (size_t i = 0; i < n; i += step)
+      CHECK_EQ_INT(feed(&bytes, p, f + i, n - i < step ? n - i : step), 0);
+    if (!stream) {
+      check_same(&whole, &bytes);
+    } else {
+      /* Fragment events follow the reads; the bytes and the wire match. */
+      size_t tw = 0, tb = 0;
+      for (int i = 0; i < whole.nev; i++) tw += whole.ev[i].len;
+      for (int i = 0; i < bytes.nev; i++) tb += bytes.ev[i].len;
+      CHECK_EQ_INT(tw, tb);
+      CHECK_EQ_INT(whole.out_len, bytes.out_len);
+      CHECK_MEM(whole.out, bytes.out, whole.out_len);
+    }
+    free_proto(p);
+  }
+}
+
+/* A compressed message gathered for the shared inflater is bounded by the
+ * same wire limit check_header enforces, not by doubling past it. */
+TEST(gathered_compressed_message_stays_within_its_limit) {
+  recorder r;
+  dx_proto_opts o = {.max_message = 8192};
+  dx_proto *p = new_proto(&r, DX_ROLE_SERVER, &o);
+  dx_pmd_shared *sh = dx_pmd_shared_new();
+  dx_pmd_params pp = {true, true, 15, 15}; /* no takeover: whole messages */
+  dx_deflate_opts dopts = {.enable = true};
+  dx_pmd *pmd = dx_pmd_new(&pp, &dopts, sh);
+  dx_proto_set_deflate(p, pmd);
+  const size_t limit = 8192 + 8192 / 8 + 4096;
+  static uint8_t junk[9000], f[9100];
+  memset(junk, 0x55, sizeof junk);
+  size_t n = frame(f, 0, 4, DX_OP_BINARY, junk, 8000, K); /* RSV1 */
+  CHECK_EQ_INT(feed(&r, p, f, n), 0);
+  n = frame(f, 0, 0, DX_OP_CONT, junk, 5000, K);
+  CHECK_EQ_INT(feed(&r, p, f, n), 0);
+  CHECK(dx_proto_buffered(p) <= limit);
+  /* One byte more than the limit is refused at header time. */
+  n = frame(f, 0, 0, DX_OP_CONT, junk, limit - 13000 + 1, K);
+  CHECK_EQ_INT(feed(&r, p, f, 2 + 2 + 4), DX_EMESSAGE_TOO_BIG);
+  free_proto(p);
+  dx_pmd_free(pmd);
+  dx_pmd_shared_free(sh);
+}
+
 TEST(error_mapping) {
   CHECK_EQ_INT(dx_close_code_for_error(DX_EUTF8), 1007);
   CHECK_EQ_INT(dx_close_code_for_error(DX_EMESSAGE_TOO_BIG), 1009);
@@ -744,6 +886,12 @@ int main(void) {
   RUN(send_rules);
   RUN(client_to_server_round_trip);
   RUN(byte_at_a_time_equals_whole);
+  RUN(stream_mode_never_delivers_invalid_utf8);
+  RUN(close_in_the_middle_of_a_fragmented_message);
+  RUN(max_frame_on_continuations);
+  RUN(check_send_states);
+  RUN(client_byte_at_a_time_equals_whole);
+  RUN(gathered_compressed_message_stays_within_its_limit);
   RUN(error_mapping);
   return test_report();
 }
