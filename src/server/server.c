@@ -137,8 +137,7 @@ static void respond(dx_ws *ws, int status, const char *body) {
   char buf[512];
   int n = dx_http_build_error(buf, sizeof buf, status, body);
   if (n > 0) dx_stream_write(&ws->stream, buf, (size_t)n);
-  ws->phase = DX_WS_HTTP;
-  dx__ws_drop_handshake(ws);
+  dx__ws_begin_http(ws);
   dx__ws_finish(ws);
 }
 
@@ -223,8 +222,7 @@ static void answer_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
        * sizeof ok - 5, which also cut the last LF of the blank line that
        * ends the head, so HEAD /healthz got a truncated response.) */
       dx_stream_write(&ws->stream, ok, get ? sizeof ok - 1 : sizeof ok - 1 - 3);
-      ws->phase = DX_WS_HTTP;
-      dx__ws_drop_handshake(ws);
+      dx__ws_begin_http(ws);
       dx__ws_finish(ws);
       return;
     }
@@ -238,8 +236,7 @@ static void answer_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
                        (int)req->method.len, req->method.ptr, (int)req->target.len, req->target.ptr,
                        status);
         }
-        ws->phase = DX_WS_HTTP;
-        dx__ws_drop_handshake(ws);
+        dx__ws_begin_http(ws);
         if (body) {
           ws->http_body = body; /* more on each drain (on_http_drain) */
           ws->http_body_held = true;

@@ -140,19 +140,22 @@ static void on_timer(dx_timer *t) {
   case DX_WS_OPEN:
     heartbeat(ws);
     break;
-  case DX_WS_HTTP:
+  case DX_WS_HTTP: {
     /* A plain HTTP response (a static file) may take long to a slow
-     * reader: only a stall of a whole close timeout drops it. ping_sent is
-     * free in this phase and keeps the unsent count of the last check. */
-    if (!ws->stream_done && dx_stream_buffered(&ws->stream) &&
-        (uint32_t)dx_stream_buffered(&ws->stream) != ws->ping_sent) {
-      ws->ping_sent = (uint32_t)dx_stream_buffered(&ws->stream);
+     * reader: only a stall of a whole close timeout drops it. Progress is
+     * bytes sent (queued minus unsent), which only grows; the unsent count
+     * alone can come back to the same value while bytes move. */
+    size_t unsent = dx_stream_buffered(&ws->stream);
+    uint32_t sent = ws->http_queued - (uint32_t)unsent;
+    if (!ws->stream_done && unsent && sent != ws->http_sent) {
+      ws->http_sent = sent;
       arm(ws, ws->cfg->close_timeout);
       break;
     }
     dx_log_debug("%s: HTTP response stalled; dropping", dx__ws_peer(ws, peer, sizeof peer));
     dx_stream_abort(&ws->stream);
     break;
+  }
   default: /* closing: the peer did not finish in time */
     dx_log_debug("%s: close timeout; dropping", dx__ws_peer(ws, peer, sizeof peer));
     dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, DX_ETIMEDOUT,
@@ -177,6 +180,14 @@ void dx__ws_notify_close(dx_ws *ws, int code, const char *reason, size_t reason_
    * the handlers: read them again. */
   if (!(r = ws->route)) return;
   if (r->h.on_close) r->h.on_close(ws, code, reason ? reason : "", reason_len, clean, r->user);
+}
+
+void dx__ws_begin_http(dx_ws *ws) {
+  ws->phase = DX_WS_HTTP;
+  dx__ws_drop_handshake(ws);
+  /* Nothing was flushed yet (writes only queue), so all of it is unsent. */
+  ws->http_queued = (uint32_t)dx_stream_buffered(&ws->stream);
+  ws->http_sent = 0;
 }
 
 void dx__ws_arm_http(dx_ws *ws) { arm(ws, ws->cfg->close_timeout); }
@@ -300,7 +311,10 @@ static void on_stream_close(void *user, int err) {
 static void on_drain(void *user) {
   dx_ws *ws = user;
   if (ws->phase == DX_WS_HTTP && ws->http_body_held && ws->http_body && ws->ops->on_http_drain) {
+    size_t before = dx_stream_buffered(&ws->stream);
     ws->ops->on_http_drain(ws);
+    size_t after = dx_stream_buffered(&ws->stream); /* less only if it aborted */
+    if (after > before) ws->http_queued += (uint32_t)(after - before);
     return;
   }
   if (ws->phase == DX_WS_OPEN && ws->route && ws->route->h.on_drain)

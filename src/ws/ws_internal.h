@@ -72,9 +72,17 @@ struct dx_ws {
   };
   /* Loop ms, truncated: 32 bits are plenty for differences (wrap-safe),
    * and every connection carries them. */
-  uint32_t last_rx;   /* last bytes received */
-  uint32_t last_msg;  /* last message either way (idle) */
-  uint32_t ping_sent; /* when ping_outstanding */
+  uint32_t last_rx; /* last bytes received */
+  /* The heartbeat's stamps, or, for plain HTTP (DX_WS_HTTP), byte counts
+   * for stall detection (mod 2^32: only compared for change). */
+  union {
+    uint32_t last_msg;    /* last message either way (idle) */
+    uint32_t http_queued; /* response bytes queued so far */
+  };
+  union {
+    uint32_t ping_sent; /* when ping_outstanding */
+    uint32_t http_sent; /* response bytes sent at the last stall check */
+  };
   uint32_t hs_len;
   uint16_t close_code; /* as given to on_close */
   uint8_t phase;
@@ -114,8 +122,14 @@ void dx__ws_notify_close(dx_ws *ws, int code, const char *reason, size_t reason_
  * stream is done. Safe inside the connection's own callbacks. */
 void dx__ws_orphan(dx_ws *ws, dx_loop *loop);
 
+/* The owner queued a plain HTTP response (instead of an upgrade): enter
+ * DX_WS_HTTP, drop the handshake bytes and start counting response bytes.
+ * Call after queuing the response and before the loop flushes. Later bytes
+ * are queued only from ops->on_http_drain, where they are counted. */
+void dx__ws_begin_http(dx_ws *ws);
+
 /* A plain HTTP response is being sent in pieces: time out only on stalls
- * (the close timeout without progress). */
+ * (a whole close timeout in which no byte was sent). */
 void dx__ws_arm_http(dx_ws *ws);
 
 /* Graceful transport close bounded by the close timeout. */

@@ -1,0 +1,109 @@
+/* A plain HTTP response sent in pieces (DX_WS_HTTP), seen from inside:
+ * the connection runs over a fake transport whose writev takes exactly the
+ * bytes the test allows, so the unsent count is known at every moment.
+ *
+ * The stall check must look at bytes sent, not at the unsent count: here
+ * the unsent count is 4000 at every check while 1000 bytes move every
+ * 20 ms (the "kernel" takes 1000, the drain hook queues 1000 more). */
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "io/loop_internal.h"
+#include "server_helpers.h"
+#include "ws/ws_internal.h"
+
+static size_t budget;  /* bytes the fake transport will take */
+static size_t taken;   /* bytes it took */
+static int drains;     /* on_http_drain calls */
+static bool released;  /* the connection ended */
+static int body_token; /* stands for the owner's body */
+
+static ssize_t fake_read(dx_stream *s, uint8_t *buf, size_t cap) {
+  (void)s, (void)buf, (void)cap;
+  return DX_EAGAIN;
+}
+
+static ssize_t fake_writev(dx_stream *s, const struct iovec *iov, int cnt) {
+  (void)s;
+  size_t total = 0;
+  for (int i = 0; i < cnt; i++) total += iov[i].iov_len;
+  size_t n = total < budget ? total : budget;
+  if (n == 0) return DX_EAGAIN;
+  budget -= n;
+  taken += n;
+  return (ssize_t)n;
+}
+
+static int fake_shutdown(dx_stream *s) {
+  (void)s;
+  return 0;
+}
+
+static void fake_close(dx_stream *s) { close(s->io.fd); }
+
+static const dx_transport fake = {"fake", fake_read, fake_writev, fake_shutdown, fake_close, NULL};
+
+static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
+  (void)ws, (void)data, (void)len;
+}
+
+static void on_released(dx_ws *ws) {
+  released = true;
+  dx_loop_free_later(dx_ws_loop(ws), ws, free);
+}
+
+/* The owner's next piece of the response: 1000 bytes per drain. */
+static void on_http_drain(dx_ws *ws) {
+  static const uint8_t piece[1000];
+  drains++;
+  dx_stream_write(&ws->stream, piece, sizeof piece);
+}
+
+static const dx_ws_owner_ops ops = {on_handshake_read, on_released, false, on_http_drain};
+
+TEST(stall_check_counts_bytes_sent_not_bytes_unsent) {
+  dx_loop *loop = dx_loop_new(NULL);
+  dx_ws_config cfg;
+  dx__ws_config_from(&cfg, &(dx_server_opts){.close_timeout = 100});
+  int sv[2];
+  CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+  dx_ws *ws = calloc(1, dx__ws_alloc_size(0));
+  CHECK(dx__ws_init(ws, loop, sv[0], &ops, NULL, &cfg, NULL, NULL) == 0);
+  ws->stream.tp = &fake; /* the test decides what "the kernel" takes */
+  dx_stream_set_limits(&ws->stream, 3000);
+
+  /* The response: 4000 bytes queued, more on each drain. */
+  static const uint8_t head[4000];
+  CHECK(dx_stream_write(&ws->stream, head, sizeof head) == 0);
+  dx__ws_begin_http(ws);
+  ws->http_body = &body_token;
+  ws->http_body_held = true;
+  dx__ws_arm_http(ws);
+
+  /* 600 ms (six close timeouts) of steady progress: never dropped. */
+  uint64_t end = now_ms() + 600;
+  while (now_ms() < end && !released) {
+    budget += 1000;
+    run_for(loop, 20);
+    if (!released)
+      CHECK_EQ_INT(dx_stream_buffered(&ws->stream), 4000); /* the same at every check */
+  }
+  printf("moving: %zu bytes sent in %d drains, %s\n", taken, drains,
+         released ? "DROPPED" : "still sending");
+  CHECK(!released);
+  CHECK(drains >= 10);
+
+  /* Then nothing moves: dropped within about two close timeouts. */
+  uint64_t t0 = now_ms();
+  RUN_UNTIL(loop, released, 2000);
+  printf("stalled: dropped after %llu ms\n", (unsigned long long)(now_ms() - t0));
+  CHECK(released);
+  for (int i = 0; i < 3; i++) dx_loop_run_once(loop, 0);
+  close(sv[1]);
+  dx_loop_free(loop);
+}
+
+int main(void) {
+  RUN(stall_check_counts_bytes_sent_not_bytes_unsent);
+  return test_report();
+}
