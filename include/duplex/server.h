@@ -73,8 +73,8 @@ typedef struct dx_server_opts {
   /* wss://: with tls.cert_file set, `port` serves TLS; set tls_port too to
    * serve plain ws on `port` and wss on `tls_port` at the same time. */
   dx_tls_opts tls;
-  int tls_port; /* 0 = TLS on `port` (when tls.cert_file is set); -1 = ephemeral */
-  bool no_healthz;            /* disable GET /healthz */
+  int tls_port;    /* 0 = TLS on `port` (when tls.cert_file is set); -1 = ephemeral */
+  bool no_healthz; /* disable GET /healthz */
 } dx_server_opts;
 
 /* Create a server on `loop`. `opts` may be NULL. Returns NULL on allocation
@@ -112,14 +112,17 @@ size_t dx_server_connections(const dx_server *srv);
 
 /* Graceful shutdown: stop accepting, send close 1001 to every WebSocket
  * client, wait up to `timeout_ms` for their close frames, then drop what is
- * left and call `done` (may be NULL). */
+ * left and call `done` (may be NULL) once, never from inside this call. If the
+ * server is freed first (say from an on_close), `done` is not called. */
 void dx_server_shutdown(dx_server *srv, int timeout_ms, void (*done)(dx_server *, void *),
                         void *arg);
 
-/* Free the server. Best after dx_server_shutdown's `done`; otherwise open
- * connections get on_close (1006) now and are dropped without further
- * handler calls. May be called from a handler: memory is released at the
- * end of the loop turn. */
+/* Free the server. Best after dx_server_shutdown's `done` (from inside it
+ * is fine); otherwise open connections get on_close (1006) now and are
+ * dropped without further handler calls, and a pending `done` is never
+ * called. May be called from a handler, on_close included: memory is
+ * released at the end of the loop turn, and a second call within that turn
+ * does nothing. */
 void dx_server_free(dx_server *srv);
 
 /* Send one message to every open WebSocket connection of this server,

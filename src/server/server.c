@@ -29,6 +29,7 @@ struct dx_server {
   dx_http_limits limits;
   /* Shutdown. */
   bool shutting_down;
+  bool freed; /* dx_server_free ran; the memory goes at the end of the turn */
   dx_timer shutdown_timer;
   dx_deferred shutdown_done;
   void (*done)(dx_server *, void *);
@@ -562,6 +563,7 @@ int dx_server_broadcast(dx_server *srv, unsigned opcode, const void *data, size_
 static void run_done(dx_loop *loop, void *arg) {
   dx_server *srv = arg;
   (void)loop;
+  if (srv->freed) return;
   dx_timer_stop(&srv->shutdown_timer);
   if (srv->done) {
     void (*done)(dx_server *, void *) = srv->done;
@@ -571,6 +573,9 @@ static void run_done(dx_loop *loop, void *arg) {
 }
 
 static void maybe_finish_shutdown(dx_server *srv) {
+  /* A handler may have freed the server (which cancelled run_done): do not
+   * queue it again on memory that goes at the end of the turn. */
+  if (srv->freed) return;
   if (srv->nconns == 0 && !dx_deferred_pending(&srv->shutdown_done))
     dx_loop_defer(srv->loop, &srv->shutdown_done, run_done, srv);
 }
@@ -579,7 +584,9 @@ static void shutdown_timeout(dx_timer *t) {
   dx_server *srv = dx_container_of(t, dx_server, shutdown_timer);
   if (srv->nconns)
     dx_log_info("shutdown: %zu connection(s) did not close in time; dropping them", srv->nconns);
-  for (dx_ws *ws = srv->conns; ws; ws = ws->next) {
+  /* on_close may free the server, which delivers the rest itself. */
+  for (dx_ws *ws = srv->conns, *next; ws && !srv->freed; ws = next) {
+    next = ws->next;
     dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, 0, NULL);
     dx_stream_abort(&ws->stream);
   }
@@ -638,6 +645,9 @@ static void free_server_memory(void *p) {
 void dx_server_free(dx_server *srv) {
   if (!srv) return;
   DX__CHECK_THREAD_VOID(srv->loop);
+  if (srv->freed) return; /* again within the turn (from on_close, say) */
+  srv->freed = true;
+  srv->done = NULL; /* never called once freed */
   dx_timer_stop(&srv->shutdown_timer);
   dx_deferred_cancel(&srv->shutdown_done);
   if (srv->listener) dx_listener_close(srv->listener);

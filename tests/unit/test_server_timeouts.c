@@ -374,6 +374,41 @@ TEST(shutdown_without_connections_and_free_in_done) {
   teardown(loop, NULL);
 }
 
+/* on_close frees the server while the shutdown timeout drops a silent
+ * client: `done` must not run on the freed server (it was queued again
+ * after dx_server_free cancelled it; a `done` that frees the server, as
+ * server.h suggests, then freed it twice). */
+static dx_server *free_me;
+static int closes_seen;
+static void free_server_on_close(dx_ws *ws, int code, const char *reason, size_t len, bool clean,
+                                 void *user) {
+  (void)ws, (void)code, (void)reason, (void)len, (void)clean, (void)user;
+  closes_seen++;
+  if (free_me) dx_server_free(free_me);
+  free_me = NULL;
+}
+
+TEST(server_freed_in_on_close_during_shutdown_timeout) {
+  dx_loop *loop = dx_loop_new(NULL);
+  dx_server *srv = make_server(loop, (dx_server_opts){0});
+  dx_ws_handlers h = {.on_close = free_server_on_close};
+  dx_server_route(srv, "/", &h, NULL);
+  int port = start_listening(srv);
+  raw *a = raw_ws_open(loop, port, "/", NULL, NULL);
+  raw *b = raw_ws_open(loop, port, "/", NULL, NULL);
+  CHECK(a && b);
+  RUN_UNTIL(loop, dx_server_connections(srv) == 2, 2000);
+  a->paused = b->paused = true; /* neither answers the close frame */
+  free_me = srv;
+  done_ctx d = {.free_inside = true};
+  dx_server_shutdown(srv, 100, on_done, &d);
+  RUN_UNTIL(loop, closes_seen == 2, 2000);
+  run_for(loop, 100);
+  CHECK_EQ_INT(closes_seen, 2); /* the first from the timeout, the second from the free */
+  CHECK_EQ_INT(d.calls, 0);     /* freed first: done is not called */
+  teardown(loop, NULL);
+}
+
 int main(void) {
   RUN(idle_timeout_closes_1001);
   RUN(unanswered_pings_drop_the_peer);
@@ -383,5 +418,6 @@ int main(void) {
   RUN(shutdown_closes_everyone_with_1001);
   RUN(shutdown_times_out_on_a_silent_client);
   RUN(shutdown_without_connections_and_free_in_done);
+  RUN(server_freed_in_on_close_during_shutdown_timeout);
   return test_report();
 }
