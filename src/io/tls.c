@@ -164,13 +164,19 @@ SSL_CTX *dx__tls_client_ctx(const dx_tls_opts *o, char *err, size_t cap) {
 static void record_error(dx_stream *s, const char *what) {
   dx_tls *t = s->tctx;
   if (t->err[0]) return;
+  /* The verify result says why only when we verified and that is what
+   * failed: with --insecure it still holds the (ignored) chain problem, and
+   * other failures (the server wanting a client certificate) are not
+   * about the server's certificate. */
+  unsigned long e = ERR_peek_last_error();
   long v = SSL_get_verify_result(t->ssl);
-  if (!t->server && v != X509_V_OK) {
+  if (!t->server && SSL_get_verify_mode(t->ssl) != SSL_VERIFY_NONE && v != X509_V_OK &&
+      ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
     snprintf(t->err, sizeof t->err, "TLS certificate verification failed: %s",
              X509_verify_cert_error_string(v));
+    ERR_clear_error();
   } else {
     char why[160];
-    unsigned long e = ERR_peek_last_error();
     openssl_reason(why, sizeof why);
     int reason = ERR_GET_REASON(e);
     if (!t->server && !SSL_is_init_finished(t->ssl) &&

@@ -9,7 +9,9 @@
 #     random bytes, and checks --handshake-timeout on the TLS port for
 #     silent, stalled and TLS-but-no-HTTP clients);
 #   - mutual TLS (--tls-ca): no client certificate or one from another CA
-#     is refused, --cert/--key from the CA is accepted;
+#     is refused (with --insecure too, and then the message names the
+#     missing certificate, not verification), --cert/--key from the CA is
+#     accepted;
 #   - SIGHUP reloads the certificate: open connections keep working, new
 #     ones get the new certificate; a broken replacement is refused and the
 #     old certificate kept.
@@ -157,6 +159,13 @@ dxc mtls_none --ca "$C/ca.pem" "wss://localhost:$TLS_PORT/" -n 1
 expect_refused "mutual TLS: no client certificate refused" "certificate required"
 dxc mtls_other --ca "$C/ca.pem" --cert "$C/client2.pem" --key "$C/client2.key" "wss://localhost:$TLS_PORT/" -n 1
 expect_refused "mutual TLS: client certificate from another CA refused" "unknown ca"
+# --insecure skips checking the server, so the failure is not about its
+# certificate: the message must name the real cause, not blame verification.
+dxc mtls_insecure --insecure "wss://localhost:$TLS_PORT/" -n 1
+expect_refused "mutual TLS, --insecure, no client certificate: refused" "certificate required"
+grep -q 'certificate verification failed' "$ERR" &&
+  check_fail "mutual TLS, --insecure: the message blames certificate verification: $(grep -m1 'error:' "$ERR")" ||
+  pass "mutual TLS, --insecure: the message does not blame certificate verification"
 grep -qE '127\.0\.0\.1:[0-9]+: TLS handshake failed: .*(did not return a certificate|certificate)' "$ECHO_LOG" &&
   pass "mutual TLS: the server logs the rejected handshake with the peer address" ||
   check_fail "mutual TLS: no log line for the rejected handshake"
