@@ -36,7 +36,11 @@ typedef struct dx_ws_handlers {
   /* Server only, before the 101 response: inspect the request with
    * dx_ws_path/query/header/origin, choose a subprotocol with
    * dx_ws_set_protocol, fill dx_ws_data(). Return 0 to accept, or an HTTP
-   * status (400-599, e.g. 401 or 403) to reject the upgrade. */
+   * status (400-599, e.g. 401 or 403) to reject the upgrade.
+   * Releasing what you attach here: once you accept, on_close is certain to
+   * come, even if the upgrade then fails (out of memory, a 101 that cannot
+   * be sent): then on_error and on_close follow and on_open never runs.
+   * After a rejection no other handler runs: release before returning. */
   int (*on_upgrade)(dx_ws *ws, void *user);
   /* The connection is open: messages may be sent. */
   void (*on_open)(dx_ws *ws, void *user);
@@ -51,10 +55,13 @@ typedef struct dx_ws_handlers {
   /* Something went wrong; `err` is a DX_E* code and `msg` a sentence a person
    * understands. on_close always follows. */
   void (*on_error)(dx_ws *ws, int err, const char *msg, void *user);
-  /* Called exactly once, last. `code` is the peer's close code (1005 when it
-   * sent none), the code we sent when we failed the connection, or 1006 when
-   * the connection dropped without a closing handshake; `clean` says whether
-   * close frames were exchanged both ways. */
+  /* Called exactly once, last, for every connection that opened or that
+   * on_upgrade accepted: the place to release per-connection resources.
+   * (Without on_upgrade, a server connection whose upgrade fails before
+   * on_open is never seen by any handler.) `code` is the peer's close code
+   * (1005 when it sent none), the code we sent when we failed the
+   * connection, or 1006 when the connection dropped without a closing
+   * handshake; `clean` says whether close frames were exchanged both ways. */
   void (*on_close)(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
                    void *user);
   /* Bytes of per-connection user data allocated inline with the connection

@@ -14,7 +14,9 @@
 #include "client/resolve.h"
 #include "common/log.h"
 #include "duplex/client.h"
+#include "duplex/utf8.h"
 #include "io/loop_internal.h"
+#include "proto/http_chars.h"
 #include "ws/ws_internal.h"
 
 #define DX_CLIENT_MAX_RESPONSE 16384
@@ -31,6 +33,10 @@ struct dx_client {
   dx_ws_config cfg;
   dx_client_opts opts; /* strings below are our copies */
   char *origin, *headers;
+  char *proxy_auth; /* "Basic ..." from user:pass@ in the proxy URL, or NULL */
+  /* The user's on_close: ours runs first (see client_on_close). */
+  void (*user_on_close)(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
+                        void *user);
   char **protocols;
   size_t nprotocols;
   uint16_t *final_codes;
@@ -53,7 +59,7 @@ struct dx_client {
   uint64_t opened_at; /* loop ms the current connection opened, 0 if not */
   uint64_t deadline;  /* loop ms: end of the current attempt's connect_timeout */
   bool waiting;       /* reconnect timer running */
-  bool user_closed;
+  bool user_closed;   /* dx_client_close, or a close this side started: no reconnect */
   bool done;
   bool freed;
 };
@@ -304,6 +310,22 @@ static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
 }
 
 static void on_released(dx_ws *ws) { attempt_over(ws->owner, ws); }
+
+/* Runs before the user's on_close. A close this side started -- the
+ * application's dx_ws_close on the client's connection, not only
+ * dx_client_close -- means "no reconnect", like a close by the user: our
+ * close frame went out before the peer's arrived (when the peer closes
+ * first, our echo is only sent after this notification) and the protocol
+ * did not fail (a protocol error sends a close frame too). */
+static void client_on_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
+                            void *user) {
+  dx_client *c = ws->owner;
+  if (ws->proto_ready) {
+    dx_proto *p = dx__ws_proto(ws);
+    if (dx_proto_close_sent(p) && dx_proto_get_state(p) != DX_PROTO_FAILED) c->user_closed = true;
+  }
+  if (c->user_on_close) c->user_on_close(ws, code, reason, reason_len, clean, user);
+}
 
 static const dx_ws_owner_ops client_ops = {on_handshake_read, on_released, false, NULL};
 
@@ -573,6 +595,8 @@ dx_client *dx_connect(dx_loop *loop, const char *url, const dx_client_opts *opts
   if (o->deflate.enable && dx_pmd_client_offer(&o->deflate, c->ext_offer, sizeof c->ext_offer) < 0)
     c->ext_offer[0] = 0;
   c->route.h = *handlers;
+  c->user_on_close = handlers->on_close;
+  c->route.h.on_close = client_on_close;
   c->route.user = user;
   dx_timer_init(loop, &c->timer, on_timer);
   /* The loop's clock is cached per turn and dx_connect is often called
@@ -605,6 +629,18 @@ int dx_client_send(dx_client *c, unsigned opcode, const void *data, size_t len) 
 int dx_client_close(dx_client *c, unsigned code, const char *reason) {
   DX__CHECK_THREAD(c->loop);
   if (c->user_closed) return DX_ECLOSED;
+  /* The arguments are checked in every state, and before anything
+   * changes: a refused close leaves the client as it was. */
+  size_t rlen = reason ? strlen(reason) : 0;
+  if ((code == 0 ? rlen != 0 : !dx_close_code_valid(code)) || rlen > 123 ||
+      (rlen && !dx_utf8_valid((const uint8_t *)reason, rlen)))
+    return DX_EINVAL;
+  dx_ws *ws = c->ws;
+  if (ws && ws->phase == DX_WS_OPEN) {
+    int rc = dx_ws_close(ws, code, reason);
+    if (rc == 0) c->user_closed = true;
+    return rc;
+  }
   c->user_closed = true;
   if (c->waiting) {
     c->waiting = false;
@@ -612,13 +648,11 @@ int dx_client_close(dx_client *c, unsigned code, const char *reason) {
     set_done(c);
     return 0;
   }
-  dx_ws *ws = c->ws;
   if (!ws) {
     dx_deferred_cancel(&c->first);
     set_done(c);
     return 0;
   }
-  if (ws->phase == DX_WS_OPEN) return dx_ws_close(ws, code, reason);
   if (ws->phase == DX_WS_HANDSHAKE) attempt_fail(c, 0, "closed by the application");
   return 0;
 }

@@ -206,6 +206,17 @@ int dx_ws_set_protocol(dx_ws *ws, const char *proto) {
   return 0;
 }
 
+/* The upgrade failed after the route was chosen. If on_upgrade accepted
+ * it, it may have attached resources: on_error and on_close release them
+ * (on_open never comes), as ws.h promises. Otherwise no handler saw the
+ * connection, and none will. Then answer `why` with a 500. */
+static void fail_upgrade(dx_ws *ws, const dx_http_request *req, bool accepted, int err,
+                         const char *why) {
+  if (accepted) dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, err, why);
+  ws->route = NULL;
+  reject(ws, req, 500, why);
+}
+
 static void answer_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_t rest_len) {
   dx_server *srv = ws->owner;
   bool wants_upgrade = dx_http_find(req->headers, req->num_headers, "Upgrade") ||
@@ -287,6 +298,7 @@ static void answer_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
     return;
   }
   ws->route = route; /* so dx_ws_data works in on_upgrade */
+  bool accepted = false;
   if (route->h.on_upgrade) {
     ws->in_upgrade = true;
     int status = route->h.on_upgrade(ws, route->user);
@@ -297,6 +309,7 @@ static void answer_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
       reject(ws, req, status, "rejected by the application");
       return;
     }
+    accepted = true;
   }
   char ext[160];
   const char *ext_resp = NULL;
@@ -304,12 +317,9 @@ static void answer_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
     dx_pmd_params pp;
     if (dx_pmd_negotiate_server(up.extensions, up.num_extensions, &srv->opts.deflate, &pp, ext,
                                 sizeof ext) == 1) {
-      if (!srv->pmd_shared && !(srv->pmd_shared = dx_pmd_shared_new())) {
-        reject(ws, req, 500, "out of memory");
-        return;
-      }
-      if (!(ws->pmd = dx_pmd_new(&pp, &srv->opts.deflate, srv->pmd_shared))) {
-        reject(ws, req, 500, "out of memory");
+      if ((!srv->pmd_shared && !(srv->pmd_shared = dx_pmd_shared_new())) ||
+          !(ws->pmd = dx_pmd_new(&pp, &srv->opts.deflate, srv->pmd_shared))) {
+        fail_upgrade(ws, req, accepted, DX_ENOMEM, "out of memory");
         return;
       }
       ext_resp = ext;
@@ -317,9 +327,9 @@ static void answer_request(dx_ws *ws, dx_http_request *req, uint8_t *rest, size_
   }
   char resp[512];
   int n = dx_ws_build_response(resp, sizeof resp, up.accept, dx_ws_protocol(ws), ext_resp, NULL);
-  if (n < 0 || dx_stream_write(&ws->stream, resp, (size_t)n) != 0) {
-    ws->route = NULL;
-    reject(ws, req, 500, "could not build the response");
+  rc = n < 0 ? n : dx_stream_write(&ws->stream, resp, (size_t)n);
+  if (rc != 0) {
+    fail_upgrade(ws, req, accepted, rc, "could not build the response");
     return;
   }
   char peer[64];

@@ -116,6 +116,7 @@ typedef struct cl {
   char resp_header[128];
   /* behaviour */
   const char *send_on_open; /* text sent from on_open with dx_client_send */
+  unsigned close_in_open;   /* dx_ws_close(ws, this, "bye") from on_open */
   bool free_in_done;
   int free_in;          /* FREE_IN_* : dx_client_free from that handler */
   bool freed;           /* ... and it happened */
@@ -158,6 +159,7 @@ static void c_open(dx_ws *ws, void *user) {
   log_ev(s, EV_OPEN, 0, 0);
   if (s->send_on_open)
     CHECK(dx_client_send(s->c, DX_OP_TEXT, s->send_on_open, strlen(s->send_on_open)) >= 0);
+  if (s->close_in_open) CHECK_EQ_INT(dx_ws_close(ws, s->close_in_open, "bye"), 0);
   maybe_free(s, FREE_IN_OPEN);
 }
 
@@ -1757,6 +1759,103 @@ TEST(proxy_unreachable) {
   loop_done(loop);
 }
 
+/* ------------------------------------------------------------------ */
+/* Closing: rejected arguments, closes the client started itself.       */
+
+TEST(close_rejected_then_retry) {
+  /* A close with bad arguments changes nothing: the client stays open
+   * and a correct close afterwards works (it used to be stuck: marked
+   * closed before the arguments were checked, then DX_ECLOSED forever). */
+  dx_loop *loop = dx_loop_new(NULL);
+  sv s;
+  sv_start(&s, loop, 0);
+  char url[128];
+  url_for(url, sizeof url, s.port, "/");
+  cl c;
+  cl_start(&c, loop, url, &(dx_client_opts){.reconnect = true, .reconnect_initial = 10});
+  RUN_UNTIL(loop, c.opens == 1, 5000);
+  char reason[200];
+  memset(reason, 'r', 199);
+  reason[199] = 0;
+  CHECK_EQ_INT(dx_client_close(c.c, 1000, reason), DX_EINVAL); /* > 123 bytes */
+  CHECK_EQ_INT(dx_client_close(c.c, 999, NULL), DX_EINVAL);    /* not a valid code */
+  CHECK_EQ_INT(dx_client_close(c.c, 1005, NULL), DX_EINVAL);   /* not for the wire */
+  CHECK_EQ_INT(dx_client_close(c.c, 0, "reason without code"), DX_EINVAL);
+  CHECK_EQ_INT(dx_client_close(c.c, 1000, "\xc3"), DX_EINVAL); /* not UTF-8 */
+  CHECK(dx_client_ws(c.c) != NULL);
+  CHECK(!dx_client_done(c.c));
+  CHECK(dx_client_send(c.c, DX_OP_TEXT, "still open", 10) >= 0);
+  RUN_UNTIL(loop, c.msgs == 1, 5000);
+  CHECK_EQ_INT(c.msgs, 1);
+  CHECK_EQ_INT(dx_client_close(c.c, 1000, NULL), 0);
+  RUN_UNTIL(loop, c.dones == 1, 5000);
+  CHECK_EQ_INT(c.dones, 1);
+  CHECK_EQ_INT(c.close_code, 1000);
+  CHECK(c.clean);
+  CHECK_EQ_INT(c.reconnectings, 0);
+  cl_free(&c);
+
+  /* The same while waiting to reconnect: bad arguments are refused and
+   * the wait goes on. */
+  int hold = hold_port(0);
+  url_for(url, sizeof url, fd_port(hold), "/");
+  cl_start(&c, loop, url, &(dx_client_opts){.reconnect = true, .reconnect_initial = 100000});
+  RUN_UNTIL(loop, c.reconnectings == 1, 5000);
+  CHECK_EQ_INT(dx_client_close(c.c, 1000, reason), DX_EINVAL);
+  CHECK(!dx_client_done(c.c));
+  CHECK_EQ_INT(dx_client_close(c.c, 1000, NULL), 0);
+  CHECK(dx_client_done(c.c));
+  CHECK_EQ_INT(c.dones, 1);
+  cl_free(&c);
+  close(hold);
+  sv_stop(&s);
+  loop_done(loop);
+}
+
+TEST(ws_close_by_client_does_not_reconnect) {
+  /* dx_ws_close on the client's own connection is a close by the user:
+   * no reconnect, even with reconnect on. */
+  dx_loop *loop = dx_loop_new(NULL);
+  sv s;
+  sv_start(&s, loop, 0);
+  char url[128];
+  url_for(url, sizeof url, s.port, "/");
+  cl c;
+  cl_start(&c, loop, url, &(dx_client_opts){.reconnect = true, .reconnect_initial = 10});
+  c.close_in_open = 4001;
+  RUN_UNTIL(loop, c.dones == 1, 5000);
+  CHECK_EQ_INT(c.dones, 1);
+  CHECK_EQ_INT(c.opens, 1);
+  CHECK_EQ_INT(c.close_code, 4001);
+  CHECK(c.clean);
+  CHECK_EQ_INT(c.reconnectings, 0);
+  run_for(loop, 100);
+  CHECK_EQ_INT(c.opens, 1);
+  CHECK_EQ_INT(s.opens, 1);
+  CHECK_EQ_INT(dx_client_close(c.c, 1000, NULL), DX_ECLOSED);
+  cl_free(&c);
+  sv_stop(&s);
+
+  /* The server never answers our close: the close timeout ends it, and
+   * still no reconnect. */
+  rs r;
+  rs_start(&r, loop, RS_OPEN_MUTE);
+  url_for(url, sizeof url, r.port, "/");
+  cl_start(&c, loop, url,
+           &(dx_client_opts){.reconnect = true, .reconnect_initial = 10, .close_timeout = 200});
+  c.close_in_open = 1000;
+  RUN_UNTIL(loop, c.dones == 1, 5000);
+  CHECK_EQ_INT(c.dones, 1);
+  CHECK_EQ_INT(c.opens, 1);
+  CHECK_EQ_INT(c.close_code, 1006);
+  CHECK_EQ_INT(c.reconnectings, 0);
+  run_for(loop, 100);
+  CHECK_EQ_INT(c.opens, 1);
+  cl_free(&c);
+  rs_stop(&r);
+  loop_done(loop);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   RUN(text_binary_roundtrip);
@@ -1799,5 +1898,7 @@ int main(void) {
   RUN(proxy_refuses);
   RUN(proxy_split_answer_with_junk);
   RUN(proxy_unreachable);
+  RUN(close_rejected_then_retry);
+  RUN(ws_close_by_client_does_not_reconnect);
   return test_report();
 }

@@ -353,6 +353,86 @@ TEST(route_protocols_server_preference) {
 }
 
 /* ------------------------------------------------------------------ */
+/* Failures after on_upgrade accepted                                  */
+
+/* What on_upgrade attaches, on_close releases: also when the upgrade fails
+ * after on_upgrade accepted it (here the 101 cannot be built: the chosen
+ * subprotocol is too long for it; out of memory takes the same path). */
+typedef struct att_app {
+  int upgrades, attached, opens, errors, closes, err, close_code;
+} att_app;
+
+static int att_on_upgrade(dx_ws *ws, void *user) {
+  att_app *a = user;
+  a->upgrades++;
+  *(int **)dx_ws_data(ws) = &a->attached; /* "attach" something */
+  a->attached++;
+  return 0;
+}
+static void att_on_open(dx_ws *ws, void *user) {
+  (void)ws;
+  ((att_app *)user)->opens++;
+}
+static void att_on_error(dx_ws *ws, int err, const char *msg, void *user) {
+  (void)ws, (void)msg;
+  att_app *a = user;
+  a->errors++;
+  a->err = err;
+}
+static void att_on_close(dx_ws *ws, int code, const char *reason, size_t len, bool clean,
+                         void *user) {
+  (void)reason, (void)len, (void)clean;
+  att_app *a = user;
+  a->closes++;
+  a->close_code = code;
+  int **slot = dx_ws_data(ws);
+  if (slot && *slot) --**slot; /* release */
+}
+
+TEST(failed_upgrade_after_on_upgrade_still_gets_on_close) {
+  dx_loop *loop = dx_loop_new(NULL);
+  dx_server *srv = make_server(loop, (dx_server_opts){0});
+  att_app a = {0}, plain = {0};
+  dx_ws_handlers h = {.on_upgrade = att_on_upgrade,
+                      .on_open = att_on_open,
+                      .on_error = att_on_error,
+                      .on_close = att_on_close,
+                      .data_size = sizeof(int *)};
+  dx_server_route(srv, "/hooked", &h, &a);
+  dx_ws_handlers h2 = {.on_open = att_on_open, .on_error = att_on_error, .on_close = att_on_close};
+  dx_server_route(srv, "/plain", &h2, &plain);
+  char longproto[601];
+  memset(longproto, 'p', sizeof longproto - 1);
+  longproto[sizeof longproto - 1] = 0;
+  const char *const protos[] = {longproto, NULL};
+  dx_server_route_protocols(srv, "/hooked", protos);
+  dx_server_route_protocols(srv, "/plain", protos);
+  int port = start_listening(srv);
+  char extra[700];
+  snprintf(extra, sizeof extra, "Sec-WebSocket-Protocol: %s\r\n", longproto);
+
+  raw *c = raw_connect(port, 0);
+  CHECK_EQ_INT(raw_ws_handshake(loop, c, "/hooked", extra), 500);
+  RUN_UNTIL(loop, c->eof || c->reset, 2000);
+  run_for(loop, 20);
+  CHECK_EQ_INT(a.upgrades, 1);
+  CHECK_EQ_INT(a.opens, 0);
+  CHECK_EQ_INT(a.errors, 1);
+  CHECK_EQ_INT(a.err, DX_ENOSPC);
+  CHECK_EQ_INT(a.closes, 1);
+  CHECK_EQ_INT(a.close_code, 1006);
+  CHECK_EQ_INT(a.attached, 0); /* released */
+
+  /* No on_upgrade: no handler ever saw the connection, and none runs. */
+  raw *d = raw_connect(port, 0);
+  CHECK_EQ_INT(raw_ws_handshake(loop, d, "/plain", extra), 500);
+  RUN_UNTIL(loop, d->eof || d->reset, 2000);
+  run_for(loop, 20);
+  CHECK_EQ_INT(plain.opens + plain.errors + plain.closes, 0);
+  teardown(loop, srv);
+}
+
+/* ------------------------------------------------------------------ */
 /* Origins                                                             */
 
 TEST(origin_allowlist) {
@@ -443,6 +523,7 @@ int main(void) {
   RUN(set_protocol_only_accepts_offers);
   RUN(set_protocol_outside_on_upgrade_is_refused);
   RUN(route_protocols_server_preference);
+  RUN(failed_upgrade_after_on_upgrade_still_gets_on_close);
   RUN(origin_allowlist);
   RUN(headers_gone_after_on_open_even_with_a_frame_in_the_same_packet);
   return test_report();
