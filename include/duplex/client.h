@@ -104,7 +104,12 @@ int dx_client_send(dx_client *c, unsigned opcode, const void *data, size_t len);
 
 /* Close for good: no more reconnects. If open, runs the closing handshake
  * (on_close follows); if connecting or waiting, stops (on_close follows
- * with 1006 for an attempt in progress). */
+ * with 1006 for an attempt in progress). Returns 0; DX_EINVAL for a code
+ * that may not be sent (0 means none, then no reason) or a reason that is
+ * not UTF-8 or longer than 123 bytes, and then nothing changed (a corrected
+ * call may follow); DX_ECLOSED once closed.
+ * dx_ws_close on the client's connection also ends the client: a close
+ * this side started never reconnects (one the server starts may). */
 int dx_client_close(dx_client *c, unsigned code, const char *reason);
 
 /* True once the client will do nothing more (closed, gave up, or failed
