@@ -50,10 +50,18 @@ typedef struct dx_url {
 int dx_url_parse(const char *url, dx_url *out, const char **why);
 
 typedef struct dx_client_opts {
+  /* Checked by dx_connect, which fails with the reason: subprotocols are
+   * tokens (RFC 9110: no spaces, commas or quotes), each offered once; the
+   * Origin and header values have no control characters but tabs; header
+   * names are tokens, and not ones the client writes itself (Host,
+   * Upgrade, Connection, Sec-WebSocket-*).
+   * The proxy: the scheme may be omitted and is case-insensitive; user:pass
+   * (percent-decoded) is sent as Proxy-Authorization: Basic; any 2xx answer
+   * to CONNECT opens the tunnel. */
   const char *const *protocols; /* NULL-terminated subprotocol offers, or NULL */
   const char *origin;           /* Origin header, or NULL */
   const char *headers;          /* extra request lines "Name: value\r\n...", or NULL */
-  const char *proxy;            /* "http://host:port" for an HTTP CONNECT proxy, or NULL */
+  const char *proxy;            /* "http://[user:pass@]host:port" (HTTP CONNECT), or NULL */
 
   int connect_timeout; /* ms for DNS + TCP + handshake; default 10000 */
   int ping_interval;   /* default off (-1); e.g. 20000 to notice dead paths */

@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -170,11 +172,14 @@ static int write_upgrade_request(dx_client *c, dx_ws *ws) {
 }
 
 static void write_connect_request(dx_client *c, dx_ws *ws) {
-  char req[600];
+  char req[1400];
   const char *l = c->url.ipv6 ? "[" : "", *r = c->url.ipv6 ? "]" : "";
-  int n = snprintf(req, sizeof req, "CONNECT %s%s%s:%u HTTP/1.1\r\nHost: %s%s%s:%u\r\n\r\n", l,
-                   c->url.host, r, c->url.port, l, c->url.host, r, c->url.port);
-  dx_stream_write(&ws->stream, req, (size_t)n);
+  int n = snprintf(req, sizeof req, "CONNECT %s%s%s:%u HTTP/1.1\r\nHost: %s%s%s:%u\r\n%s%s%s\r\n",
+                   l, c->url.host, r, c->url.port, l, c->url.host, r, c->url.port,
+                   c->proxy_auth ? "Proxy-Authorization: " : "", c->proxy_auth ? c->proxy_auth : "",
+                   c->proxy_auth ? "\r\n" : "");
+  /* dx_connect bounds the credentials so that this fits. */
+  dx_stream_write(&ws->stream, req, (size_t)n < sizeof req ? (size_t)n : sizeof req - 1);
 }
 
 static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
@@ -225,7 +230,8 @@ static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
   size_t rest_len = have - (size_t)rc;
 
   if (c->hs_step == HS_PROXY) {
-    if (resp.status != 200) {
+    /* Any 2xx opens the tunnel (RFC 9110 section 9.3.6). */
+    if (resp.status < 200 || resp.status > 299) {
       snprintf(msg, sizeof msg, "the proxy refused CONNECT to %s:%u with HTTP status %d",
                c->url.host, c->url.port, resp.status);
       attempt_fail(c, DX_EPROXY, msg);
@@ -499,12 +505,146 @@ static void schedule_reconnect(dx_client *c) {
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
+/* Reasons that name the offending value live here until the next call. */
+static _Thread_local char why_buf[300];
+
+static const char *bad_value(const char *what, const char *v, const char *rule) {
+  char shown[60];
+  size_t i = 0;
+  for (; v[i] && i < 40; i++) shown[i] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
+  shown[i] = 0;
+  snprintf(why_buf, sizeof why_buf, "bad %s '%s%s': %s", what, shown, v[i] ? "..." : "", rule);
+  return why_buf;
+}
+
+/* A header value: visible ASCII, UTF-8 or tabs/spaces, no other control
+ * characters (a CR or LF would end the line; the rest are refused by
+ * RFC 9110 section 5.5 and by servers). */
+static bool field_value_ok(const char *v, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)v[i];
+    if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return false;
+  }
+  return true;
+}
+
+/* Headers the client writes itself: a second copy breaks the handshake. */
+static const char *const own_headers[] = {"Host",
+                                          "Upgrade",
+                                          "Connection",
+                                          "Sec-WebSocket-Key",
+                                          "Sec-WebSocket-Version",
+                                          "Sec-WebSocket-Protocol",
+                                          "Sec-WebSocket-Extensions",
+                                          NULL};
+
+/* Check what goes into the upgrade request now, so that a bad option is
+ * a clear error from dx_connect, not a failure of every attempt. */
+static const char *check_request_options(const dx_client *c) {
+  for (size_t i = 0; i < c->nprotocols; i++) {
+    const char *p = c->protocols[i];
+    if (!dx__http_is_token(p, strlen(p)))
+      return bad_value("subprotocol", p,
+                       "a name is one token (letters, digits and !#$%&'*+-.^_`|~, "
+                       "no spaces or commas)");
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(c->protocols[j], p) == 0) return bad_value("subprotocol", p, "offered twice");
+  }
+  if (c->origin && (!c->origin[0] || !field_value_ok(c->origin, strlen(c->origin))))
+    return bad_value("Origin", c->origin,
+                     c->origin[0] ? "control characters are not allowed" : "empty");
+  for (const char *h = c->headers; h && *h;) {
+    const char *end = strstr(h, "\r\n");
+    size_t n = end ? (size_t)(end - h) : strlen(h);
+    char line[80];
+    snprintf(line, sizeof line, "%.*s", (int)(n < 70 ? n : 70), h);
+    if (!end) return bad_value("header", line, "each line must end in \\r\\n");
+    const char *colon = memchr(h, ':', n);
+    if (!colon || colon == h || !dx__http_is_token(h, (size_t)(colon - h)))
+      return bad_value("header", line,
+                       n ? "expected 'Name: value' with a name of letters, digits and -"
+                         : "empty line");
+    if (!field_value_ok(colon + 1, n - (size_t)(colon + 1 - h)))
+      return bad_value("header", line, "control characters (CR, LF, ...) in the value");
+    for (const char *const *o = own_headers; *o; o++)
+      if (strlen(*o) == (size_t)(colon - h) && strncasecmp(*o, h, (size_t)(colon - h)) == 0)
+        return bad_value("header", line,
+                         "the client sets this header itself (use the options for "
+                         "subprotocols and extensions)");
+    h = end + 2;
+  }
+  return NULL;
+}
+
+static int hexval(int ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+/* "http://[user:pass@]host:port[/]": the proxy's address into c->proxy and
+ * any credentials into c->proxy_auth ("Basic base64(user:pass)", the
+ * userinfo percent-decoded). Returns NULL or the reason. */
+static const char *parse_proxy(dx_client *c, const char *proxy) {
+  static const char expected[] = "bad proxy address (expected http://[user:pass@]host:port)";
+  const char *p = proxy;
+  if (strncasecmp(p, "http://", 7) == 0) {
+    p += 7;
+  } else if (strstr(p, "://")) {
+    return "bad proxy address: only http:// proxies (HTTP CONNECT) are supported";
+  }
+  size_t alen = strcspn(p, "/?#");
+  if (p[alen] && strcmp(p + alen, "/") != 0) return expected; /* no path */
+  const char *at = NULL;
+  for (const char *q = p; q < p + alen; q++)
+    if (*q == '@') at = q;
+  if (at) {
+    size_t ulen = (size_t)(at - p);
+    if (ulen > 255) return "bad proxy address: user name and password too long";
+    char user[256];
+    size_t n = 0;
+    for (size_t i = 0; i < ulen; i++) {
+      int ch = (unsigned char)p[i];
+      if (ch == '%') {
+        int hi = i + 2 < ulen ? hexval(p[i + 1]) : -1, lo = i + 2 < ulen ? hexval(p[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+          return "bad proxy address: bad %-escape in the user name or password";
+        ch = hi << 4 | lo;
+        i += 2;
+      }
+      user[n++] = (char)ch;
+    }
+    /* base64 of 255 bytes is 340 characters and a NUL */
+    unsigned char b64[4 * ((sizeof user + 2) / 3) + 1];
+    int bn = EVP_EncodeBlock(b64, (const unsigned char *)user, (int)n);
+    if (bn < 0 || !(c->proxy_auth = malloc((size_t)bn + 7))) return "out of memory";
+    memcpy(c->proxy_auth, "Basic ", 6);
+    memcpy(c->proxy_auth + 6, b64, (size_t)bn + 1);
+    alen -= ulen + 1;
+    p = at + 1;
+  }
+  char purl[300];
+  if (alen >= sizeof purl - 6) return expected;
+  snprintf(purl, sizeof purl, "ws://%.*s", (int)alen, p);
+  const char *reason = NULL;
+  if (dx_url_parse(purl, &c->proxy, &reason)) {
+    snprintf(why_buf, sizeof why_buf, "bad proxy address: %s", reason ? reason : "invalid");
+    return why_buf;
+  }
+  /* The port is required: an explicit ":N" after the host. */
+  const char *port = c->proxy.ipv6 ? strstr(purl, "]:") : strrchr(purl + 5, ':');
+  if (!port) return expected;
+  return NULL;
+}
+
 static void free_client(void *p) {
   dx_client *c = p;
   for (size_t i = 0; i < c->nprotocols; i++) free(c->protocols[i]);
   free(c->protocols);
   free(c->origin);
   free(c->headers);
+  free(c->proxy_auth);
   free(c->final_codes);
   dx_pmd_shared_free(c->pmd_shared);
   SSL_CTX_free(c->tls_ctx);
@@ -533,20 +673,7 @@ dx_client *dx_connect(dx_loop *loop, const char *url, const dx_client_opts *opts
   }
   dx_client_opts *o = &c->opts;
   if (o->proxy) {
-    char purl[512];
-    const char *p = o->proxy;
-    if (strncmp(p, "http://", 7) == 0) p += 7;
-    snprintf(purl, sizeof purl, "ws://%s", p);
-    size_t n = strlen(purl);
-    if (n && purl[n - 1] == '/') purl[n - 1] = 0;
-    if (dx_url_parse(purl, &c->proxy, &reason)) {
-      reason = "bad proxy address (expected http://host:port)";
-      goto fail;
-    }
-    if (!strchr(p, ':') || c->proxy.target[1]) {
-      reason = "bad proxy address (expected http://host:port)";
-      goto fail;
-    }
+    if ((reason = parse_proxy(c, o->proxy))) goto fail;
     c->use_proxy = true;
   }
   /* Copy what the caller may free after this call. */
@@ -560,13 +687,7 @@ dx_client *dx_connect(dx_loop *loop, const char *url, const dx_client_opts *opts
   if ((o->origin && !(c->origin = dup_or_null(o->origin))) ||
       (o->headers && !(c->headers = dup_or_null(o->headers))))
     goto oom;
-  if (c->headers) {
-    size_t n = strlen(c->headers);
-    if (n < 2 || strcmp(c->headers + n - 2, "\r\n") != 0) {
-      reason = "extra headers must be whole lines ending in \\r\\n";
-      goto fail;
-    }
-  }
+  if ((reason = check_request_options(c))) goto fail;
   size_t nf = 0;
   static const uint16_t default_final[] = {DX_CLOSE_POLICY, 0};
   const uint16_t *finals = o->final_codes ? o->final_codes : default_final;

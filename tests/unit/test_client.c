@@ -1145,6 +1145,57 @@ TEST(invalid_arguments) {
   CHECK(dx_connect(loop, "ws://h/", &(dx_client_opts){.proxy = "http://proxyhost"},
                    &client_handlers, NULL, &why) == NULL);
   CHECK_CONTAINS(why, "proxy");
+  why = NULL;
+  CHECK(dx_connect(loop, "ws://h/", &(dx_client_opts){.proxy = "http://proxyhost:1/path"},
+                   &client_handlers, NULL, &why) == NULL);
+  CHECK_CONTAINS(why, "proxy");
+  why = NULL;
+  CHECK(dx_connect(loop, "ws://h/", &(dx_client_opts){.proxy = "socks5://proxyhost:1"},
+                   &client_handlers, NULL, &why) == NULL);
+  CHECK_CONTAINS(why, "proxy");
+  /* Request options are checked here, not when the request is written
+   * (that failed every attempt, forever with reconnect on). */
+  static const char *const bad_protos[][3] = {{"a b", NULL},
+                                              {"", NULL},
+                                              {"chat", "a,b", NULL},
+                                              {"x\r\nX-Evil: 1", NULL},
+                                              {"chat", "chat", NULL}};
+  for (size_t i = 0; i < sizeof bad_protos / sizeof bad_protos[0]; i++) {
+    why = NULL;
+    CHECK(dx_connect(loop, "ws://h/",
+                     &(dx_client_opts){.protocols = bad_protos[i], .reconnect = true},
+                     &client_handlers, NULL, &why) == NULL);
+    CHECK_CONTAINS(why, "subprotocol");
+  }
+  static const char *const bad_origins[] = {"x\ny", "x\ry", "a\tb\x01", ""};
+  for (size_t i = 0; i < sizeof bad_origins / sizeof bad_origins[0]; i++) {
+    why = NULL;
+    CHECK(dx_connect(loop, "ws://h/", &(dx_client_opts){.origin = bad_origins[i]}, &client_handlers,
+                     NULL, &why) == NULL);
+    CHECK_CONTAINS(why, "Origin");
+  }
+  static const char *const bad_headers[] = {
+      "X-A: 1\r\nno colon\r\n", "X A: 1\r\n",           ": 1\r\n",
+      "X-A: a\nb\r\n",          "X-A: a\rb\r\n",        "X-A: 1\r\n\r\n",
+      "X-A: \x01\r\n",          "Host: other\r\n",      "sec-websocket-key: x\r\n",
+      "Upgrade: h2c\r\n",       "Connection: close\r\n"};
+  for (size_t i = 0; i < sizeof bad_headers / sizeof bad_headers[0]; i++) {
+    why = NULL;
+    CHECK(dx_connect(loop, "ws://h/", &(dx_client_opts){.headers = bad_headers[i]},
+                     &client_handlers, NULL, &why) == NULL);
+    if (!contains(why, "header")) fprintf(stderr, "headers case %zu: %s\n", i, why);
+    CHECK_CONTAINS(why, "header");
+  }
+  /* and good ones pass */
+  static const char *const good_protos[] = {"chat.v1", "x-y_z~1", NULL};
+  dx_client *ok = dx_connect(loop, "ws://127.0.0.1:1/",
+                             &(dx_client_opts){.protocols = good_protos,
+                                               .origin = "https://example.test:8443",
+                                               .headers = "X-A: 1\r\nAuthorization: Bearer t\t1\r\n"
+                                                          "X-Empty:\r\n"},
+                             &client_handlers, NULL, &why);
+  CHECK(ok != NULL);
+  dx_client_free(ok);
   /* why may be NULL */
   CHECK(dx_connect(loop, "nope", NULL, &client_handlers, NULL, NULL) == NULL);
   dx_client_free(NULL);
@@ -1194,6 +1245,8 @@ struct rs {
   rconn *conns[8];
   int nconns;
   char first_line[256];
+  char head[2048];          /* the first request head */
+  const char *proxy_ok;     /* RS_PROXY: the answer to CONNECT (default: a 200) */
   unsigned char after[256]; /* bytes received after our answer */
   size_t after_len;
   int eofs;
@@ -1320,7 +1373,8 @@ static void proxy_answer(rconn *k, size_t head_len) {
   k->up_fd = up;
   dx_io_init(r->loop, &k->up_io, up, on_up_read);
   dx_io_start(&k->up_io, DX_READABLE);
-  const char *ok = "HTTP/1.1 200 Connection established\r\nProxy-Agent: test\r\n\r\n";
+  const char *ok = r->proxy_ok ? r->proxy_ok
+                               : "HTTP/1.1 200 Connection established\r\nProxy-Agent: test\r\n\r\n";
   write_all(k->fd, ok, strlen(ok));
   if (k->len > head_len) write_all(up, k->buf + head_len, k->len - head_len);
 }
@@ -1357,6 +1411,7 @@ static void on_rconn_read(dx_io *io, unsigned ev) {
   if (!end) return;
   size_t head_len = (size_t)(end + 4 - k->buf);
   snprintf(r->first_line, sizeof r->first_line, "%.*s", (int)strcspn(k->buf, "\r"), k->buf);
+  if (!r->head[0]) snprintf(r->head, sizeof r->head, "%.*s", (int)head_len, k->buf);
   k->answered = true;
   static const unsigned char masked[] = {0x81,    0x85,    1,       2,       3,      4,
                                          'h' ^ 1, 'e' ^ 2, 'l' ^ 3, 'l' ^ 4, 'o' ^ 1};
@@ -1856,6 +1911,46 @@ TEST(ws_close_by_client_does_not_reconnect) {
   loop_done(loop);
 }
 
+TEST(proxy_2xx_uppercase_scheme_and_credentials) {
+  /* Any 2xx answers CONNECT (RFC 9110 9.3.6); "HTTP://" is the same
+   * scheme; user:pass@ becomes Proxy-Authorization: Basic. */
+  dx_loop *loop = dx_loop_new(NULL);
+  sv s;
+  sv_start(&s, loop, 0);
+  rs p;
+  rs_start(&p, loop, RS_PROXY);
+  p.target_port = s.port;
+  p.proxy_ok = "HTTP/1.0 204 Tunnel ready\r\n\r\n";
+  char url[128], proxy[128];
+  url_for(url, sizeof url, s.port, "/via-proxy");
+  snprintf(proxy, sizeof proxy, "HTTP://Aladdin:open%%20sesame@127.0.0.1:%d/", p.port);
+  cl c;
+  cl_start(&c, loop, url, &(dx_client_opts){.proxy = proxy});
+  c.send_on_open = "tunnelled";
+  RUN_UNTIL(loop, c.msgs == 1, 5000);
+  CHECK_EQ_INT(c.opens, 1);
+  CHECK_EQ_INT(c.errors, 0);
+  if (c.last_msg) CHECK_STR((char *)c.last_msg, "tunnelled");
+  CHECK_CONTAINS(p.head, "\r\nProxy-Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n");
+  cl_free(&c);
+  rs_stop(&p);
+
+  /* Without credentials, no header; a 3xx is still a refusal. */
+  rs_start(&p, loop, RS_PROXY);
+  p.target_port = s.port;
+  p.proxy_ok = "HTTP/1.1 302 Found\r\nLocation: http://elsewhere/\r\n\r\n";
+  snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", p.port);
+  cl_start(&c, loop, url, &(dx_client_opts){.proxy = proxy});
+  RUN_UNTIL(loop, c.dones == 1, 5000);
+  CHECK_EQ_INT(c.last_err, DX_EPROXY);
+  CHECK_CONTAINS(c.errmsg, "302");
+  CHECK(!contains(p.head, "Proxy-Authorization"));
+  cl_free(&c);
+  rs_stop(&p);
+  sv_stop(&s);
+  loop_done(loop);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   RUN(text_binary_roundtrip);
@@ -1900,5 +1995,6 @@ int main(void) {
   RUN(proxy_unreachable);
   RUN(close_rejected_then_retry);
   RUN(ws_close_by_client_does_not_reconnect);
+  RUN(proxy_2xx_uppercase_scheme_and_credentials);
   return test_report();
 }
