@@ -63,7 +63,7 @@ typedef struct dx_client_opts {
   const char *headers;          /* extra request lines "Name: value\r\n...", or NULL */
   const char *proxy;            /* "http://[user:pass@]host:port" (HTTP CONNECT), or NULL */
 
-  int connect_timeout; /* ms for DNS + TCP + handshake; default 10000 */
+  int connect_timeout; /* ms for DNS + TCP + handshake; default 10000; < 0: none */
   int ping_interval;   /* default off (-1); e.g. 20000 to notice dead paths */
   int pong_timeout;    /* default 10000 */
   int close_timeout;   /* default 5000 */

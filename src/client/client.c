@@ -401,14 +401,15 @@ static void try_next_address(dx_client *c) {
       continue;
     }
     c->fd = fd;
+    /* Before connect: a connect that completes at once goes straight to
+     * connected(), which stops this watcher (it was never set up on the
+     * first attempt, and dx_io_stop dereferenced its NULL loop). */
+    dx_io_init(c->loop, &c->conn_io, fd, on_connect_io);
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
       connected(c);
       return;
     }
-    if (errno == EINPROGRESS) {
-      dx_io_init(c->loop, &c->conn_io, fd, on_connect_io);
-      if (dx_io_start(&c->conn_io, DX_WRITABLE) == 0) return;
-    }
+    if (errno == EINPROGRESS && dx_io_start(&c->conn_io, DX_WRITABLE) == 0) return;
     c->last_connect_errno = errno;
     close(fd);
     c->fd = -1;
@@ -422,14 +423,14 @@ static void try_next_address(dx_client *c) {
   attempt_fail(c, e == ECONNREFUSED ? DX_ECONNREFUSED : DX_ECONNECT, msg);
 }
 
-static void on_resolved(void *user, struct addrinfo *res, int gai_err) {
+static void on_resolved(void *user, struct addrinfo *res, int gai_err, int sys_err) {
   dx_client *c = user;
   c->resolving = NULL;
   if (!res) {
     const dx_url *target = c->use_proxy ? &c->proxy : &c->url;
     char msg[400];
     snprintf(msg, sizeof msg, "DNS lookup failed for %s: %s", target->host,
-             gai_err == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai_err));
+             gai_err == EAI_SYSTEM ? strerror(sys_err) : gai_strerror(gai_err));
     attempt_fail(c, DX_ERESOLVE, msg);
     return;
   }
@@ -467,8 +468,10 @@ static void start_attempt(dx_client *c) {
   ws->phase = DX_WS_HANDSHAKE;
   c->ws = ws;
   c->hs_step = 0;
-  dx_timer_start(&c->timer, (uint64_t)c->opts.connect_timeout, 0);
-  c->deadline = dx_loop_now(c->loop) + (uint64_t)c->opts.connect_timeout;
+  if (c->opts.connect_timeout > 0) {
+    dx_timer_start(&c->timer, (uint64_t)c->opts.connect_timeout, 0);
+    c->deadline = dx_loop_now(c->loop) + (uint64_t)c->opts.connect_timeout;
+  }
   const dx_url *target = c->use_proxy ? &c->proxy : &c->url;
   c->resolving = dx_resolve_start(c->loop, target->host, target->port, on_resolved, c);
 }

@@ -18,6 +18,7 @@ struct dx_resolve {
   void *user;
   struct addrinfo *res;
   int rc;
+  int sys_err; /* errno on the lookup thread, for EAI_SYSTEM */
   char host[256];
   char port[8];
 };
@@ -33,7 +34,9 @@ static const struct addrinfo hints_base = {.ai_socktype = SOCK_STREAM, .ai_flags
 
 static void *resolve_thread(void *arg) {
   dx_resolve *r = arg;
+  errno = 0;
   r->rc = getaddrinfo(r->host, r->port, &hints_base, &r->res);
+  r->sys_err = errno; /* errno is per thread: the loop thread cannot read this one */
   uint64_t one = 1;
   while (write(r->efd, &one, sizeof one) < 0 && errno == EINTR) {
   }
@@ -49,9 +52,9 @@ static void on_done(dx_io *io, unsigned events) {
   r->res = NULL;
   dx_resolve_cb cb = r->cb;
   void *user = r->user;
-  int rc = r->rc;
+  int rc = r->rc, sys_err = r->sys_err;
   release(r);
-  cb(user, res, rc);
+  cb(user, res, rc, sys_err);
 }
 
 dx_resolve *dx_resolve_start(dx_loop *loop, const char *host, unsigned port, dx_resolve_cb cb,
@@ -62,12 +65,12 @@ dx_resolve *dx_resolve_start(dx_loop *loop, const char *host, unsigned port, dx_
   struct addrinfo hints = hints_base, *res = NULL;
   hints.ai_flags = AI_NUMERICHOST;
   if (getaddrinfo(host, portstr, &hints, &res) == 0) {
-    cb(user, res, 0);
+    cb(user, res, 0, 0);
     return NULL;
   }
   dx_resolve *r = calloc(1, sizeof *r);
   if (!r) {
-    cb(user, NULL, EAI_MEMORY);
+    cb(user, NULL, EAI_MEMORY, ENOMEM);
     return NULL;
   }
   snprintf(r->host, sizeof r->host, "%s", host);
@@ -87,10 +90,12 @@ dx_resolve *dx_resolve_start(dx_loop *loop, const char *host, unsigned port, dx_
   pthread_attr_destroy(&attr);
   if (rc == 0) return r;
   dx_io_stop(&r->io);
-fail:
+  errno = rc;
+fail:;
+  int err = errno;
   if (r->efd >= 0) close(r->efd);
   free(r);
-  cb(user, NULL, EAI_SYSTEM);
+  cb(user, NULL, EAI_SYSTEM, err);
   return NULL;
 }
 

@@ -12,8 +12,9 @@
 typedef struct dx_resolve dx_resolve;
 
 /* Called on the loop thread with the addresses (owned by the callee: free
- * with freeaddrinfo) or NULL and a getaddrinfo error code. */
-typedef void (*dx_resolve_cb)(void *user, struct addrinfo *res, int gai_err);
+ * with freeaddrinfo) or NULL and a getaddrinfo error code; for EAI_SYSTEM,
+ * sys_err is the errno of the thread that ran the lookup. */
+typedef void (*dx_resolve_cb)(void *user, struct addrinfo *res, int gai_err, int sys_err);
 
 /* Start resolving host:port (TCP). Numeric addresses are answered at once,
  * before this returns. Returns the request (for dx_resolve_cancel; it is

@@ -117,6 +117,8 @@ typedef struct cl {
   /* behaviour */
   const char *send_on_open; /* text sent from on_open with dx_client_send */
   unsigned close_in_open;   /* dx_ws_close(ws, this, "bye") from on_open */
+  int drains;               /* on_drain calls */
+  size_t buffered_at_drain; /* dx_ws_buffered in the last on_drain */
   bool free_in_done;
   int free_in;          /* FREE_IN_* : dx_client_free from that handler */
   bool freed;           /* ... and it happened */
@@ -217,6 +219,12 @@ static void c_close(dx_ws *ws, int code, const char *reason, size_t reason_len, 
   maybe_free(s, FREE_IN_CLOSE);
 }
 
+static void c_drain(dx_ws *ws, void *user) {
+  cl *s = user;
+  s->drains++;
+  s->buffered_at_drain = dx_ws_buffered(ws);
+}
+
 static void c_reconnecting(dx_client *c, int attempt, int delay, void *user) {
   cl *s = user;
   CHECK(c == s->c);
@@ -241,6 +249,7 @@ static const dx_ws_handlers client_handlers = {
     .on_pong = c_pong,
     .on_error = c_error,
     .on_close = c_close,
+    .on_drain = c_drain,
 };
 
 /* Connect; `o` may be NULL. on_reconnecting/on_done are always ours. */
@@ -1911,6 +1920,88 @@ TEST(ws_close_by_client_does_not_reconnect) {
   loop_done(loop);
 }
 
+TEST(heartbeat_timeout_reconnects) {
+  /* A server that goes silent after the handshake: the ping timeout
+   * drops the connection and, with reconnect on, the client tries again. */
+  dx_loop *loop = dx_loop_new(NULL);
+  rs r;
+  rs_start(&r, loop, RS_OPEN_MUTE);
+  char url[128];
+  url_for(url, sizeof url, r.port, "/");
+  cl c;
+  cl_start(&c, loop, url,
+           &(dx_client_opts){.reconnect = true,
+                             .reconnect_initial = 10,
+                             .reconnect_max = 20,
+                             .ping_interval = 100,
+                             .pong_timeout = 150});
+  RUN_UNTIL(loop, c.opens >= 2 && c.reconnectings >= 1, 5000);
+  CHECK(c.opens >= 2);
+  CHECK(c.reconnectings >= 1);
+  CHECK_EQ_INT(c.last_err, DX_ETIMEDOUT);
+  CHECK_CONTAINS(c.errmsg, "did not answer a ping");
+  CHECK_EQ_INT(c.close_code, 1006);
+  CHECK_EQ_INT(c.dones, 0);
+  cl_free(&c);
+  rs_stop(&r);
+  loop_done(loop);
+}
+
+TEST(no_connect_timeout) {
+  /* A negative connect_timeout means none: a silent server keeps the
+   * attempt waiting. */
+  dx_loop *loop = dx_loop_new(NULL);
+  rs r;
+  rs_start(&r, loop, RS_SILENT);
+  char url[128];
+  url_for(url, sizeof url, r.port, "/");
+  cl c;
+  cl_start(&c, loop, url, &(dx_client_opts){.connect_timeout = -1});
+  run_for(loop, 400);
+  CHECK_EQ_INT(c.errors, 0);
+  CHECK_EQ_INT(c.closes, 0);
+  CHECK(r.first_line[0] != 0); /* the request went out */
+  CHECK_EQ_INT(dx_client_close(c.c, 1000, NULL), 0);
+  RUN_UNTIL(loop, c.dones == 1, 2000);
+  CHECK_EQ_INT(c.dones, 1);
+  cl_free(&c);
+  rs_stop(&r);
+  loop_done(loop);
+}
+
+TEST(client_drain_and_buffered) {
+  /* Client side backpressure: a big send reports DX_BUFFERED and
+   * dx_ws_buffered counts the queued bytes; on_drain follows once the
+   * queue is below the low-water mark. */
+  dx_loop *loop = dx_loop_new(NULL);
+  sv s;
+  sv_start(&s, loop, 0);
+  char url[128];
+  url_for(url, sizeof url, s.port, "/");
+  cl c;
+  cl_start(&c, loop, url, &(dx_client_opts){.low_water = 16 << 10});
+  RUN_UNTIL(loop, c.opens == 1, 5000);
+  dx_ws *ws = dx_client_ws(c.c);
+  CHECK(ws != NULL);
+  CHECK_EQ_INT(dx_ws_buffered(ws), 0);
+  CHECK_EQ_INT(dx_client_send(c.c, DX_OP_TEXT, "small", 5), DX_SENT);
+  size_t n = (size_t)1 << 20;
+  unsigned char *big = calloc(1, n);
+  CHECK_EQ_INT(dx_client_send(c.c, DX_OP_BINARY, big, n), DX_BUFFERED);
+  CHECK(dx_ws_buffered(ws) >= n);
+  CHECK_EQ_INT(c.drains, 0);
+  RUN_UNTIL(loop, c.drains >= 1, 5000);
+  CHECK(c.drains >= 1);
+  CHECK(c.buffered_at_drain <= (size_t)(16 << 10));
+  RUN_UNTIL(loop, c.msgs == 2, 10000);
+  CHECK_EQ_INT(c.msgs, 2);
+  CHECK_EQ_INT(c.last_len, n);
+  free(big);
+  cl_free(&c);
+  sv_stop(&s);
+  loop_done(loop);
+}
+
 TEST(proxy_2xx_uppercase_scheme_and_credentials) {
   /* Any 2xx answers CONNECT (RFC 9110 9.3.6); "HTTP://" is the same
    * scheme; user:pass@ becomes Proxy-Authorization: Basic. */
@@ -1995,6 +2086,9 @@ int main(void) {
   RUN(proxy_unreachable);
   RUN(close_rejected_then_retry);
   RUN(ws_close_by_client_does_not_reconnect);
+  RUN(heartbeat_timeout_reconnects);
+  RUN(no_connect_timeout);
+  RUN(client_drain_and_buffered);
   RUN(proxy_2xx_uppercase_scheme_and_credentials);
   return test_report();
 }
