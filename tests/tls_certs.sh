@@ -19,6 +19,16 @@
 #   untrusted.pem .key       localhost/127.0.0.1, signed by ca2
 #   client.pem client.key    CN=duplex test client, clientAuth, signed by the CA
 #   client2.pem client2.key  the same, signed by ca2 (not trusted by the server)
+#   inter.pem inter.key      an intermediate CA ("duplex test intermediate
+#                            CA"), signed by ca, pathlen 0
+#   chained.pem chained.key  localhost/127.0.0.1, signed by inter, serial
+#                            0x3001 (the leaf alone: not enough for clients
+#                            that trust only ca.pem)
+#   chain.pem                chained.pem followed by inter.pem: the chain
+#                            file for --tls-cert (key: chained.key)
+#   wildcard.pem .key        SAN DNS:*.wild.test (serial 0x1006)
+#   partial.pem .key         SAN DNS:w*.wild.test, a partial wildcard that
+#                            clients must not accept (serial 0x1007)
 #
 # Returns non-zero (with openssl's output on stderr) if anything failed.
 
@@ -49,6 +59,24 @@ _dx_ca() {
       -addext "keyUsage=critical,keyCertSign,cRLSign" \
       -addext "subjectKeyIdentifier=hash" \
       -out "$dir/$name.pem"
+}
+
+# _dx_subca DIR NAME PARENT CN SERIAL: an intermediate CA signed by PARENT.
+_dx_subca() {
+  local dir=$1 name=$2 parent=$3 cn=$4 serial=$5
+  cat >"$dir/$name.ext" <<EOF
+[ subca ]
+basicConstraints = critical,CA:TRUE,pathlen:0
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+  _dx_key "$dir" "$name" &&
+    _dx_openssl "$dir/openssl.log" req -new -key "$dir/$name.key" -subj "/O=duplex tests/CN=$cn" \
+      -out "$dir/$name.csr" &&
+    _dx_openssl "$dir/openssl.log" x509 -req -in "$dir/$name.csr" -CA "$dir/$parent.pem" \
+      -CAkey "$dir/$parent.key" -set_serial "0x$serial" -days 3650 -sha256 \
+      -extfile "$dir/$name.ext" -extensions subca -out "$dir/$name.pem"
 }
 
 # _dx_leaf DIR NAME CA CN SAN EKU SERIAL [STARTDATE ENDDATE]: a leaf
@@ -113,7 +141,12 @@ make_test_certs() {
     _dx_leaf "$dir" wrong ca wrong.example "DNS:wrong.example" serverAuth 1004 &&
     _dx_leaf "$dir" untrusted ca2 localhost "$names" serverAuth 2001 &&
     _dx_leaf "$dir" client ca "duplex test client" "" clientAuth 1005 &&
-    _dx_leaf "$dir" client2 ca2 "duplex test client" "" clientAuth 2002
+    _dx_leaf "$dir" client2 ca2 "duplex test client" "" clientAuth 2002 &&
+    _dx_subca "$dir" inter ca "duplex test intermediate CA" 3000 &&
+    _dx_leaf "$dir" chained inter localhost "$names" serverAuth 3001 &&
+    cat "$dir/chained.pem" "$dir/inter.pem" >"$dir/chain.pem" &&
+    _dx_leaf "$dir" wildcard ca "*.wild.test" "DNS:*.wild.test" serverAuth 1006 &&
+    _dx_leaf "$dir" partial ca "w*.wild.test" "DNS:w*.wild.test" serverAuth 1007
 }
 
 # start_echo_tls [ARGS...]: like start_echo (lib.sh, which must be sourced

@@ -5,6 +5,8 @@
 #     `duplex echo --tls-cert/--tls-key` (Chromium loads its page over https
 #     from the same server's --static directory);
 #   - plain ws:// and wss:// on the two ports of one server at once;
+#   - a chain file (leaf + intermediate) in --tls-cert, verified by Python
+#     and duplex connect trusting only the root;
 #   - `duplex connect --ca` against a Node `ws` server over https, and
 #     `duplex connect --cert/--key` against one that requires client
 #     certificates.
@@ -89,6 +91,15 @@ start_echo_tls --tls-cert "$C/server.pem" --tls-key "$C/server.key" --deflate --
   --static "$static"
 DX_EXPECT_DEFLATE=1 run_helper "python websockets over TLS, --deflate takeover" \
   "$PY" "$here/tls_py_client.py" "$TLS_PORT" "$C" "deflate"
+
+# ---- a certificate chain: leaf + intermediate in --tls-cert ----------------
+# Clients trust only the root (ca.pem): the server must send the
+# intermediate from its chain file.
+start_echo_tls --tls-cert "$C/chain.pem" --tls-key "$C/chained.key"
+run_helper "python websockets over TLS, leaf + intermediate, trusting only the root" \
+  "$PY" "$here/tls_py_client.py" "$TLS_PORT" "$C" "chain"
+dxc self_chain "$DX_TMP/in1" --ca "$C/ca.pem" "wss://localhost:$TLS_PORT/echo" -n 1
+expect "duplex connect --ca root to a leaf + intermediate chain" 0 "$DX_TMP/in1"
 
 # ---- duplex connect against a Node ws server over https ---------------------
 # start_tls_peer NAME ARGS...: start tls_peer_node.mjs; sets PEER_PORT, PEER_LOG.
