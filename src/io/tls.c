@@ -65,8 +65,10 @@ static SSL_CTX *common_ctx(const SSL_METHOD *m, const dx_tls_opts *o, char *err,
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  const char *ciphers =
-      o && o->ciphers ? o->ciphers : "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!MD5";
+  /* TLS 1.2 suites (1.3 has its own, all fine): forward-secret AEAD only.
+   * No DHE: ECDHE covers every current client, and finite-field DH needs
+   * parameters (dh_auto is set for servers, for cipher lists that ask). */
+  const char *ciphers = o && o->ciphers ? o->ciphers : "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!MD5";
   if (!SSL_CTX_set_cipher_list(ctx, ciphers)) {
     snprintf(err, cap, "bad TLS cipher list '%s'", ciphers);
     SSL_CTX_free(ctx);
@@ -114,6 +116,7 @@ SSL_CTX *dx__tls_server_ctx(const dx_tls_opts *o, char *err, size_t cap) {
   SSL_CTX *ctx = common_ctx(TLS_server_method(), o, err, cap);
   if (!ctx) return NULL;
   SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
+  SSL_CTX_set_dh_auto(ctx, 1); /* DH parameters if a custom cipher list has DHE suites */
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
   /* Needed for session resumption once client certificates are verified. */
   static const unsigned char sid_ctx[] = "duplex";
@@ -248,6 +251,7 @@ static ssize_t tls_read(dx_stream *s, uint8_t *buf, size_t cap) {
   }
   size_t got = 0;
   ERR_clear_error();
+  errno = 0; /* ssl_status reads it after SSL_ERROR_SYSCALL */
   int ret = SSL_read_ex(t->ssl, buf, cap, &got);
   if (ret == 1) return (ssize_t)got;
   return ssl_status(s, ret, true);
@@ -271,9 +275,18 @@ static ssize_t tls_writev(dx_stream *s, const struct iovec *iov, int iovcnt) {
     }
     p = stage;
   }
-  if (n < t->retry_len) return DX_EAGAIN; /* cannot happen: the queue only grows */
+  /* OpenSSL refuses a retry with fewer bytes. It cannot be: nothing was
+   * consumed from the queue since (the bytes are still first), and a retry
+   * makes the same choice as before or a larger staged copy. Fail rather
+   * than report DX_EAGAIN with nothing to wait for (the loop would spin). */
+  if (n < t->retry_len) {
+    snprintf(t->err, sizeof t->err, "TLS write retry with %zu bytes after %zu were offered", n,
+             t->retry_len);
+    return DX_ETLS;
+  }
   size_t done = 0;
   ERR_clear_error();
+  errno = 0;
   int ret = SSL_write_ex(t->ssl, p, n, &done);
   if (ret == 1) {
     t->retry_len = 0;
@@ -288,6 +301,7 @@ static int tls_shutdown(dx_stream *s) {
   dx_tls *t = s->tctx;
   if (!SSL_is_init_finished(t->ssl)) return shutdown(s->io.fd, SHUT_WR) == 0 ? 0 : DX_ESYS;
   ERR_clear_error();
+  errno = 0;
   int ret = SSL_shutdown(t->ssl); /* sends close_notify; we do not wait for theirs */
   if (ret >= 0) return shutdown(s->io.fd, SHUT_WR) == 0 ? 0 : DX_ESYS;
   int rc = ssl_status(s, ret, false);
@@ -345,6 +359,9 @@ static dx_tls *tls_new(int fd, SSL_CTX *ctx, bool server, const char *host) {
       X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
       if (X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1) {
         SSL_set_tlsext_host_name(t->ssl, host);
+        /* "*.example.com" matches, "w*.example.com" does not (RFC 6125
+         * 6.4.3 lets clients refuse partial wildcards; browsers do). */
+        SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         SSL_set1_host(t->ssl, host);
       }
     }

@@ -12,6 +12,12 @@
 #     is refused (with --insecure too, and then the message names the
 #     missing certificate, not verification), --cert/--key from the CA is
 #     accepted;
+#   - certificate chains: leaf + intermediate in --tls-cert verifies against
+#     the root alone, the leaf alone does not;
+#   - host names: *.wild.test matches one label, partial wildcards
+#     (w*.wild.test) are refused (through a CONNECT proxy, no DNS needed);
+#   - TLS 1.2 with only weak suites (CBC, RSA key exchange, DHE, 3DES/RC4
+#     where openssl still has them) is refused, and the server keeps serving;
 #   - SIGHUP reloads the certificate: open connections keep working, new
 #     ones get the new certificate; a broken replacement is refused and the
 #     old certificate kept.
@@ -194,6 +200,100 @@ if timeout 10 openssl s_client -connect "127.0.0.1:$TLS_PORT" -servername localh
 else
   check_fail "mutual TLS: session resumption failed"
 fi
+
+# ---- certificate chains ---------------------------------------------------------
+# A leaf signed by an intermediate CA: served with the intermediate (chain
+# file in --tls-cert), a client trusting only the root verifies it; served
+# alone, it cannot (so the chain is what made the difference).
+start_echo_tls --tls-cert "$C/chain.pem" --tls-key "$C/chained.key"
+p_chain=$TLS_PORT
+start_echo_tls --tls-cert "$C/chained.pem" --tls-key "$C/chained.key"
+p_leaf_only=$TLS_PORT
+dxc chain --ca "$C/ca.pem" "wss://localhost:$p_chain/" -n 1
+expect_echo "leaf + intermediate in --tls-cert: duplex connect --ca root verifies the chain"
+s=$(timeout 10 openssl s_client -connect "127.0.0.1:$p_chain" -servername localhost -showcerts </dev/null 2>/dev/null |
+  grep -c 'BEGIN CERTIFICATE')
+[[ $s == 2 ]] && pass "the server sends 2 certificates (leaf and intermediate)" ||
+  check_fail "the server sent $s certificates, expected 2"
+dxc leaf_only --ca "$C/ca.pem" "wss://localhost:$p_leaf_only/" -n 1
+expect_refused "leaf without its intermediate: refused by a client trusting only the root" \
+  "TLS certificate verification failed: unable to get local issuer certificate"
+
+# ---- hardening: partial wildcards, weak ciphers ---------------------------------
+# Names under *.wild.test reach the servers through a CONNECT proxy that
+# sends every host to 127.0.0.1 (no DNS needed); the client checks the name
+# in the URL.
+"$PY" -c '
+import socket, sys, threading
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d: break
+            b.sendall(d)
+    except OSError:
+        pass
+    for s in (a, b):
+        try: s.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+def handle(c):
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = c.recv(4096)
+        if not d: return c.close()
+        head += d
+    port = int(head.split(b" ")[1].rsplit(b":", 1)[1])
+    u = socket.create_connection(("127.0.0.1", port))
+    c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+    pipe(c, u)
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0)); s.listen(16)
+print(s.getsockname()[1], flush=True)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+' >"$DX_TMP/proxy.port" 2>&1 &
+proxy_pid=$!
+DX_SERVER_PIDS+=("$proxy_pid")
+wait_log "$DX_TMP/proxy.port" '^[0-9]+$' 10 || fail "the CONNECT proxy did not start"
+proxy="http://127.0.0.1:$(head -n1 "$DX_TMP/proxy.port")"
+start_echo_tls --tls-cert "$C/wildcard.pem" --tls-key "$C/wildcard.key"
+dxc wildcard --proxy "$proxy" --ca "$C/ca.pem" "wss://www.wild.test:$TLS_PORT/" -n 1
+expect_echo "certificate for *.wild.test accepted for www.wild.test"
+dxc wildcard_deep --proxy "$proxy" --ca "$C/ca.pem" "wss://a.b.wild.test:$TLS_PORT/" -n 1
+expect_refused "*.wild.test does not match a.b.wild.test" "TLS certificate verification failed: hostname mismatch"
+start_echo_tls --tls-cert "$C/partial.pem" --tls-key "$C/partial.key"
+dxc partial --proxy "$proxy" --ca "$C/ca.pem" "wss://www.wild.test:$TLS_PORT/" -n 1
+expect_refused "partial wildcard w*.wild.test refused for www.wild.test" \
+  "TLS certificate verification failed: hostname mismatch"
+
+# TLS 1.2 clients offering only weak or non-forward-secret suites are
+# refused (handshake failure), and the server goes on serving.
+start_echo_tls --tls-cert "$C/server.pem" --tls-key "$C/server.key"
+weak_tried=0
+for c in AES128-SHA AES256-GCM-SHA384 ECDHE-ECDSA-AES128-SHA ECDHE-ECDSA-AES256-SHA384 \
+  DHE-RSA-AES128-GCM-SHA256 DES-CBC3-SHA RC4-SHA; do
+  # Suites this openssl cannot even offer (3DES, RC4 in OpenSSL 3) are skipped.
+  openssl ciphers -s -tls1_2 "$c" >/dev/null 2>&1 || openssl ciphers "$c" >/dev/null 2>&1 || continue
+  weak_tried=$((weak_tried + 1))
+  out=$(timeout 10 openssl s_client -connect "127.0.0.1:$TLS_PORT" -servername localhost -tls1_2 \
+    -cipher "$c" -CAfile "$C/ca.pem" </dev/null 2>&1)
+  if grep -qE "Cipher is $c|Cipher +: $c" <<<"$out"; then
+    check_fail "TLS 1.2 with $c only: accepted"
+  else
+    pass "TLS 1.2 with $c only: refused"
+  fi
+done
+((weak_tried > 0)) || check_fail "openssl could offer none of the weak suites"
+out=$(timeout 10 openssl s_client -connect "127.0.0.1:$TLS_PORT" -servername localhost -tls1_2 \
+  -CAfile "$C/ca.pem" </dev/null 2>&1)
+grep -qE 'Cipher is ECDHE-ECDSA-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)' <<<"$out" &&
+  pass "TLS 1.2 with the defaults: an ECDHE AEAD suite ($(grep -m1 -oE 'Cipher is [A-Z0-9-]+' <<<"$out"))" ||
+  check_fail "TLS 1.2 with the defaults: $(grep -m1 -E 'Cipher' <<<"$out")"
+dxc after_weak --ca "$C/ca.pem" "wss://localhost:$TLS_PORT/" -n 1
+expect_echo "the server still serves after refusing weak suites"
+proc_gone "$ECHO_PID" && fail "the server died"
 
 # ---- SIGHUP reload ----------------------------------------------------------------
 live="$DX_TMP/live"
