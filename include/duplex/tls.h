@@ -1,9 +1,12 @@
 /* duplex — TLS options for wss:// (OpenSSL 3).
  *
  * Servers: dx_server_opts.tls; clients: dx_client_opts.tls. Defaults are
- * the safe ones: TLS 1.2 minimum, OpenSSL's modern cipher list, ALPN
- * "http/1.1", and on clients certificate and host name verification
- * against the system CA store (Debian: ca-certificates).
+ * the safe ones: TLS 1.2 minimum, forward-secret AEAD suites only
+ * ("ECDHE+AESGCM:ECDHE+CHACHA20" for TLS 1.2; OpenSSL's TLS 1.3 suites),
+ * ALPN "http/1.1", and on clients certificate and host name verification
+ * against the system CA store (Debian: ca-certificates). Host names match
+ * a certificate's DNS names with whole-label wildcards only ("*.example.com",
+ * never "w*.example.com"); IP addresses match IP names.
  */
 #ifndef DUPLEX_TLS_H
 #define DUPLEX_TLS_H
@@ -26,7 +29,8 @@ typedef struct dx_tls_opts {
   /* Client only: skip certificate and host name verification (testing
    * only; a warning is logged). */
   bool insecure;
-  /* OpenSSL cipher list for TLS 1.2 (NULL = a modern default). */
+  /* OpenSSL cipher list for TLS 1.2 (NULL = the default above). Servers
+   * pick DH parameters automatically if the list has DHE suites. */
   const char *ciphers;
 } dx_tls_opts;
 
