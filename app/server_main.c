@@ -279,6 +279,14 @@ int server_main_run(server_main_cfg *cfg, int (*setup)(dx_server *srv, void *arg
   nworkers = cfg->threads;
   workers = calloc((size_t)nworkers, sizeof *workers);
   if (!workers) return 1;
+  /* --max-connections counts for the process, not per loop: the loops'
+   * servers share one group. */
+  dx_server_group *group = dx_server_group_new(cfg->opts.max_connections);
+  if (!group) {
+    free(workers);
+    return 1;
+  }
+  cfg->opts.group = group;
   int status = 0;
   int port = cfg->opts.port ? cfg->opts.port : cfg->port;
   int tls_port = cfg->opts.tls_port;
@@ -323,5 +331,7 @@ int server_main_run(server_main_cfg *cfg, int (*setup)(dx_server *srv, void *arg
     }
   }
   free(workers);
+  cfg->opts.group = NULL;
+  dx_server_group_free(group); /* after every server was freed */
   return status;
 }

@@ -34,6 +34,23 @@ extern "C" {
 
 typedef struct dx_server dx_server;
 
+/* A connection limit shared by several servers, e.g. one per loop thread
+ * serving one port: together they hold at most `max_connections` (0 means
+ * 100000); past it a new connection gets 503 and is closed, as with a
+ * server's own max_connections, which still applies too. Put it in each
+ * server's dx_server_opts.group.
+ *
+ * Threads: the count is atomic, so servers on different loop threads may
+ * share a group, and dx_server_group_connections may be called from any
+ * thread. Create the group before its servers and free it after the last
+ * of them was freed (dx_server_free gives the slots of a server's
+ * remaining connections back at once). Returns NULL when out of memory. */
+typedef struct dx_server_group dx_server_group;
+dx_server_group *dx_server_group_new(size_t max_connections);
+void dx_server_group_free(dx_server_group *group); /* NULL is ok */
+/* Connections the group's servers hold now (any thread). */
+size_t dx_server_group_connections(const dx_server_group *group);
+
 /* What to do with a connection whose unsent bytes would exceed
  * max_buffered. */
 typedef enum dx_backpressure_policy {
@@ -50,7 +67,8 @@ typedef struct dx_server_opts {
   int backlog;      /* default 1024 */
   bool reuseport;   /* SO_REUSEPORT, for several loops on one port */
 
-  size_t max_connections; /* default 100000; then 503 and close */
+  size_t max_connections; /* default 100000 (this server); then 503 and close */
+  dx_server_group *group; /* a limit shared with other servers; NULL = none */
   size_t max_message;     /* default 16 MiB; then close 1009 */
   size_t max_frame;       /* default max_message */
   size_t max_handshake;   /* request head size, default 8 KiB; then 431 */

@@ -1,6 +1,7 @@
 /* The WebSocket server: listening, the opening handshake, routes, plain
  * HTTP on the same port, connection limits and graceful shutdown. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,40 @@
 #include "ws/ws_internal.h"
 
 #define DX_MAX_REQUEST_HEADERS 64
+
+struct dx_server_group {
+  atomic_size_t count;
+  size_t max;
+};
+
+dx_server_group *dx_server_group_new(size_t max_connections) {
+  dx_server_group *g = malloc(sizeof *g);
+  if (!g) return NULL;
+  atomic_init(&g->count, 0);
+  g->max = max_connections ? max_connections : 100000;
+  return g;
+}
+
+void dx_server_group_free(dx_server_group *g) { free(g); }
+
+size_t dx_server_group_connections(const dx_server_group *g) {
+  return atomic_load(&((dx_server_group *)g)->count);
+}
+
+/* Take a slot unless the group is full. A compare-and-swap, not add then
+ * undo: a failed attempt on one thread must not make another thread's
+ * attempt see the group full. */
+static bool group_take(dx_server_group *g) {
+  size_t n = atomic_load(&g->count);
+  do {
+    if (n >= g->max) return false;
+  } while (!atomic_compare_exchange_weak(&g->count, &n, n + 1));
+  return true;
+}
+
+static void group_give(dx_server_group *g, size_t n) {
+  if (g && n) atomic_fetch_sub(&g->count, n);
+}
 
 struct dx_server {
   dx_loop *loop;
@@ -110,6 +145,7 @@ static void on_released(dx_ws *ws) {
     srv->conns = ws->next;
   if (ws->next) ws->next->prev = ws->prev;
   srv->nconns--;
+  group_give(srv->opts.group, 1);
   if (ws->http_body_held) {
     dx__static_body_free(ws->http_body);
     ws->http_body = NULL;
@@ -418,7 +454,14 @@ static void accept_conn(dx_server *srv, int fd, SSL_CTX *tls) {
     close(fd);
     return;
   }
-  if (srv->nconns >= srv->opts.max_connections) {
+  dx_server_group *g = srv->opts.group;
+  size_t limit = srv->opts.max_connections;
+  bool full = srv->nconns >= limit;
+  if (!full && g && !group_take(g)) {
+    full = true;
+    limit = g->max;
+  }
+  if (full) {
     /* No room: answer 503 without allocating anything and close. */
     char buf[256];
     int n = dx_http_build_error(buf, sizeof buf, 503, "server is at its connection limit");
@@ -427,19 +470,16 @@ static void accept_conn(dx_server *srv, int fd, SSL_CTX *tls) {
     close(fd);
     uint64_t now = dx_loop_now(srv->loop);
     if (now - srv->limit_warned > 10000 || !srv->limit_warned) {
-      dx_log_warn("connection limit (%zu) reached: answering 503", srv->opts.max_connections);
+      dx_log_warn("connection limit (%zu) reached: answering 503", limit);
       srv->limit_warned = now;
     }
     return;
   }
   dx_ws *ws = calloc(1, dx__ws_alloc_size(srv->max_data_size));
-  if (!ws) {
-    close(fd);
-    return;
-  }
-  if (dx__ws_init(ws, srv->loop, fd, &server_ops, srv, &srv->cfg, tls, NULL) != 0) {
+  if (!ws || dx__ws_init(ws, srv->loop, fd, &server_ops, srv, &srv->cfg, tls, NULL) != 0) {
     close(fd);
     free(ws);
+    group_give(g, 1);
     return;
   }
   ws->next = srv->conns;
@@ -671,6 +711,7 @@ void dx_server_free(dx_server *srv) {
     dx__ws_orphan(ws, srv->loop);
   }
   srv->conns = NULL;
+  group_give(srv->opts.group, srv->nconns); /* dropped: their slots are free */
   srv->nconns = 0;
   dx_loop_free_later(srv->loop, srv, free_server_memory);
 }

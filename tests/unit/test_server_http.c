@@ -385,6 +385,64 @@ TEST(max_connections_503_then_room_again) {
   teardown(loop, srv);
 }
 
+/* Two servers (on two loops, as with --threads 2) sharing a group of two
+ * connections: the limit is for both together. */
+static void pump2(dx_loop *a, dx_loop *b) {
+  dx_loop_run_once(a, 1);
+  pump(b);
+}
+
+TEST(group_limit_spans_servers) {
+  dx_server_group *g = dx_server_group_new(2);
+  CHECK(g != NULL);
+  dx_loop *la = dx_loop_new(NULL), *lb = dx_loop_new(NULL);
+  dx_server *sa = make_server(la, (dx_server_opts){.group = g});
+  dx_server *sb = make_server(lb, (dx_server_opts){.group = g});
+  rec ra = {0}, rb = {0};
+  dx_ws_handlers h = rec_handlers();
+  dx_server_route(sa, "/", &h, &ra);
+  dx_server_route(sb, "/", &h, &rb);
+  int pa = start_listening(sa), pb = start_listening(sb);
+
+  /* One WebSocket on each server fills the group. */
+  raw *a = raw_connect(pa, 0), *b = raw_connect(pb, 0);
+  CHECK(a && b);
+  const char *up = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  raw_write_str(la, a, up);
+  raw_write_str(lb, b, up);
+  uint64_t deadline = now_ms() + 3000;
+  while ((ra.opens < 1 || rb.opens < 1) && now_ms() < deadline) pump2(la, lb);
+  CHECK_EQ_INT(ra.opens + rb.opens, 2);
+  CHECK_EQ_INT(dx_server_group_connections(g), 2);
+
+  /* A third, on either server, gets 503. */
+  raw *c = raw_connect(pa, 0);
+  deadline = now_ms() + 3000;
+  while (!(c->eof || c->reset) && now_ms() < deadline) pump2(lb, la);
+  CHECK_EQ_INT(http_status(c->buf), 503);
+  raw_close(c);
+  CHECK_EQ_INT(dx_server_connections(sa), 1);
+
+  /* One leaves the other server: room again on this one. */
+  raw_close(b);
+  deadline = now_ms() + 3000;
+  while (rb.closes < 1 && now_ms() < deadline) pump2(la, lb);
+  CHECK_EQ_INT(dx_server_group_connections(g), 1);
+  raw *d = raw_connect(pa, 0);
+  raw_write_str(la, d, up);
+  deadline = now_ms() + 3000;
+  while (ra.opens < 2 && now_ms() < deadline) pump2(lb, la);
+  CHECK_EQ_INT(ra.opens, 2);
+  CHECK_EQ_INT(dx_server_group_connections(g), 2);
+
+  /* Freeing a server gives its slots back. */
+  teardown(lb, sb);
+  teardown(la, sa);
+  CHECK_EQ_INT(dx_server_group_connections(g), 0);
+  dx_server_group_free(g);
+}
+
 int main(void) {
   RUN(exact_route_and_star_fallback);
   RUN(unknown_path_without_star_is_404);
@@ -394,5 +452,6 @@ int main(void) {
   RUN(static_files);
   RUN(static_traversal_never_leaks);
   RUN(max_connections_503_then_room_again);
+  RUN(group_limit_spans_servers);
   return test_report();
 }
