@@ -75,13 +75,25 @@ bool cli_parse_ms(const char *s, int *out) {
   return true;
 }
 
+static const char *current_usage;
+
+void cli_set_usage(const char *usage) { current_usage = usage; }
+
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fprintf(stderr, "duplex %s: ", cmd);
   vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\nTry 'duplex %s --help' for the options.\n", cmd);
   va_end(ap);
+  fputc('\n', stderr);
+  /* The usage lines (up to the first blank line), not the whole help: the
+   * error stays on screen. */
+  if (current_usage) {
+    const char *end = strstr(current_usage, "\n\n");
+    int n = end ? (int)(end - current_usage) : (int)strlen(current_usage);
+    fprintf(stderr, "%.*s\n", n, current_usage);
+  }
+  fprintf(stderr, "Try 'duplex %s --help' for the options.\n", cmd);
   return 2;
 }
 

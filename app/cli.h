@@ -36,7 +36,13 @@ int cli_parse_deflate(const char *cmd, int which, const char *arg, struct dx_def
   "      --deflate-level N      1-9, zlib compression level (default 6)\n"                         \
   "      --deflate-threshold SIZE  send smaller messages uncompressed (default 64)\n"
 
-/* Print "duplex CMD: MSG" and a hint to stderr; returns 2 (usage error). */
+/* The running command's help text, for cli_usage_error: its usage lines
+ * are those before the first blank line. Call before parsing. */
+void cli_set_usage(const char *usage);
+
+/* Print "duplex CMD: MSG", the usage lines of the text given to
+ * cli_set_usage, and a pointer to --help, all to stderr; returns 2 (the
+ * exit status for usage errors). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

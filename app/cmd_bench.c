@@ -318,6 +318,7 @@ static void report(bench *b) {
 }
 
 int cmd_bench(int argc, char **argv) {
+  cli_set_usage(usage);
   static bench b; /* large (histogram): not on the stack */
   memset(&b, 0, sizeof b);
   b.nconns = 100;

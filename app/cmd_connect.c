@@ -309,6 +309,7 @@ static void on_done(dx_client *c, void *user) {
 }
 
 int cmd_connect(int argc, char **argv) {
+  cli_set_usage(usage);
   app *a = &the_app;
   memset(a, 0, sizeof *a);
   a->exit_status = 1;

@@ -39,6 +39,8 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "echo")) return cmd_echo(argc - 1, argv + 1);
   if (!strcmp(cmd, "connect")) return cmd_connect(argc - 1, argv + 1);
   if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
-  fprintf(stderr, "duplex: unknown command '%s'\nTry 'duplex --help'.\n", cmd);
+  fprintf(stderr,
+          "duplex: unknown command '%s'\nusage: duplex COMMAND [OPTIONS]\nTry 'duplex --help'.\n",
+          cmd);
   return 2;
 }

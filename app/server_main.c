@@ -82,6 +82,7 @@ int server_main_parse(server_main_cfg *cfg, int argc, char **argv, const char *u
   memcpy(all, common_opts, sizeof common_opts);
   if (nextra) memcpy(all + ncommon, extra_opts, nextra * sizeof *all);
   const char *cmd = cfg->name;
+  cli_set_usage(usage);
   dx_server_opts *o = &cfg->opts;
   int rc = -1, opt;
   long v;
