@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "io/wqueue.h"
 
 #define DX_DEFAULT_READ_BUF (64u * 1024u)
 #define DX_DEFAULT_MAX_EVENTS 256
@@ -356,9 +357,11 @@ static void dx__before_sleep(dx_loop *loop) {
 static int dx__poll_timeout(dx_loop *loop, int timeout_ms) {
   if (loop->no_sleep || atomic_load_explicit(&loop->stop, memory_order_relaxed)) return 0;
   int64_t next = dx__timers_next(loop);
-  if (next < 0) return timeout_ms;
   if (next > INT_MAX) next = INT_MAX;
-  if (timeout_ms < 0 || next < timeout_ms) return (int)next;
+  if (next < 0) next = timeout_ms; /* no timers */
+  if (timeout_ms < 0 || next < timeout_ms) timeout_ms = (int)next;
+  /* Cached write-queue blocks are trimmed once a second even when idle. */
+  if (loop->wq_cached && (timeout_ms < 0 || timeout_ms > 1000)) timeout_ms = 1000;
   return timeout_ms;
 }
 
@@ -382,6 +385,7 @@ static int dx__turn(dx_loop *loop, int timeout_ms) {
   dx__timers_run(loop);
   dx__before_sleep(loop);
   dx__release_freed(loop);
+  loop->wq_cached = dx_wq_cache_tick(loop->now);
   return 0;
 }
 

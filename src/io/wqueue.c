@@ -54,16 +54,22 @@ void dx_sbuf_unref(dx_sbuf *b) {
  * malloc/free churn, and above all glibc trimming the heap top with brk
  * when a turn frees more than 128 KiB and the next turn faulting it back in
  * (a quarter of the CPU with 100 connections echoing 4 KiB messages).
- * Bounded per thread (256 small + 64 large = 1.25 MiB); an idle queue still
- * holds nothing. Freed when the thread exits. */
+ * The cache keeps up to the working set of a busy loop (bounded per
+ * thread: 4096 small + 512 large blocks = 12 MiB), and dx_wq_cache_tick()
+ * gives back, once a second, every block that sat unused in it for the
+ * whole second, so an idle thread holds nothing after two seconds. Freed
+ * when the thread exits. */
 
 #define DX_WQ_SMALL_CAP (DX_WQ_FIRST_BLOCK - DX_WQ_HDR)
 #define DX_WQ_LARGE_CAP (DX_WQ_BLOCK - DX_WQ_HDR)
-enum { DX_WQ_CACHE_SMALL = 256, DX_WQ_CACHE_LARGE = 64 };
+enum { DX_WQ_CACHE_SMALL = 4096, DX_WQ_CACHE_LARGE = 512 };
+#define DX_WQ_CACHE_PERIOD_MS 1000
 
 typedef struct dx_wq_cache {
   dx_wq_node *small, *large;
   unsigned nsmall, nlarge;
+  unsigned low_small, low_large; /* fewest cached since the last trim */
+  uint64_t last_trim;            /* ms, the loop's clock */
   bool registered;
 } dx_wq_cache;
 
@@ -81,6 +87,7 @@ static void dx__cache_drain(void *arg) {
     }
   }
   c->nsmall = c->nlarge = 0;
+  c->low_small = c->low_large = 0;
 }
 
 static void dx__cache_key_init(void) { pthread_key_create(&wq_cache_key, dx__cache_drain); }
@@ -92,11 +99,42 @@ static dx_wq_node *dx__cache_take(size_t cap) {
   if (!list || !*list) return NULL;
   dx_wq_node *n = *list;
   *list = n->next;
-  if (cap == DX_WQ_SMALL_CAP)
-    wq_cache.nsmall--;
-  else
-    wq_cache.nlarge--;
+  if (cap == DX_WQ_SMALL_CAP) {
+    if (--wq_cache.nsmall < wq_cache.low_small) wq_cache.low_small = wq_cache.nsmall;
+  } else {
+    if (--wq_cache.nlarge < wq_cache.low_large) wq_cache.low_large = wq_cache.nlarge;
+  }
   return n;
+}
+
+static void dx__cache_free_some(dx_wq_node **list, unsigned *count, unsigned k) {
+  for (; k > 0 && *list; k--) {
+    dx_wq_node *n = *list;
+    *list = n->next;
+    free(n);
+    (*count)--;
+  }
+}
+
+bool dx_wq_cache_tick(uint64_t now_ms) {
+  dx_wq_cache *c = &wq_cache;
+  if (c->nsmall == 0 && c->nlarge == 0) {
+    c->last_trim = now_ms;
+    return false;
+  }
+  if (now_ms - c->last_trim >= DX_WQ_CACHE_PERIOD_MS) {
+    /* Blocks that were never taken during the period are not needed. */
+    dx__cache_free_some(&c->small, &c->nsmall, c->low_small);
+    dx__cache_free_some(&c->large, &c->nlarge, c->low_large);
+    c->low_small = c->nsmall;
+    c->low_large = c->nlarge;
+    c->last_trim = now_ms;
+  }
+  return c->nsmall || c->nlarge;
+}
+
+size_t dx_wq_cache_bytes(void) {
+  return wq_cache.nsmall * (size_t)DX_WQ_FIRST_BLOCK + wq_cache.nlarge * (size_t)DX_WQ_BLOCK;
 }
 
 static bool dx__cache_give(dx_wq_node *n) {

@@ -99,4 +99,13 @@ size_t dx_wq_memory(const dx_wqueue *q);
 /* Drop everything. */
 void dx_wq_clear(dx_wqueue *q);
 
+/* The calling thread's cache of freed blocks: the loop calls this once per
+ * turn with its clock. Once a period (1 s) it frees the blocks that stayed
+ * unused in the cache for the whole period. Returns true while the cache
+ * holds blocks, so the loop wakes within a period to trim again. */
+bool dx_wq_cache_tick(uint64_t now_ms);
+
+/* Bytes the calling thread's cache holds (tests, diagnostics). */
+size_t dx_wq_cache_bytes(void);
+
 #endif /* DX_IO_WQUEUE_H */

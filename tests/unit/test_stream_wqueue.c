@@ -172,6 +172,41 @@ TEST(small_blocks_between_refs) {
   dx_sbuf_unref(b);
 }
 
+/* The per-thread block cache keeps what a busy loop reuses and gives back,
+ * once a second, what sat unused for a whole second. */
+static void cycle_large_blocks(int k) {
+  static uint8_t data[4100];
+  dx_wqueue q[16];
+  for (int i = 0; i < k; i++) {
+    dx_wq_init(&q[i]);
+    CHECK_EQ_INT(dx_wq_write(&q[i], data, sizeof data), 0); /* one 16 KiB block */
+  }
+  for (int i = 0; i < k; i++) dx_wq_consume(&q[i], sizeof data);
+}
+
+TEST(block_cache_trims_what_sat_unused) {
+  uint64_t t = 1u << 30;
+  /* Start from an empty cache whatever earlier tests left. */
+  dx_wq_cache_tick(t);
+  dx_wq_cache_tick(t += 1000);
+  dx_wq_cache_tick(t += 1000);
+  CHECK_EQ_INT(dx_wq_cache_bytes(), 0);
+  CHECK(!dx_wq_cache_tick(t += 1000));
+
+  cycle_large_blocks(10);
+  CHECK_EQ_INT(dx_wq_cache_bytes(), 10 * DX_WQ_BLOCK);
+  CHECK(dx_wq_cache_tick(t += 1000)); /* period starts: all 10 unused so far */
+  cycle_large_blocks(4);              /* 4 are reused during the period */
+  CHECK(dx_wq_cache_tick(t += 1000));
+  CHECK_EQ_INT(dx_wq_cache_bytes(), 4 * DX_WQ_BLOCK);
+  /* Not a whole period yet: nothing freed. */
+  CHECK(dx_wq_cache_tick(t + 999));
+  CHECK_EQ_INT(dx_wq_cache_bytes(), 4 * DX_WQ_BLOCK);
+  /* Idle for a period: everything goes back. */
+  CHECK(!dx_wq_cache_tick(t += 1000));
+  CHECK_EQ_INT(dx_wq_cache_bytes(), 0);
+}
+
 int main(void) {
   RUN(small_writes_pack_into_one_block);
   RUN(big_write_is_one_piece);
@@ -179,5 +214,6 @@ int main(void) {
   RUN(shared_refs_interleave);
   RUN(reserve_commit_and_iov_limit);
   RUN(small_blocks_between_refs);
+  RUN(block_cache_trims_what_sat_unused);
   return test_report();
 }
