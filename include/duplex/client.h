@@ -46,7 +46,9 @@ typedef struct dx_url {
 
 /* Parse `url`. Returns 0, or DX_EINVAL and a reason in `why` (may be NULL):
  * unsupported scheme, missing host, bad port, unterminated IPv6 bracket,
- * user info or fragment present, too long. */
+ * user info or fragment present, too long. Brackets hold an IPv6 address
+ * only; a host name is letters, digits, '-', '.' and '_' without empty
+ * labels, and one that ends in a number must be a dotted-quad IPv4. */
 int dx_url_parse(const char *url, dx_url *out, const char **why);
 
 typedef struct dx_client_opts {

@@ -1,4 +1,5 @@
 /* ws:// and wss:// URL parsing (RFC 6455 section 3). */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +43,14 @@ int dx_url_parse(const char *url, dx_url *out, const char **why) {
       if (close[1] != ':') return bad(why, "junk after the IPv6 address");
       port = close + 2;
     }
-    if (!hlen || strspn(host, "0123456789abcdefABCDEF:.") < hlen)
-      return bad(why, "bad IPv6 address");
+    /* Only an IPv6 address goes in brackets (RFC 3986 3.2.2; no zone
+     * IDs): "[1]" would otherwise be looked up as a name. */
+    char a6[64];
+    struct in6_addr in6;
+    if (!hlen || hlen >= sizeof a6) return bad(why, "bad IPv6 address");
+    memcpy(a6, host, hlen);
+    a6[hlen] = 0;
+    if (inet_pton(AF_INET6, a6, &in6) != 1) return bad(why, "bad IPv6 address in brackets");
   } else {
     const char *colon = memchr(auth, ':', alen);
     hlen = colon ? (size_t)(colon - auth) : alen;
@@ -52,9 +59,23 @@ int dx_url_parse(const char *url, dx_url *out, const char **why) {
   if (!hlen) return bad(why, "the URL has no host");
   if (hlen >= sizeof out->host) return bad(why, "host name too long");
   memcpy(out->host, host, hlen);
-  for (size_t i = 0; i < hlen; i++) {
-    unsigned char c = (unsigned char)out->host[i];
-    if (c <= ' ' || c == '%' || c == '\\' || c >= 0x7f) return bad(why, "bad character in host");
+  if (!out->ipv6) {
+    /* A name (RFC 1123: letters, digits, '-', '.'; '_' is common enough)
+     * with no empty labels but a final one ("example.com."), or an IPv4
+     * address: a host that ends in a number must be a dotted quad, since
+     * the resolver reads "1" as 0.0.0.1 and "127.1" as 127.0.0.1. */
+    const char *h = out->host;
+    if (strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") < hlen)
+      return bad(why, "bad character in host (letters, digits, '-', '.' and '_' only)");
+    if (h[0] == '.' || strstr(h, "..")) return bad(why, "bad host name: empty label");
+    size_t end = hlen - (h[hlen - 1] == '.');
+    size_t last = end;
+    while (last > 0 && h[last - 1] != '.') last--;
+    if (last < end && strspn(h + last, "0123456789") == end - last) {
+      struct in_addr in4;
+      if (inet_pton(AF_INET, h, &in4) != 1)
+        return bad(why, "bad IPv4 address in host (expected four numbers 0-255)");
+    }
   }
   out->port = out->tls ? 443 : 80;
   if (port) {

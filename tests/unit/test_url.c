@@ -83,6 +83,24 @@ TEST(host_names) {
   CHECK_STR(u.target, "/x");
   u = ok("ws://h");
   CHECK_STR(u.host, "h");
+  u = ok("ws://Example.COM./");
+  CHECK_STR(u.host, "Example.COM.");
+  u = ok("ws://xn--bcher-kva.example:1/");
+  CHECK_STR(u.host, "xn--bcher-kva.example");
+  u = ok("ws://3com.example/");
+  CHECK_STR(u.host, "3com.example");
+  /* Host names are letters, digits, '-', '.' and '_' (RFC 1123, and '_'
+   * as found in the wild); anything else was passed to the resolver. */
+  static const char *const bad_hosts[] = {
+      "ws://a]b/",  "ws://a{b}/", "ws://a|b/", "ws://a[b/", "ws://a<b>/",
+      "ws://a\"b/", "ws://a'b/",  "ws://a,b/", "ws://a;b/", "ws://a=b/",
+      "ws://a!b/",  "ws://a$b/",  "ws://a*b/", "ws://a~b/", "ws://a+b/",
+      "ws://a(b)/", "ws://a^b/",  "ws://a`b/", "ws://a&b/", "ws://h\xc3\xa9/"};
+  for (size_t i = 0; i < sizeof bad_hosts / sizeof bad_hosts[0]; i++) bad(bad_hosts[i], "host");
+  /* and no empty labels */
+  bad("ws://a..b/", "host");
+  bad("ws://.a/", "host");
+  bad("ws://./", "host");
 }
 
 TEST(ipv4) {
@@ -94,6 +112,15 @@ TEST(ipv4) {
   u = ok("wss://10.0.0.255");
   CHECK_STR(u.host, "10.0.0.255");
   CHECK_EQ_INT(u.port, 443);
+  /* A host that ends in a number is an IPv4 address, and only the dotted
+   * quad is accepted (getaddrinfo would take "1" as 0.0.0.1, "127.1" as
+   * 127.0.0.1). */
+  bad("ws://1/", "IPv4");
+  bad("ws://127.1:9001/", "IPv4");
+  bad("ws://256.0.0.1/", "IPv4");
+  bad("ws://1.2.3.4.5/", "IPv4");
+  bad("ws://example.123/", "IPv4");
+  bad("ws://0x7f.0.0.1/", "IPv4");
 }
 
 TEST(ipv6) {
@@ -119,6 +146,19 @@ TEST(ipv6) {
   bad("ws://[]/", NULL);
   bad("ws://[zz::1]/", "IPv6");
   bad("ws://[::1]:/", "port");
+  /* Brackets hold an IPv6 address and nothing else: "[1]" was looked up
+   * as the name "1" (0.0.0.1), "[127.0.0.1]" accepted. */
+  bad("ws://[1]:19001/", "IPv6");
+  bad("ws://[127.0.0.1]:9001/", "IPv6");
+  bad("ws://[localhost]/", "IPv6");
+  bad("ws://[::1::2]/", "IPv6");
+  bad("ws://[1:2:3:4:5:6:7:8:9]/", "IPv6");
+  bad("ws://[:::]/", "IPv6");
+  bad("ws://[fe80::1%25eth0]/", "IPv6");
+  u = ok("ws://[1:2:3:4:5:6:7:8]/");
+  CHECK_STR(u.host, "1:2:3:4:5:6:7:8");
+  u = ok("ws://[FE80::A]:1/");
+  CHECK_STR(u.host, "FE80::A");
 }
 
 TEST(ports) {
