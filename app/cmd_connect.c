@@ -45,6 +45,8 @@ static const char usage[] =
     "      --insecure              do not verify the server's certificate (testing only)\n"
     "      --cert FILE, --key FILE client certificate and key for mutual TLS\n"
     "      --deflate-mode MODE     shared (default) or takeover (see duplex echo --help)\n"
+    "      --deflate-window-bits N 9-15: offer client_max_window_bits=N and compress\n"
+    "                              with that window (takeover mode)\n"
     "  -q, --quiet                 no status lines on stderr\n"
     "      --log-level LEVEL       error, warn (default), info or debug\n"
     "  -h, --help                  show this help\n"
@@ -332,6 +334,7 @@ int cmd_connect(int argc, char **argv) {
     OPT_LOG_LEVEL,
     OPT_DEFLATE,
     OPT_DEFLATE_MODE,
+    OPT_DEFLATE_WINDOW, /* cli_parse_deflate: OPT_DEFLATE + 2 */
     OPT_CA,
     OPT_INSECURE,
     OPT_CERT,
@@ -355,6 +358,7 @@ int cmd_connect(int argc, char **argv) {
       {"log-level", required_argument, 0, OPT_LOG_LEVEL},
       {"deflate", no_argument, 0, OPT_DEFLATE},
       {"deflate-mode", required_argument, 0, OPT_DEFLATE_MODE},
+      {"deflate-window-bits", required_argument, 0, OPT_DEFLATE_WINDOW},
       {"ca", required_argument, 0, OPT_CA},
       {"insecure", no_argument, 0, OPT_INSECURE},
       {"cert", required_argument, 0, OPT_CERT},
@@ -453,6 +457,7 @@ int cmd_connect(int argc, char **argv) {
     }
     case OPT_DEFLATE:
     case OPT_DEFLATE_MODE:
+    case OPT_DEFLATE_WINDOW:
       rc = cli_parse_deflate("connect", opt - OPT_DEFLATE, optarg, &o.deflate);
       break;
     case OPT_CA:
