@@ -30,7 +30,10 @@ static const char usage[] =
     "      --wait-close            at end of input, wait for the server to close\n"
     "                              (default: close with 1000 once input ends and,\n"
     "                              with --count, N messages arrived)\n"
-    "      --binary                send each input line as a binary message\n"
+    "      --binary                send stdin as binary messages, bytes unaltered (no\n"
+    "                              line splitting): each read of stdin, up to 64 KiB,\n"
+    "                              is one message (a pipe delivers what its writer\n"
+    "                              wrote, a file comes in 64 KiB pieces)\n"
     "      --binary-as FORMAT      print received binary as hex (default), base64\n"
     "                              or raw\n"
     "      --ping-interval T       ping the server this often; no answer within\n"
@@ -47,12 +50,14 @@ static const char usage[] =
     "      --deflate-mode MODE     shared (default) or takeover (see duplex echo --help)\n"
     "      --deflate-window-bits N 9-15: offer client_max_window_bits=N and compress\n"
     "                              with that window (takeover mode)\n"
-    "  -q, --quiet                 no status lines on stderr\n"
+    "  -q, --quiet                 no status lines on stderr, only the reason of a\n"
+    "                              failure (one line, at exit)\n"
     "      --log-level LEVEL       error, warn (default), info or debug\n"
     "  -h, --help                  show this help\n"
     "\n"
-    "Exit status: 0 after a clean close (1000, 1001 or no code), 1 when the\n"
-    "connection failed or closed with another code, 2 for usage errors.\n"
+    "Exit status: 0 after a clean close (1000, 1001 or no code) and after SIGINT or\n"
+    "SIGTERM (which close with 1000, or stop connecting or waiting to reconnect), 1\n"
+    "when the connection failed or closed with another code, 2 for usage errors.\n"
     "\n"
     "Example:\n"
     "  echo hi | duplex connect ws://127.0.0.1:9001/ -n 1      # prints hi\n";
@@ -80,8 +85,10 @@ typedef struct app {
   bool open;        /* the current attempt reached on_open */
   bool blocked;     /* the connection is not keeping up: wait for on_drain */
   bool stdin_watch; /* stdin is being watched (a pipe or tty, before EOF) */
+  bool interrupted; /* SIGINT/SIGTERM: exit 0 in every phase */
   int exit_status;
   const char *url;
+  char failure[600]; /* the last failure, printed at exit with -q */
 } app;
 
 /* One client per process; the stdin watcher reaches it here. */
@@ -180,7 +187,8 @@ static void on_error(dx_ws *ws, int err, const char *msg, void *user) {
   (void)ws;
   (void)err;
   app *a = user;
-  if (!a->quiet) fprintf(stderr, "duplex: error: %s\n", msg);
+  snprintf(a->failure, sizeof a->failure, "error: %s", msg);
+  if (!a->quiet) fprintf(stderr, "duplex: %s\n", a->failure);
 }
 
 static void on_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
@@ -192,9 +200,15 @@ static void on_close(dx_ws *ws, int code, const char *reason, size_t reason_len,
   if (a->open)
     status(a, "closed: code %d%s%.*s%s", code, reason_len ? " reason \"" : "", (int)reason_len,
            reason, reason_len ? "\"" : "");
-  a->open = false;
   bool ok = clean && (code == 1000 || code == 1001 || code == 1005);
-  a->exit_status = ok ? 0 : 1;
+  if (!ok && a->open)
+    snprintf(a->failure, sizeof a->failure, "closed: code %d%s%.*s%s", code,
+             reason_len ? " reason \"" : "", (int)reason_len, reason, reason_len ? "\"" : "");
+  a->open = false;
+  /* Interrupted: the user asked to stop, whatever the phase (connecting,
+   * open or waiting to reconnect), so the status does not depend on it. */
+  a->exit_status = ok || a->interrupted ? 0 : 1;
+  if (a->exit_status == 0) a->failure[0] = 0;
 }
 
 static void on_reconnecting(dx_client *c, int attempt, int delay_ms, void *user) {
@@ -210,8 +224,7 @@ static char *partial; /* an incomplete last line */
 static size_t partial_len;
 static dx_io stdin_io;
 
-static void add_line(app *a, const char *p, size_t n) {
-  if (n && p[n - 1] == '\r') n--;
+static void add_message(app *a, const char *p, size_t n) {
   line *l = malloc(sizeof *l + n + 1);
   if (!l) return;
   l->next = NULL;
@@ -225,8 +238,18 @@ static void add_line(app *a, const char *p, size_t n) {
   a->tail = l;
 }
 
-/* Split buf into lines, keeping an unfinished one for later. */
+static void add_line(app *a, const char *p, size_t n) {
+  if (n && p[n - 1] == '\r') n--;
+  add_message(a, p, n);
+}
+
+/* Split buf into lines, keeping an unfinished one for later; with
+ * --binary, each read is one message, bytes as they came. */
 static void take_input(app *a, const char *buf, size_t n) {
+  if (a->binary) {
+    add_message(a, buf, n);
+    return;
+  }
   size_t start = 0;
   for (size_t i = 0; i < n; i++) {
     if (buf[i] != '\n') continue;
@@ -300,6 +323,7 @@ static void on_signal(dx_loop *loop, int signo, void *arg) {
   app *a = arg;
   if (a->closing) dx_loop_stop(loop);
   a->wait_close = false;
+  a->interrupted = true;
   a->exit_status = 0;
   finish(a, 1000, NULL);
 }
@@ -434,8 +458,8 @@ int cmd_connect(int argc, char **argv) {
     case OPT_RECONNECT:
       o.reconnect = true;
       break;
-    case OPT_TIMEOUT:
-      if (!cli_parse_ms(optarg, &ms) || ms < 0)
+    case OPT_TIMEOUT: /* 0 or off: -1, no timeout */
+      if (!cli_parse_ms(optarg, &ms))
         rc = cli_usage_error("connect", "bad duration '%s'", optarg);
       else
         o.connect_timeout = ms;
@@ -524,5 +548,7 @@ int cmd_connect(int argc, char **argv) {
     free(l);
   }
   free(partial);
+  /* -q hides status lines, not why it failed. */
+  if (a->quiet && a->exit_status != 0 && a->failure[0]) fprintf(stderr, "duplex: %s\n", a->failure);
   return a->exit_status;
 }

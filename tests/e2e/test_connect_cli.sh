@@ -5,10 +5,13 @@
 #     ("duplex: connected ...", "duplex: closed ...") go to stderr
 #   - exit 0 after a clean close, 1 when the connection failed (with one
 #     error line), 2 for usage errors; --help exits 0
-#   - --binary / --binary-as, -n, -q, -H, --timeout, --reconnect
+#   - --binary / --binary-as, -n, -q, -H, --timeout, --reconnect,
+#     --origin, --ping-interval; bad option values are usage errors
+#   - SIGINT exits 0 whether connecting, open or waiting to reconnect
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=SCRIPTDIR/../lib.sh
 source "$here/../lib.sh"
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY no_proxy NO_PROXY
 
 [[ -x "$DUPLEX" ]] || fail "no duplex binary at $DUPLEX"
 
@@ -107,8 +110,8 @@ expect "a 256 KiB UTF-8 line" 0 "$in"
 dxc eof "$empty" "$U"
 expect "empty input: clean close, exit 0" 0 "$empty"
 
-# ---- binary ----
-printf 'hi\n' >"$in"
+# ---- binary: stdin bytes unaltered, each read one message ----
+printf 'hi' >"$in"
 printf '6869\n' >"$want"
 dxc bin_hex "$in" "$U" -n 1 --binary
 expect "--binary: printed as hex by default" 0 "$want"
@@ -117,13 +120,32 @@ expect "--binary-as hex" 0 "$want"
 printf 'aGk=\n' >"$want"
 dxc bin_b64 "$in" "$U" -n 1 --binary --binary-as base64
 expect "--binary-as base64" 0 "$want"
-printf 'abcd\nabcde\n' >"$in"
-printf 'YWJjZA==\nYWJjZGU=\n' >"$want"
-dxc bin_b64pad "$in" "$U" -n 2 --binary --binary-as base64
-expect "--binary-as base64 padding" 0 "$want"
+printf 'abcd' >"$in"
+printf 'YWJjZA==\n' >"$want"
+dxc bin_b64pad "$in" "$U" -n 1 --binary --binary-as base64
+expect "--binary-as base64 padding (==)" 0 "$want"
+printf 'abcde' >"$in"
+printf 'YWJjZGU=\n' >"$want"
+dxc bin_b64pad1 "$in" "$U" -n 1 --binary --binary-as base64
+expect "--binary-as base64 padding (=)" 0 "$want"
 printf 'raw\n' >"$in"
 dxc bin_raw "$in" "$U" -n 1 --binary --binary-as raw
-expect "--binary-as raw" 0 "$in"
+printf 'raw\n\n' >"$want"
+expect "--binary-as raw (the newline is part of the message)" 0 "$want"
+# Line ends, CRs and NULs go out as they are, in one message.
+printf 'a\r\nb\0c\n\nd\r' >"$in"
+printf '610d0a6200630a0a640d\n' >"$want"
+dxc bin_exact "$in" "$U" -n 1 --binary
+expect "--binary: CR, LF and NUL bytes unaltered, one message" 0 "$want"
+# 200 KiB from a file: 64 KiB messages, nothing lost or added.
+head -c 204800 /dev/urandom >"$in"
+dxc bin_big "$in" "$U" -n 4 --binary --binary-as raw
+if [[ $RC == 0 ]] && [[ $(wc -c <"$OUT") == $((204800 + 4)) ]] &&
+  cmp -s <(head -c 65536 "$OUT") <(head -c 65536 "$in"); then
+  pass "--binary: a 200 KiB file in 64 KiB messages"
+else
+  check_fail "--binary big: exit $RC, $(wc -c <"$OUT") bytes out; stderr: $(head -c 500 "$ERR")"
+fi
 
 # ---- quiet ----
 printf 'q\n' >"$in"
@@ -140,6 +162,14 @@ if [[ $(wc -l <"$ERR") == 1 ]] && grep -qE '^duplex: error: .*connection refused
 else
   check_fail "refused: expected one 'error: ... connection refused' line: $(cat "$ERR")"
 fi
+# -q hides status lines, not the reason of a failure.
+dxc refused_quiet "$empty" "ws://127.0.0.1:$FIX_PORT/" -q
+expect "refused -q: exit 1" 1 "$empty"
+if [[ $(wc -l <"$ERR") == 1 ]] && grep -qE '^duplex: error: .*connection refused' "$ERR"; then
+  pass "refused -q: still one error line"
+else
+  check_fail "refused -q: expected one 'error: ... connection refused' line: $(cat "$ERR")"
+fi
 kill "$FIX_PID" 2>/dev/null
 wait "$FIX_PID" 2>/dev/null
 
@@ -151,8 +181,73 @@ start_fixture silent
 dxc timeout "$empty" "ws://127.0.0.1:$FIX_PORT/" --timeout 500ms
 expect "silent server with --timeout 500ms: exit 1" 1 "$empty"
 expect_err "silent server: the error says it timed out" '^duplex: error: .*timed out'
+
+# bg_connect NAME ARGS...: duplex connect in the background, its stdin a
+# FIFO kept open on fd 3 (input never ends); sets BG_PID, OUT and ERR.
+bg_connect() {
+  local name=$1 fifo="$DX_TMP/$1.fifo"
+  shift
+  OUT="$DX_TMP/$name.out"
+  ERR="$DX_TMP/$name.err"
+  mkfifo "$fifo"
+  "$DUPLEX" connect "$@" <"$fifo" >"$OUT" 2>"$ERR" &
+  BG_PID=$!
+  exec 3>"$fifo"
+}
+
+# sigint_status: SIGINT the background client, wait (10 s at most), set RC.
+sigint_status() {
+  RC=0
+  kill -INT "$BG_PID" 2>/dev/null
+  wait_gone "$BG_PID" 10 || kill -KILL "$BG_PID"
+  wait "$BG_PID" || RC=$?
+  exec 3>&-
+  if sanitizer_report_in "$ERR"; then
+    check_fail "sanitizer report from duplex connect: $(head -c 3000 "$ERR")"
+  fi
+}
+
+# --timeout 0: no timeout. SIGINT while still connecting exits 0.
+bg_connect timeout0 "ws://127.0.0.1:$FIX_PORT/" --timeout 0
+sleep 1.5
+if proc_gone "$BG_PID"; then
+  check_fail "--timeout 0: gave up: $(cat "$ERR")"
+else
+  pass "--timeout 0: still waiting after 1.5 s"
+fi
+sigint_status
+[[ $RC == 0 ]] && pass "SIGINT while connecting: exit 0" ||
+  check_fail "SIGINT while connecting: exit $RC: $(cat "$ERR")"
 kill "$FIX_PID" 2>/dev/null
 wait "$FIX_PID" 2>/dev/null
+
+# SIGINT while waiting to reconnect: the same status.
+start_fixture hold
+bg_connect sigint_wait "ws://127.0.0.1:$FIX_PORT/" --reconnect
+for ((i = 0; i < 200; i++)); do
+  grep -q 'reconnecting in' "$ERR" && break
+  sleep 0.05
+done
+sigint_status
+[[ $RC == 0 ]] && pass "SIGINT while waiting to reconnect: exit 0" ||
+  check_fail "SIGINT while waiting to reconnect: exit $RC: $(cat "$ERR")"
+kill "$FIX_PID" 2>/dev/null
+wait "$FIX_PID" 2>/dev/null
+
+# --ping-interval: a server that answers the handshake and then nothing.
+start_fixture mute
+t0=$(now_us)
+dxc ping_dead "$empty" "ws://127.0.0.1:$FIX_PORT/" --ping-interval 200ms --wait-close
+ms=$((($(now_us) - t0) / 1000))
+expect "--ping-interval: an unanswered ping fails the connection, exit 1" 1 "$empty"
+expect_err "--ping-interval: the error says so" '^duplex: error: the peer did not answer a ping in time$'
+((ms >= 350 && ms < 5000)) && pass "--ping-interval 200ms: noticed after ${ms} ms" ||
+  check_fail "--ping-interval 200ms: took ${ms} ms"
+kill "$FIX_PID" 2>/dev/null
+wait "$FIX_PID" 2>/dev/null
+printf 'kept alive\n' >"$in"
+dxc ping_alive "$in" "$U" --ping-interval 50ms -n 1
+expect "--ping-interval against a live server: normal session" 0 "$in"
 
 # ---- usage errors: exit 2 ----
 usage() { # NAME ERE ARGS...
@@ -176,6 +271,18 @@ usage "bad count" 'bad count' -n 0 "$U"
 usage "bad --binary-as" 'binary-as' --binary-as octal "$U"
 usage "bad header" 'bad header' -H 'no colon' "$U"
 usage "option without value" 'needs a value' "$U" -H
+# Option values that cannot go into the request: refused at once, also
+# with --reconnect (they used to fail every attempt, forever).
+usage "subprotocol with a space" "bad subprotocol 'a b'" -s 'a b' "$U"
+usage "subprotocol with a space, --reconnect" 'bad subprotocol' -s 'a b' --reconnect "$U"
+usage "subprotocol offered twice" 'offered twice' -s chat -s chat "$U"
+usage "Origin with a newline" 'bad Origin' --origin $'x\ny' --reconnect "$U"
+usage "Origin with a control character" 'bad Origin' --origin $'x\001' "$U"
+usage "a header the client sets itself" 'sets this header itself' -H 'Host: other' "$U"
+usage "a header name with a space" 'bad header' -H 'X Y: 1' "$U"
+usage "bracketed non-IPv6 host" 'IPv6' "ws://[1]:$PORT/"
+usage "bad character in host" 'host' "ws://a|b:$PORT/"
+usage "bad proxy" 'proxy' --proxy 'http://h:1/path' "$U"
 
 dxc help "$empty" --help
 if [[ $RC == 0 ]] && grep -q '^usage: duplex connect' "$OUT"; then
@@ -183,6 +290,18 @@ if [[ $RC == 0 ]] && grep -q '^usage: duplex connect' "$OUT"; then
 else
   check_fail "--help: exit $RC, stdout: $(head -c 300 "$OUT")"
 fi
+
+# ---- --origin: a server that allows one Origin ----
+start_echo --origin https://ok.test
+OU="ws://127.0.0.1:$PORT/"
+printf 'from ok.test\n' >"$in"
+dxc origin_ok "$in" "$OU" -n 1 --origin https://ok.test
+expect "--origin: the allowed Origin connects" 0 "$in"
+dxc origin_bad "$in" "$OU" -n 1 --origin https://evil.test
+expect "--origin: another Origin is refused, exit 1" 1 "$empty"
+expect_err "--origin: refused with 403" '^duplex: error: handshake rejected with HTTP status 403$'
+dxc origin_none "$in" "$OU" -n 1
+expect "no --origin: refused by that server" 1 "$empty"
 
 # ---- -H reaches the server (a Python websockets server echoes it back) ----
 if "$PY" -c 'import websockets' 2>/dev/null; then

@@ -102,8 +102,8 @@ client_cases() {
   grep -q 'with subprotocol' "$ERR" && check_fail "$L: no subprotocol expected: $(cat "$ERR")" ||
     pass "$L: unsupported offer: no subprotocol"
 
-  # Binary echo, printed as hex and base64.
-  printf 'AB\n' >"$in"
+  # Binary echo (stdin bytes as they are), printed as hex and base64.
+  printf 'AB' >"$in"
   printf '4142\n' >"$want"
   dxc bin_hex "$in" "$U/echo" -n 1 --binary
   expect "$L: binary echo as hex" 0 "$want"
