@@ -1,4 +1,5 @@
 /* duplex connect: an interactive / scriptable WebSocket client. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -6,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,8 +42,14 @@ static const char usage[] =
     "                              the same time counts as a dead connection\n"
     "      --reconnect             reconnect with exponential backoff when the\n"
     "                              connection drops\n"
-    "      --timeout T             connect + handshake timeout (default 10s)\n"
-    "      --proxy URL             go through an HTTP CONNECT proxy (http://host:port)\n"
+    "      --timeout T             connect + handshake timeout (default 10s; 0 or off:\n"
+    "                              wait as long as it takes)\n"
+    "      --proxy URL             go through an HTTP CONNECT proxy,\n"
+    "                              http://[user:pass@]host:port ('' for none). Without\n"
+    "                              it, http_proxy (ws://) or https_proxy (wss://) is\n"
+    "                              used, or HTTP_PROXY / HTTPS_PROXY, except for hosts\n"
+    "                              in no_proxy / NO_PROXY (names, .domains, IPs, CIDR\n"
+    "                              ranges, :port, or *) and loopback addresses\n"
     "      --max-message SIZE      largest message accepted (default 16M)\n"
     "      --deflate               offer permessage-deflate compression\n"
     "      --ca FILE               trust this CA (PEM) for wss:// instead of the system's\n"
@@ -334,6 +342,115 @@ static void on_done(dx_client *c, void *user) {
   dx_loop_stop(a->loop);
 }
 
+/* ---- proxy from the environment ---- */
+
+static bool loopback_host(const dx_url *u) {
+  unsigned char ip[16];
+  size_t n = strlen(u->host);
+  if (strcasecmp(u->host, "localhost") == 0 || strcasecmp(u->host, "localhost.") == 0 ||
+      (n > 10 && strcasecmp(u->host + n - 10, ".localhost") == 0))
+    return true;
+  if (inet_pton(AF_INET, u->host, ip) == 1) return ip[0] == 127;
+  return inet_pton(AF_INET6, u->host, ip) == 1 &&
+         memcmp(ip, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0;
+}
+
+/* Whether `host` is in CIDR range `net` ("10.0.0.0/8", "fd00::/8"). */
+static bool in_cidr(const char *host, const char *net, const char *slash) {
+  char addr[64];
+  unsigned char h[16], nb[16];
+  if ((size_t)(slash - net) >= sizeof addr) return false;
+  memcpy(addr, net, (size_t)(slash - net));
+  addr[slash - net] = 0;
+  char *end;
+  long bits = strtol(slash + 1, &end, 10);
+  int af = strchr(addr, ':') ? AF_INET6 : AF_INET;
+  int max = af == AF_INET ? 32 : 128;
+  if (*end || end == slash + 1 || bits < 0 || bits > max) return false;
+  if (inet_pton(af, addr, nb) != 1 || inet_pton(af, host, h) != 1) return false;
+  for (long i = 0; i < bits; i++)
+    if ((h[i / 8] ^ nb[i / 8]) & (0x80 >> (i % 8))) return false;
+  return true;
+}
+
+/* no_proxy: entries separated by commas or spaces, each "*", a name
+ * (matching itself and its subdomains; a leading "." or "*." is
+ * ignored), an IP address or CIDR range, optionally with ":port"
+ * (IPv6 in brackets then). */
+static bool no_proxy_match(const dx_url *u, const char *list) {
+  char host[256];
+  snprintf(host, sizeof host, "%s", u->host);
+  size_t hl = strlen(host);
+  if (hl && host[hl - 1] == '.') host[--hl] = 0;
+  for (const char *p = list; *p;) {
+    size_t n = strcspn(p, ", \t");
+    char e[300];
+    if (n && n < sizeof e) {
+      memcpy(e, p, n);
+      e[n] = 0;
+      char *name = e;
+      long port = 0;
+      char *colon = strrchr(e, ':');
+      if (e[0] == '[') { /* [v6] or [v6]:port */
+        char *close = strchr(e, ']');
+        if (close && close[1] == ':') port = strtol(close + 2, NULL, 10);
+        if (close) *close = 0;
+        name = e + 1;
+      } else if (colon && colon == strchr(e, ':')) { /* one colon: name:port */
+        port = strtol(colon + 1, NULL, 10);
+        *colon = 0;
+      }
+      if (port && port != u->port) goto next;
+      if (strcmp(name, "*") == 0) return true;
+      char *slash = strchr(name, '/');
+      if (slash) {
+        if (in_cidr(host, name, slash)) return true;
+        goto next;
+      }
+      unsigned char eip[16], hip[16];
+      int af = strchr(name, ':') ? AF_INET6 : AF_INET;
+      if (inet_pton(af, name, eip) == 1) {
+        if (inet_pton(af, host, hip) == 1 && memcmp(eip, hip, af == AF_INET6 ? 16 : 4) == 0)
+          return true;
+        goto next;
+      }
+      if (name[0] == '*' && name[1] == '.') name++;
+      if (name[0] == '.') name++;
+      size_t nl = strlen(name);
+      if (nl && name[nl - 1] == '.') name[--nl] = 0;
+      if (nl && (strcasecmp(host, name) == 0 ||
+                 (hl > nl && host[hl - nl - 1] == '.' && strcasecmp(host + hl - nl, name) == 0)))
+        return true;
+    }
+  next:
+    p += n;
+    p += strspn(p, ", \t");
+  }
+  return false;
+}
+
+/* The proxy for `url` from the environment, or NULL; *var names the
+ * variable it came from. */
+static const char *env_proxy(const char *url, const char **var) {
+  dx_url u;
+  if (dx_url_parse(url, &u, NULL)) return NULL; /* dx_connect will say why */
+  const char *names[2] = {u.tls ? "https_proxy" : "http_proxy",
+                          u.tls ? "HTTPS_PROXY" : "HTTP_PROXY"};
+  const char *proxy = NULL;
+  for (int i = 0; i < 2 && !proxy; i++) {
+    const char *v = getenv(names[i]);
+    if (v && *v) {
+      proxy = v;
+      *var = names[i];
+    }
+  }
+  if (!proxy || loopback_host(&u)) return NULL;
+  const char *np = getenv("no_proxy");
+  if (!np || !*np) np = getenv("NO_PROXY");
+  if (np && no_proxy_match(&u, np)) return NULL;
+  return proxy;
+}
+
 int cmd_connect(int argc, char **argv) {
   cli_set_usage(usage);
   app *a = &the_app;
@@ -342,6 +459,8 @@ int cmd_connect(int argc, char **argv) {
   dx_log_set_level(DX_LOG_WARN);
   dx_client_opts o = {0};
   const char *protocols[17] = {0};
+  bool proxy_given = false;
+  const char *proxy_var = NULL;
   int nprot = 0;
   char *headers = NULL;
   size_t hlen = 0;
@@ -465,7 +584,8 @@ int cmd_connect(int argc, char **argv) {
         o.connect_timeout = ms;
       break;
     case OPT_PROXY:
-      o.proxy = optarg;
+      o.proxy = *optarg ? optarg : NULL;
+      proxy_given = true;
       break;
     case OPT_MAX_MESSAGE:
       if (!cli_parse_size(optarg, &o.max_message) || !o.max_message)
@@ -512,6 +632,8 @@ int cmd_connect(int argc, char **argv) {
   }
   a->url = argv[optind];
   a->reconnect = o.reconnect;
+  if (!proxy_given && (o.proxy = env_proxy(a->url, &proxy_var)))
+    status(a, "using the proxy in $%s", proxy_var);
   if (nprot) o.protocols = protocols;
   o.headers = headers;
   o.on_reconnecting = on_reconnecting;
@@ -533,6 +655,8 @@ int cmd_connect(int argc, char **argv) {
   free(headers);
   if (!a->client) {
     dx_loop_free(a->loop);
+    if (proxy_var && why && strstr(why, "proxy"))
+      return cli_usage_error("connect", "%s: %s (from $%s)", a->url, why, proxy_var);
     return cli_usage_error("connect", "%s: %s", a->url, why ? why : "cannot connect");
   }
   start_input(a);
