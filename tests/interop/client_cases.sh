@@ -2,6 +2,8 @@
 # `duplex connect` against a real peer server: sourced by test_client_node.sh
 # and test_client_python.sh after lib.sh. The peer (client_peer_node.mjs or
 # client_peer_python.py) prints "listening PORT" and one line per event.
+# client_ops (tests/interop/client_ops.c) adds what the CLI cannot express:
+# client pings, fragmented client messages, a client close with a reason.
 #
 #   start_peer CMD...        start it, set PEER_PORT and PEER_LOG
 #   client_cases LABEL       run every case against it
@@ -146,6 +148,14 @@ client_cases() {
   dxc close1000 "$empty" "$U/close1000" --wait-close
   expect "$L: server close 1000: exit 0" 0 "$empty"
   expect_err "$L: close 1000 reported" 'closed: code 1000 reason "done"'
+
+  # What duplex connect cannot express (tests/interop/client_ops.c): a ping
+  # from the client, fragmented messages from the client (a ping between
+  # fragments), a close with 4001 and a reason from the client.
+  run_helper "$L: client_ops" "$DX_BUILD_DIR/tests/client_ops" "$U/echo"
+  peer_logged '^close /echo code=4001 reason=client bye ✓$' &&
+    pass "$L: the server got close 4001 with the reason" ||
+    check_fail "$L: server log: $(tail -n 5 "$PEER_LOG")"
 
   # A request header reaches the server.
   printf 'X-Test=hello header\n' >"$want"
