@@ -143,7 +143,7 @@ expect "1 MiB text line echoed over TLS" 0 "$DX_TMP/in_big"
   >"$DX_TMP/want_large"
 dxc node_large "$DX_TMP/empty" --ca "$C/ca.pem" "$U/large" -n 1 --binary-as raw
 expect "2 MiB binary from node over TLS (raw)" 0 "$DX_TMP/want_large"
-printf 'AB\n' >"$DX_TMP/in_ab"
+printf 'AB' >"$DX_TMP/in_ab" # --binary sends the bytes as they are
 printf '4142\n' >"$DX_TMP/want_ab"
 dxc node_bin "$DX_TMP/in_ab" --ca "$C/ca.pem" "wss://127.0.0.1:$PEER_PORT/echo" -n 1 --binary
 expect "binary echo over TLS to wss://127.0.0.1 (IP SAN)" 0 "$DX_TMP/want_ab"
