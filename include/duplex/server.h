@@ -14,7 +14,11 @@
  * `/healthz`, 404 for the rest and 426 for a WebSocket route requested
  * without an upgrade.
  *
- * Threads: every function must be called on the loop's thread.
+ * Threads: every function must be called on the loop's thread, EXCEPT
+ * dx_server_post_send() and dx_server_post_broadcast(), which any thread may
+ * call (they hand the work to the loop with dx_loop_post). Other threads
+ * name connections by dx_ws_id(), never by dx_ws pointer: a pointer dangles
+ * once the connection closes, an id just stops matching.
  * Errors: negative DX_E* codes (duplex/error.h).
  */
 #ifndef DUPLEX_SERVER_H
@@ -150,8 +154,32 @@ void dx_server_free(dx_server *srv);
 int dx_server_broadcast(dx_server *srv, unsigned opcode, const void *data, size_t len);
 
 /* Call fn for every open WebSocket connection (e.g. to broadcast). fn may
- * close the connection it is given. */
+ * close the connection it is given, or any other. */
 void dx_server_each(dx_server *srv, void (*fn)(dx_ws *ws, void *arg), void *arg);
+
+/* The open connection with this id (dx_ws_id), or NULL when it closed (or
+ * never existed). O(1). Loop thread. */
+dx_ws *dx_server_find(dx_server *srv, uint64_t id);
+
+/* THREAD-SAFE: send a message to connection `id` (dx_ws_id) from any
+ * thread. The bytes are copied now and sent on the loop thread, in posting
+ * order, with dx_ws_send (so the backpressure policy applies); if the
+ * connection closed in between, the message is dropped silently. Returns 0
+ * once handed over, DX_EINVAL (id 0, opcode not text/binary), DX_ENOMEM or
+ * DX_ESYS. To learn the outcome, post your own function with dx_loop_post
+ * and call dx_server_find + dx_ws_send there.
+ *
+ * Lifetime: the server's memory stays valid until every posted message has
+ * run, so dx_server_free may come first; but no thread may call these after
+ * (or while) the loop thread calls dx_server_free: stop posting threads
+ * first. Messages still queued when the loop itself is freed are lost (run
+ * the loop once after the last post). */
+int dx_server_post_send(dx_server *srv, uint64_t id, unsigned opcode, const void *data, size_t len);
+
+/* THREAD-SAFE: dx_server_broadcast from any thread, with the same copy,
+ * order and lifetime rules as dx_server_post_send. With several loops
+ * (--threads), post to each loop's server. */
+int dx_server_post_broadcast(dx_server *srv, unsigned opcode, const void *data, size_t len);
 
 #ifdef __cplusplus
 }

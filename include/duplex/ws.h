@@ -130,6 +130,14 @@ size_t dx_ws_buffered(const dx_ws *ws);
  * data_size was 0. */
 void *dx_ws_data(dx_ws *ws);
 
+/* A number naming this server connection: never 0, and never given to
+ * another connection of the same server while it lives (the slot part is
+ * reused, the 32-bit generation part makes stale ids miss). Unlike the
+ * dx_ws pointer, an id may be kept after on_close and handed to other
+ * threads: dx_server_find() and dx_server_post_send() (server.h) check that
+ * the connection is still there. 0 for dx_connect connections. Any time. */
+uint64_t dx_ws_id(const dx_ws *ws);
+
 /* Request details. path and query stay valid for the connection's lifetime;
  * dx_ws_header only during on_upgrade and on_open (NULL afterwards). Strings
  * are NUL-terminated. query is "" when absent. */

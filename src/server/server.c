@@ -59,8 +59,18 @@ struct dx_server {
   char *tls_strs[4]; /* our copies of cert, key, CA paths and ciphers */
   dx_ws_route *routes;
   size_t max_data_size; /* largest per-connection user data of any route */
-  dx_ws *conns;         /* every connection, any phase */
+  /* Every connection, any phase, in a slot table: a slot holds a dx_ws
+   * pointer, or (odd values) the index of the next free slot << 1 | 1.
+   * A connection's id is its slot and a generation, so a stale id never
+   * finds a newer connection that took the slot. */
+  uintptr_t *slots;
+  uint32_t slots_len, slots_cap;
+  uint32_t free_slot; /* head of the free list, or NO_SLOT */
+  uint32_t generation;
   size_t nconns;
+  /* The owner's reference plus one per job posted from other threads and
+   * not yet run: the memory goes when the last one is dropped. */
+  atomic_size_t refs;
   dx_http_limits limits;
   /* Shutdown. */
   bool shutting_down;
@@ -74,6 +84,45 @@ struct dx_server {
   dx_pmd_shared *pmd_shared; /* this loop's shared zlib streams */
   uint64_t limit_warned;     /* loop ms of the last "connection limit" warning */
 };
+
+static void server_unref(void *p);
+
+/* ---- the connection table ---- */
+
+#define NO_SLOT UINT32_MAX
+
+static int slot_add(dx_server *srv, dx_ws *ws) {
+  uint32_t i = srv->free_slot;
+  if (i != NO_SLOT) {
+    srv->free_slot = (uint32_t)(srv->slots[i] >> 1);
+  } else {
+    if (srv->slots_len == srv->slots_cap) {
+      if (srv->slots_cap >= NO_SLOT / 2) return DX_ENOMEM;
+      uint32_t cap = srv->slots_cap ? srv->slots_cap * 2 : 64;
+      uintptr_t *v = realloc(srv->slots, cap * sizeof *v);
+      if (!v) return DX_ENOMEM;
+      srv->slots = v;
+      srv->slots_cap = cap;
+    }
+    i = srv->slots_len++;
+  }
+  if (++srv->generation == 0) srv->generation = 1; /* ids are never 0 */
+  ws->id = (uint64_t)srv->generation << 32 | i;
+  srv->slots[i] = (uintptr_t)ws;
+  return 0;
+}
+
+static void slot_del(dx_server *srv, dx_ws *ws) {
+  uint32_t i = (uint32_t)ws->id;
+  srv->slots[i] = (uintptr_t)srv->free_slot << 1 | 1;
+  srv->free_slot = i;
+}
+
+/* The connection in slot i, or NULL for a free slot. */
+static inline dx_ws *slot_ws(const dx_server *srv, uint32_t i) {
+  uintptr_t e = srv->slots[i];
+  return (e & 1) ? NULL : (dx_ws *)e;
+}
 
 /* ---- routes ---- */
 
@@ -139,11 +188,7 @@ static void shutdown_timeout(dx_timer *t);
 
 static void on_released(dx_ws *ws) {
   dx_server *srv = ws->owner;
-  if (ws->prev)
-    ws->prev->next = ws->next;
-  else
-    srv->conns = ws->next;
-  if (ws->next) ws->next->prev = ws->prev;
+  slot_del(srv, ws);
   srv->nconns--;
   group_give(srv->opts.group, 1);
   if (ws->http_body_held) {
@@ -476,15 +521,19 @@ static void accept_conn(dx_server *srv, int fd, SSL_CTX *tls) {
     return;
   }
   dx_ws *ws = calloc(1, dx__ws_alloc_size(srv->max_data_size));
-  if (!ws || dx__ws_init(ws, srv->loop, fd, &server_ops, srv, &srv->cfg, tls, NULL) != 0) {
+  if (!ws || slot_add(srv, ws) != 0) {
     close(fd);
     free(ws);
     group_give(g, 1);
     return;
   }
-  ws->next = srv->conns;
-  if (srv->conns) srv->conns->prev = ws;
-  srv->conns = ws;
+  if (dx__ws_init(ws, srv->loop, fd, &server_ops, srv, &srv->cfg, tls, NULL) != 0) {
+    slot_del(srv, ws);
+    close(fd);
+    free(ws);
+    group_give(g, 1);
+    return;
+  }
   srv->nconns++;
 }
 
@@ -494,6 +543,8 @@ dx_server *dx_server_new(dx_loop *loop, const dx_server_opts *opts) {
   dx_server *srv = calloc(1, sizeof *srv);
   if (!srv) return NULL;
   srv->loop = loop;
+  srv->free_slot = NO_SLOT;
+  atomic_init(&srv->refs, 1);
   if (opts) srv->opts = *opts;
   dx_server_opts *o = &srv->opts;
   if (o->host && !(srv->host = strdup(o->host))) goto fail;
@@ -591,9 +642,10 @@ size_t dx_server_connections(const dx_server *srv) {
 
 void dx_server_each(dx_server *srv, void (*fn)(dx_ws *ws, void *arg), void *arg) {
   DX__CHECK_THREAD_VOID(srv->loop);
-  for (dx_ws *ws = srv->conns, *next; ws; ws = next) {
-    next = ws->next; /* fn may close ws; it stays linked until released */
-    if (ws->phase == DX_WS_OPEN) fn(ws, arg);
+  /* fn may close connections (their slots free up; none is added). */
+  for (uint32_t i = 0; i < srv->slots_len && !srv->freed; i++) {
+    dx_ws *ws = slot_ws(srv, i);
+    if (ws && ws->phase == DX_WS_OPEN) fn(ws, arg);
   }
 }
 
@@ -602,12 +654,75 @@ int dx_server_broadcast(dx_server *srv, unsigned opcode, const void *data, size_
   dx_msg *m = dx_msg_new(opcode, data, len);
   if (!m) return opcode == DX_OP_TEXT || opcode == DX_OP_BINARY ? DX_ENOMEM : DX_EINVAL;
   int n = 0;
-  for (dx_ws *ws = srv->conns, *next; ws; ws = next) {
-    next = ws->next; /* a slow connection may be closed by the send */
-    if (ws->phase == DX_WS_OPEN && dx_ws_send_msg(ws, m) >= 0) n++;
+  for (uint32_t i = 0; i < srv->slots_len; i++) {
+    dx_ws *ws = slot_ws(srv, i); /* a slow connection may be closed by the send */
+    if (ws && ws->phase == DX_WS_OPEN && dx_ws_send_msg(ws, m) >= 0) n++;
   }
   dx_msg_free(m);
   return n;
+}
+
+dx_ws *dx_server_find(dx_server *srv, uint64_t id) {
+  if (dx__loop_assert_thread(srv->loop)) return NULL;
+  uint32_t i = (uint32_t)id;
+  if (i >= srv->slots_len) return NULL;
+  dx_ws *ws = slot_ws(srv, i);
+  return ws && ws->id == id && ws->phase == DX_WS_OPEN ? ws : NULL;
+}
+
+/* ---- work handed over from other threads ---- */
+
+typedef struct post_job {
+  dx_server *srv;
+  uint64_t id; /* 0: broadcast */
+  unsigned opcode;
+  size_t len;
+  uint8_t data[];
+} post_job;
+
+static void run_post(dx_loop *loop, void *arg) {
+  post_job *j = arg;
+  (void)loop;
+  dx_server *srv = j->srv;
+  if (!srv->freed) {
+    if (j->id == 0) {
+      dx_server_broadcast(srv, j->opcode, j->data, j->len);
+    } else {
+      dx_ws *ws = dx_server_find(srv, j->id);
+      if (ws) dx_ws_send(ws, j->opcode, j->data, j->len); /* gone: dropped */
+    }
+  }
+  free(j);
+  server_unref(srv);
+}
+
+static int post(dx_server *srv, uint64_t id, unsigned opcode, const void *data, size_t len) {
+  if (!srv || (opcode != DX_OP_TEXT && opcode != DX_OP_BINARY) || (len && !data)) return DX_EINVAL;
+  if (len > SIZE_MAX - sizeof(post_job)) return DX_ENOMEM;
+  post_job *j = malloc(sizeof *j + len);
+  if (!j) return DX_ENOMEM;
+  j->srv = srv;
+  j->id = id;
+  j->opcode = opcode;
+  j->len = len;
+  if (len) memcpy(j->data, data, len);
+  atomic_fetch_add(&srv->refs, 1); /* the server outlives the job */
+  int rc = dx_loop_post(srv->loop, run_post, j);
+  if (rc) {
+    atomic_fetch_sub(&srv->refs, 1);
+    free(j);
+  }
+  return rc;
+}
+
+int dx_server_post_send(dx_server *srv, uint64_t id, unsigned opcode, const void *data,
+                        size_t len) {
+  if (id == 0) return DX_EINVAL;
+  return post(srv, id, opcode, data, len);
+}
+
+int dx_server_post_broadcast(dx_server *srv, unsigned opcode, const void *data, size_t len) {
+  return post(srv, 0, opcode, data, len);
 }
 
 static void run_done(dx_loop *loop, void *arg) {
@@ -635,8 +750,9 @@ static void shutdown_timeout(dx_timer *t) {
   if (srv->nconns)
     dx_log_info("shutdown: %zu connection(s) did not close in time; dropping them", srv->nconns);
   /* on_close may free the server, which delivers the rest itself. */
-  for (dx_ws *ws = srv->conns, *next; ws && !srv->freed; ws = next) {
-    next = ws->next;
+  for (uint32_t i = 0; i < srv->slots_len && !srv->freed; i++) {
+    dx_ws *ws = slot_ws(srv, i);
+    if (!ws) continue;
     dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, 0, NULL);
     dx_stream_abort(&ws->stream);
   }
@@ -659,7 +775,9 @@ void dx_server_shutdown(dx_server *srv, int timeout_ms, void (*done)(dx_server *
       srv->tls_listener = NULL;
     }
     size_t open = 0;
-    for (dx_ws *ws = srv->conns; ws; ws = ws->next) {
+    for (uint32_t i = 0; i < srv->slots_len; i++) {
+      dx_ws *ws = slot_ws(srv, i);
+      if (!ws) continue;
       if (ws->phase == DX_WS_OPEN) {
         dx_ws_close(ws, DX_CLOSE_GOING_AWAY, "server shutting down");
         open++;
@@ -689,7 +807,13 @@ static void free_server_memory(void *p) {
   dx_pmd_shared_free(srv->pmd_shared);
   SSL_CTX_free(srv->tls_ctx);
   for (int i = 0; i < 4; i++) free(srv->tls_strs[i]);
+  free(srv->slots);
   free(srv);
+}
+
+static void server_unref(void *p) {
+  dx_server *srv = p;
+  if (atomic_fetch_sub(&srv->refs, 1) == 1) free_server_memory(srv);
 }
 
 void dx_server_free(dx_server *srv) {
@@ -705,13 +829,16 @@ void dx_server_free(dx_server *srv) {
   srv->listener = srv->tls_listener = NULL;
   /* Connections still open hear on_close (1006) once, then finish on their
    * own without the server. */
-  for (dx_ws *ws = srv->conns, *next; ws; ws = next) {
-    next = ws->next;
+  for (uint32_t i = 0; i < srv->slots_len; i++) {
+    dx_ws *ws = slot_ws(srv, i);
+    if (!ws) continue;
     dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, 0, NULL);
     dx__ws_orphan(ws, srv->loop);
+    srv->slots[i] = (uintptr_t)NO_SLOT << 1 | 1; /* gone from the table */
   }
-  srv->conns = NULL;
+  srv->slots_len = 0;
+  srv->free_slot = NO_SLOT;
   group_give(srv->opts.group, srv->nconns); /* dropped: their slots are free */
   srv->nconns = 0;
-  dx_loop_free_later(srv->loop, srv, free_server_memory);
+  dx_loop_free_later(srv->loop, srv, server_unref);
 }

@@ -505,6 +505,8 @@ void *dx_ws_data(dx_ws *ws) {
   return ws->route && ws->route->h.data_size ? ws->tail + proto_room() : NULL;
 }
 
+uint64_t dx_ws_id(const dx_ws *ws) { return ws->id; }
+
 const char *dx_ws_path(const dx_ws *ws) { return ws->strs ? ws->strs : "/"; }
 
 const char *dx_ws_query(const dx_ws *ws) { return ws->strs ? ws->strs + strlen(ws->strs) + 1 : ""; }

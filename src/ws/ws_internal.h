@@ -60,9 +60,9 @@ struct dx_ws {
   void *owner; /* dx_server * or the client */
   const dx_ws_route *route;
   const dx_ws_config *cfg;
-  dx_ws *prev, *next; /* owner's list */
-  char *strs;         /* "path\0query\0protocol\0", kept while open */
-  uint8_t *hs;        /* handshake bytes gathered across reads */
+  uint64_t id; /* server: slot | generation << 32 (dx_ws_id); client: 0 */
+  char *strs;  /* "path\0query\0protocol\0", kept while open */
+  uint8_t *hs; /* handshake bytes gathered across reads */
   /* A connection is a WebSocket or answers plain HTTP, never both: one
    * word serves both uses (http_body_held says which), keeping every
    * connection a word smaller. */
