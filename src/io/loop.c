@@ -37,7 +37,10 @@ static uint64_t dx__clock_ms(void) {
 
 uint64_t dx_loop_now(const dx_loop *loop) { return loop->now; }
 
-void dx_loop_update_time(dx_loop *loop) { loop->now = dx__clock_ms(); }
+void dx_loop_update_time(dx_loop *loop) {
+  DX__CHECK_THREAD_VOID(loop);
+  loop->now = dx__clock_ms();
+}
 
 /* ---- threads -------------------------------------------------------- */
 
@@ -105,6 +108,7 @@ void dx_loop_hook_add(dx_loop *loop, dx_hook *h, dx_hook_cb cb, void *arg) {
 
 void dx_loop_hook_remove(dx_hook *h) {
   if (!h->next) return;
+  DX__CHECK_THREAD_VOID(h->loop);
   /* Removing the hook that runs next must not derail the iteration. */
   if (h->loop->hook_iter == h) h->loop->hook_iter = h->next;
   h->prev->next = h->next;
@@ -324,6 +328,11 @@ fail:
 
 void dx_loop_free(dx_loop *loop) {
   if (!loop) return;
+  /* Freeing a loop another thread is running is never recoverable. */
+  if (!dx_loop_on_thread(loop)) {
+    dx__loop_wrong_thread(loop, __func__);
+    return;
+  }
   dx__release_freed(loop);
   dx__signals_free(loop);
   if (loop->wake_fd >= 0) close(loop->wake_fd);

@@ -80,7 +80,10 @@ void dx_timer_init(dx_loop *loop, dx_timer *t, dx_timer_cb cb) {
 
 bool dx_timer_active(const dx_timer *t) { return t->index != DX_TIMER_IDLE; }
 
-void dx_timer_set_repeat(dx_timer *t, uint32_t repeat_ms) { t->repeat = repeat_ms; }
+void dx_timer_set_repeat(dx_timer *t, uint32_t repeat_ms) {
+  DX__CHECK_THREAD_VOID(t->loop);
+  t->repeat = repeat_ms;
+}
 
 static int dx__timer_schedule(dx_loop *loop, dx_timer *t, uint64_t timeout_ms) {
   uint64_t due = loop->now + timeout_ms;
