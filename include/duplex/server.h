@@ -169,11 +169,11 @@ dx_ws *dx_server_find(dx_server *srv, uint64_t id);
  * DX_ESYS. To learn the outcome, post your own function with dx_loop_post
  * and call dx_server_find + dx_ws_send there.
  *
- * Lifetime: the server's memory stays valid until every posted message has
- * run, so dx_server_free may come first; but no thread may call these after
- * (or while) the loop thread calls dx_server_free: stop posting threads
- * first. Messages still queued when the loop itself is freed are lost (run
- * the loop once after the last post). */
+ * Lifetime: messages still queued when the loop thread calls
+ * dx_server_free are dropped safely; but no thread may call these after (or
+ * while) the loop thread calls dx_server_free: stop posting threads first.
+ * Messages still queued when the loop itself is freed are lost, and leak
+ * their copy (run the loop once after the last post). */
 int dx_server_post_send(dx_server *srv, uint64_t id, unsigned opcode, const void *data, size_t len);
 
 /* THREAD-SAFE: dx_server_broadcast from any thread, with the same copy,

@@ -68,9 +68,7 @@ struct dx_server {
   uint32_t free_slot; /* head of the free list, or NO_SLOT */
   uint32_t generation;
   size_t nconns;
-  /* The owner's reference plus one per job posted from other threads and
-   * not yet run: the memory goes when the last one is dropped. */
-  atomic_size_t refs;
+  struct post_anchor *anchor; /* what posted jobs hold instead of srv */
   dx_http_limits limits;
   /* Shutdown. */
   bool shutting_down;
@@ -85,11 +83,25 @@ struct dx_server {
   uint64_t limit_warned;     /* loop ms of the last "connection limit" warning */
 };
 
-static void server_unref(void *p);
+/* Jobs posted from other threads hold this small anchor, not the server:
+ * dx_server_free clears srv (the jobs then do nothing) and the server's
+ * memory goes at the end of the turn as usual. The anchor goes with the
+ * last reference: the server's, or that of the last job to run (a job
+ * dropped by dx_loop_free leaks itself and the anchor, nothing more). */
+typedef struct post_anchor {
+  atomic_size_t refs;
+  dx_server *srv; /* NULL once the server is freed; loop thread only */
+} post_anchor;
+
+static void anchor_unref(post_anchor *a) {
+  if (a && atomic_fetch_sub(&a->refs, 1) == 1) free(a);
+}
 
 /* ---- the connection table ---- */
 
-#define NO_SLOT UINT32_MAX
+/* Free slots store the next free index << 1 | 1 in a uintptr_t, so indexes
+ * stay below 2^31 (the table is capped far below that). */
+#define NO_SLOT 0x7fffffffu
 
 static int slot_add(dx_server *srv, dx_ws *ws) {
   uint32_t i = srv->free_slot;
@@ -137,6 +149,7 @@ static dx_ws_route *find_route(const dx_server *srv, const char *path, size_t le
 
 int dx_server_route(dx_server *srv, const char *path, const dx_ws_handlers *handlers, void *user) {
   DX__CHECK_THREAD(srv->loop);
+  if (srv->freed) return DX_ESTATE;
   if (!path || !handlers || (path[0] != '/' && strcmp(path, "*") != 0)) return DX_EINVAL;
   /* Connections are allocated at accept, before the route is known. */
   if ((srv->listener || srv->tls_listener) && handlers->data_size > srv->max_data_size)
@@ -544,7 +557,9 @@ dx_server *dx_server_new(dx_loop *loop, const dx_server_opts *opts) {
   if (!srv) return NULL;
   srv->loop = loop;
   srv->free_slot = NO_SLOT;
-  atomic_init(&srv->refs, 1);
+  if (!(srv->anchor = calloc(1, sizeof *srv->anchor))) goto fail;
+  atomic_init(&srv->anchor->refs, 1);
+  srv->anchor->srv = srv;
   if (opts) srv->opts = *opts;
   dx_server_opts *o = &srv->opts;
   if (o->host && !(srv->host = strdup(o->host))) goto fail;
@@ -569,6 +584,7 @@ dx_server *dx_server_new(dx_loop *loop, const dx_server_opts *opts) {
   dx_deferred_init(&srv->shutdown_done);
   return srv;
 fail:
+  free(srv->anchor);
   free(srv->host);
   free(srv->static_dir);
   for (int i = 0; i < 4; i++) free(srv->tls_strs[i]);
@@ -578,6 +594,7 @@ fail:
 
 int dx_server_listen(dx_server *srv) {
   DX__CHECK_THREAD(srv->loop);
+  if (srv->freed) return DX_ESTATE;
   if (srv->listener || srv->tls_listener) return DX_ESTATE;
   dx_server_opts *o = &srv->opts;
   dx_listener_opts lo = {.backlog = o->backlog, .reuseport = o->reuseport};
@@ -673,7 +690,7 @@ dx_ws *dx_server_find(dx_server *srv, uint64_t id) {
 /* ---- work handed over from other threads ---- */
 
 typedef struct post_job {
-  dx_server *srv;
+  post_anchor *anchor;
   uint64_t id; /* 0: broadcast */
   unsigned opcode;
   size_t len;
@@ -683,8 +700,8 @@ typedef struct post_job {
 static void run_post(dx_loop *loop, void *arg) {
   post_job *j = arg;
   (void)loop;
-  dx_server *srv = j->srv;
-  if (!srv->freed) {
+  dx_server *srv = j->anchor->srv;
+  if (srv && !srv->freed) {
     if (j->id == 0) {
       dx_server_broadcast(srv, j->opcode, j->data, j->len);
     } else {
@@ -692,8 +709,8 @@ static void run_post(dx_loop *loop, void *arg) {
       if (ws) dx_ws_send(ws, j->opcode, j->data, j->len); /* gone: dropped */
     }
   }
+  anchor_unref(j->anchor);
   free(j);
-  server_unref(srv);
 }
 
 static int post(dx_server *srv, uint64_t id, unsigned opcode, const void *data, size_t len) {
@@ -701,15 +718,15 @@ static int post(dx_server *srv, uint64_t id, unsigned opcode, const void *data, 
   if (len > SIZE_MAX - sizeof(post_job)) return DX_ENOMEM;
   post_job *j = malloc(sizeof *j + len);
   if (!j) return DX_ENOMEM;
-  j->srv = srv;
+  j->anchor = srv->anchor;
   j->id = id;
   j->opcode = opcode;
   j->len = len;
   if (len) memcpy(j->data, data, len);
-  atomic_fetch_add(&srv->refs, 1); /* the server outlives the job */
+  atomic_fetch_add(&j->anchor->refs, 1);
   int rc = dx_loop_post(srv->loop, run_post, j);
   if (rc) {
-    atomic_fetch_sub(&srv->refs, 1);
+    anchor_unref(j->anchor);
     free(j);
   }
   return rc;
@@ -762,6 +779,7 @@ static void shutdown_timeout(dx_timer *t) {
 void dx_server_shutdown(dx_server *srv, int timeout_ms, void (*done)(dx_server *, void *),
                         void *arg) {
   DX__CHECK_THREAD_VOID(srv->loop);
+  if (srv->freed) return; /* from an on_close that dx_server_free delivered */
   srv->done = done;
   srv->done_arg = arg;
   if (!srv->shutting_down) {
@@ -811,11 +829,6 @@ static void free_server_memory(void *p) {
   free(srv);
 }
 
-static void server_unref(void *p) {
-  dx_server *srv = p;
-  if (atomic_fetch_sub(&srv->refs, 1) == 1) free_server_memory(srv);
-}
-
 void dx_server_free(dx_server *srv) {
   if (!srv) return;
   DX__CHECK_THREAD_VOID(srv->loop);
@@ -833,6 +846,10 @@ void dx_server_free(dx_server *srv) {
     dx_ws *ws = slot_ws(srv, i);
     if (!ws) continue;
     dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, 0, NULL);
+    if (ws->http_body_held && ws->http_body) { /* a static download cut short */
+      dx__static_body_free(ws->http_body);
+      ws->http_body = NULL;
+    }
     dx__ws_orphan(ws, srv->loop);
     srv->slots[i] = (uintptr_t)NO_SLOT << 1 | 1; /* gone from the table */
   }
@@ -840,5 +857,8 @@ void dx_server_free(dx_server *srv) {
   srv->free_slot = NO_SLOT;
   group_give(srv->opts.group, srv->nconns); /* dropped: their slots are free */
   srv->nconns = 0;
-  dx_loop_free_later(srv->loop, srv, server_unref);
+  srv->anchor->srv = NULL; /* posted jobs still queued do nothing */
+  anchor_unref(srv->anchor);
+  srv->anchor = NULL;
+  dx_loop_free_later(srv->loop, srv, free_server_memory);
 }

@@ -86,11 +86,11 @@ static void run(const uint8_t *data, size_t size, const dx_http_limits *lim, uin
   static const char *const exts[] = {"permessage-deflate", NULL};
   dx_upgrade_response res;
   int v = dx_upgrade_verify(&whole, "dGhlIHNhbXBsZSBub25jZQ==", protos, 2, exts, &res);
-  REQUIRE(v == 0 || v == DX_EHTTP_STATUS || v == DX_EHTTP_NO_UPGRADE ||
+  REQUIRE(v == 0 || v == DX_EHTTP_STATUS || v == DX_EHTTP_VERSION || v == DX_EHTTP_NO_UPGRADE ||
           v == DX_EHTTP_NO_CONNECTION || v == DX_EWS_ACCEPT || v == DX_EWS_UNOFFERED_PROTOCOL ||
           v == DX_EWS_UNOFFERED_EXTENSION || v == DX_EWS_EXTENSIONS);
   if (v == 0) {
-    REQUIRE(whole.status == 101);
+    REQUIRE(whole.status == 101 && whole.minor_version >= 1);
     REQUIRE(res.protocol_index >= -1 && res.protocol_index < 2);
     REQUIRE(res.num_extensions <= 4);
     for (size_t i = 0; i < res.num_extensions; i++)

@@ -380,6 +380,70 @@ TEST(static_download_completes_with_any_low_water) {
   CHECK(download_with_low_water(64u << 20));
 }
 
+/* ---- dx_server_free with work in flight ---- */
+
+static dx_server *shutdown_me;
+static void shutdown_on_close(dx_ws *ws, int code, const char *r, size_t rl, bool clean, void *u) {
+  (void)ws, (void)code, (void)r, (void)rl, (void)clean, (void)u;
+  /* "Last client gone: shut down" — here, during dx_server_free. */
+  if (shutdown_me) dx_server_shutdown(shutdown_me, 200, NULL, NULL);
+}
+
+/* dx_server_free delivers on_close (1006); a handler that then asks for a
+ * shutdown must not re-arm the server's timer in memory about to go. */
+TEST(shutdown_from_on_close_during_free) {
+  dx_loop *loop = dx_loop_new(NULL);
+  dx_server *srv = make_server(loop, (dx_server_opts){0});
+  dx_server_route(srv, "/", &(dx_ws_handlers){.on_close = shutdown_on_close}, NULL);
+  int port = start_listening(srv);
+  raw *a = raw_ws_open(loop, port, "/", NULL, NULL);
+  CHECK(a != NULL);
+  shutdown_me = srv;
+  dx_server_free(srv);
+  shutdown_me = NULL;
+  run_for(loop, 300); /* past the shutdown timeout it must not have armed */
+  raw_close(a);
+  for (int i = 0; i < 5; i++) dx_loop_run_once(loop, 0);
+  dx_loop_free(loop);
+}
+
+/* A static download cut short by dx_server_free releases its file (LSan
+ * and the fd count catch a leak). */
+TEST(server_freed_during_a_static_download) {
+  char dir[] = "/tmp/dx-static-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  char path[128];
+  snprintf(path, sizeof path, "%s/big.bin", dir);
+  FILE *f = fopen(path, "wb");
+  for (size_t i = 0; i < (3u << 20); i++) fputc('a', f);
+  fclose(f);
+  dx_loop *loop = dx_loop_new(NULL);
+  dx_server *srv = make_server(loop, (dx_server_opts){.static_dir = dir});
+  int port = start_listening(srv);
+  raw *r = raw_connect(port, 8192);
+  r->paused = true; /* never reads: the download stays in progress */
+  CHECK(raw_write_str(loop, r, "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n"));
+  run_for(loop, 100);
+  dx_server_free(srv);
+  for (int i = 0; i < 10; i++) dx_loop_run_once(loop, 10);
+  raw_close(r);
+  for (int i = 0; i < 5; i++) dx_loop_run_once(loop, 0);
+  dx_loop_free(loop);
+  /* The file's descriptor was closed with the download. */
+  char link[64], target[256];
+  int open_files = 0;
+  for (int fd = 3; fd < 256; fd++) {
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0) continue;
+    target[n] = 0;
+    if (strstr(target, "big.bin")) open_files++;
+  }
+  CHECK_EQ_INT(open_files, 0);
+  unlink(path);
+  rmdir(dir);
+}
+
 int main(void) {
   RUN(client_freed_in_on_close_after_the_server_hangs_up);
   RUN(client_freed_in_on_error_after_the_server_hangs_up);
@@ -391,5 +455,7 @@ int main(void) {
   RUN(ping_flood_does_not_grow_the_send_queue);
   RUN(slow_static_download_is_not_cut_at_close_timeout);
   RUN(static_download_completes_with_any_low_water);
+  RUN(shutdown_from_on_close_during_free);
+  RUN(server_freed_during_a_static_download);
   return test_report();
 }
