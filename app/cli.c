@@ -112,8 +112,8 @@ int cli_parse_deflate(const char *cmd, int which, const char *arg, dx_deflate_op
       return cli_usage_error(cmd, "bad --deflate-mode '%s' (shared or takeover)", arg);
     return -1;
   case 2:
-    if (!cli_parse_int(arg, 9, 15, &v))
-      return cli_usage_error(cmd, "--deflate-window-bits takes 9-15");
+    if (!cli_parse_int(arg, 8, 15, &v))
+      return cli_usage_error(cmd, "--deflate-window-bits takes 8-15");
     d->window_bits = (int)v;
     return -1;
   case 3:

@@ -31,7 +31,8 @@ int cli_parse_deflate(const char *cmd, int which, const char *arg, struct dx_def
   "      --deflate-mode MODE    shared (default: no context takeover, one compressor\n"            \
   "                             per thread, no zlib memory per connection) or\n"                   \
   "                             takeover (per-connection windows, best ratio)\n"                   \
-  "      --deflate-window-bits N  9-15, window of our compressor in takeover mode\n"               \
+  "      --deflate-window-bits N  8-15, window of our compressor in takeover mode\n"               \
+  "                             (8: zlib cannot honour it; such messages go uncompressed)\n"      \
   "      --deflate-mem-level N  1-9, zlib memLevel in takeover mode (default 8)\n"                 \
   "      --deflate-level N      1-9, zlib compression level (default 6)\n"                         \
   "      --deflate-threshold SIZE  send smaller messages uncompressed (default 64)\n"

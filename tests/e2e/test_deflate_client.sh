@@ -105,6 +105,10 @@ logged "^recv /ok/cmwb8 rsv1=0 len=$len\$" && pass "... and the client sent its 
 dxc cmwb8_takeover --deflate --deflate-mode takeover "$U/ok/cmwb8" -n 1
 [[ $RC == 0 ]] && cmp -s "$OUT" "$IN" && pass "client_max_window_bits=8 in takeover mode too" ||
   check_fail "client_max_window_bits=8, takeover: rc $RC, $(head -c 500 "$ERR")"
+dxc offer_w8 --deflate --deflate-mode takeover --deflate-window-bits 8 "$U/ok/cmwb8" -n 1
+logged '^offer /ok/cmwb8 permessage-deflate; client_max_window_bits=8$' && [[ $RC == 0 ]] &&
+  cmp -s "$OUT" "$IN" && pass "--deflate-window-bits 8 offers client_max_window_bits=8 and works" ||
+  check_fail "--deflate-window-bits 8: rc $RC, $(grep '^offer /ok/cmwb8' "$SRV_LOG"); $(head -c 300 "$ERR")"
 
 # ---- no parameters: compressed both ways ----
 dxc plain --deflate "$U/ok/plain" -n 1

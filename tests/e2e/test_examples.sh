@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The examples build and work: examples/echo_server answers a real client
-# (Node `ws`) and exits 0 on SIGTERM after closing it with 1001.
+# (Node `ws`) and exits 0 on SIGTERM after closing it with 1001;
+# examples/ticker_server's worker thread greets each client by id and
+# broadcasts ticks through the thread-safe posts.
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 need_node_modules ws
@@ -44,4 +46,54 @@ rc=0
 wait "$pid" || rc=$?
 DX_SERVER_PIDS=()
 [[ $rc == 0 ]] && pass "echo_server exited 0" || check_fail "echo_server exited $rc"
+
+# --- ticker_server: a worker thread posting to the loop ---------------------
+bin="$DX_BUILD_DIR/examples/ticker_server"
+[[ -x "$bin" ]] || fail "no $bin: the examples were not built"
+log_file="$DX_TMP/ticker_server.out"
+"$bin" 0 >"$log_file" 2>&1 &
+pid=$!
+DX_SERVER_PIDS+=("$pid")
+DX_SERVER_LOGS+=("$log_file")
+PORT=""
+for _ in $(seq 100); do
+  PORT=$(grep -m1 -oE 'ws://127\.0\.0\.1:[0-9]+' "$log_file" | grep -oE '[0-9]+$' || true)
+  [[ -n "$PORT" ]] && break
+  sleep 0.05
+done
+[[ -n "$PORT" ]] || fail "ticker_server printed no listening line"
+# Two clients at once: each is welcomed by its own id, both get the ticks.
+out="$DX_TMP/ticker.out"
+(cd "$DX_SOURCE_DIR/tests/interop" && node -e '
+const WebSocket = require("ws");
+let done = 0;
+for (const name of ["a", "b"]) {
+  const ws = new WebSocket(`ws://127.0.0.1:${process.argv[1]}/`);
+  let ticks = 0, welcome = null, last = 0, ordered = true;
+  ws.on("message", (d) => {
+    const s = d.toString();
+    if (s.startsWith("welcome ")) { welcome = s; return; }
+    const n = Number(s.split(" ")[1]);
+    if (n <= last) ordered = false;
+    last = n;
+    if (++ticks == 5) {
+      console.log(`${name} ${welcome} ticks ${ticks} ordered ${ordered}`);
+      ws.close(1000);
+      if (++done == 2) process.exit(0);
+    }
+  });
+  ws.on("error", (e) => { console.log("error " + e.message); process.exit(1); });
+}
+setTimeout(() => { console.log("timeout"); process.exit(1); }, 10000);
+' "$PORT" >"$out" 2>&1) || true
+welcomes=$(grep -oE 'welcome [0-9]+' "$out" | sort -u | wc -l)
+[[ $(grep -c 'ticks 5 ordered true' "$out") == 2 && $welcomes == 2 ]] &&
+  pass "ticker: both clients welcomed by their own id and got 5 ordered ticks" ||
+  check_fail "ticker client: $(cat "$out")"
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+DX_SERVER_PIDS=()
+[[ $rc == 0 ]] && pass "ticker_server exited 0 after stopping its worker" ||
+  check_fail "ticker_server exited $rc: $(tail -5 "$log_file")"
 finish
