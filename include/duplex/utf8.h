@@ -6,7 +6,8 @@
  * split across pieces. Rejects overlong encodings, UTF-16 surrogates
  * (U+D800..U+DFFF), code points above U+10FFFF, stray continuation bytes and
  * the bytes 0xC0, 0xC1, 0xF5..0xFF. Pure ASCII runs are checked a machine word
- * (or vector) at a time.
+ * (or vector) at a time; on x86-64 CPUs with SSSE3 (detected at run time),
+ * non-ASCII text is checked 16 bytes at a time too.
  *
  * Thread-safety: a validator is a plain value; distinct validators may be
  * used from distinct threads.

@@ -543,6 +543,78 @@ TEST(random_long_texts) {
   }
 }
 
+/* ---- the vector path (non-ASCII text of 64 bytes and more) ---------------- */
+
+/* Bytes at the edges of every class and range in the table at the top of
+ * src/proto/utf8.c. */
+static const uint8_t edge_bytes[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF,
+                                     0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE,
+                                     0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF};
+
+/* 96 bytes of valid 2-byte characters with `k` bytes replaced at `at`. */
+static size_t text_with(uint8_t *buf, size_t at, const uint8_t *b, size_t k) {
+  for (size_t i = 0; i < 96; i += 2) buf[i] = 0xC3, buf[i + 1] = 0xA9;
+  memcpy(buf + at, b, k);
+  return 96;
+}
+
+/* Every byte pair, and every sequence of 4 edge bytes, inside non-ASCII
+ * text (which the vector check takes), at block starts, ends and across
+ * block boundaries: the verdict matches the reference decoder. */
+TEST(vector_path_pairs_and_edge_quads) {
+  uint8_t buf[96];
+  static const size_t at[] = {0, 14, 15, 16, 29, 31, 46, 93};
+  int wrong = 0;
+  for (unsigned a = 0; a < 256; a++) {
+    for (unsigned b = 0; b < 256; b++) {
+      uint8_t pair[2] = {(uint8_t)a, (uint8_t)b};
+      for (size_t k = 0; k < sizeof at / sizeof at[0]; k++) {
+        size_t n = text_with(buf, at[k], pair, 2);
+        if (dx_utf8_valid(place(0, buf, n), n) != ref_valid(buf, n) && wrong++ < 5)
+          fprintf(stderr, "pair %02x %02x at %zu\n", a, b, at[k]);
+      }
+    }
+  }
+  size_t ne = sizeof edge_bytes;
+  for (size_t q = 0; q < ne * ne * ne * ne; q++) {
+    uint8_t quad[4] = {edge_bytes[q % ne], edge_bytes[q / ne % ne], edge_bytes[q / ne / ne % ne],
+                       edge_bytes[q / ne / ne / ne]};
+    for (size_t k = 1; k < 4; k++) { /* 13..16: across the first block boundary */
+      size_t n = text_with(buf, 12 + k, quad, 4);
+      if (dx_utf8_valid(place(0, buf, n), n) != ref_valid(buf, n) && wrong++ < 10)
+        fprintf(stderr, "quad %02x %02x %02x %02x at %zu\n", quad[0], quad[1], quad[2], quad[3],
+                12 + k);
+    }
+  }
+  CHECK_EQ_INT(wrong, 0);
+  /* The last sequence open at the end of a piece, finished (or broken) by
+   * the next piece. */
+  static const uint8_t open[][4] = {{0xC3}, {0xE2, 0x82}, {0xF0, 0x9F, 0x98}, {0xE2}, {0xF0}};
+  static const uint8_t close[][3] = {{0xA9}, {0xAC}, {0x80}, {0x82, 0xAC}, {0x9F, 0x98, 0x80}};
+  static const size_t nopen[] = {1, 2, 3, 1, 1}, nclose[] = {1, 1, 1, 2, 3};
+  for (size_t c = 0; c < 5; c++) {
+    for (size_t len = 64; len < 96; len++) {
+      uint8_t msg[100];
+      size_t k = len - nopen[c], n = 0;
+      while (n + 2 <= k) msg[n++] = 0xC3, msg[n++] = 0xA9;
+      if (n < k) msg[n++] = 'x';
+      memcpy(msg + n, open[c], nopen[c]);
+      n += nopen[c];
+      for (int broken = 0; broken < 2; broken++) {
+        dx_utf8 v;
+        dx_utf8_init(&v);
+        CHECK_EQ_INT(dx_utf8_feed(&v, place(0, msg, n), n), 0);
+        CHECK(!dx_utf8_complete(&v));
+        uint8_t tail[3];
+        memcpy(tail, close[c], nclose[c]);
+        if (broken) tail[nclose[c] - 1] = 'A';
+        CHECK_EQ_INT(dx_utf8_feed(&v, place(1, tail, nclose[c]), nclose[c]), broken ? DX_EUTF8 : 0);
+        if (!broken) CHECK(dx_utf8_complete(&v));
+      }
+    }
+  }
+}
+
 int main(void) {
   regions_init();
   RUN(valid_boundaries);
@@ -559,6 +631,7 @@ int main(void) {
   RUN(ascii_scan_positions);
   RUN(random_short_strings);
   RUN(random_long_texts);
+  RUN(vector_path_pairs_and_edge_quads);
   printf("%d cases checked against the reference\n", cases_checked);
   return test_report();
 }
