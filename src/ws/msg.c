@@ -6,13 +6,20 @@
 #include "io/loop_internal.h"
 #include "ws/ws_internal.h"
 
+/* zlib's smallest raw deflate window (dx_pmd_tx_shared_window gives 9..15). */
+#define DX_MSG_MIN_BITS 9
+
 struct dx_msg {
   unsigned opcode;
-  size_t len;        /* payload bytes */
-  size_t hdr_len;    /* frame header in front of the payload in plain */
-  dx_sbuf *plain;    /* header + payload: an unmasked, uncompressed frame */
-  dx_sbuf *deflated; /* header (RSV1) + compressed payload, made on first need */
-  bool deflate_failed;
+  size_t len;     /* payload bytes */
+  size_t hdr_len; /* frame header in front of the payload in plain */
+  dx_sbuf *plain; /* header + payload: an unmasked, uncompressed frame */
+  /* Header (RSV1) + compressed payload, made on first need, one per window
+   * size of the thread's shared compressors (9..15 bits): a peer that
+   * limited our window shares bytes with every peer that chose the same. */
+  dx_sbuf *deflated[16 - DX_MSG_MIN_BITS];
+  uint16_t deflate_failed; /* bit per window */
+  uint8_t deflate_count;   /* compressions made (tests) */
 };
 
 dx_msg *dx_msg_new(unsigned opcode, const void *data, size_t len) {
@@ -37,32 +44,38 @@ dx_msg *dx_msg_new(unsigned opcode, const void *data, size_t len) {
 void dx_msg_free(dx_msg *m) {
   if (!m) return;
   dx_sbuf_unref(m->plain);
-  dx_sbuf_unref(m->deflated);
+  for (size_t i = 0; i < sizeof m->deflated / sizeof m->deflated[0]; i++)
+    dx_sbuf_unref(m->deflated[i]);
   free(m);
 }
 
-/* The compressed frame, made with this connection's (shared) compressor:
- * without context takeover its output depends only on the message. */
-static dx_sbuf *deflated(dx_msg *m, dx_pmd *pmd) {
-  if (m->deflated || m->deflate_failed) return m->deflated;
+/* The compressed frame, made with this connection's shared compressor for
+ * its window of `bits`: without context takeover its output depends only on
+ * the message and the window. */
+static dx_sbuf *deflated(dx_msg *m, dx_pmd *pmd, int bits) {
+  int w = bits - DX_MSG_MIN_BITS;
+  if (m->deflated[w] || (m->deflate_failed >> w & 1)) return m->deflated[w];
   const uint8_t *z;
   size_t zlen;
   if (dx_pmd_deflate(pmd, m->plain->data + m->hdr_len, m->len, &z, &zlen) != 0) {
-    m->deflate_failed = true;
+    m->deflate_failed |= (uint16_t)(1u << w);
     return NULL;
   }
   size_t hl = dx_frame_header_size(zlen, false);
   dx_sbuf *b = dx_sbuf_new(hl + zlen);
   if (!b) {
-    m->deflate_failed = true;
+    m->deflate_failed |= (uint16_t)(1u << w);
     return NULL;
   }
   dx_frame_write_header(b->data, true, DX_RSV1, m->opcode, zlen, NULL);
   memcpy(b->data + hl, z, zlen);
   b->len = hl + zlen;
-  m->deflated = b;
+  m->deflated[w] = b;
+  m->deflate_count++;
   return b;
 }
+
+unsigned dx__msg_deflate_count(const dx_msg *m) { return m->deflate_count; }
 
 int dx_ws_send_msg(dx_ws *ws, dx_msg *m) {
   DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
@@ -79,8 +92,9 @@ int dx_ws_send_msg(dx_ws *ws, dx_msg *m) {
   if (pmd && dx_pmd_worth_it(pmd, m->len)) {
     /* Compressing with its own context: only this connection's compressor
      * can produce its bytes. */
-    if (!dx_pmd_tx_shared(pmd)) return dx_ws_send(ws, m->opcode, payload, m->len);
-    frame = deflated(m, pmd);
+    int bits = dx_pmd_tx_shared_window(pmd);
+    if (!bits) return dx_ws_send(ws, m->opcode, payload, m->len);
+    frame = deflated(m, pmd, bits);
     if (!frame) return dx_ws_send(ws, m->opcode, payload, m->len);
   }
   rc = dx_stream_write_shared(&ws->stream, frame, 0, frame->len);

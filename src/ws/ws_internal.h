@@ -146,6 +146,10 @@ int dx__ws_admit(dx_ws *ws, unsigned opcode, size_t len);
 /* After queuing: stamp activity; DX_SENT or DX_BUFFERED. */
 int dx__ws_sent(dx_ws *ws, unsigned opcode);
 
+/* How many compressed variants of m were made (one per window size used
+ * by shared compressors): for tests. */
+unsigned dx__msg_deflate_count(const dx_msg *m);
+
 /* The request (server) or response (client) headers of the handshake this
  * thread is handling, readable with dx_ws_header only while it is: during
  * on_upgrade and on_open. Kept out of dx_ws (every open connection would
