@@ -516,6 +516,39 @@ TEST(headers_gone_after_on_open_even_with_a_frame_in_the_same_packet) {
   teardown(loop, srv);
 }
 
+/* A head dribbled one byte per read still upgrades (the server parses
+ * once per line, not once per read), and a dribbled head with no line end
+ * is cut off at the size limit with 431. */
+TEST(head_dribbled_one_byte_per_read) {
+  dx_loop *loop = dx_loop_new(NULL);
+  dx_server *srv = make_server(loop, (dx_server_opts){.max_handshake = 1024});
+  dx_server_route(srv, "/", &(dx_ws_handlers){0}, NULL);
+  int port = start_listening(srv);
+  raw *r = raw_connect(port, 0);
+  const char *req = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  for (size_t i = 0; req[i]; i++) {
+    CHECK(raw_write(loop, r, req + i, 1));
+    dx_loop_run_once(loop, 0); /* the server reads each byte on its own */
+  }
+  RUN_UNTIL(loop, http_body(r->buf) != NULL, 3000);
+  CHECK_EQ_INT(http_status(r->buf), 101);
+  raw_close(r);
+
+  raw *g = raw_connect(port, 0);
+  char junk[64];
+  memset(junk, 'a', sizeof junk);
+  CHECK(raw_write(loop, g, "GET /", 5));
+  for (int i = 0; i < 20 && !g->eof && !g->reset; i++) { /* 1,280 bytes, no new line */
+    raw_write(loop, g, junk, sizeof junk);
+    dx_loop_run_once(loop, 0);
+  }
+  RUN_UNTIL(loop, http_body(g->buf) != NULL || g->eof || g->reset, 3000);
+  CHECK_EQ_INT(http_status(g->buf), 431);
+  raw_close(g);
+  teardown(loop, srv);
+}
+
 int main(void) {
   RUN(on_upgrade_sees_request_and_can_reject);
   RUN(on_upgrade_status_codes);
@@ -526,5 +559,6 @@ int main(void) {
   RUN(failed_upgrade_after_on_upgrade_still_gets_on_close);
   RUN(origin_allowlist);
   RUN(headers_gone_after_on_open_even_with_a_frame_in_the_same_packet);
+  RUN(head_dribbled_one_byte_per_read);
   return test_report();
 }
