@@ -472,7 +472,7 @@ static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
     /* The head can only end with a new line: a client dribbling bytes
      * costs one parse per line, not one per read (which made a slow head
      * quadratic). The size limit is still enforced as bytes arrive. */
-    if (!memchr(data, '\n', len) && have <= srv->limits.max_size) return;
+    if (!memchr(data, '\n', len) && have < srv->limits.max_size) return;
   }
   dx_http_header headers[DX_MAX_REQUEST_HEADERS];
   dx_http_request req = {.headers = headers, .num_headers = DX_MAX_REQUEST_HEADERS};

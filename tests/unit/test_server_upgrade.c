@@ -546,6 +546,19 @@ TEST(head_dribbled_one_byte_per_read) {
   RUN_UNTIL(loop, http_body(g->buf) != NULL || g->eof || g->reset, 3000);
   CHECK_EQ_INT(http_status(g->buf), 431);
   raw_close(g);
+
+  /* Exactly the limit, no line end, then silence: 431 at once, not at the
+   * handshake timeout. */
+  raw *e = raw_connect(port, 0);
+  char exact[1024];
+  memset(exact, 'a', sizeof exact);
+  memcpy(exact, "GET /", 5);
+  CHECK(raw_write(loop, e, exact, 1000));
+  run_for(loop, 30); /* the server reads the first part on its own */
+  CHECK(raw_write(loop, e, exact + 1000, 24));
+  RUN_UNTIL(loop, http_body(e->buf) != NULL || e->eof || e->reset, 2000);
+  CHECK_EQ_INT(http_status(e->buf), 431);
+  raw_close(e);
   teardown(loop, srv);
 }
 
