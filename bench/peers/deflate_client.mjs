@@ -24,26 +24,13 @@
 // list in each message (seeded, so every run sends the same bytes).
 // --payload x: what `duplex bench` sends: 16 hex digits and then 'x's.
 import net from 'node:net';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cli, loadWs } from './common.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const args = process.argv.slice(2);
-if (!args.length || args.includes('-h') || args.includes('--help')) {
-  console.log('usage: node deflate_client.mjs URL [--job hold|echo] [-c N] [--messages M] [--size BYTES]\n' +
-    '       [--payload json|x] [--offer takeover|no-takeover] [--duration S] [--warmup S]\n' +
-    'hold: open N compressed connections, M echoes each, print READY {json}, wait for stdin EOF.\n' +
-    'echo: closed-loop echo load for --duration s after --warmup s; JSON summary on stdout.');
-  process.exit(args.length ? 0 : 2);
-}
-const opt = (names, dflt) => {
-  for (const n of names) {
-    const i = args.indexOf(n);
-    if (i >= 0) return args[i + 1];
-  }
-  return dflt;
-};
+const { args, opt } = cli('usage: node deflate_client.mjs URL [--job hold|echo] [-c N] [--messages M] [--size BYTES]\n' +
+  '       [--payload json|x] [--offer takeover|no-takeover] [--duration S] [--warmup S]\n' +
+  'hold: open N compressed connections, M echoes each, print READY {json}, wait for stdin EOF.\n' +
+  'echo: closed-loop echo load for --duration s after --warmup s; JSON summary on stdout.',
+{ needArgs: true });
 const url = args[0];
 const job = opt(['--job'], 'hold');
 const nconns = Number(opt(['-c', '--connections'], '1000'));
@@ -53,19 +40,7 @@ const payloadKind = opt(['--payload'], 'json');
 const offer = opt(['--offer'], 'takeover');
 const duration = Number(opt(['--duration', '-d'], '5'));
 const warmup = Number(opt(['--warmup', '-w'], '1'));
-
-function loadWs() {
-  for (const dir of ['..', '../../tests/interop']) {
-    try {
-      return createRequire(path.join(here, dir, 'package.json'))('ws');
-    } catch {
-      // try the next place
-    }
-  }
-  console.error('deflate_client: ws not found; run npm install in bench/');
-  process.exit(1);
-}
-const WebSocket = loadWs();
+const WebSocket = loadWs('deflate_client');
 
 // --- payloads ---------------------------------------------------------------
 let seed = 0x2545f491;
