@@ -238,6 +238,51 @@ tally_helper() {
   return 0
 }
 
+# capture NAME INPUT SECONDS CMD...: run CMD with stdin from INPUT under a
+# timeout; OUT and ERR name files with its stdout and stderr, RC its exit
+# status. A sanitizer report on stderr fails the test.
+capture() {
+  local name=$1 input=$2 secs=$3
+  shift 3
+  OUT="$DX_TMP/$name.out"
+  ERR="$DX_TMP/$name.err"
+  RC=0
+  timeout -k 5 "$secs" "$@" <"$input" >"$OUT" 2>"$ERR" || RC=$?
+  if sanitizer_report_in "$ERR"; then
+    check_fail "$name: sanitizer report from $(basename "$1"): $(head -c 3000 "$ERR")"
+  fi
+}
+
+# expect NAME STATUS WANT_STDOUT_FILE: the last capture exited STATUS and
+# printed exactly the file's bytes.
+expect() {
+  local name=$1 want_rc=$2 want_out=$3
+  if [[ $RC != "$want_rc" ]]; then
+    check_fail "$name: exit status $RC, expected $want_rc; stderr: $(head -c 2000 "$ERR")"
+  elif ! cmp -s "$OUT" "$want_out"; then
+    check_fail "$name: stdout differs: $(head -c 300 "$OUT" | od -c | head -n 5); stderr: $(head -c 1000 "$ERR")"
+  else
+    pass "$name"
+  fi
+}
+
+# expect_err NAME REGEX / expect_err_text NAME TEXT: the last capture's
+# stderr matches the extended regex / contains the text.
+expect_err() {
+  if grep -qE -- "$2" "$ERR"; then
+    pass "$1"
+  else
+    check_fail "$1: stderr does not match /$2/: $(head -c 2000 "$ERR")"
+  fi
+}
+expect_err_text() {
+  if grep -qF -- "$2" "$ERR"; then
+    pass "$1"
+  else
+    check_fail "$1: stderr lacks '$2': $(head -c 2000 "$ERR")"
+  fi
+}
+
 # wait_file PATH SECONDS: wait until PATH exists.
 wait_file() {
   local t0

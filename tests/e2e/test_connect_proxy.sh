@@ -20,36 +20,7 @@ unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY no_proxy NO_PROXY
 
 # dxc NAME INPUT_FILE ARGS...: run `duplex connect ARGS` (environment
 # assignments may come first via `env`); sets OUT, ERR and RC.
-dxc() {
-  local name=$1 input=$2
-  shift 2
-  OUT="$DX_TMP/$name.out"
-  ERR="$DX_TMP/$name.err"
-  RC=0
-  timeout -k 5 60 env "$@" <"$input" >"$OUT" 2>"$ERR" || RC=$?
-  if sanitizer_report_in "$ERR"; then
-    check_fail "$name: sanitizer report from duplex connect: $(head -c 3000 "$ERR")"
-  fi
-}
-
-expect() {
-  local name=$1 want_rc=$2 want_out=$3
-  if [[ $RC != "$want_rc" ]]; then
-    check_fail "$name: exit status $RC, expected $want_rc; stderr: $(head -c 2000 "$ERR")"
-  elif ! cmp -s "$OUT" "$want_out"; then
-    check_fail "$name: stdout differs: $(head -c 300 "$OUT" | od -c | head -n 5); stderr: $(head -c 1000 "$ERR")"
-  else
-    pass "$name"
-  fi
-}
-
-expect_err() {
-  if grep -qE -- "$2" "$ERR"; then
-    pass "$1"
-  else
-    check_fail "$1: stderr does not match /$2/: $(head -c 2000 "$ERR")"
-  fi
-}
+dxc() { local n=$1 i=$2; shift 2; capture "$n" "$i" 60 env "$@"; }
 
 # start_proxy [ARGS...]: sets PROXY_PORT and PROXY_LOG.
 start_proxy() {

@@ -34,17 +34,7 @@ IN="$DX_TMP/in"
 len=$(($(wc -c <"$IN") - 1))
 
 # dxc NAME ARGS...: `duplex connect ARGS` with $IN on stdin; sets OUT, ERR, RC.
-dxc() {
-  local name=$1
-  shift
-  OUT="$DX_TMP/$name.out"
-  ERR="$DX_TMP/$name.err"
-  RC=0
-  timeout -k 5 30 "$DUPLEX" connect "$@" <"$IN" >"$OUT" 2>"$ERR" || RC=$?
-  if sanitizer_report_in "$ERR"; then
-    check_fail "$name: sanitizer report from duplex connect: $(head -c 3000 "$ERR")"
-  fi
-}
+dxc() { local n=$1; shift; capture "$n" "$IN" 30 "$DUPLEX" connect "$@"; }
 
 # logged ERE: the fake server logged a matching line (waits up to 5 s).
 logged() {

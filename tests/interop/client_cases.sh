@@ -29,17 +29,7 @@ start_peer() {
 
 # dxc NAME INPUT_FILE ARGS...: run `duplex connect ARGS` with INPUT_FILE on
 # stdin; sets OUT, ERR (file names) and RC.
-dxc() {
-  local name=$1 input=$2
-  shift 2
-  OUT="$DX_TMP/$name.out"
-  ERR="$DX_TMP/$name.err"
-  RC=0
-  timeout -k 5 60 "$DUPLEX" connect "$@" <"$input" >"$OUT" 2>"$ERR" || RC=$?
-  if sanitizer_report_in "$ERR"; then
-    check_fail "$name: sanitizer report from duplex connect: $(head -c 3000 "$ERR")"
-  fi
-}
+dxc() { local n=$1 i=$2; shift 2; capture "$n" "$i" 60 "$DUPLEX" connect "$@"; }
 
 # The peer's log has a line matching the ERE (waits up to 5 s).
 peer_logged() {
@@ -49,27 +39,6 @@ peer_logged() {
     sleep 0.05
   done
   return 1
-}
-
-# expect NAME EXPECTED_STATUS EXPECTED_STDOUT_FILE: check RC and stdout.
-expect() {
-  local name=$1 want_rc=$2 want_out=$3
-  if [[ $RC != "$want_rc" ]]; then
-    check_fail "$name: exit status $RC, expected $want_rc; stderr: $(head -c 2000 "$ERR")"
-  elif ! cmp -s "$OUT" "$want_out"; then
-    check_fail "$name: stdout differs: got $(head -c 300 "$OUT" | od -c | head -n 5); stderr: $(head -c 1000 "$ERR")"
-  else
-    pass "$name"
-  fi
-}
-
-# stderr contains the fixed string.
-expect_err() {
-  if grep -qF -- "$2" "$ERR"; then
-    pass "$1"
-  else
-    check_fail "$1: stderr lacks '$2': $(head -c 2000 "$ERR")"
-  fi
 }
 
 client_cases() {
@@ -83,7 +52,7 @@ client_cases() {
   cp "$in" "$want"
   dxc text "$in" "$U/echo" -n 4
   expect "$L: text echo (4 lines)" 0 "$want"
-  expect_err "$L: status line on stderr" "duplex: connected to $U/echo"
+  expect_err_text "$L: status line on stderr" "duplex: connected to $U/echo"
   grep -q 'with subprotocol' "$ERR" && check_fail "$L: no subprotocol offered, none selected" ||
     pass "$L: no subprotocol when none offered"
   peer_logged '^close /echo code=1000' && pass "$L: the server saw close 1000 from the client" ||
@@ -93,12 +62,12 @@ client_cases() {
   printf 'x\n' >"$in"
   dxc proto1 "$in" "$U/echo" -n 1 --subprotocol chat.v1
   expect "$L: echo with a subprotocol" 0 "$in"
-  expect_err "$L: subprotocol chat.v1 selected" "connected to $U/echo with subprotocol chat.v1"
+  expect_err_text "$L: subprotocol chat.v1 selected" "connected to $U/echo with subprotocol chat.v1"
   peer_logged '^open /echo protocol=chat.v1' && pass "$L: the server chose chat.v1" ||
     check_fail "$L: server log: $(tail -n 5 "$PEER_LOG")"
   dxc proto2 "$in" "$U/echo" -n 1 -s chat.v9 -s chat.v2
   expect "$L: two offers" 0 "$in"
-  expect_err "$L: the supported one of two offers selected" "with subprotocol chat.v2"
+  expect_err_text "$L: the supported one of two offers selected" "with subprotocol chat.v2"
   dxc proto3 "$in" "$U/echo" -n 1 -s chat.v9
   expect "$L: unsupported offer: still connects" 0 "$in"
   grep -q 'with subprotocol' "$ERR" && check_fail "$L: no subprotocol expected: $(cat "$ERR")" ||
@@ -144,10 +113,10 @@ client_cases() {
   # Close codes from the server.
   dxc close4005 "$empty" "$U/close4005" --wait-close
   expect "$L: server close 4005: exit 1, no output" 1 "$empty"
-  expect_err "$L: close 4005 reported" 'closed: code 4005 reason "bye"'
+  expect_err_text "$L: close 4005 reported" 'closed: code 4005 reason "bye"'
   dxc close1000 "$empty" "$U/close1000" --wait-close
   expect "$L: server close 1000: exit 0" 0 "$empty"
-  expect_err "$L: close 1000 reported" 'closed: code 1000 reason "done"'
+  expect_err_text "$L: close 1000 reported" 'closed: code 1000 reason "done"'
 
   # What duplex connect cannot express (tests/interop/client_ops.c): a ping
   # from the client, fragmented messages from the client (a ping between

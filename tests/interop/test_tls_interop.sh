@@ -18,38 +18,7 @@ source "$here/../tls_certs.sh"
 
 # dxc NAME INPUT_FILE ARGS...: run `duplex connect ARGS` with INPUT_FILE on
 # stdin; sets OUT, ERR (file names) and RC.
-dxc() {
-  local name=$1 input=$2
-  shift 2
-  OUT="$DX_TMP/$name.out"
-  ERR="$DX_TMP/$name.err"
-  RC=0
-  timeout -k 5 60 "$DUPLEX" connect "$@" <"$input" >"$OUT" 2>"$ERR" || RC=$?
-  if sanitizer_report_in "$ERR"; then
-    check_fail "$name: sanitizer report from duplex connect: $(head -c 3000 "$ERR")"
-  fi
-}
-
-# expect NAME EXPECTED_STATUS EXPECTED_STDOUT_FILE: check RC and stdout.
-expect() {
-  local name=$1 want_rc=$2 want_out=$3
-  if [[ $RC != "$want_rc" ]]; then
-    check_fail "$name: exit status $RC, expected $want_rc; stderr: $(head -c 2000 "$ERR")"
-  elif ! cmp -s "$OUT" "$want_out"; then
-    check_fail "$name: stdout differs: got $(head -c 300 "$OUT" | od -c | head -n 5); stderr: $(head -c 1000 "$ERR")"
-  else
-    pass "$name"
-  fi
-}
-
-# expect_err NAME TEXT: stderr of the last dxc contains the fixed string.
-expect_err() {
-  if grep -qF -- "$2" "$ERR"; then
-    pass "$1"
-  else
-    check_fail "$1: stderr lacks '$2': $(head -c 2000 "$ERR")"
-  fi
-}
+dxc() { local n=$1 i=$2; shift 2; capture "$n" "$i" 60 "$DUPLEX" connect "$@"; }
 
 # peer_logged ERE: the peer's log has a matching line (waits up to 5 s).
 peer_logged() { wait_log "$PEER_LOG" "$1" 5; }
@@ -128,7 +97,7 @@ U="wss://localhost:$PEER_PORT"
 printf 'hello over TLS\nw\xc3\xb6rld \xe2\x9c\x93\n\nlast\n' >"$DX_TMP/in4"
 dxc node_text "$DX_TMP/in4" --ca "$C/ca.pem" "$U/echo" -n 4
 expect "duplex connect --ca to node ws over https: text echo" 0 "$DX_TMP/in4"
-expect_err "status line names the wss URL" "duplex: connected to $U/echo"
+expect_err_text "status line names the wss URL" "duplex: connected to $U/echo"
 peer_logged '^open /echo sni=localhost alpn=http/1.1 client=-' &&
   pass "node saw SNI localhost and ALPN http/1.1 from duplex connect" ||
   check_fail "SNI/ALPN as seen by node: $(grep '^open' "$PEER_LOG" | tail -n 2)"
@@ -151,10 +120,10 @@ peer_logged '^open /echo sni=- ' && pass "no SNI sent for an IP address (RFC 606
   check_fail "SNI for wss://127.0.0.1: $(grep '^open' "$PEER_LOG" | tail -n 1)"
 dxc node_close "$DX_TMP/empty" --ca "$C/ca.pem" "$U/close4005" --wait-close
 expect "server close 4005 over TLS: exit 1" 1 "$DX_TMP/empty"
-expect_err "close 4005 reported" 'closed: code 4005 reason "bye"'
+expect_err_text "close 4005 reported" 'closed: code 4005 reason "bye"'
 dxc node_noca "$DX_TMP/in1" "$U/echo" -n 1
 expect "without --ca the private CA is not trusted: exit 1" 1 "$DX_TMP/empty"
-expect_err "verification error reported" "TLS certificate verification failed"
+expect_err_text "verification error reported" "TLS certificate verification failed"
 
 # Mutual TLS: node requires a client certificate from the test CA.
 start_tls_peer mtls "$C" mtls
