@@ -112,27 +112,15 @@ server_cmd() { # NAME PORT
   lws) echo "$bin/lws_echo --host 127.0.0.1 --port $2" ;;
   esac
 }
-server_pid="" server_status=0
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 start_server() { # NAME PORT
-  # taskset execs the server, so $! is the server's own PID.
   # shellcheck disable=SC2046
-  taskset -c 0 $(server_cmd "$1" "$2") >/dev/null 2>>"$out.log" &
-  server_pid=$!
-  for _ in $(seq 100); do
-    [[ -n "$(ss -Hltn "sport = :$2" 2>/dev/null)" ]] && return 0
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
+  start_pinned "$2" "$out.log" $(server_cmd "$1" "$2") && return 0
   log "$1 did not start listening on port $2 (see $out.log)"
   return 1
 }
-stop_server() {
-  kill -TERM "$server_pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$server_pid" 2>/dev/null || true
-  server_status=0
-  wait "$server_pid" 2>/dev/null || server_status=$?
-}
+stop_server() { stop_pinned; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 scenario_args() {

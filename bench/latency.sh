@@ -77,26 +77,16 @@ server_cmd() {
   lws) echo "$bin/lws_echo --host 127.0.0.1 --port $port" ;;
   esac
 }
-server_pid=""
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 trap '[[ -n "$server_pid" ]] && kill -KILL "$server_pid" 2>/dev/null || true' EXIT
-start_server() {
+start_server() { # NAME
   # shellcheck disable=SC2046
-  taskset -c 0 $(server_cmd "$1") >/dev/null 2>>"$out.log" &
-  server_pid=$!
-  for _ in $(seq 100); do
-    [[ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]] && return 0
-    sleep 0.1
-  done
-  log "$1 did not start"; return 1
+  start_pinned "$port" "$out.log" $(server_cmd "$1") && return 0
+  log "$1 did not start"
+  return 1
 }
-stop_server() {
-  kill -TERM "$server_pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=""
-  for _ in $(seq 50); do [[ -z "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]] && break; sleep 0.1; done
-}
+stop_server() { stop_pinned "$port"; }
 
 IFS=, read -ra srv_list <<<"$servers"
 IFS=, read -ra rate_list <<<"$rates"

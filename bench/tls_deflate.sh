@@ -94,7 +94,9 @@ fi
 
 # --- throwaway CA and server certificate ------------------------------------
 tmp="$(mktemp -d)"
-server_pid="" holder_pid=""
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+holder_pid=""
 cleanup() {
   [[ -n "$server_pid" ]] && kill -KILL "$server_pid" 2>/dev/null || true
   [[ -n "$holder_pid" ]] && kill -KILL "$holder_pid" 2>/dev/null || true
@@ -193,27 +195,12 @@ server_cmd() { # NAME -> command line
 }
 url_of() { [[ "$1" == *wss ]] && echo "wss://127.0.0.1:$port/" || echo "ws://127.0.0.1:$port/"; }
 start_server() { # NAME
-  # taskset execs the server, so $! is the server's own PID.
   # shellcheck disable=SC2046
-  taskset -c 0 $(server_cmd "$1") >/dev/null 2>>"$out.log" &
-  server_pid=$!
-  for _ in $(seq 100); do
-    [[ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]] && return 0
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
+  start_pinned "$port" "$out.log" $(server_cmd "$1") && return 0
   log "$1 did not start listening on port $port (see $out.log)"
   return 1
 }
-stop_server() {
-  kill -TERM "$server_pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=""
-  # the next server takes the same port: wait until it is free
-  for _ in $(seq 50); do [[ -z "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]] && break; sleep 0.1; done
-}
+stop_server() { stop_pinned "$port"; }
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
 bench_args() { # SCENARIO SERVER
