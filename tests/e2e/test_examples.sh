@@ -7,19 +7,26 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 need_node_modules ws
 
-bin="$DX_BUILD_DIR/examples/echo_server"
-[[ -x "$bin" ]] || fail "no $bin: the examples were not built"
-log_file="$DX_TMP/echo_server.out"
-"$bin" 0 >"$log_file" 2>&1 &
-pid=$!
-DX_SERVER_PIDS+=("$pid")
-DX_SERVER_LOGS+=("$log_file")
-for _ in $(seq 100); do
-  PORT=$(grep -m1 -oE 'ws://127\.0\.0\.1:[0-9]+' "$log_file" | grep -oE '[0-9]+$' || true)
-  [[ -n "$PORT" ]] && break
-  sleep 0.05
-done
-[[ -n "$PORT" ]] || fail "echo_server printed no listening line"
+# start_example NAME: run examples/NAME on a free port in the background;
+# sets pid, log_file and PORT (from its "listening on ws://..." line).
+start_example() {
+  local bin="$DX_BUILD_DIR/examples/$1"
+  [[ -x "$bin" ]] || fail "no $bin: the examples were not built"
+  log_file="$DX_TMP/$1.out"
+  "$bin" 0 >"$log_file" 2>&1 &
+  pid=$!
+  DX_SERVER_PIDS+=("$pid")
+  DX_SERVER_LOGS+=("$log_file")
+  PORT=""
+  for _ in $(seq 100); do
+    PORT=$(grep -m1 -oE 'ws://127\.0\.0\.1:[0-9]+' "$log_file" | grep -oE '[0-9]+$' || true)
+    [[ -n "$PORT" ]] && break
+    sleep 0.05
+  done
+  [[ -n "$PORT" ]] || fail "$1 printed no listening line"
+}
+
+start_example echo_server
 pass "echo_server listens on port $PORT"
 
 # A client that echoes once, then stays open until the server closes it.
@@ -48,20 +55,7 @@ DX_SERVER_PIDS=()
 [[ $rc == 0 ]] && pass "echo_server exited 0" || check_fail "echo_server exited $rc"
 
 # --- ticker_server: a worker thread posting to the loop ---------------------
-bin="$DX_BUILD_DIR/examples/ticker_server"
-[[ -x "$bin" ]] || fail "no $bin: the examples were not built"
-log_file="$DX_TMP/ticker_server.out"
-"$bin" 0 >"$log_file" 2>&1 &
-pid=$!
-DX_SERVER_PIDS+=("$pid")
-DX_SERVER_LOGS+=("$log_file")
-PORT=""
-for _ in $(seq 100); do
-  PORT=$(grep -m1 -oE 'ws://127\.0\.0\.1:[0-9]+' "$log_file" | grep -oE '[0-9]+$' || true)
-  [[ -n "$PORT" ]] && break
-  sleep 0.05
-done
-[[ -n "$PORT" ]] || fail "ticker_server printed no listening line"
+start_example ticker_server
 # Two clients at once: each is welcomed by its own id, both get the ticks.
 out="$DX_TMP/ticker.out"
 (cd "$DX_SOURCE_DIR/tests/interop" && node -e '
