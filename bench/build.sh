@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Build the server-benchmark tools with cc directly (bench/CMakeLists.txt only
-# picks up bench/bench_*.c, which link libduplex; these must not).
+# Build the server-benchmark tools with cc directly (bench/CMakeLists.txt
+# picks up bench/bench_*.c, which link libduplex; these must not, and build
+# even when the library does not).
 #   bench/build.sh [OUTDIR]     default OUTDIR: build-bench/ at the repo root
-# Produces OUTDIR/loadgen and, if libwebsockets-dev is installed, OUTDIR/lws_echo.
+# Produces OUTDIR/loadgen, OUTDIR/hubload and, if libwebsockets-dev is
+# installed, OUTDIR/lws_echo.
 set -euo pipefail
 
 case "${1:-}" in
 -h | --help)
-  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
   ;;
 esac
@@ -20,6 +22,8 @@ cflags=(-std=c11 -O2 -g -Wall -Wextra -Wshadow)
 
 echo "build.sh: loadgen -> $out/loadgen"
 "$cc" "${cflags[@]}" -o "$out/loadgen" "$here/loadgen.c" -lcrypto -lm
+echo "build.sh: hubload -> $out/hubload"
+"$cc" "${cflags[@]}" -o "$out/hubload" "$here/hubload.c" -lcrypto -lm
 
 if pkg-config --exists libwebsockets 2>/dev/null; then
   echo "build.sh: lws_echo (libwebsockets $(pkg-config --modversion libwebsockets)) -> $out/lws_echo"
