@@ -19,8 +19,8 @@
 #include <time.h>
 
 #include "cli.h"
-#include "common/log.h"
 #include "duplex/client.h"
+#include "duplex/log.h"
 #include "duplex/loop.h"
 
 static const char usage[] =

@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "common/log.h"
 #include "duplex/client.h"
+#include "duplex/log.h"
 #include "duplex/loop.h"
 
 static const char usage[] =

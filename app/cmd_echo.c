@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "common/log.h"
+#include "duplex/log.h"
 #include "duplex/loop.h"
 #include "duplex/server.h"
 #include "server_main.h"

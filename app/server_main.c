@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "common/log.h"
+#include "duplex/log.h"
 #include "duplex/loop.h"
 
 #define SHUTDOWN_TIMEOUT_MS 3000

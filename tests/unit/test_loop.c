@@ -1,5 +1,5 @@
 /* The loop: time, deferred calls, hooks, cross-thread posts, stop, thread
- * checks, signals, fd watchers, end-of-turn frees, and the log format. */
+ * checks, signals, fd watchers and end-of-turn frees (the log: test_log.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -7,7 +7,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "common/log.h"
 #include "duplex/loop.h"
 #include "io/loop_internal.h"
 #include "test.h"
@@ -398,67 +397,6 @@ TEST(free_later_end_of_turn) {
   CHECK_EQ_INT(freed_, 2);
 }
 
-/* ---- log ------------------------------------------------------------ */
-
-static size_t capture_stderr(void (*fn)(void), char *out, size_t cap) {
-  fflush(stderr);
-  int p[2];
-  if (pipe(p) != 0) return 0;
-  int saved = dup(2);
-  dup2(p[1], 2);
-  fn();
-  fflush(stderr);
-  dup2(saved, 2);
-  close(saved);
-  close(p[1]);
-  size_t len = 0;
-  ssize_t n;
-  while (len < cap - 1 && (n = read(p[0], out + len, cap - 1 - len)) > 0) len += (size_t)n;
-  out[len] = 0;
-  close(p[0]);
-  return len;
-}
-
-static void log_some(void) {
-  dx_log_set_level(DX_LOG_WARN);
-  dx_log_warn("hello %d", 42);
-  dx_log_info("hidden");
-  dx_log_debug("hidden %s", "too");
-  dx_log_error("bye\n");
-  dx_log_set_level(DX_LOG_INFO);
-}
-
-static void log_long(void) {
-  char big[3000];
-  memset(big, 'a', sizeof big - 1);
-  big[sizeof big - 1] = 0;
-  dx_log_error("%s", big);
-}
-
-TEST(log_format) {
-  char out[4096];
-  capture_stderr(log_some, out, sizeof out);
-  /* 2026-11-21T13:41:56.123Z WARN  hello 42 */
-  char *nl = strchr(out, '\n');
-  CHECK(nl != NULL);
-  CHECK_EQ_INT(nl - out, 24 + 1 + 5 + 1 + 8);
-  CHECK(out[4] == '-' && out[7] == '-' && out[10] == 'T' && out[13] == ':' && out[16] == ':' &&
-        out[19] == '.' && out[23] == 'Z' && out[24] == ' ');
-  CHECK(strncmp(out + 25, "WARN  hello 42\n", 15) == 0);
-  CHECK(strstr(out, "hidden") == NULL);
-  CHECK(strstr(nl + 1, " ERROR bye\n") != NULL);
-  CHECK(strstr(nl + 1, "bye\n\n") == NULL);
-
-  size_t len = capture_stderr(log_long, out, sizeof out);
-  CHECK_EQ_INT(len, 1023);
-  CHECK(strcmp(out + len - 4, "...\n") == 0);
-
-  dx_log_level lv;
-  CHECK_EQ_INT(dx_log_parse_level("DEBUG", &lv), 0);
-  CHECK_EQ_INT(lv, DX_LOG_DEBUG);
-  CHECK_EQ_INT(dx_log_parse_level("loud", &lv), -1);
-}
-
 int main(void) {
   RUN(new_free_and_time);
   RUN(defer_ordering);
@@ -471,6 +409,5 @@ int main(void) {
   RUN(signal_delivery);
   RUN(io_watch_and_stop_in_batch);
   RUN(free_later_end_of_turn);
-  RUN(log_format);
   return test_report();
 }
