@@ -1,0 +1,131 @@
+/* duplex — what the files of src/server/ share: the server struct, the
+ * connection table, and the entry points each file offers the others.
+ *
+ *   server.c      lifecycle: new, listen, accept, shutdown, free
+ *   conns.c       the connection table (ids), the shared group limit,
+ *                 iteration and broadcast
+ *   routes.c      WebSocket routes and their subprotocols
+ *   request.c     reading a request head and sending it on its way
+ *   http_plain.c  plain HTTP answers: /healthz, static files, 404/426
+ *   upgrade.c     the WebSocket upgrade
+ *   post.c        work handed over from other threads
+ */
+#ifndef DX_SERVER_INTERNAL_H
+#define DX_SERVER_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "duplex/server.h"
+#include "io/listener.h"
+#include "io/loop_internal.h"
+#include "ws/ws_internal.h"
+
+#define DX_MAX_REQUEST_HEADERS 64
+
+/* Jobs posted from other threads hold this small anchor, not the server:
+ * dx_server_free clears srv (the jobs then do nothing) and the server's
+ * memory goes at the end of the turn as usual. The anchor goes with the
+ * last reference: the server's, or that of the last job to run (a job
+ * dropped by dx_loop_free leaks itself and the anchor, nothing more). */
+typedef struct dx_post_anchor {
+  atomic_size_t refs;
+  dx_server *srv; /* NULL once the server is freed; loop thread only */
+} dx_post_anchor;
+
+struct dx_server {
+  dx_loop *loop;
+  dx_server_opts opts;
+  dx_ws_config cfg;
+  dx_listener *listener;     /* plain ws, or NULL */
+  dx_listener *tls_listener; /* wss, or NULL */
+  SSL_CTX *tls_ctx;
+  char *tls_strs[4]; /* our copies of cert, key, CA paths and ciphers */
+  dx_ws_route *routes;
+  size_t max_data_size; /* largest per-connection user data of any route */
+  /* Every connection, any phase, in a slot table: a slot holds a dx_ws
+   * pointer, or (odd values) the index of the next free slot << 1 | 1.
+   * A connection's id is its slot and a generation, so a stale id never
+   * finds a newer connection that took the slot. */
+  uintptr_t *slots;
+  uint32_t slots_len, slots_cap;
+  uint32_t free_slot; /* head of the free list, or DX_NO_SLOT */
+  uint32_t generation;
+  size_t nconns;
+  dx_post_anchor *anchor; /* what posted jobs hold instead of srv */
+  dx_http_limits limits;
+  /* Shutdown. */
+  bool shutting_down;
+  bool freed; /* dx_server_free ran; the memory goes at the end of the turn */
+  dx_timer shutdown_timer;
+  dx_deferred shutdown_done;
+  void (*done)(dx_server *, void *);
+  void *done_arg;
+  char *host;
+  char *static_dir;
+  dx_pmd_shared *pmd_shared; /* this loop's shared zlib streams */
+  uint64_t limit_warned;     /* loop ms of the last "connection limit" warning */
+};
+
+/* ---- conns.c ---- */
+
+/* Free slots store the next free index << 1 | 1 in a uintptr_t, so indexes
+ * stay below 2^31 (the table is capped far below that). */
+#define DX_NO_SLOT 0x7fffffffu
+
+/* Give ws a slot and its id. Returns 0 or DX_ENOMEM. */
+int dx__server_slot_add(dx_server *srv, dx_ws *ws);
+void dx__server_slot_del(dx_server *srv, dx_ws *ws);
+
+/* The connection in slot i, or NULL for a free slot. */
+static inline dx_ws *dx__server_slot_ws(const dx_server *srv, uint32_t i) {
+  uintptr_t e = srv->slots[i];
+  return (e & 1) ? NULL : (dx_ws *)e;
+}
+
+struct dx_server_group {
+  atomic_size_t count;
+  size_t max;
+};
+
+/* Take a slot in the group unless it is full; give n back. */
+bool dx__server_group_take(dx_server_group *g);
+void dx__server_group_give(dx_server_group *g, size_t n);
+
+/* ---- routes.c ---- */
+
+/* The route for this exact path, else the "*" route, else NULL. */
+dx_ws_route *dx__server_find_route(const dx_server *srv, const char *path, size_t len);
+void dx__server_free_routes(dx_server *srv);
+
+/* ---- request.c ---- */
+
+/* Bytes of a connection still reading its request (owner ops). */
+void dx__server_on_request_bytes(dx_ws *ws, uint8_t *data, size_t len);
+
+/* ---- http_plain.c ---- */
+
+/* Answer with a complete HTTP error response, then close; reject also logs
+ * the request (req may be NULL when it could not be parsed). */
+void dx__server_respond(dx_ws *ws, int status, const char *body);
+void dx__server_reject(dx_ws *ws, const dx_http_request *req, int status, const char *why);
+
+/* A request without an upgrade: /healthz, a static file, or 426/404. */
+void dx__server_answer_plain(dx_ws *ws, const dx_http_request *req, const dx_ws_route *route);
+
+/* A large static file: the next chunk once the connection drained. */
+void dx__server_on_http_drain(dx_ws *ws);
+
+/* ---- upgrade.c ---- */
+
+/* Answer an upgrade request on `route` (NULL: none matched): 101 and open,
+ * or an error response. `rest` holds the bytes after the head. */
+void dx__server_upgrade(dx_ws *ws, dx_http_request *req, dx_ws_route *route, uint8_t *rest,
+                        size_t rest_len);
+
+/* ---- post.c ---- */
+
+void dx__server_anchor_unref(dx_post_anchor *a);
+
+#endif /* DX_SERVER_INTERNAL_H */
