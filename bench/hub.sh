@@ -155,7 +155,8 @@ start_server() { # NAME PORT
   nchan)
     rm -rf "$nchan_prefix"
     nchan_prefix="$(mktemp -d /tmp/hub-nchan.XXXXXX)"
-    sed -e "s#@PREFIX@#$nchan_prefix#g" -e "s#@PORT@#$port#g" "$here/peers/nchan.conf" \
+    sed -e "s#@PREFIX@#$nchan_prefix#g" -e "s#@PORT@#$port#g" -e "s#@NOFILE@#$(ulimit -n)#g" \
+      "$here/peers/nchan.conf" \
       >"$nchan_prefix/nchan.conf"
     start_pinned "$port" "$out.log" nginx -p "$nchan_prefix" -c "$nchan_prefix/nchan.conf" -e stderr || return 1
     # Measure the worker (the master only waits); it is up once the port is.
