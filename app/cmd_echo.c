@@ -41,5 +41,5 @@ int cmd_echo(int argc, char **argv) {
   cfg.opts.max_message = (size_t)64 << 20;
   int rc = server_main_parse(&cfg, argc, argv, usage, NULL, NULL);
   if (rc >= 0) return rc;
-  return server_main_run(&cfg, setup, NULL);
+  return server_main_run(&cfg, setup, NULL, NULL);
 }

@@ -3,17 +3,17 @@
 #include <string.h>
 
 #include "cli.h"
-
-#ifndef DX_VERSION
-#define DX_VERSION "dev"
-#endif
+#include "duplex/version.h"
 
 static const char usage[] =
     "usage: duplex COMMAND [OPTIONS]\n"
     "\n"
-    "A WebSocket toolkit: server, client and load generator (RFC 6455).\n"
+    "A WebSocket toolkit: a real-time pub/sub hub, server, client and load\n"
+    "generator (RFC 6455, RFC 7692).\n"
     "\n"
     "Commands:\n"
+    "  serve     run the pub/sub hub (topics, history and resume, presence, HTTP\n"
+    "            API) with its demo pages\n"
     "  echo      run a WebSocket echo server (an Autobahn test suite testee)\n"
     "  connect   connect to a WebSocket server: stdin lines out, messages to stdout\n"
     "  bench     load-test an echo server: messages/s, latency, handshakes/s\n"
@@ -33,9 +33,10 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
-    printf("duplex %s\n", DX_VERSION);
+    printf("duplex %s\n", dx_version());
     return 0;
   }
+  if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
   if (!strcmp(cmd, "echo")) return cmd_echo(argc - 1, argv + 1);
   if (!strcmp(cmd, "connect")) return cmd_connect(argc - 1, argv + 1);
   if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);

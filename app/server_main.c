@@ -275,7 +275,8 @@ static void *worker_run(void *arg) {
   return NULL;
 }
 
-int server_main_run(server_main_cfg *cfg, int (*setup)(dx_server *srv, void *arg), void *arg) {
+int server_main_run(server_main_cfg *cfg, int (*setup)(dx_server *srv, void *arg),
+                    void (*teardown)(dx_server *srv, void *arg), void *arg) {
   signal(SIGPIPE, SIG_IGN);
   nworkers = cfg->threads;
   workers = calloc((size_t)nworkers, sizeof *workers);
@@ -325,7 +326,10 @@ int server_main_run(server_main_cfg *cfg, int (*setup)(dx_server *srv, void *arg
     dx_log_info("duplex %s stopped", cfg->name);
   }
   for (int i = 0; i < nworkers; i++) {
-    if (workers[i].srv) dx_server_free(workers[i].srv);
+    if (workers[i].srv) {
+      dx_server_free(workers[i].srv);
+      if (teardown) teardown(workers[i].srv, arg);
+    }
     if (workers[i].loop) {
       dx_loop_run_once(workers[i].loop, 0); /* deliver the last close callbacks */
       dx_loop_free(workers[i].loop);

@@ -54,7 +54,10 @@ int server_main_parse(server_main_cfg *cfg, int argc, char **argv, const char *u
                       int (*extra)(int opt, const char *arg, void *user));
 
 /* Run the servers until SIGINT/SIGTERM; `setup` registers routes on each
- * (one per thread). Returns the exit status. */
-int server_main_run(server_main_cfg *cfg, int (*setup)(dx_server *srv, void *arg), void *arg);
+ * (one per thread, before any loop runs). `teardown` (may be NULL) runs for
+ * each server after it was freed and before its loop is, on the main thread
+ * once every loop stopped. Returns the exit status. */
+int server_main_run(server_main_cfg *cfg, int (*setup)(dx_server *srv, void *arg),
+                    void (*teardown)(dx_server *srv, void *arg), void *arg);
 
 #endif

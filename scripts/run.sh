@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build duplex (Release) and run the main job: the server with its demo
-# page on http://127.0.0.1:8080/ (Ctrl-C stops it).
+# Build duplex (Release) and run the main job: the pub/sub hub (duplex serve)
+# with its demo pages on http://127.0.0.1:8080/ (Ctrl-C stops it).
 #   PORT=8080 HOST=127.0.0.1 scripts/run.sh [extra server flags]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,4 +16,4 @@ fi
 port=${PORT:-8080}
 host=${HOST:-127.0.0.1}
 echo "==> open http://$host:$port/ in a browser (Ctrl-C to stop)" >&2
-exec build/release/duplex echo --host "$host" --port "$port" --static web --deflate "$@"
+exec build/release/duplex serve --host "$host" --port "$port" --static web --deflate --demo "$@"

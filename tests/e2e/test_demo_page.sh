@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The demo page a person opens (web/index.html, as scripts/run.sh serves it)
+# The echo demo page (web/echo.html, served by duplex echo --static web)
 # works in a real browser: connects, echoes, shows round trips.
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 need_node_modules playwright-core
 [[ -x /usr/bin/chromium ]] || fail "no /usr/bin/chromium: run scripts/deps.sh --test"
 start_echo --static "$DX_SOURCE_DIR/web" --deflate
-curl -fsS "http://127.0.0.1:$PORT/" | grep -q '<title>duplex' && pass "GET / serves the page" ||
-  check_fail "GET / did not serve web/index.html"
+curl -fsS "http://127.0.0.1:$PORT/echo.html" | grep -q '<title>duplex' && pass "GET /echo.html serves the page" ||
+  check_fail "GET /echo.html did not serve web/echo.html"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/no-such-file.png")
 [[ $code == 404 ]] && pass "a missing file is 404 (not 426) with --static" ||
   check_fail "missing file answered $code"

@@ -90,4 +90,42 @@ wait "$pid" || rc=$?
 DX_SERVER_PIDS=()
 [[ $rc == 0 ]] && pass "ticker_server exited 0 after stopping its worker" ||
   check_fail "ticker_server exited $rc: $(tail -5 "$log_file")"
+
+# examples/hub_server: the embedded hub. Its worker thread publishes on
+# "clock" with dx_hub_publish; the authorisation hook lets clients publish
+# only under "chat:".
+start_example hub_server
+pass "hub_server listens on port $PORT"
+out="$DX_TMP/hub.out"
+(cd "$DX_SOURCE_DIR/tests/interop" && node -e '
+const WebSocket = require("ws");
+const ws = new WebSocket(`ws://127.0.0.1:${process.argv[1]}/ws`, "duplex.v1");
+const seen = { ticks: [], replies: {} };
+ws.on("open", () => {
+  ws.send(JSON.stringify({ id: 1, op: "subscribe", topic: "clock" }));
+  ws.send(JSON.stringify({ id: 2, op: "publish", topic: "clock", data: "spoof" }));
+  ws.send(JSON.stringify({ id: 3, op: "subscribe", topic: "chat:x" }));
+  ws.send(JSON.stringify({ id: 4, op: "publish", topic: "chat:x", data: "hi" }));
+});
+ws.on("message", (d) => {
+  const m = JSON.parse(d);
+  if (m.type === "reply") seen.replies[m.id] = m.ok ? "ok" : m.error.code;
+  if (m.type === "message" && m.topic === "clock") seen.ticks.push(m.data.tick);
+  if (m.type === "message" && m.topic === "chat:x") seen.chat = m.data;
+  if (seen.ticks.length >= 2 && seen.chat) { console.log(JSON.stringify(seen)); ws.close(1000); process.exit(0); }
+});
+ws.on("error", (e) => { console.log("error " + e.message); process.exit(1); });
+setTimeout(() => { console.log("timeout " + JSON.stringify(seen)); process.exit(1); }, 10000);
+' "$PORT" >"$out" 2>&1) || true
+grep -q '"replies":{"1":"ok","2":"forbidden","3":"ok","4":"ok"}' "$out" &&
+  pass "hub_server: the authorisation hook refuses a client publish on clock, allows chat:" ||
+  check_fail "hub_server replies: $(cat "$out")"
+grep -qE '"ticks":\[[0-9]+,[0-9]+' "$out" && grep -q '"chat":"hi"' "$out" &&
+  pass "hub_server: publishes from the worker thread and from a client arrive" ||
+  check_fail "hub_server deliveries: $(cat "$out")"
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+DX_SERVER_PIDS=()
+[[ $rc == 0 ]] && pass "hub_server exited 0" || check_fail "hub_server exited $rc: $(tail -5 "$log_file")"
 finish

@@ -1,4 +1,4 @@
-// Drives web/index.html (the echo demo page) in headless Chromium as a
+// Drives web/echo.html (the echo demo page) in headless Chromium as a
 // person would: wait for "open", type three messages, check the echoes
 // and read the round-trip time it shows.
 import { chromium } from 'playwright-core';
@@ -13,7 +13,7 @@ const browser = await chromium.launch({
 });
 try {
   const page = await browser.newPage();
-  await page.goto(`http://127.0.0.1:${port}/`);
+  await page.goto(`http://127.0.0.1:${port}/echo.html`);
   ok('page loads from duplex echo --static web');
   await page.waitForSelector('#status.open', { timeout: 10000 });
   ok('the page connects (status "open")');

@@ -1,0 +1,173 @@
+/* duplex serve: the pub/sub hub with its demo pages. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "duplex/hub.h"
+#include "duplex/log.h"
+#include "duplex/server.h"
+#include "serve_demo.h"
+#include "server_main.h"
+
+static const char usage[] =
+    "usage: duplex serve [OPTIONS]\n"
+    "\n"
+    "Run the real-time hub: browsers and apps subscribe to topics over WebSocket\n"
+    "at /ws (subprotocol duplex.v1), publish to them, and resume without loss after\n"
+    "a dropped connection; backends publish with POST /api/publish. The protocol\n"
+    "and the HTTP API are described in docs/PROTOCOL.md. Pages in --static DIR\n"
+    "(default: the demo pages in web/) are served at /.\n"
+    "\n"
+    "Hub options:\n"
+    "      --history-size N       publications kept per topic for resume and\n"
+    "                             history (default 100; 0 keeps none)\n"
+    "      --history-ttl T        and for at most this long (default 5m; off: forever)\n"
+    "      --max-publication SIZE largest payload of one publication (default 64K)\n"
+    "      --max-subscriptions N  topics one connection may subscribe to (default 128)\n"
+    "      --api-key KEY          key for the HTTP API (also DUPLEX_API_KEY); without\n"
+    "                             a key /api/ answers 403\n"
+    "      --slow-close-code C    close code for clients that do not keep up: 1008\n"
+    "                             (default) or 1013\n"
+    "      --demo                 publish a simulated market feed on ticker/SYMBOL\n"
+    "\n" SERVER_OPTIONS_HELP "\n"
+    "The default port is 8080 and the largest message 1M.\n"
+    "\n"
+    "Examples:\n"
+    "  duplex serve                       # then open http://127.0.0.1:8080/\n"
+    "  duplex serve --port 9000 --api-key s3cret --history-size 1000\n"
+    "  curl -H 'Authorization: Bearer s3cret' -d '{\"topic\":\"news\",\"data\":\"hi\"}' \\\n"
+    "       http://127.0.0.1:9000/api/publish\n";
+
+enum {
+  OPT_HISTORY_SIZE = 2000,
+  OPT_HISTORY_TTL,
+  OPT_MAX_PUBLICATION,
+  OPT_MAX_SUBSCRIPTIONS,
+  OPT_API_KEY,
+  OPT_SLOW_CLOSE_CODE,
+  OPT_DEMO,
+};
+
+static const struct option serve_opts[] = {
+    {"history-size", required_argument, 0, OPT_HISTORY_SIZE},
+    {"history-ttl", required_argument, 0, OPT_HISTORY_TTL},
+    {"max-publication", required_argument, 0, OPT_MAX_PUBLICATION},
+    {"max-subscriptions", required_argument, 0, OPT_MAX_SUBSCRIPTIONS},
+    {"api-key", required_argument, 0, OPT_API_KEY},
+    {"slow-close-code", required_argument, 0, OPT_SLOW_CLOSE_CODE},
+    {"demo", no_argument, 0, OPT_DEMO},
+    {0, 0, 0, 0},
+};
+
+typedef struct serve_cfg {
+  server_main_cfg *main;
+  dx_hub_opts hub;
+  bool demo;
+  dx_hub *h;
+} serve_cfg;
+
+static serve_cfg serve;
+
+static int parse_extra(int opt, const char *arg, void *user) {
+  (void)user;
+  dx_hub_opts *o = &serve.hub;
+  long v;
+  size_t sz;
+  int ms;
+  switch (opt) {
+  case OPT_HISTORY_SIZE:
+    if (!cli_parse_int(arg, 0, 10000000, &v))
+      return cli_usage_error("serve", "bad count '%s' for --history-size (0-10000000)", arg);
+    o->history_size = v ? (int)v : -1;
+    return 0;
+  case OPT_HISTORY_TTL:
+    if (!cli_parse_ms(arg, &ms))
+      return cli_usage_error("serve", "bad duration '%s' for --history-ttl (try 30s, 5m or off)",
+                             arg);
+    o->history_ttl_ms = ms <= 0 ? -1 : ms;
+    return 0;
+  case OPT_MAX_PUBLICATION:
+    if (!cli_parse_size(arg, &sz) || !sz)
+      return cli_usage_error("serve", "bad size '%s' for --max-publication", arg);
+    o->max_publication = sz;
+    return 0;
+  case OPT_MAX_SUBSCRIPTIONS:
+    if (!cli_parse_int(arg, 1, 1000000, &v))
+      return cli_usage_error("serve", "bad count '%s' for --max-subscriptions", arg);
+    o->max_subscriptions = (unsigned)v;
+    return 0;
+  case OPT_API_KEY:
+    if (!*arg) return cli_usage_error("serve", "--api-key needs a non-empty key");
+    o->api_key = arg;
+    return 0;
+  case OPT_SLOW_CLOSE_CODE:
+    if (!strcmp(arg, "1008"))
+      serve.main->opts.backpressure = DX_BP_CLOSE;
+    else if (!strcmp(arg, "1013"))
+      serve.main->opts.backpressure = DX_BP_CLOSE_1013;
+    else
+      return cli_usage_error("serve", "bad --slow-close-code '%s' (1008 or 1013)", arg);
+    return 0;
+  case OPT_DEMO:
+    serve.demo = true;
+    return 0;
+  default:
+    return cli_usage_error("serve", "unknown option");
+  }
+}
+
+static int setup(dx_server *srv, void *arg) {
+  serve_cfg *s = arg;
+  int rc = dx_hub_attach(s->h, srv);
+  if (rc != 0) {
+    fprintf(stderr, "duplex serve: cannot start the hub: %s\n", dx_strerror(rc));
+    return 1;
+  }
+  /* The demo feed runs on the first loop only. */
+  if (s->demo && serve_demo_start(s->h, dx_server_loop(srv)) != 0) return 1;
+  s->demo = false;
+  return 0;
+}
+
+static void teardown(dx_server *srv, void *arg) {
+  serve_cfg *s = arg;
+  serve_demo_stop(); /* before the first loop goes; later calls do nothing */
+  dx_hub_detach(s->h, srv);
+}
+
+/* The demo pages: web/ next to the binary's source tree or installed data. */
+static const char *default_web_dir(void) {
+  static const char *const candidates[] = {"web", DX_WEB_DIR, NULL};
+  for (int i = 0; candidates[i]; i++)
+    if (access(candidates[i], R_OK | X_OK) == 0) return candidates[i];
+  return NULL;
+}
+
+int cmd_serve(int argc, char **argv) {
+  server_main_cfg cfg;
+  server_main_defaults(&cfg);
+  cfg.name = "serve";
+  cfg.port = 8080;
+  cfg.opts.max_message = (size_t)1 << 20;
+  serve = (serve_cfg){.main = &cfg};
+  int rc = server_main_parse(&cfg, argc, argv, usage, serve_opts, parse_extra);
+  if (rc >= 0) return rc;
+  if (!serve.hub.api_key) {
+    const char *env = getenv("DUPLEX_API_KEY");
+    if (env && *env) serve.hub.api_key = env;
+  }
+  if (!cfg.opts.static_dir) cfg.opts.static_dir = default_web_dir();
+  serve.h = dx_hub_new(&serve.hub);
+  if (!serve.h) {
+    fprintf(stderr, "duplex serve: out of memory\n");
+    return 1;
+  }
+  if (!serve.hub.api_key)
+    dx_log_info("HTTP API disabled (no --api-key or DUPLEX_API_KEY): /api/ answers 403");
+  rc = server_main_run(&cfg, setup, teardown, &serve);
+  dx_hub_free(serve.h);
+  return rc;
+}

@@ -1,0 +1,90 @@
+/* duplex — the pub/sub hub (what `duplex serve` runs), for programs that
+ * embed it.
+ *
+ *   dx_hub *hub = dx_hub_new(&(dx_hub_opts){ .history_size = 100, .api_key = key });
+ *   dx_hub_attach(hub, srv);        // once per server (= per loop thread)
+ *   dx_server_listen(srv);
+ *   dx_loop_run(loop);              // clients speak duplex.v1 at /ws
+ *   ...
+ *   dx_hub_publish(hub, "ticker/AAPL", "{\"price\":187.2}", 15, NULL);   // any thread
+ *
+ * The wire protocol, the HTTP API (/api/...) and the resume rules are in
+ * docs/PROTOCOL.md. The hub is an ordinary user of the server API: it
+ * registers a WebSocket route and HTTP handlers on each attached server.
+ *
+ * Threads: dx_hub_new, dx_hub_attach and dx_hub_free run while no attached
+ * loop runs (setup and teardown); dx_hub_detach on the server's loop thread
+ * (or while it does not run); dx_hub_publish and dx_hub_broadcast on any
+ * thread. With several loops (one server each, SO_REUSEPORT), topics,
+ * positions, history and presence are shared: a publish on any loop reaches
+ * subscribers on all, in offset order.
+ * Errors: negative DX_E* codes (duplex/error.h).
+ */
+#ifndef DUPLEX_HUB_H
+#define DUPLEX_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "duplex/server.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dx_hub dx_hub;
+
+typedef enum dx_hub_action {
+  DX_HUB_SUBSCRIBE = 1,
+  DX_HUB_PUBLISH = 2,
+} dx_hub_action;
+
+/* Options; zero means "default". */
+typedef struct dx_hub_opts {
+  int history_size;         /* publications kept per topic (default 100; negative: none) */
+  int history_ttl_ms;       /* kept at most this long (default 300000; negative: forever) */
+  size_t max_publication;   /* payload bytes of one publication (default 64 KiB) */
+  unsigned max_subscriptions; /* per connection (default 128) */
+  const char *api_key;      /* key for /api/ (copied); NULL: the HTTP API answers 403 */
+  const char *path;         /* WebSocket endpoint (default "/ws") */
+  /* Optional authorisation hook, called on the loop thread before a client
+   * subscribes or publishes: return 0 to allow, anything else to refuse
+   * (the client gets a `forbidden` error). `user_id` is "" for anonymous
+   * clients. */
+  int (*authorize)(const char *client_id, const char *user_id, dx_hub_action action,
+                   const char *topic, void *user);
+  void *user;
+} dx_hub_opts;
+
+/* Create a hub. `opts` may be NULL. NULL when out of memory. */
+dx_hub *dx_hub_new(const dx_hub_opts *opts);
+
+/* Serve the hub on `srv`: the WebSocket endpoint (opts.path, subprotocol
+ * duplex.v1) and the HTTP API under /api/. Call once per server, before any
+ * of the hub's loops runs. Returns 0, DX_ESTATE (a loop already runs
+ * clients), DX_ENOMEM. */
+int dx_hub_attach(dx_hub *hub, dx_server *srv);
+
+/* Stop serving on `srv` once it was freed (dx_server_free), before its
+ * loop is freed: stops the hub's timers on that loop. Loop thread. */
+void dx_hub_detach(dx_hub *hub, dx_server *srv);
+
+/* Publish `json` (a JSON text of any type, e.g. "{\"x\":1}" or "42") on
+ * `topic`, from any thread. With `b64` set, `json` is ignored and the
+ * payload is the base64 text (a binary publication). On success returns 0;
+ * *offset (if not NULL) gets the publication's offset when it was known at
+ * once (a publish from a thread that is not a loop of the hub is handed to
+ * a loop and *offset is 0). Errors: DX_EINVAL (bad topic, bad JSON or
+ * base64, too big), DX_ENOMEM, DX_ESTATE (no server attached). */
+int dx_hub_publish(dx_hub *hub, const char *topic, const char *json, size_t len,
+                   uint64_t *offset);
+int dx_hub_publish_b64(dx_hub *hub, const char *topic, const char *b64, size_t len,
+                       uint64_t *offset);
+
+/* Free the hub after every attached server was freed and detached. NULL ok. */
+void dx_hub_free(dx_hub *hub);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DUPLEX_HUB_H */

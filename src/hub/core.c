@@ -1,0 +1,415 @@
+/* The shared topic table (see core.h). */
+#include "hub/core.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "hub/history.h"
+#include "hub/map.h"
+
+typedef struct presence_entry {
+  hub_map_item item; /* key: client */
+  char *user, *info;
+  char client[];
+} presence_entry;
+
+typedef struct topic {
+  hub_map_item item; /* key: name, stored after node_subs */
+  char epoch[HUB_EPOCH_LEN + 1];
+  uint64_t offset;
+  hub_history hist;
+  hub_map presence;
+  uint32_t subscribers;
+  uint32_t node_subs[]; /* per node; then the name */
+} topic;
+
+struct hub_core {
+  hub_core_opts o;
+  pthread_mutex_t mu;
+  hub_map topics;
+  bool *detached; /* per node */
+  uint64_t epoch_counter;
+};
+
+static void lock(hub_core *c) {
+  if (c->o.shared) pthread_mutex_lock(&c->mu);
+}
+static void unlock(hub_core *c) {
+  if (c->o.shared) pthread_mutex_unlock(&c->mu);
+}
+
+hub_core *hub_core_new(const hub_core_opts *opts) {
+  hub_core *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->o = *opts;
+  if (!c->o.nodes) c->o.nodes = 1;
+  c->detached = calloc(c->o.nodes, sizeof *c->detached);
+  if (!c->detached) {
+    free(c);
+    return NULL;
+  }
+  pthread_mutex_init(&c->mu, NULL);
+  return c;
+}
+
+static void presence_clear(hub_map *m) {
+  size_t pos;
+  for (hub_map_item *it = hub_map_first(m, &pos), *next; it; it = next) {
+    next = hub_map_next(m, it, &pos);
+    presence_entry *e = (presence_entry *)it;
+    free(e->user);
+    free(e->info);
+    free(e);
+  }
+  hub_map_free(m);
+}
+
+static void topic_free(topic *t) {
+  hub_history_free(&t->hist);
+  presence_clear(&t->presence);
+  free(t);
+}
+
+void hub_core_free(hub_core *c) {
+  if (!c) return;
+  size_t pos;
+  for (hub_map_item *it = hub_map_first(&c->topics, &pos), *next; it; it = next) {
+    next = hub_map_next(&c->topics, it, &pos);
+    topic_free((topic *)it);
+  }
+  hub_map_free(&c->topics);
+  pthread_mutex_destroy(&c->mu);
+  free(c->detached);
+  free(c);
+}
+
+void hub_core_detach_node(hub_core *c, unsigned node) {
+  lock(c);
+  if (node < c->o.nodes) c->detached[node] = true;
+  unlock(c);
+}
+
+/* A fresh epoch: random, so a restarted hub never repeats one. */
+static void new_epoch(hub_core *c, char out[HUB_EPOCH_LEN + 1]) {
+  uint64_t r;
+  if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+    r = (uint64_t)(uintptr_t)c ^ ((uint64_t)rand() << 32) ^ (uint64_t)rand();
+  r ^= ++c->epoch_counter * 0x9e3779b97f4a7c15ull; /* distinct within one run */
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 0; i < HUB_EPOCH_LEN; i++) out[i] = hex[(r >> (4 * i)) & 15];
+  out[HUB_EPOCH_LEN] = '\0';
+}
+
+static topic *find(hub_core *c, const char *name, size_t len) {
+  return (topic *)hub_map_get(&c->topics, name, len);
+}
+
+static topic *find_or_create(hub_core *c, const char *name, size_t len) {
+  topic *t = find(c, name, len);
+  if (t) return t;
+  size_t subs = c->o.nodes * sizeof(uint32_t);
+  t = calloc(1, sizeof *t + subs + len + 1);
+  if (!t) return NULL;
+  char *key = (char *)t->node_subs + subs;
+  memcpy(key, name, len);
+  t->item.key = key;
+  t->item.key_len = len;
+  new_epoch(c, t->epoch);
+  hub_history_init(&t->hist, c->o.history_size);
+  hub_map_put(&c->topics, &t->item);
+  return t;
+}
+
+static void set_pos(const topic *t, hub_position *pos) {
+  if (!pos) return;
+  pos->offset = t->offset;
+  memcpy(pos->epoch, t->epoch, sizeof pos->epoch);
+}
+
+static void expire(hub_core *c, topic *t, uint64_t now_ms) {
+  if (c->o.history_ttl_ms && now_ms > c->o.history_ttl_ms)
+    hub_history_expire(&t->hist, now_ms - c->o.history_ttl_ms);
+}
+
+/* Fan out to every node with subscribers. Shared: under the lock, so each
+ * node's queue sees offsets in order. Not shared: the caller runs it after
+ * the table is consistent (see run_pending). */
+static void fanout(hub_core *c, const topic *t, uint64_t offset, hub_blob *env, uint64_t skip) {
+  if (!env || !t->subscribers || !c->o.fanout) return;
+  hub_fanout f = {t->item.key, t->item.key_len, offset, env, skip};
+  for (unsigned n = 0; n < c->o.nodes; n++)
+    if (t->node_subs[n] && !c->detached[n]) c->o.fanout(n, &f, c->o.user);
+}
+
+int hub_core_publish(hub_core *c, const char *name, size_t len, hub_env_fn make, void *ctx,
+                     uint64_t skip_conn, uint64_t now_ms, hub_position *pos) {
+  lock(c);
+  topic *t = find_or_create(c, name, len);
+  hub_blob *env = t ? make(t->offset + 1, ctx) : NULL;
+  if (!env) {
+    unlock(c);
+    return -1;
+  }
+  t->offset++;
+  expire(c, t, now_ms);
+  hub_history_push(&t->hist, t->offset, now_ms, env); /* on failure: resume says too_old */
+  set_pos(t, pos);
+  if (c->o.shared) {
+    fanout(c, t, t->offset, env, skip_conn);
+    unlock(c);
+  } else {
+    /* Unlocked and consistent: deliver now (fanout may re-enter us, so the
+     * topic pointer is not used after it). */
+    hub_fanout f = {t->item.key, t->item.key_len, t->offset, env, skip_conn};
+    if (t->subscribers && c->o.fanout && !c->detached[0]) c->o.fanout(0, &f, c->o.user);
+  }
+  hub_blob_unref(env);
+  return 0;
+}
+
+static int replay_add(hub_replay *r, const hub_history *h, uint32_t from, uint32_t n) {
+  if (!n) return 0;
+  r->envs = malloc(n * sizeof *r->envs);
+  if (!r->envs) return -1;
+  for (uint32_t i = 0; i < n; i++) r->envs[i] = hub_blob_ref(hub_history_at(h, from + i)->env);
+  r->len = n;
+  return 0;
+}
+
+void hub_replay_free(hub_replay *r) {
+  for (uint32_t i = 0; i < r->len; i++) hub_blob_unref(r->envs[i]);
+  free(r->envs);
+  r->envs = NULL;
+  r->len = 0;
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static int presence_add(topic *t, const hub_who *w) {
+  size_t clen = strlen(w->client);
+  if (hub_map_get(&t->presence, w->client, clen)) return 0;
+  presence_entry *e = calloc(1, sizeof *e + clen + 1);
+  if (!e) return -1;
+  memcpy(e->client, w->client, clen + 1);
+  e->user = strdup(w->user ? w->user : "");
+  e->info = dup_or_null(w->info);
+  if (!e->user || (w->info && !e->info)) {
+    free(e->user);
+    free(e->info);
+    free(e);
+    return -1;
+  }
+  e->item.key = e->client;
+  e->item.key_len = clen;
+  hub_map_put(&t->presence, &e->item);
+  return 0;
+}
+
+static void presence_del(topic *t, const char *client) {
+  presence_entry *e = (presence_entry *)hub_map_get(&t->presence, client, strlen(client));
+  if (!e) return;
+  hub_map_del(&t->presence, &e->item);
+  free(e->user);
+  free(e->info);
+  free(e);
+}
+
+/* Which retained publications a subscribe replays, and how it recovered. */
+static hub_recovery plan_replay(const topic *t, const hub_sub_req *req, uint32_t *from,
+                                uint32_t *n) {
+  const hub_history *h = &t->hist;
+  *from = *n = 0;
+  if (!req->has_since) {
+    uint32_t want = req->history < h->len ? req->history : h->len;
+    *from = h->len - want;
+    *n = want;
+    return HUB_RECOVERY_NONE;
+  }
+  if (!req->since_epoch || strcmp(req->since_epoch, t->epoch) != 0) return HUB_EPOCH_CHANGED;
+  if (req->since_offset > t->offset) return HUB_OFFSET_AHEAD;
+  if (req->since_offset == t->offset) return HUB_RECOVERED;
+  int64_t i = hub_history_find(h, req->since_offset + 1);
+  if (i < 0) return HUB_TOO_OLD; /* the next one is gone */
+  *from = (uint32_t)i;
+  *n = h->len - (uint32_t)i;
+  return HUB_RECOVERED;
+}
+
+int hub_core_subscribe(hub_core *c, const hub_sub_req *req, uint64_t now_ms, hub_position *pos,
+                       hub_recovery *rec, hub_replay *replay) {
+  memset(replay, 0, sizeof *replay);
+  lock(c);
+  topic *t = find_or_create(c, req->topic, req->topic_len);
+  if (!t || presence_add(t, &req->who) != 0) {
+    unlock(c);
+    return -1;
+  }
+  expire(c, t, now_ms);
+  uint32_t from, n;
+  *rec = plan_replay(t, req, &from, &n);
+  if (replay_add(replay, &t->hist, from, n) != 0) {
+    presence_del(t, req->who.client);
+    unlock(c);
+    return -1;
+  }
+  set_pos(t, pos);
+  /* Join goes to the others before this subscriber counts, so that the
+   * non-shared path (which delivers at once) needs no skip either way. */
+  hub_blob *join = req->join_env;
+  if (c->o.shared) fanout(c, t, 0, join, req->who.conn);
+  t->node_subs[req->node]++;
+  t->subscribers++;
+  if (c->o.shared) {
+    unlock(c);
+  } else if (join && t->subscribers > 1 && c->o.fanout && !c->detached[0]) {
+    hub_fanout f = {t->item.key, t->item.key_len, 0, join, req->who.conn};
+    c->o.fanout(0, &f, c->o.user);
+  }
+  return 0;
+}
+
+void hub_core_unsubscribe(hub_core *c, const char *name, size_t len, unsigned node,
+                          const hub_who *who, hub_blob *leave_env) {
+  lock(c);
+  topic *t = find(c, name, len);
+  if (!t || !t->node_subs[node]) {
+    unlock(c);
+    return;
+  }
+  t->node_subs[node]--;
+  t->subscribers--;
+  presence_del(t, who->client);
+  if (c->o.shared) {
+    fanout(c, t, 0, leave_env, who->conn);
+    unlock(c);
+  } else if (leave_env && t->subscribers && c->o.fanout && !c->detached[0]) {
+    hub_fanout f = {t->item.key, t->item.key_len, 0, leave_env, who->conn};
+    c->o.fanout(0, &f, c->o.user);
+  }
+}
+
+int hub_core_history(hub_core *c, const char *name, size_t len, bool has_since,
+                     uint64_t since_offset, const char *since_epoch, uint32_t limit,
+                     uint64_t now_ms, hub_position *pos, hub_replay *out, bool *complete) {
+  memset(out, 0, sizeof *out);
+  memset(pos, 0, sizeof *pos);
+  *complete = true;
+  lock(c);
+  topic *t = find(c, name, len);
+  if (!t) { /* never published: an empty history in a fresh epoch */
+    unlock(c);
+    if (has_since) return 1;
+    return 0;
+  }
+  expire(c, t, now_ms);
+  set_pos(t, pos);
+  const hub_history *h = &t->hist;
+  uint32_t from = 0, n = 0;
+  int rc = 0;
+  if (has_since) {
+    if (!since_epoch || strcmp(since_epoch, t->epoch) != 0) {
+      rc = 1;
+    } else if (since_offset < t->offset) {
+      uint64_t first = hub_history_first(h);
+      if (!h->len || first > since_offset + 1) {
+        *complete = false;
+        from = 0;
+      } else {
+        from = (uint32_t)(since_offset + 1 - first);
+      }
+      n = h->len - from;
+      if (n > limit) n = limit;
+    }
+  } else {
+    n = h->len < limit ? h->len : limit;
+    from = h->len - n;
+    /* complete: nothing before the first returned was lost */
+    *complete = (n ? hub_history_at(h, from)->offset : t->offset + 1) == 1;
+  }
+  if (!rc && replay_add(out, h, from, n) != 0) rc = -1;
+  unlock(c);
+  return rc;
+}
+
+int hub_core_presence(hub_core *c, const char *name, size_t len, hub_presence_list *out) {
+  memset(out, 0, sizeof *out);
+  lock(c);
+  topic *t = find(c, name, len);
+  int rc = 0;
+  if (t && t->presence.len) {
+    out->items = calloc(t->presence.len, sizeof *out->items);
+    if (!out->items) rc = -1;
+    size_t pos;
+    for (hub_map_item *it = rc ? NULL : hub_map_first(&t->presence, &pos); it;
+         it = hub_map_next(&t->presence, it, &pos)) {
+      presence_entry *e = (presence_entry *)it;
+      struct hub_presence_item *p = &out->items[out->len++];
+      p->client = strdup(e->client);
+      p->user = strdup(e->user);
+      p->info = dup_or_null(e->info);
+      if (!p->client || !p->user || (e->info && !p->info)) rc = -1;
+    }
+  }
+  unlock(c);
+  if (rc) hub_presence_list_free(out);
+  return rc;
+}
+
+void hub_presence_list_free(hub_presence_list *l) {
+  for (size_t i = 0; i < l->len; i++) {
+    free(l->items[i].client);
+    free(l->items[i].user);
+    free(l->items[i].info);
+  }
+  free(l->items);
+  memset(l, 0, sizeof *l);
+}
+
+int hub_core_topics(hub_core *c, hub_topic_list *out) {
+  memset(out, 0, sizeof *out);
+  lock(c);
+  int rc = 0;
+  if (c->topics.len) {
+    out->items = calloc(c->topics.len, sizeof *out->items);
+    if (!out->items) rc = -1;
+    size_t pos;
+    for (hub_map_item *it = rc ? NULL : hub_map_first(&c->topics, &pos); it;
+         it = hub_map_next(&c->topics, it, &pos)) {
+      topic *t = (topic *)it;
+      struct hub_topic_info *i = &out->items[out->len++];
+      i->name = strndup(t->item.key, t->item.key_len);
+      i->subscribers = t->subscribers;
+      i->retained = t->hist.len;
+      set_pos(t, &i->pos);
+      if (!i->name) rc = -1;
+    }
+  }
+  unlock(c);
+  if (rc) hub_topic_list_free(out);
+  return rc;
+}
+
+void hub_topic_list_free(hub_topic_list *l) {
+  for (size_t i = 0; i < l->len; i++) free(l->items[i].name);
+  free(l->items);
+  memset(l, 0, sizeof *l);
+}
+
+size_t hub_core_sweep(hub_core *c, uint64_t now_ms) {
+  lock(c);
+  size_t pos;
+  for (hub_map_item *it = hub_map_first(&c->topics, &pos), *next; it; it = next) {
+    next = hub_map_next(&c->topics, it, &pos);
+    topic *t = (topic *)it;
+    expire(c, t, now_ms);
+    if (!t->subscribers && !t->presence.len && !t->hist.len) {
+      hub_map_del(&c->topics, it);
+      topic_free(t);
+    }
+  }
+  size_t n = c->topics.len;
+  unlock(c);
+  return n;
+}

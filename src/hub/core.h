@@ -1,0 +1,144 @@
+/* hub — the topic table shared by every loop: stream positions (offset +
+ * epoch), retained history and presence. It is the in-memory broker: plain
+ * data in, plain data out, no sockets and no clock reads (times are passed
+ * in), so tests drive it directly.
+ *
+ * Delivery is not its business: after each change that subscribers must
+ * hear of, it calls `fanout` once for every loop ("node") that has local
+ * subscribers of the topic, and each node delivers to its own connections.
+ *
+ * Threads: with `shared` set every call takes the table's mutex and
+ * `fanout` runs under it, so deliveries are queued to the nodes in offset
+ * order whichever thread published (fanout must only queue work, e.g.
+ * dx_loop_post). Without `shared` (one loop) there is no lock and fanout
+ * runs last, after the table is consistent, so it may deliver directly and
+ * even re-enter the core. */
+#ifndef DX_HUB_CORE_H
+#define DX_HUB_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hub/blob.h"
+
+#define HUB_EPOCH_LEN 16     /* hex digits */
+#define HUB_CLIENT_ID_MAX 32 /* with its NUL */
+
+typedef struct hub_core hub_core;
+
+/* One thing to deliver to a node's subscribers of `topic`. */
+typedef struct hub_fanout {
+  const char *topic;
+  size_t topic_len;
+  uint64_t offset;    /* a publication's offset; 0 for a presence event */
+  hub_blob *env;      /* the envelope (borrowed: take a reference to keep it) */
+  uint64_t skip_conn; /* do not deliver to this connection (0: none) */
+} hub_fanout;
+
+typedef void (*hub_fanout_fn)(unsigned node, const hub_fanout *f, void *user);
+
+typedef struct hub_core_opts {
+  uint32_t history_size;   /* publications kept per topic (0: none) */
+  uint64_t history_ttl_ms; /* and for at most this long (0: forever) */
+  unsigned nodes;          /* loops, numbered 0..nodes-1 */
+  bool shared;             /* called from several threads: lock (see above) */
+  hub_fanout_fn fanout;
+  void *user;
+} hub_core_opts;
+
+hub_core *hub_core_new(const hub_core_opts *opts); /* NULL when out of memory */
+void hub_core_free(hub_core *c);
+
+/* Stop fanning out to `node` (its loop is going away). */
+void hub_core_detach_node(hub_core *c, unsigned node);
+
+typedef struct hub_position {
+  uint64_t offset;
+  char epoch[HUB_EPOCH_LEN + 1];
+} hub_position;
+
+/* Builds the envelope of a publication once its offset is known (called
+ * under the lock: keep it short). NULL means out of memory. */
+typedef hub_blob *(*hub_env_fn)(uint64_t offset, void *ctx);
+
+/* Publish: assign the next offset, retain the envelope, fan it out.
+ * Returns 0 with *pos set, or -1 when out of memory (nothing happened). */
+int hub_core_publish(hub_core *c, const char *topic, size_t topic_len, hub_env_fn make, void *ctx,
+                     uint64_t skip_conn, uint64_t now_ms, hub_position *pos);
+
+/* Who a subscriber is, for presence. */
+typedef struct hub_who {
+  uint64_t conn;    /* unique per hub, never 0 */
+  const char *client; /* its client id */
+  const char *user;   /* "" when anonymous */
+  const char *info;   /* presence info as JSON text, or NULL */
+} hub_who;
+
+typedef struct hub_sub_req {
+  const char *topic;
+  size_t topic_len;
+  unsigned node;
+  hub_who who;
+  bool has_since;
+  uint64_t since_offset;
+  const char *since_epoch;
+  uint32_t history;   /* without since: replay up to this many latest */
+  hub_blob *join_env; /* presence event to fan out, or NULL */
+} hub_sub_req;
+
+typedef enum hub_recovery {
+  HUB_RECOVERY_NONE = 0, /* no `since` given */
+  HUB_RECOVERED,
+  HUB_TOO_OLD,
+  HUB_EPOCH_CHANGED,
+  HUB_OFFSET_AHEAD,
+} hub_recovery;
+
+typedef struct hub_replay {
+  hub_blob **envs; /* publications to deliver first, oldest first (references) */
+  uint32_t len;
+} hub_replay;
+void hub_replay_free(hub_replay *r);
+
+/* Subscribe: count the node's interest, add presence, fan out join_env,
+ * and return the current position and what to replay, atomically with
+ * respect to publishes. Returns 0 or -1 (out of memory; nothing changed). */
+int hub_core_subscribe(hub_core *c, const hub_sub_req *req, uint64_t now_ms, hub_position *pos,
+                       hub_recovery *rec, hub_replay *replay);
+
+/* Undo a subscribe; fans out leave_env (if not NULL) to the others. */
+void hub_core_unsubscribe(hub_core *c, const char *topic, size_t topic_len, unsigned node,
+                          const hub_who *who, hub_blob *leave_env);
+
+/* History query (see PROTOCOL.md `history`). Returns 0, or 1 when since's
+ * epoch is not the topic's (nothing returned), or -1 out of memory. */
+int hub_core_history(hub_core *c, const char *topic, size_t topic_len, bool has_since,
+                     uint64_t since_offset, const char *since_epoch, uint32_t limit,
+                     uint64_t now_ms, hub_position *pos, hub_replay *out, bool *complete);
+
+typedef struct hub_presence_list {
+  struct hub_presence_item {
+    char *client, *user, *info; /* info may be NULL */
+  } *items;
+  size_t len;
+} hub_presence_list;
+int hub_core_presence(hub_core *c, const char *topic, size_t topic_len, hub_presence_list *out);
+void hub_presence_list_free(hub_presence_list *l);
+
+typedef struct hub_topic_list {
+  struct hub_topic_info {
+    char *name;
+    uint32_t subscribers, retained;
+    hub_position pos;
+  } *items;
+  size_t len;
+} hub_topic_list;
+int hub_core_topics(hub_core *c, hub_topic_list *out);
+void hub_topic_list_free(hub_topic_list *l);
+
+/* Drop expired history and forget topics with no subscriber, presence or
+ * history left. Returns how many topics remain. */
+size_t hub_core_sweep(hub_core *c, uint64_t now_ms);
+
+#endif

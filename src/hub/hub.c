@@ -1,0 +1,322 @@
+/* The dx_hub object: one core shared by the loops of the attached servers,
+ * fan-out from the core to each loop, the C API. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "duplex/log.h"
+#include "hub/hub_internal.h"
+#include "hub/topic_name.h"
+
+#define SWEEP_MS 1000
+
+dx_hub *dx_hub_new(const dx_hub_opts *opts) {
+  dx_hub *h = calloc(1, sizeof *h);
+  if (!h) return NULL;
+  if (opts) h->o = *opts;
+  h->history_size = h->o.history_size < 0 ? 0 : h->o.history_size ? (uint32_t)h->o.history_size : 100;
+  h->history_ttl_ms = h->o.history_ttl_ms < 0 ? 0
+                      : h->o.history_ttl_ms  ? (uint64_t)h->o.history_ttl_ms
+                                             : 300000;
+  if (!h->o.max_publication) h->o.max_publication = 64 * 1024;
+  if (!h->o.max_subscriptions) h->o.max_subscriptions = 128;
+  h->o.path = strdup(h->o.path ? h->o.path : "/ws");
+  h->o.api_key = h->o.api_key ? strdup(h->o.api_key) : NULL;
+  if (!h->o.path || (opts && opts->api_key && !h->o.api_key)) {
+    dx_hub_free(h);
+    return NULL;
+  }
+  /* Client ids: a random prefix (so ids differ across restarts) + a counter. */
+  static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  uint8_t r[6] = {0};
+  if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+    for (size_t i = 0; i < sizeof r; i++) r[i] = (uint8_t)rand();
+  for (size_t i = 0; i < sizeof r; i++) h->id_prefix[i] = digits[r[i] % 36];
+  atomic_init(&h->next_conn, 1);
+  return h;
+}
+
+uint64_t hub_now_ms(const hub_loop *hl) { return dx_loop_now(hl->loop); }
+
+/* ---- fan-out from the core to the loops ---- */
+
+typedef struct fanout_post {
+  hub_loop *hl;
+  uint64_t offset, skip;
+  hub_blob *env;
+  size_t topic_len;
+  char topic[];
+} fanout_post;
+
+static void run_fanout(dx_loop *loop, void *arg) {
+  (void)loop;
+  fanout_post *p = arg;
+  if (!p->hl->detached) {
+    hub_fanout f = {p->topic, p->topic_len, p->offset, p->env, p->skip};
+    hub_node_deliver(&p->hl->node, &f);
+  }
+  hub_blob_unref(p->env);
+  free(p);
+}
+
+static void on_fanout(unsigned node, const hub_fanout *f, void *user) {
+  dx_hub *h = user;
+  hub_loop *hl = h->loops[node];
+  if (!h->shared) {
+    hub_node_deliver(&hl->node, f);
+    return;
+  }
+  /* Called under the core's lock: queue it, in offset order. */
+  fanout_post *p = malloc(sizeof *p + f->topic_len);
+  if (!p) {
+    dx_log_error("hub: out of memory fanning out offset %llu of '%.*s' to loop %u",
+                 (unsigned long long)f->offset, (int)f->topic_len, f->topic, node);
+    return;
+  }
+  *p = (fanout_post){hl, f->offset, f->skip_conn, hub_blob_ref(f->env), f->topic_len};
+  memcpy(p->topic, f->topic, f->topic_len);
+  if (dx_loop_post(hl->loop, run_fanout, p) != 0) {
+    dx_log_error("hub: cannot queue a delivery to loop %u (out of memory)", node);
+    hub_blob_unref(p->env);
+    free(p);
+  }
+}
+
+static void on_sweep(dx_timer *t) {
+  hub_loop *hl = dx_container_of(t, hub_loop, sweep);
+  hub_core_sweep(hl->hub->core, hub_now_ms(hl));
+}
+
+/* ---- attach / detach ---- */
+
+int dx_hub_attach(dx_hub *h, dx_server *srv) {
+  if (!h || !srv) return DX_EINVAL;
+  /* The core is sized for the loops: rebuild it (it holds nothing yet). */
+  hub_topic_list tl;
+  if (h->core && (hub_core_topics(h->core, &tl) != 0 || tl.len)) {
+    hub_topic_list_free(&tl);
+    return DX_ESTATE;
+  }
+  if (h->core) hub_topic_list_free(&tl);
+  hub_loop **v = realloc(h->loops, (h->nloops + 1) * sizeof *v);
+  if (!v) return DX_ENOMEM;
+  h->loops = v;
+  hub_loop *hl = calloc(1, sizeof *hl);
+  if (!hl) return DX_ENOMEM;
+  *hl = (hub_loop){.hub = h, .index = h->nloops, .srv = srv, .loop = dx_server_loop(srv)};
+  hub_node_init(&hl->node);
+  hub_core_opts co = {.history_size = h->history_size,
+                      .history_ttl_ms = h->history_ttl_ms,
+                      .nodes = h->nloops + 1,
+                      .shared = h->nloops + 1 > 1,
+                      .fanout = on_fanout,
+                      .user = h};
+  hub_core *core = hub_core_new(&co);
+  int rc = core ? 0 : DX_ENOMEM;
+  if (!rc) rc = hub_ws_attach(hl);
+  if (!rc) rc = hub_api_attach(hl);
+  if (rc) {
+    hub_core_free(core);
+    free(hl);
+    return rc;
+  }
+  hub_core_free(h->core);
+  h->core = core;
+  h->shared = co.shared;
+  h->loops[h->nloops++] = hl;
+  if (hl->index == 0) {
+    dx_timer_init(hl->loop, &hl->sweep, on_sweep);
+    dx_timer_start(&hl->sweep, SWEEP_MS, SWEEP_MS);
+  }
+  return 0;
+}
+
+void dx_hub_detach(dx_hub *h, dx_server *srv) {
+  for (unsigned i = 0; h && i < h->nloops; i++) {
+    hub_loop *hl = h->loops[i];
+    if (hl->srv != srv || hl->detached) continue;
+    if (hl->index == 0) dx_timer_stop(&hl->sweep);
+    hub_core_detach_node(h->core, i);
+    hl->detached = true;
+  }
+}
+
+void dx_hub_free(dx_hub *h) {
+  if (!h) return;
+  for (unsigned i = 0; i < h->nloops; i++) {
+    hub_node_free(&h->loops[i]->node);
+    free(h->loops[i]);
+  }
+  free(h->loops);
+  hub_core_free(h->core);
+  free((char *)h->o.path);
+  free((char *)h->o.api_key);
+  free(h);
+}
+
+/* ---- publishing ---- */
+
+typedef struct env_ctx {
+  const char *topic;
+  size_t topic_len;
+  json_t *data;
+  const char *b64;
+  size_t b64_len;
+  const char *from;
+} env_ctx;
+
+static hub_blob *make_message(uint64_t offset, void *arg) {
+  env_ctx *c = arg;
+  return hub_env_message(c->topic, c->topic_len, offset, c->data, c->b64, c->b64_len, c->from);
+}
+
+int hub_publish(hub_loop *hl, const char *topic, size_t topic_len, json_t *data, const char *b64,
+                size_t b64_len, const char *from, uint64_t skip_conn, hub_position *pos) {
+  env_ctx c = {topic, topic_len, data, b64, b64_len, from};
+  return hub_core_publish(hl->hub->core, topic, topic_len, make_message, &c, skip_conn,
+                          hub_now_ms(hl), pos);
+}
+
+int hub_check_payload(const dx_hub *h, json_t *data, const char *b64, size_t b64_len,
+                      hub_error *err) {
+  long decoded = data ? 0 : hub_b64_decoded_len(b64, b64_len);
+  size_t n = data ? hub_json_size(data) : decoded < 0 ? 0 : (size_t)decoded;
+  if (n > h->o.max_publication) {
+    hub_error_set(err, "message_too_big", "the payload is %zu bytes; the limit is %zu", n,
+                  h->o.max_publication);
+    return -1;
+  }
+  return 0;
+}
+
+/* A publish handed over from a thread that runs none of the hub's loops. */
+typedef struct publish_job {
+  hub_loop *hl;
+  json_t *data;
+  char *b64;
+  size_t b64_len;
+  size_t topic_len;
+  char topic[];
+} publish_job;
+
+static void run_publish(dx_loop *loop, void *arg) {
+  (void)loop;
+  publish_job *j = arg;
+  hub_position pos;
+  if (!j->hl->detached &&
+      hub_publish(j->hl, j->topic, j->topic_len, j->data, j->b64, j->b64_len, NULL, 0, &pos) != 0)
+    dx_log_error("hub: out of memory publishing on '%.*s'", (int)j->topic_len, j->topic);
+  json_decref(j->data);
+  free(j->b64);
+  free(j);
+}
+
+static hub_loop *current_loop(dx_hub *h) {
+  for (unsigned i = 0; i < h->nloops; i++)
+    if (!h->loops[i]->detached && dx_loop_on_thread(h->loops[i]->loop)) return h->loops[i];
+  return NULL;
+}
+
+static int publish_any_thread(dx_hub *h, const char *topic, json_t *data, const char *b64,
+                              size_t b64_len, uint64_t *offset) {
+  if (offset) *offset = 0;
+  size_t tlen = topic ? strlen(topic) : 0;
+  hub_error err;
+  if (!hub_topic_valid(topic, tlen) || hub_check_payload(h, data, b64, b64_len, &err) != 0) {
+    json_decref(data);
+    return DX_EINVAL;
+  }
+  if (!h->nloops) {
+    json_decref(data);
+    return DX_ESTATE;
+  }
+  hub_loop *hl = current_loop(h);
+  if (hl) {
+    hub_position pos;
+    int rc = hub_publish(hl, topic, tlen, data, b64, b64_len, NULL, 0, &pos);
+    json_decref(data);
+    if (rc) return DX_ENOMEM;
+    if (offset) *offset = pos.offset;
+    return 0;
+  }
+  publish_job *j = calloc(1, sizeof *j + tlen);
+  char *b = b64 ? strndup(b64, b64_len) : NULL;
+  if (!j || (b64 && !b)) {
+    free(j);
+    free(b);
+    json_decref(data);
+    return DX_ENOMEM;
+  }
+  *j = (publish_job){h->loops[0], data, b, b64_len, tlen};
+  memcpy(j->topic, topic, tlen);
+  if (dx_loop_post(h->loops[0]->loop, run_publish, j) != 0) {
+    run_publish(NULL, (j->hl = &(hub_loop){.detached = true}, j));
+    return DX_ENOMEM;
+  }
+  return 0;
+}
+
+int dx_hub_publish(dx_hub *h, const char *topic, const char *json, size_t len, uint64_t *offset) {
+  if (!h || !json) return DX_EINVAL;
+  json_t *data = json_loadb(json, len, JSON_DECODE_ANY, NULL);
+  if (!data) return DX_EINVAL;
+  return publish_any_thread(h, topic, data, NULL, 0, offset);
+}
+
+int dx_hub_publish_b64(dx_hub *h, const char *topic, const char *b64, size_t len,
+                       uint64_t *offset) {
+  if (!h || !b64 || hub_b64_decoded_len(b64, len) < 0) return DX_EINVAL;
+  return publish_any_thread(h, topic, NULL, b64, len, offset);
+}
+
+/* ---- broadcast ---- */
+
+typedef struct bcast {
+  const char *path;
+  dx_msg *msg;
+  int n;
+} bcast;
+
+static void send_bcast(dx_ws *ws, void *arg) {
+  bcast *b = arg;
+  if (strcmp(dx_ws_path(ws), b->path) == 0 && dx_ws_send_msg(ws, b->msg) >= 0) b->n++;
+}
+
+static int broadcast_local(hub_loop *hl, hub_blob *env) {
+  bcast b = {hl->hub->o.path, dx_msg_new(DX_OP_TEXT, env->data, env->len), 0};
+  if (!b.msg) return DX_ENOMEM;
+  dx_server_each(hl->srv, send_bcast, &b);
+  dx_msg_free(b.msg);
+  return b.n;
+}
+
+typedef struct bcast_post {
+  hub_loop *hl;
+  hub_blob *env;
+} bcast_post;
+
+static void run_bcast(dx_loop *loop, void *arg) {
+  (void)loop;
+  bcast_post *p = arg;
+  if (!p->hl->detached) broadcast_local(p->hl, p->env);
+  hub_blob_unref(p->env);
+  free(p);
+}
+
+int hub_broadcast(hub_loop *hl, hub_blob *env) {
+  dx_hub *h = hl->hub;
+  for (unsigned i = 0; i < h->nloops; i++) {
+    hub_loop *o = h->loops[i];
+    if (o == hl || o->detached) continue;
+    bcast_post *p = malloc(sizeof *p);
+    if (!p) return DX_ENOMEM;
+    *p = (bcast_post){o, hub_blob_ref(env)};
+    if (dx_loop_post(o->loop, run_bcast, p) != 0) {
+      hub_blob_unref(env);
+      free(p);
+      return DX_ENOMEM;
+    }
+  }
+  return broadcast_local(hl, env);
+}

@@ -1,0 +1,96 @@
+/* hub — the dx_hub object's private parts, shared by its files: hub.c (the
+ * object, fan-out across loops, the C API), session.c (one client's
+ * requests, whatever the transport), transport_ws.c (WebSocket) and api.c
+ * (the HTTP API). */
+#ifndef DX_HUB_INTERNAL_H
+#define DX_HUB_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "duplex/hub.h"
+#include "duplex/loop.h"
+#include "duplex/server.h"
+#include "hub/codec.h"
+#include "hub/core.h"
+#include "hub/node.h"
+
+#define HUB_INFO_MAX 1024
+#define HUB_BAD_IN_ROW_MAX 20 /* then close 4000 */
+#define HUB_CLOSE_BAD_PROTOCOL 4000
+
+/* One attached server: a loop's share of the hub. */
+typedef struct hub_loop {
+  dx_hub *hub;
+  unsigned index;
+  dx_server *srv;
+  dx_loop *loop;
+  hub_node node;
+  dx_timer sweep; /* loop 0 only: expires history, forgets idle topics */
+  bool detached;
+} hub_loop;
+
+struct dx_hub {
+  dx_hub_opts o; /* defaults applied; api_key and path are our copies */
+  uint32_t history_size;
+  uint64_t history_ttl_ms;
+  hub_core *core;
+  bool shared; /* several loops: the core locks and fan-out is posted */
+  hub_loop **loops;
+  unsigned nloops;
+  atomic_uint_fast64_t next_conn;
+  char id_prefix[8]; /* of client ids: random per hub, so ids differ across restarts */
+};
+
+/* Publish from a loop thread of the hub (hl's). `from` is the publishing
+ * client's id or NULL; skip_conn excludes a connection (0: none).
+ * Returns 0 (pos set) or -1 out of memory. */
+int hub_publish(hub_loop *hl, const char *topic, size_t topic_len, json_t *data, const char *b64,
+                size_t b64_len, const char *from, uint64_t skip_conn, hub_position *pos);
+
+/* Check a payload against max_publication; 0 or -1 with err set. */
+int hub_check_payload(const dx_hub *hub, json_t *data, const char *b64, size_t b64_len,
+                      hub_error *err);
+
+/* Send a broadcast envelope to every connection of every loop. Returns the
+ * connections reached on this loop's server (others are posted). */
+int hub_broadcast(hub_loop *hl, hub_blob *env);
+
+uint64_t hub_now_ms(const hub_loop *hl);
+
+/* The `history` result as JSON fields (offset, epoch, publications,
+ * complete), shared by the protocol and the HTTP API. NULL with err set. */
+json_t *hub_history_fields(dx_hub *h, uint64_t now_ms, const char *topic, size_t topic_len,
+                           bool has_since, uint64_t since_offset, const char *since_epoch,
+                           uint32_t limit, hub_error *err);
+
+/* ---- one client, transport-neutral (session.c) ---- */
+typedef struct hub_session hub_session;
+typedef struct hub_session_ops {
+  void (*close)(hub_session *s, uint16_t code, const char *reason);
+} hub_session_ops;
+
+struct hub_session {
+  hub_member m; /* subscriptions; m.tr is the transport */
+  hub_loop *hl;
+  const hub_session_ops *ops;
+  const char *user; /* "" when anonymous */
+  uint16_t bad_in_row;
+  char client[HUB_CLIENT_ID_MAX];
+};
+
+/* Start a session: assign its ids and send the welcome. */
+void hub_session_open(hub_session *s, hub_loop *hl, const hub_transport *tr,
+                      const hub_session_ops *ops);
+/* One request (a text message). */
+void hub_session_request(hub_session *s, const char *text, size_t len);
+/* Report a request that could not be read as one (e.g. a binary frame). */
+void hub_session_reject(hub_session *s, const char *code, const char *message);
+/* The client is gone: leave every topic (leave events to the others). */
+void hub_session_close(hub_session *s);
+
+/* ---- transports and the HTTP API ---- */
+int hub_ws_attach(hub_loop *hl);
+int hub_api_attach(hub_loop *hl);
+
+#endif

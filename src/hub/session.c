@@ -1,0 +1,287 @@
+/* One client's requests (docs/PROTOCOL.md), whatever carries them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "duplex/log.h"
+#include "hub/hub_internal.h"
+#include "hub/topic_name.h"
+
+static void send_text(hub_session *s, char *text) {
+  if (!text) {
+    dx_log_error("hub: out of memory building a reply for client %s", s->client);
+    return;
+  }
+  s->m.tr->send_env(&s->m, text, strlen(text));
+  free(text);
+}
+
+static void welcome(hub_session *s) {
+  const dx_hub *h = s->hl->hub;
+  json_t *o = json_pack("{s:s,s:i,s:s,s:s,s:{s:I,s:I,s:I,s:I}}", "type", "welcome", "version", 1,
+                        "client", s->client, "user", s->user, "limits", "max_publication",
+                        (json_int_t)h->o.max_publication, "max_subscriptions",
+                        (json_int_t)h->o.max_subscriptions, "history_size",
+                        (json_int_t)h->history_size, "history_ttl",
+                        (json_int_t)(h->history_ttl_ms / 1000));
+  send_text(s, o ? json_dumps(o, JSON_COMPACT) : NULL);
+  json_decref(o);
+}
+
+void hub_session_open(hub_session *s, hub_loop *hl, const hub_transport *tr,
+                      const hub_session_ops *ops) {
+  dx_hub *h = hl->hub;
+  memset(s, 0, sizeof *s);
+  s->m.conn = atomic_fetch_add(&h->next_conn, 1);
+  s->m.tr = tr;
+  s->hl = hl;
+  s->ops = ops;
+  s->user = "";
+  snprintf(s->client, sizeof s->client, "%s-%llx", h->id_prefix, (unsigned long long)s->m.conn);
+  welcome(s);
+}
+
+static hub_who who(const hub_session *s, const char *info) {
+  return (hub_who){s->m.conn, s->client, s->user, info};
+}
+
+static int check_topic(const hub_request *r, hub_error *err) {
+  if (hub_topic_valid(r->topic, r->topic_len)) return 0;
+  hub_error_set(err, "bad_topic", "%s", HUB_TOPIC_RULE);
+  return -1;
+}
+
+static int authorize(hub_session *s, dx_hub_action a, const hub_request *r, hub_error *err) {
+  const dx_hub_opts *o = &s->hl->hub->o;
+  if (!o->authorize || o->authorize(s->client, s->user, a, r->topic, o->user) == 0) return 0;
+  hub_error_set(err, "forbidden", "not allowed to %s '%s'",
+                a == DX_HUB_PUBLISH ? "publish on" : "subscribe to", r->topic);
+  return -1;
+}
+
+static const char *reason_name(hub_recovery r) {
+  switch (r) {
+  case HUB_TOO_OLD:
+    return "too_old";
+  case HUB_EPOCH_CHANGED:
+    return "epoch_changed";
+  case HUB_OFFSET_AHEAD:
+    return "offset_ahead";
+  default:
+    return NULL;
+  }
+}
+
+static json_t *position(const hub_position *p) {
+  return json_pack("{s:I,s:s}", "offset", (json_int_t)p->offset, "epoch", p->epoch);
+}
+
+static int subscribe(hub_session *s, hub_request *r, hub_error *err) {
+  dx_hub *h = s->hl->hub;
+  if (check_topic(r, err) || authorize(s, DX_HUB_SUBSCRIBE, r, err)) return -1;
+  if (hub_member_find(&s->m, r->topic, r->topic_len) >= 0) {
+    hub_error_set(err, "already_subscribed", "already subscribed to '%s'", r->topic);
+    return -1;
+  }
+  if (s->m.nsubs >= h->o.max_subscriptions) {
+    hub_error_set(err, "too_many_subscriptions", "at most %u subscriptions per connection",
+                  h->o.max_subscriptions);
+    return -1;
+  }
+  char *info = r->info ? json_dumps(r->info, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+  if (info && strlen(info) > HUB_INFO_MAX) {
+    hub_error_set(err, "message_too_big", "presence info is %zu bytes; the limit is %d",
+                  strlen(info), HUB_INFO_MAX);
+    free(info);
+    return -1;
+  }
+  hub_sub_req q = {.topic = r->topic,
+                   .topic_len = r->topic_len,
+                   .node = s->hl->index,
+                   .who = who(s, info),
+                   .has_since = r->has_since,
+                   .since_offset = r->since_offset,
+                   .since_epoch = r->since_epoch,
+                   .history = r->history,
+                   .join_env = hub_env_presence("join", r->topic, r->topic_len, s->client,
+                                                s->user, info)};
+  hub_position pos;
+  hub_recovery rec;
+  hub_replay replay;
+  int rc = q.join_env ? hub_core_subscribe(h->core, &q, hub_now_ms(s->hl), &pos, &rec, &replay)
+                      : -1;
+  hub_blob_unref(q.join_env);
+  free(info);
+  if (rc == 0 && hub_node_add(&s->hl->node, &s->m, r->topic, r->topic_len, pos.offset,
+                              r->presence) != 0) {
+    hub_core_unsubscribe(h->core, r->topic, r->topic_len, s->hl->index, &q.who, NULL);
+    hub_replay_free(&replay);
+    rc = -1;
+  }
+  if (rc) {
+    hub_error_set(err, "internal", "out of memory");
+    return -1;
+  }
+  if (r->id) {
+    json_t *f = position(&pos);
+    json_object_set_new(f, "topic", json_stringn(r->topic, r->topic_len));
+    if (rec != HUB_RECOVERY_NONE) {
+      json_object_set_new(f, "recovered", json_boolean(rec == HUB_RECOVERED));
+      if (rec != HUB_RECOVERED) json_object_set_new(f, "reason", json_string(reason_name(rec)));
+    }
+    send_text(s, hub_reply_ok(r->id, f));
+  }
+  for (uint32_t i = 0; i < replay.len; i++)
+    s->m.tr->send_env(&s->m, replay.envs[i]->data, replay.envs[i]->len);
+  hub_replay_free(&replay);
+  return 0;
+}
+
+/* Leave subscription i (the member's index), telling the others. */
+static void leave(hub_session *s, uint32_t i) {
+  char topic[HUB_TOPIC_MAX + 1];
+  size_t len;
+  const char *name = hub_member_topic(&s->m, i, &len);
+  memcpy(topic, name, len);
+  hub_node_remove(&s->hl->node, &s->m, i);
+  hub_blob *env = hub_env_presence("leave", topic, len, s->client, s->user, NULL);
+  hub_who w = who(s, NULL);
+  hub_core_unsubscribe(s->hl->hub->core, topic, len, s->hl->index, &w, env);
+  hub_blob_unref(env);
+}
+
+static int unsubscribe(hub_session *s, hub_request *r, hub_error *err) {
+  if (check_topic(r, err)) return -1;
+  int i = hub_member_find(&s->m, r->topic, r->topic_len);
+  if (i < 0) {
+    hub_error_set(err, "not_subscribed", "not subscribed to '%s'", r->topic);
+    return -1;
+  }
+  leave(s, (uint32_t)i);
+  if (r->id) send_text(s, hub_reply_ok(r->id, NULL));
+  return 0;
+}
+
+static int publish(hub_session *s, hub_request *r, hub_error *err) {
+  dx_hub *h = s->hl->hub;
+  if (check_topic(r, err) || authorize(s, DX_HUB_PUBLISH, r, err) ||
+      hub_check_payload(h, r->data, r->b64, r->b64_len, err))
+    return -1;
+  hub_position pos;
+  if (hub_publish(s->hl, r->topic, r->topic_len, r->data, r->b64, r->b64_len, s->client,
+                  r->skip_self ? s->m.conn : 0, &pos) != 0) {
+    hub_error_set(err, "internal", "out of memory");
+    return -1;
+  }
+  if (r->id) send_text(s, hub_reply_ok(r->id, position(&pos)));
+  return 0;
+}
+
+static int presence(hub_session *s, hub_request *r, hub_error *err) {
+  if (check_topic(r, err)) return -1;
+  hub_presence_list l;
+  json_t *a = NULL;
+  if (hub_core_presence(s->hl->hub->core, r->topic, r->topic_len, &l) == 0) {
+    a = json_array();
+    for (size_t i = 0; a && i < l.len; i++) {
+      json_t *e = json_pack("{s:s,s:s}", "client", l.items[i].client, "user", l.items[i].user);
+      if (e && l.items[i].info) json_object_set_new(e, "info", json_loads(l.items[i].info, JSON_DECODE_ANY, NULL));
+      json_array_append_new(a, e);
+    }
+    hub_presence_list_free(&l);
+  }
+  if (!a) {
+    hub_error_set(err, "internal", "out of memory");
+    return -1;
+  }
+  if (r->id) send_text(s, hub_reply_ok(r->id, json_pack("{s:o}", "presence", a)));
+  else json_decref(a);
+  return 0;
+}
+
+json_t *hub_history_fields(dx_hub *h, uint64_t now_ms, const char *topic, size_t topic_len,
+                           bool has_since, uint64_t since_offset, const char *since_epoch,
+                           uint32_t limit, hub_error *err) {
+  hub_position pos;
+  hub_replay out;
+  bool complete;
+  int rc = hub_core_history(h->core, topic, topic_len, has_since, since_offset, since_epoch, limit,
+                            now_ms, &pos, &out, &complete);
+  if (rc == 1) {
+    hub_error_set(err, "epoch_changed", "the topic's epoch is no longer '%s'",
+                  since_epoch ? since_epoch : "");
+    return NULL;
+  }
+  json_t *pubs = rc == 0 ? hub_envs_array(out.envs, out.len) : NULL;
+  hub_replay_free(&out);
+  json_t *f = pubs ? position(&pos) : NULL;
+  if (!f) {
+    json_decref(pubs);
+    hub_error_set(err, "internal", "out of memory");
+    return NULL;
+  }
+  json_object_set_new(f, "publications", pubs);
+  json_object_set_new(f, "complete", json_boolean(complete));
+  return f;
+}
+
+static int history(hub_session *s, hub_request *r, hub_error *err) {
+  if (check_topic(r, err)) return -1;
+  json_t *f = hub_history_fields(s->hl->hub, hub_now_ms(s->hl), r->topic, r->topic_len,
+                                 r->has_since, r->since_offset, r->since_epoch, r->limit, err);
+  if (!f) return -1;
+  if (r->id) send_text(s, hub_reply_ok(r->id, f));
+  else json_decref(f);
+  return 0;
+}
+
+static void fail(hub_session *s, json_t *id, const hub_error *err) {
+  send_text(s, hub_reply_error(id, err));
+  bool invalid = !strcmp(err->code, "bad_request") || !strcmp(err->code, "unknown_op");
+  if (invalid && ++s->bad_in_row >= HUB_BAD_IN_ROW_MAX) {
+    dx_log_info("hub: client %s sent %d invalid requests in a row; closing with %d", s->client,
+                HUB_BAD_IN_ROW_MAX, HUB_CLOSE_BAD_PROTOCOL);
+    s->ops->close(s, HUB_CLOSE_BAD_PROTOCOL, "too many invalid requests");
+  }
+}
+
+void hub_session_reject(hub_session *s, const char *code, const char *message) {
+  hub_error err;
+  hub_error_set(&err, code, "%s", message);
+  fail(s, NULL, &err);
+}
+
+void hub_session_request(hub_session *s, const char *text, size_t len) {
+  hub_request r;
+  hub_error err;
+  int rc = hub_request_parse(text, len, &r, &err);
+  if (rc == 0) {
+    switch (r.op) {
+    case HUB_OP_SUBSCRIBE:
+      rc = subscribe(s, &r, &err);
+      break;
+    case HUB_OP_UNSUBSCRIBE:
+      rc = unsubscribe(s, &r, &err);
+      break;
+    case HUB_OP_PUBLISH:
+      rc = publish(s, &r, &err);
+      break;
+    case HUB_OP_PRESENCE:
+      rc = presence(s, &r, &err);
+      break;
+    case HUB_OP_HISTORY:
+      rc = history(s, &r, &err);
+      break;
+    case HUB_OP_PING:
+      if (r.id) send_text(s, hub_reply_ok(r.id, NULL));
+      break;
+    }
+  }
+  if (rc == 0) s->bad_in_row = 0;
+  else fail(s, r.id, &err);
+  hub_request_free(&r);
+}
+
+void hub_session_close(hub_session *s) {
+  while (s->m.nsubs) leave(s, s->m.nsubs - 1);
+}

@@ -1,0 +1,95 @@
+/* The hub over WebSocket: the duplex.v1 endpoint. A thin layer: each
+ * connection carries a hub_session inline (dx_ws_data), text messages are
+ * requests, deliveries share one dx_msg per publication per loop. */
+#include <string.h>
+
+#include "duplex/log.h"
+#include "hub/hub_internal.h"
+
+#define SUBPROTOCOL "duplex.v1"
+
+typedef struct ws_conn {
+  hub_session s; /* first: a hub_member* is a ws_conn* */
+  dx_ws *ws;
+} ws_conn;
+
+static dx_ws *ws_of(hub_member *m) { return ((ws_conn *)(void *)m)->ws; }
+
+static void *prepare(hub_blob *env) { return dx_msg_new(DX_OP_TEXT, env->data, env->len); }
+static void send_prepared(hub_member *m, void *msg, hub_blob *env) {
+  (void)env;
+  dx_ws_send_msg(ws_of(m), msg); /* a slow client is closed by the backpressure policy */
+}
+static void release(void *msg) { dx_msg_free(msg); }
+static void send_env(hub_member *m, const char *data, size_t len) {
+  dx_ws_send(ws_of(m), DX_OP_TEXT, data, len);
+}
+
+static const hub_transport ws_transport = {prepare, send_prepared, release, send_env};
+
+static void close_session(hub_session *s, uint16_t code, const char *reason) {
+  dx_ws_close(((ws_conn *)(void *)s)->ws, code, reason);
+}
+static const hub_session_ops ws_session_ops = {close_session};
+
+/* Does a Sec-WebSocket-Protocol list name duplex.v1? */
+static bool offers_v1(const char *list) {
+  size_t n = strlen(SUBPROTOCOL);
+  for (const char *p = list; *p;) {
+    while (*p == ' ' || *p == '\t' || *p == ',') p++;
+    const char *e = p;
+    while (*e && *e != ',' && *e != ' ' && *e != '\t') e++;
+    if ((size_t)(e - p) == n && !memcmp(p, SUBPROTOCOL, n)) return true;
+    p = e;
+  }
+  return false;
+}
+
+static int on_upgrade(dx_ws *ws, void *user) {
+  (void)user;
+  const char *offered = dx_ws_header(ws, "Sec-WebSocket-Protocol");
+  if (offered && !offers_v1(offered)) {
+    char peer[64];
+    dx_log_info("hub: %s offered subprotocols '%s' but not " SUBPROTOCOL "; refused with 400",
+                dx_ws_peer_str(ws, peer, sizeof peer), offered);
+    return 400;
+  }
+  if (offered) dx_ws_set_protocol(ws, SUBPROTOCOL);
+  return 0;
+}
+
+static void on_open(dx_ws *ws, void *user) {
+  ws_conn *c = dx_ws_data(ws);
+  c->ws = ws;
+  hub_session_open(&c->s, user, &ws_transport, &ws_session_ops);
+}
+
+static void on_message(dx_ws *ws, unsigned opcode, const void *data, size_t len, void *user) {
+  (void)user;
+  ws_conn *c = dx_ws_data(ws);
+  if (opcode == DX_OP_TEXT)
+    hub_session_request(&c->s, data, len);
+  else
+    hub_session_reject(&c->s, "bad_request",
+                       "binary frames are not requests: send JSON text (binary payloads go in "
+                       "\"b64\")");
+}
+
+static void on_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
+                     void *user) {
+  (void)code, (void)reason, (void)reason_len, (void)clean, (void)user;
+  ws_conn *c = dx_ws_data(ws);
+  if (c->ws) hub_session_close(&c->s); /* opened: leave every topic */
+}
+
+int hub_ws_attach(hub_loop *hl) {
+  const char *path = hl->hub->o.path;
+  dx_ws_handlers h = {.on_upgrade = on_upgrade,
+                      .on_open = on_open,
+                      .on_message = on_message,
+                      .on_close = on_close,
+                      .data_size = sizeof(ws_conn)};
+  int rc = dx_server_route(hl->srv, path, &h, hl);
+  if (rc == 0) rc = dx_server_route_protocols(hl->srv, path, (const char *const[]){SUBPROTOCOL, NULL});
+  return rc;
+}
