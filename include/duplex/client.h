@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "duplex/common.h"
 #include "duplex/deflate.h"
 #include "duplex/tls.h"
 #include "duplex/ws.h"
@@ -49,7 +50,7 @@ typedef struct dx_url {
  * user info or fragment present, too long. Brackets hold an IPv6 address
  * only; a host name is letters, digits, '-', '.' and '_' without empty
  * labels, and one that ends in a number must be a dotted-quad IPv4. */
-int dx_url_parse(const char *url, dx_url *out, const char **why);
+DX_API int dx_url_parse(const char *url, dx_url *out, const char **why);
 
 typedef struct dx_client_opts {
   /* Checked by dx_connect, which fails with the reason: subprotocols are
@@ -100,17 +101,17 @@ typedef struct dx_client_opts {
  * used by clients. Returns the client, or NULL with a reason in `why` when
  * the URL or options are invalid or memory is short (`why` may be NULL).
  * Connection failures are reported later through the handlers. */
-dx_client *dx_connect(dx_loop *loop, const char *url, const dx_client_opts *opts,
-                      const dx_ws_handlers *handlers, void *user, const char **why);
+DX_API dx_client *dx_connect(dx_loop *loop, const char *url, const dx_client_opts *opts,
+                             const dx_ws_handlers *handlers, void *user, const char **why);
 
 /* The open connection, or NULL while connecting/waiting/closed. */
-dx_ws *dx_client_ws(const dx_client *c);
+DX_API dx_ws *dx_client_ws(const dx_client *c);
 
 /* The client a connection belongs to (NULL for server connections). */
-dx_client *dx_ws_client(const dx_ws *ws);
+DX_API dx_client *dx_ws_client(const dx_ws *ws);
 
 /* Send on the open connection: as dx_ws_send; DX_ECLOSED when not open. */
-int dx_client_send(dx_client *c, unsigned opcode, const void *data, size_t len);
+DX_API int dx_client_send(dx_client *c, unsigned opcode, const void *data, size_t len);
 
 /* Close for good: no more reconnects. If open, runs the closing handshake
  * (on_close follows); if connecting or waiting, stops (on_close follows
@@ -120,15 +121,15 @@ int dx_client_send(dx_client *c, unsigned opcode, const void *data, size_t len);
  * call may follow); DX_ECLOSED once closed.
  * dx_ws_close on the client's connection also ends the client: a close
  * this side started never reconnects (one the server starts may). */
-int dx_client_close(dx_client *c, unsigned code, const char *reason);
+DX_API int dx_client_close(dx_client *c, unsigned code, const char *reason);
 
 /* True once the client will do nothing more (closed, gave up, or failed
  * without reconnect) and its last on_close was delivered. */
-bool dx_client_done(const dx_client *c);
+DX_API bool dx_client_done(const dx_client *c);
 
 /* Free the client, dropping any connection at once (no handlers are
  * called). Safe inside the client's own handlers. NULL is a no-op. */
-void dx_client_free(dx_client *c);
+DX_API void dx_client_free(dx_client *c);
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "duplex/common.h"
 #include "duplex/handshake.h"
 
 #ifdef __cplusplus
@@ -73,18 +74,19 @@ typedef struct dx_pmd_params {
  * declined, not errors). On success fills *params, writes the response
  * extension value into resp (NUL-terminated) and returns 1; returns 0 when
  * no offer is acceptable (send no extension), DX_ENOSPC if resp is too small. */
-int dx_pmd_negotiate_server(const dx_ext_offer *offers, size_t n, const dx_deflate_opts *opts,
-                            dx_pmd_params *params, char *resp, size_t cap);
+DX_API int dx_pmd_negotiate_server(const dx_ext_offer *offers, size_t n,
+                                   const dx_deflate_opts *opts, dx_pmd_params *params, char *resp,
+                                   size_t cap);
 
 /* Client: the Sec-WebSocket-Extensions offer for `opts` into buf. Returns
  * its length or DX_ENOSPC. */
-int dx_pmd_client_offer(const dx_deflate_opts *opts, char *buf, size_t cap);
+DX_API int dx_pmd_client_offer(const dx_deflate_opts *opts, char *buf, size_t cap);
 
 /* Client: check the server's accepted permessage-deflate extension against
  * what we offered (parameters we did not offer, duplicates and bad values
  * are refused). Returns 0 and fills *params, or DX_EWS_EXTENSIONS. */
-int dx_pmd_client_accept(const dx_ext_offer *accepted, const dx_deflate_opts *opts,
-                         dx_pmd_params *params);
+DX_API int dx_pmd_client_accept(const dx_ext_offer *accepted, const dx_deflate_opts *opts,
+                                dx_pmd_params *params);
 
 /* ---- codec ---- */
 
@@ -96,20 +98,21 @@ typedef struct dx_pmd dx_pmd;
  * A server owns one for all its connections; each dx_client owns its own
  * (created on first use). Not thread-safe. */
 typedef struct dx_pmd_shared dx_pmd_shared;
-dx_pmd_shared *dx_pmd_shared_new(void);
-void dx_pmd_shared_free(dx_pmd_shared *s);
+DX_API dx_pmd_shared *dx_pmd_shared_new(void);
+DX_API void dx_pmd_shared_free(dx_pmd_shared *s);
 
 /* Create the per-connection state using `shared` (which must outlive it).
  * Directions without context takeover use the shared streams and hold no
  * zlib memory here. Returns NULL when out of memory. */
-dx_pmd *dx_pmd_new(const dx_pmd_params *params, const dx_deflate_opts *opts, dx_pmd_shared *shared);
-void dx_pmd_free(dx_pmd *pmd);
+DX_API dx_pmd *dx_pmd_new(const dx_pmd_params *params, const dx_deflate_opts *opts,
+                          dx_pmd_shared *shared);
+DX_API void dx_pmd_free(dx_pmd *pmd);
 
 /* True when this connection inflates with its own stream, so a message can
  * be inflated piece by piece as it arrives; false when the shared
  * decompressor is used, which needs the whole message at once (a message
  * split across reads would otherwise interleave with other connections'). */
-bool dx_pmd_rx_streaming(const dx_pmd *pmd);
+DX_API bool dx_pmd_rx_streaming(const dx_pmd *pmd);
 
 /* Receives inflated output: return 0 to go on, or a negative code to stop
  * inflating with it. */
@@ -118,20 +121,22 @@ typedef int (*dx_pmd_sink)(void *arg, const uint8_t *out, size_t n);
 /* Inflate the next piece of a compressed message; `fin` marks the last
  * piece (the 00 00 ff ff tail is appended then). Output goes to `sink` in
  * chunks. Returns 0, DX_EDEFLATE for corrupt data, or what sink returned. */
-int dx_pmd_inflate(dx_pmd *pmd, const uint8_t *in, size_t n, bool fin, dx_pmd_sink sink, void *arg);
+DX_API int dx_pmd_inflate(dx_pmd *pmd, const uint8_t *in, size_t n, bool fin, dx_pmd_sink sink,
+                          void *arg);
 
 /* Compress a whole message. On success returns 0 and points *out at the
  * compressed bytes (without the 00 00 ff ff tail; valid until the next call
  * on this thread) and *out_len at their length. Returns DX_ENOMEM,
  * DX_EDEFLATE, or DX_EINVAL when our window is 8 bits (dx_pmd_worth_it is
  * then false for every length: send the message uncompressed). */
-int dx_pmd_deflate(dx_pmd *pmd, const uint8_t *in, size_t n, const uint8_t **out, size_t *out_len);
+DX_API int dx_pmd_deflate(dx_pmd *pmd, const uint8_t *in, size_t n, const uint8_t **out,
+                          size_t *out_len);
 
 /* True when this connection compresses with the shared compressor (no
  * context takeover, full window): then the compressed bytes of a message
  * depend only on the message, and one compressed copy can be sent to every
  * such connection (broadcast: compress once). */
-bool dx_pmd_tx_shared(const dx_pmd *pmd);
+DX_API bool dx_pmd_tx_shared(const dx_pmd *pmd);
 
 /* The window bits (9..15) of the shared compressor this connection uses,
  * or 0 when it has its own (context takeover) or never compresses (8
@@ -139,14 +144,14 @@ bool dx_pmd_tx_shared(const dx_pmd *pmd);
  * set by one server's options) produce the same compressed bytes for a
  * message; bytes made with a window of w bits are also valid for any
  * connection whose value is at least w. */
-int dx_pmd_tx_shared_window(const dx_pmd *pmd);
+DX_API int dx_pmd_tx_shared_window(const dx_pmd *pmd);
 
 /* Should a message of `len` bytes be compressed? (Never when our window is
  * 8 bits.) */
-bool dx_pmd_worth_it(const dx_pmd *pmd, size_t len);
+DX_API bool dx_pmd_worth_it(const dx_pmd *pmd, size_t len);
 
 /* zlib memory held by this connection (0 in SHARED mode). */
-size_t dx_pmd_memory(const dx_pmd *pmd);
+DX_API size_t dx_pmd_memory(const dx_pmd *pmd);
 
 #ifdef __cplusplus
 }

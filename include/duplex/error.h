@@ -11,6 +11,8 @@
 #ifndef DUPLEX_ERROR_H
 #define DUPLEX_ERROR_H
 
+#include "duplex/common.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -83,19 +85,19 @@ enum dx_error {
 
 /* A static, human-readable description of `err` (never NULL; unknown codes
  * get "unknown error"). */
-const char *dx_strerror(int err);
+DX_API const char *dx_strerror(int err);
 
 /* The symbolic name of `err`, e.g. "DX_EUTF8" (never NULL). */
-const char *dx_errname(int err);
+DX_API const char *dx_errname(int err);
 
 /* The WebSocket close status code an endpoint sends when it fails the
  * connection because of `err`: 1007 for UTF-8 errors, 1009 for size limits,
  * 1002 for other protocol errors, 1011 for internal errors. */
-int dx_close_code_for_error(int err);
+DX_API int dx_close_code_for_error(int err);
 
 /* The HTTP status a server answers a failed upgrade with: 400, 405, 426
  * (wrong version), 431 (headers too large), 500 otherwise. */
-int dx_http_status_for_error(int err);
+DX_API int dx_http_status_for_error(int err);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "duplex/common.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -54,34 +56,34 @@ static inline bool dx_opcode_is_control(unsigned op) { return (op & 0x8) != 0; }
  * (DX_EFRAME_CONTROL_FRAGMENTED), control payload > 125
  * (DX_EFRAME_CONTROL_TOO_LONG). RSV bits and masking depend on the
  * connection; see dx_frame_check(). Never reads past buf[len-1]. */
-int dx_frame_parse_header(const uint8_t *buf, size_t len, dx_frame_header *h);
+DX_API int dx_frame_parse_header(const uint8_t *buf, size_t len, dx_frame_header *h);
 
 /* Connection-level checks on a parsed header: `allowed_rsv` is the set of RSV
  * bits negotiated extensions may use; `from_client` says which side sent the
  * frame (client frames must be masked, server frames must not). Returns 0 or
  * DX_EFRAME_RSV / DX_EFRAME_UNMASKED / DX_EFRAME_MASKED. */
-int dx_frame_check(const dx_frame_header *h, unsigned allowed_rsv, bool from_client);
+DX_API int dx_frame_check(const dx_frame_header *h, unsigned allowed_rsv, bool from_client);
 
 /* Write a frame header into out (at least DX_FRAME_HEADER_MAX bytes) using the
  * shortest length encoding. `mask` is NULL for an unmasked frame, else the
  * 4-byte key to put in the header (the payload is not touched). Returns the
  * number of bytes written (2..14). */
-size_t dx_frame_write_header(uint8_t *out, bool fin, unsigned rsv, unsigned opcode,
-                             uint64_t payload_len, const uint8_t *mask);
+DX_API size_t dx_frame_write_header(uint8_t *out, bool fin, unsigned rsv, unsigned opcode,
+                                    uint64_t payload_len, const uint8_t *mask);
 
 /* Size of the header dx_frame_write_header() would write. */
-size_t dx_frame_header_size(uint64_t payload_len, bool masked);
+DX_API size_t dx_frame_header_size(uint64_t payload_len, bool masked);
 
 /* XOR data[0..len) in place with the masking key, as payload bytes starting
  * at payload offset `offset` (so a payload can be unmasked in pieces: pass
  * the number of payload bytes already processed). Works a machine word at a
  * time; any alignment is fine. */
-void dx_mask(uint8_t *data, size_t len, const uint8_t key[4], uint64_t offset);
+DX_API void dx_mask(uint8_t *data, size_t len, const uint8_t key[4], uint64_t offset);
 
 /* dst[i] = src[i] ^ key[(offset + i) % 4]; dst and src may be equal but must
  * not otherwise overlap. Used to mask while copying into a send buffer. */
-void dx_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4],
-                  uint64_t offset);
+DX_API void dx_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4],
+                         uint64_t offset);
 
 /* Close status codes (RFC 6455 section 7.4). */
 enum dx_close_code {
@@ -105,7 +107,7 @@ enum dx_close_code {
 /* True when `code` may appear in a close frame: 1000-1003, 1007-1014 (the
  * IANA-registered codes; 1012-1014 are accepted as browsers and Node `ws`
  * do), and 3000-4999. False for 0-999, 1004-1006, 1015, 1016-2999, 5000+. */
-bool dx_close_code_valid(unsigned code);
+DX_API bool dx_close_code_valid(unsigned code);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "duplex/common.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -60,20 +62,21 @@ typedef struct dx_http_response {
  * needed (and the limits are not yet exceeded); DX_EHTTP_MALFORMED,
  * DX_EHTTP_LINE_TOO_LONG, DX_EHTTP_TOO_MANY_HEADERS or DX_EHTTP_TOO_LARGE.
  * `limits` may be NULL. Never reads past buf[len-1]. */
-int dx_http_parse_request(const char *buf, size_t len, dx_http_request *req,
-                          const dx_http_limits *limits);
+DX_API int dx_http_parse_request(const char *buf, size_t len, dx_http_request *req,
+                                 const dx_http_limits *limits);
 
 /* Same for a response head (client side). */
-int dx_http_parse_response(const char *buf, size_t len, dx_http_response *resp,
-                           const dx_http_limits *limits);
+DX_API int dx_http_parse_response(const char *buf, size_t len, dx_http_response *resp,
+                                  const dx_http_limits *limits);
 
 /* First header named `name` (case-insensitive), or NULL. */
-const dx_http_header *dx_http_find(const dx_http_header *h, size_t n, const char *name);
+DX_API const dx_http_header *dx_http_find(const dx_http_header *h, size_t n, const char *name);
 
 /* True if the comma-separated list in the header(s) named `name` contains
  * `token` (case-insensitive), e.g. Connection: keep-alive, Upgrade. All
  * headers of that name are searched. */
-bool dx_http_has_token(const dx_http_header *h, size_t n, const char *name, const char *token);
+DX_API bool dx_http_has_token(const dx_http_header *h, size_t n, const char *name,
+                              const char *token);
 
 /* ---- Sec-WebSocket-Accept ---- */
 
@@ -83,10 +86,10 @@ bool dx_http_has_token(const dx_http_header *h, size_t n, const char *name, cons
 #define DX_WS_ACCEPT_LEN 28
 
 /* accept = base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")). */
-void dx_ws_accept(const char *key, size_t key_len, char out[DX_WS_ACCEPT_LEN + 1]);
+DX_API void dx_ws_accept(const char *key, size_t key_len, char out[DX_WS_ACCEPT_LEN + 1]);
 
 /* Base64 of 16 caller-supplied random bytes (use a CSPRNG). */
-void dx_ws_make_key(const uint8_t nonce[16], char out[DX_WS_KEY_LEN + 1]);
+DX_API void dx_ws_make_key(const uint8_t nonce[16], char out[DX_WS_KEY_LEN + 1]);
 
 /* ---- Extensions (Sec-WebSocket-Extensions, RFC 6455 section 9.1) ---- */
 
@@ -107,7 +110,7 @@ typedef struct dx_ext_offer {
  * (so several header lines accumulate). Returns 0, DX_EWS_EXTENSIONS for bad
  * syntax (including a quoted value that is not a token, or more than
  * DX_EXT_MAX_PARAMS parameters), or DX_ELIMIT when `cap` is too small. */
-int dx_ext_parse(const char *value, size_t len, dx_ext_offer *offers, size_t *n, size_t cap);
+DX_API int dx_ext_parse(const char *value, size_t len, dx_ext_offer *offers, size_t *n, size_t cap);
 
 /* ---- Server side ---- */
 
@@ -127,28 +130,29 @@ typedef struct dx_upgrade_request {
  * 13, well-formed extension and protocol headers. Fills *out (including the
  * accept value) and returns 0, or the DX_E* code for the first rule broken;
  * dx_http_status_for_error() turns it into the status to answer. */
-int dx_upgrade_check(const dx_http_request *req, dx_upgrade_request *out);
+DX_API int dx_upgrade_check(const dx_http_request *req, dx_upgrade_request *out);
 
 /* Pick the first of the server's `supported` subprotocols (in the server's
  * order of preference) that the client offered in any Sec-WebSocket-Protocol
  * header. Returns its index, or -1 if none matches or none was offered. */
-int dx_ws_select_protocol(const dx_http_request *req, const char *const *supported, size_t n);
+DX_API int dx_ws_select_protocol(const dx_http_request *req, const char *const *supported,
+                                 size_t n);
 
 /* Write a "101 Switching Protocols" response. `protocol` and `extensions`
  * (a ready Sec-WebSocket-Extensions value) may be NULL; `extra_headers` may be
  * NULL or whole "Name: value\r\n" lines. Returns the length written or
  * DX_ENOSPC. */
-int dx_ws_build_response(char *buf, size_t cap, const char *accept, const char *protocol,
-                         const char *extensions, const char *extra_headers);
+DX_API int dx_ws_build_response(char *buf, size_t cap, const char *accept, const char *protocol,
+                                const char *extensions, const char *extra_headers);
 
 /* Write an error response with a short text/plain body and
  * "Connection: close". 426 carries "Sec-WebSocket-Version: 13" and
  * "Upgrade: websocket"; `body` may be NULL for the status's reason phrase.
  * Returns the length written or DX_ENOSPC. */
-int dx_http_build_error(char *buf, size_t cap, int status, const char *body);
+DX_API int dx_http_build_error(char *buf, size_t cap, int status, const char *body);
 
 /* Reason phrase for an HTTP status ("Not Found"), "Unknown" if not known. */
-const char *dx_http_reason(int status);
+DX_API const char *dx_http_reason(int status);
 
 /* ---- Client side ---- */
 
@@ -164,7 +168,7 @@ typedef struct dx_client_request {
 } dx_client_request;
 
 /* Write the client's upgrade request. Returns its length or DX_ENOSPC. */
-int dx_ws_build_request(char *buf, size_t cap, const dx_client_request *r);
+DX_API int dx_ws_build_request(char *buf, size_t cap, const dx_client_request *r);
 
 typedef struct dx_upgrade_response {
   int protocol_index; /* index into the offered protocols, -1 if none chosen */
@@ -179,9 +183,9 @@ typedef struct dx_upgrade_response {
  * Fills *out, returns 0 or DX_EHTTP_STATUS, DX_EHTTP_NO_UPGRADE,
  * DX_EHTTP_NO_CONNECTION, DX_EWS_ACCEPT, DX_EWS_UNOFFERED_PROTOCOL,
  * DX_EWS_UNOFFERED_EXTENSION, DX_EWS_EXTENSIONS. */
-int dx_upgrade_verify(const dx_http_response *resp, const char *key,
-                      const char *const *protocols, size_t num_protocols,
-                      const char *const *offered_extensions, dx_upgrade_response *out);
+DX_API int dx_upgrade_verify(const dx_http_response *resp, const char *key,
+                             const char *const *protocols, size_t num_protocols,
+                             const char *const *offered_extensions, dx_upgrade_response *out);
 
 #ifdef __cplusplus
 }

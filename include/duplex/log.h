@@ -36,6 +36,8 @@
 #include <stdarg.h>
 #include <stdbool.h>
 
+#include "duplex/common.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -48,16 +50,16 @@ typedef enum dx_log_level {
 } dx_log_level;
 
 /* Lines above `level` are dropped before they are formatted. */
-void dx_log_set_level(dx_log_level level);
-dx_log_level dx_log_get_level(void);
-bool dx_log_enabled(dx_log_level level);
+DX_API void dx_log_set_level(dx_log_level level);
+DX_API dx_log_level dx_log_get_level(void);
+DX_API bool dx_log_enabled(dx_log_level level);
 
 /* Parse "error", "warn", "info" or "debug" (case-insensitive). Returns 0 and
  * stores the level, or -1 for anything else (`*out` untouched). */
-int dx_log_parse_level(const char *name, dx_log_level *out);
+DX_API int dx_log_parse_level(const char *name, dx_log_level *out);
 
 /* "error", "warn", "info", "debug"; "debug" for values past DX_LOG_DEBUG. */
-const char *dx_log_level_name(dx_log_level level);
+DX_API const char *dx_log_level_name(dx_log_level level);
 
 /* Receives each line that passes the level: `msg` is the formatted message
  * without timestamp, level tag or trailing newline, NUL-terminated and valid
@@ -66,11 +68,12 @@ typedef void (*dx_log_handler)(dx_log_level level, const char *msg, void *user);
 
 /* Send every line to `fn` (see the thread rules above). NULL restores the
  * default stderr format. */
-void dx_log_set_handler(dx_log_handler fn, void *user);
+DX_API void dx_log_set_handler(dx_log_handler fn, void *user);
 
 /* Log one line at `level` (a trailing newline in `fmt` is not needed). */
-void dx_log(dx_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void dx_logv(dx_log_level level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+DX_API void dx_log(dx_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+DX_API void dx_logv(dx_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 #define dx_log_error(...) dx_log(DX_LOG_ERROR, __VA_ARGS__)
 #define dx_log_warn(...) dx_log(DX_LOG_WARN, __VA_ARGS__)

@@ -46,6 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "duplex/common.h"
 #include "duplex/error.h"
 
 #ifdef __cplusplus
@@ -72,7 +73,7 @@ typedef struct dx_loop_opts {
 
 /* Create a loop (`opts` may be NULL). Returns NULL on failure (out of
  * memory, or epoll/eventfd creation failed; logged). */
-dx_loop *dx_loop_new(const dx_loop_opts *opts);
+DX_API dx_loop *dx_loop_new(const dx_loop_opts *opts);
 
 /* Free the loop and its fds. Call it after dx_loop_run returned, on the
  * thread that ran it, once every handle is stopped and every stream closed
@@ -81,36 +82,36 @@ dx_loop *dx_loop_new(const dx_loop_opts *opts);
  * (stop the posting threads first); dx_loop_free_later entries are released.
  * No other thread may use the loop during or after this call. NULL is a
  * no-op. */
-void dx_loop_free(dx_loop *loop);
+DX_API void dx_loop_free(dx_loop *loop);
 
 /* Run loop turns until dx_loop_stop() is called; it does not return just
  * because nothing is active. Queued writes are flushed once more before it
  * returns. Returns 0 after a stop, DX_ESTATE when called from inside a
  * callback of the same loop, DX_ESYS when epoll_wait failed. The calling
  * thread owns the loop while this runs. */
-int dx_loop_run(dx_loop *loop);
+DX_API int dx_loop_run(dx_loop *loop);
 
 /* Run one turn (see the top of this file), waiting at most `timeout_ms` for
  * events: 0 polls without blocking, -1 waits until the next timer or event.
  * Returns 0, DX_ESTATE (called from a callback of this loop) or DX_ESYS.
  * Useful in tests and to embed the loop in another one. */
-int dx_loop_run_once(dx_loop *loop, int timeout_ms);
+DX_API int dx_loop_run_once(dx_loop *loop, int timeout_ms);
 
 /* Make dx_loop_run return after the current turn. Thread-safe and
  * async-signal-unsafe. A stop requested while the loop is not running is
  * kept: the next dx_loop_run runs one turn and returns. */
-void dx_loop_stop(dx_loop *loop);
+DX_API void dx_loop_stop(dx_loop *loop);
 
 /* The loop's monotonic clock in milliseconds (CLOCK_MONOTONIC), cached once
  * per turn, right after waking up. Timer deadlines are relative to it. */
-uint64_t dx_loop_now(const dx_loop *loop);
+DX_API uint64_t dx_loop_now(const dx_loop *loop);
 
 /* Refresh the cached time, e.g. after a long computation in a callback. */
-void dx_loop_update_time(dx_loop *loop);
+DX_API void dx_loop_update_time(dx_loop *loop);
 
 /* True on the thread running the loop, and on any thread while the loop is
  * not running (setup/teardown). Thread-safe. */
-bool dx_loop_on_thread(const dx_loop *loop);
+DX_API bool dx_loop_on_thread(const dx_loop *loop);
 
 /* THE thread-safe entry point: have `fn(loop, arg)` run on the loop thread.
  * Calls are queued under a mutex and the loop is woken through an eventfd;
@@ -119,14 +120,14 @@ bool dx_loop_on_thread(const dx_loop *loop);
  * `arg` passes to `fn`. May be called from the loop thread itself (runs in
  * a later turn) and from other loops' callbacks. Returns 0 or DX_ENOMEM. Do
  * not post to a loop that is being or has been freed. */
-int dx_loop_post(dx_loop *loop, void (*fn)(dx_loop *loop, void *arg), void *arg);
+DX_API int dx_loop_post(dx_loop *loop, void (*fn)(dx_loop *loop, void *arg), void *arg);
 
 /* Release `ptr` with `free_fn(ptr)` at the end of the current turn, after
  * every callback of the turn has returned: a callback can close the object
  * it was called for and still touch it until it returns. Returns 0, or
  * DX_ENOMEM (nothing was queued; the queue's storage is reused, so this only
  * happens while it grows). */
-int dx_loop_free_later(dx_loop *loop, void *ptr, void (*free_fn)(void *ptr));
+DX_API int dx_loop_free_later(dx_loop *loop, void *ptr, void (*free_fn)(void *ptr));
 
 /* ---- timers --------------------------------------------------------- */
 
@@ -147,7 +148,7 @@ struct dx_timer {
 
 /* Bind `t` to `loop` with callback `cb` (never NULL). The timer is
  * inactive. Cannot fail. Re-initialising an active timer is a bug. */
-void dx_timer_init(dx_loop *loop, dx_timer *t, dx_timer_cb cb);
+DX_API void dx_timer_init(dx_loop *loop, dx_timer *t, dx_timer_cb cb);
 
 /* (Re)start: fire `timeout_ms` after dx_loop_now(), then every `repeat_ms`
  * (0 = once). An active timer is rescheduled. Timers due at the same time
@@ -156,20 +157,20 @@ void dx_timer_init(dx_loop *loop, dx_timer *t, dx_timer_cb cb);
  * the timer's own: a timer (re)started from a timer callback never fires in
  * the same round, even with timeout 0. Returns 0, DX_ENOMEM (the heap
  * could not grow; the timer stays inactive), DX_EWRONG_THREAD. */
-int dx_timer_start(dx_timer *t, uint64_t timeout_ms, uint32_t repeat_ms);
+DX_API int dx_timer_start(dx_timer *t, uint64_t timeout_ms, uint32_t repeat_ms);
 
 /* Stop the timer if active. Safe anywhere, including its own callback (for
  * a repeating timer this cancels the repeat). After this the memory may be
  * freed. */
-void dx_timer_stop(dx_timer *t);
+DX_API void dx_timer_stop(dx_timer *t);
 
 /* True while the timer is scheduled. Inside the callback of a repeating
  * timer this is already true again (it was rescheduled before the call). */
-bool dx_timer_active(const dx_timer *t);
+DX_API bool dx_timer_active(const dx_timer *t);
 
 /* Change the interval of a repeating timer; takes effect at its next
  * firing. */
-void dx_timer_set_repeat(dx_timer *t, uint32_t repeat_ms);
+DX_API void dx_timer_set_repeat(dx_timer *t, uint32_t repeat_ms);
 
 /* ---- deferred callbacks --------------------------------------------- */
 
@@ -184,7 +185,7 @@ struct dx_deferred {
 };
 
 /* Zero the struct; equivalent to `= {0}`. */
-void dx_deferred_init(dx_deferred *d);
+DX_API void dx_deferred_init(dx_deferred *d);
 
 /* Queue `cb(loop, arg)` to run once, after the callback that is running
  * now (and whatever it is nested in) returns, and before the loop sleeps.
@@ -192,12 +193,12 @@ void dx_deferred_init(dx_deferred *d);
  * drained run in the same drain, so a callback that always re-queues itself
  * starves the loop (use a 0 ms timer to yield instead). Queuing an already
  * queued `d` only updates cb/arg. Never fails, never allocates. */
-void dx_loop_defer(dx_loop *loop, dx_deferred *d, dx_deferred_cb cb, void *arg);
+DX_API void dx_loop_defer(dx_loop *loop, dx_deferred *d, dx_deferred_cb cb, void *arg);
 
 /* Unqueue `d` if queued (e.g. before freeing its memory). */
-void dx_deferred_cancel(dx_deferred *d);
+DX_API void dx_deferred_cancel(dx_deferred *d);
 
-bool dx_deferred_pending(const dx_deferred *d);
+DX_API bool dx_deferred_pending(const dx_deferred *d);
 
 /* ---- before-sleep hooks --------------------------------------------- */
 
@@ -216,11 +217,11 @@ struct dx_hook {
 
 /* Register `h` (zeroed, or removed, before; `cb` not NULL). Hooks run in registration order, before
  * the streams' flush, so writes made in a hook go out in the same turn. */
-void dx_loop_hook_add(dx_loop *loop, dx_hook *h, dx_hook_cb cb, void *arg);
+DX_API void dx_loop_hook_add(dx_loop *loop, dx_hook *h, dx_hook_cb cb, void *arg);
 
 /* Unregister; safe inside any hook, including `h` itself. No-op if not
  * registered. */
-void dx_loop_hook_remove(dx_hook *h);
+DX_API void dx_loop_hook_remove(dx_hook *h);
 
 /* ---- raw fd watchers ------------------------------------------------ */
 
@@ -243,19 +244,19 @@ struct dx_io {
 };
 
 /* Bind `io` to `fd` (not owned: the watcher never closes it). Inactive. */
-void dx_io_init(dx_loop *loop, dx_io *io, int fd, dx_io_cb cb);
+DX_API void dx_io_init(dx_loop *loop, dx_io *io, int fd, dx_io_cb cb);
 
 /* Watch exactly `events` (DX_READABLE|DX_WRITABLE; replaces the previous
  * set; 0 is dx_io_stop). Level-triggered: the callback repeats every turn
  * while the condition holds, so only ask for DX_WRITABLE while you have
  * something to write. Only changes cause an epoll_ctl. Returns 0, DX_ESYS
  * (logged), DX_EWRONG_THREAD. */
-int dx_io_start(dx_io *io, unsigned events);
+DX_API int dx_io_start(dx_io *io, unsigned events);
 
 /* Stop watching: the fd leaves the epoll set, and events already fetched
  * for it in the current turn are discarded, so the memory may be freed
  * (and the fd closed) right away, even from inside a callback. */
-void dx_io_stop(dx_io *io);
+DX_API void dx_io_stop(dx_io *io);
 
 /* ---- signals -------------------------------------------------------- */
 
@@ -269,7 +270,7 @@ typedef void (*dx_signal_cb)(dx_loop *loop, int signo, void *arg);
  * default action (usually death) instead. Handle each signal on one loop
  * only. Returns 0, DX_EINVAL (SIGKILL, SIGSTOP, out of range), DX_ENOMEM,
  * DX_ESYS, DX_EWRONG_THREAD. */
-int dx_loop_signal(dx_loop *loop, int signo, dx_signal_cb cb, void *arg);
+DX_API int dx_loop_signal(dx_loop *loop, int signo, dx_signal_cb cb, void *arg);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "duplex/common.h"
 #include "duplex/frame.h"
 
 #ifdef __cplusplus
@@ -92,19 +93,19 @@ typedef enum dx_proto_state {
 typedef struct dx_proto dx_proto;
 
 /* Size of a dx_proto, for callers that embed it in their own allocation. */
-size_t dx_proto_size(void);
+DX_API size_t dx_proto_size(void);
 
 /* Initialise a dx_proto in caller-provided memory of dx_proto_size() bytes
  * (suitably aligned for any type). `opts` may be NULL and is copied. `cb`
  * is NOT copied (it costs every connection three words): it must outlive
  * the dx_proto, e.g. a static const struct. `user` is passed back to the
  * callbacks. Never fails. */
-void dx_proto_init(dx_proto *p, dx_role role, const dx_proto_opts *opts,
-                   const dx_proto_callbacks *cb, void *user);
+DX_API void dx_proto_init(dx_proto *p, dx_role role, const dx_proto_opts *opts,
+                          const dx_proto_callbacks *cb, void *user);
 
 /* Release memory held for reassembly. The dx_proto's own memory is the
  * caller's. */
-void dx_proto_free(dx_proto *p);
+DX_API void dx_proto_free(dx_proto *p);
 
 /* Feed received bytes. Payloads are unmasked in place in buf, so it must be
  * writable; events may point into it. Returns 0 when every byte was consumed
@@ -114,7 +115,7 @@ void dx_proto_free(dx_proto *p);
  * and the caller should flush and close the transport. Bytes after the
  * peer's close frame are ignored. Callbacks may call dx_proto_send* and
  * dx_proto_close, but must not free the dx_proto. */
-int dx_proto_feed(dx_proto *p, uint8_t *buf, size_t len);
+DX_API int dx_proto_feed(dx_proto *p, uint8_t *buf, size_t len);
 
 /* Flags for dx_proto_send_frame. */
 enum {
@@ -127,51 +128,52 @@ enum {
  * DX_ECLOSED once a close frame was sent, DX_EINVAL for a bad opcode or a
  * control payload over 125 bytes, DX_ESTATE for a data message while a
  * fragmented one is being sent, or what on_output returned. */
-int dx_proto_send(dx_proto *p, unsigned opcode, const void *data, size_t len);
+DX_API int dx_proto_send(dx_proto *p, unsigned opcode, const void *data, size_t len);
 
 /* Send one fragment: first call with DX_OP_TEXT/DX_OP_BINARY, later calls
  * with DX_OP_CONT; DX_SEND_MORE on all but the last. Control frames may be
  * sent in between with dx_proto_send(). */
-int dx_proto_send_frame(dx_proto *p, unsigned opcode, const void *data, size_t len, unsigned flags);
+DX_API int dx_proto_send_frame(dx_proto *p, unsigned opcode, const void *data, size_t len,
+                               unsigned flags);
 
 /* Start the closing handshake: send a close frame with `code` (0 = no code)
  * and `reason` (UTF-8, at most 123 bytes; NULL = none). Returns 0,
  * DX_EINVAL for a code that may not be sent or a reason too long,
  * DX_ECLOSED if a close frame was already sent. */
-int dx_proto_close(dx_proto *p, unsigned code, const char *reason, size_t reason_len);
+DX_API int dx_proto_close(dx_proto *p, unsigned code, const char *reason, size_t reason_len);
 
 /* May a whole, pre-encoded server frame (a broadcast's shared bytes) be
  * written now? Returns 0, DX_ECLOSED, DX_ESTATE (a fragmented message is
  * being sent), or DX_EINVAL (not a data opcode, or the client role, whose
  * frames must be masked with fresh keys). */
-int dx_proto_check_send(const dx_proto *p, unsigned opcode);
+DX_API int dx_proto_check_send(const dx_proto *p, unsigned opcode);
 
 /* The permessage-deflate codec set with dx_proto_set_deflate, or NULL. */
 struct dx_pmd *dx_proto_get_deflate(const dx_proto *p);
 
-dx_proto_state dx_proto_get_state(const dx_proto *p);
-dx_role dx_proto_role(const dx_proto *p);
+DX_API dx_proto_state dx_proto_get_state(const dx_proto *p);
+DX_API dx_role dx_proto_role(const dx_proto *p);
 
 /* The error that failed the connection (DX_PROTO_FAILED), else 0. */
-int dx_proto_error(const dx_proto *p);
+DX_API int dx_proto_error(const dx_proto *p);
 
 /* True once the peer's close frame has been received. */
-bool dx_proto_close_received(const dx_proto *p);
+DX_API bool dx_proto_close_received(const dx_proto *p);
 /* True once our close frame has been sent. */
-bool dx_proto_close_sent(const dx_proto *p);
+DX_API bool dx_proto_close_sent(const dx_proto *p);
 
 /* Change the RSV bits the peer may use (after negotiating an extension). */
-void dx_proto_set_allowed_rsv(dx_proto *p, unsigned rsv);
+DX_API void dx_proto_set_allowed_rsv(dx_proto *p, unsigned rsv);
 
 /* Use permessage-deflate (duplex/deflate.h) negotiated for this connection:
  * RSV1 messages are inflated (bounded by max_message, UTF-8 checked on the
  * inflated text), and dx_proto_send compresses messages the codec deems
  * worth it. `pmd` is not owned and must outlive its use; NULL turns it off. */
 struct dx_pmd;
-void dx_proto_set_deflate(dx_proto *p, struct dx_pmd *pmd);
+DX_API void dx_proto_set_deflate(dx_proto *p, struct dx_pmd *pmd);
 
 /* Bytes currently held for reassembly (for memory accounting). */
-size_t dx_proto_buffered(const dx_proto *p);
+DX_API size_t dx_proto_buffered(const dx_proto *p);
 
 #ifdef __cplusplus
 }

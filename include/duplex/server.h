@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "duplex/common.h"
 #include "duplex/deflate.h"
 #include "duplex/tls.h"
 #include "duplex/ws.h"
@@ -50,10 +51,10 @@ typedef struct dx_server dx_server;
  * of them was freed (dx_server_free gives the slots of a server's
  * remaining connections back at once). Returns NULL when out of memory. */
 typedef struct dx_server_group dx_server_group;
-dx_server_group *dx_server_group_new(size_t max_connections);
-void dx_server_group_free(dx_server_group *group); /* NULL is ok */
+DX_API dx_server_group *dx_server_group_new(size_t max_connections);
+DX_API void dx_server_group_free(dx_server_group *group); /* NULL is ok */
 /* Connections the group's servers hold now (any thread). */
-size_t dx_server_group_connections(const dx_server_group *group);
+DX_API size_t dx_server_group_connections(const dx_server_group *group);
 
 /* What to do with a connection whose unsent bytes would exceed
  * max_buffered. */
@@ -101,43 +102,45 @@ typedef struct dx_server_opts {
 
 /* Create a server on `loop`. `opts` may be NULL. Returns NULL on allocation
  * failure. Nothing listens until dx_server_listen. */
-dx_server *dx_server_new(dx_loop *loop, const dx_server_opts *opts);
+DX_API dx_server *dx_server_new(dx_loop *loop, const dx_server_opts *opts);
 
 /* Register WebSocket handlers for an exact request path ("/chat"); "*"
  * matches every path not otherwise routed. `handlers` is copied; `user` is
  * passed back to each handler. Returns 0, DX_EINVAL, DX_ENOMEM. */
-int dx_server_route(dx_server *srv, const char *path, const dx_ws_handlers *handlers, void *user);
+DX_API int dx_server_route(dx_server *srv, const char *path, const dx_ws_handlers *handlers,
+                           void *user);
 
 /* Offer these subprotocols (NULL-terminated, in preference order) on the
  * route; the first one the client also offers is chosen unless on_upgrade
  * chooses. */
-int dx_server_route_protocols(dx_server *srv, const char *path, const char *const *protocols);
+DX_API int dx_server_route_protocols(dx_server *srv, const char *path,
+                                     const char *const *protocols);
 
 /* Bind and listen. Returns 0 or DX_ESYS (the log says why: address in use,
  * permission denied, ...). */
-int dx_server_listen(dx_server *srv);
+DX_API int dx_server_listen(dx_server *srv);
 
 /* The bound port (useful with port 0): the plain one if the server has
  * one, else the TLS one. */
-int dx_server_port(const dx_server *srv);
+DX_API int dx_server_port(const dx_server *srv);
 
 /* The bound TLS port, or 0 without TLS. */
-int dx_server_tls_port(const dx_server *srv);
+DX_API int dx_server_tls_port(const dx_server *srv);
 
 /* Reload the TLS certificate and key from their files (e.g. on SIGHUP):
  * new connections use the new ones, open connections keep theirs. Returns
  * 0, or DX_ETLS with the reason logged (the old certificate stays). */
-int dx_server_reload_tls(dx_server *srv);
+DX_API int dx_server_reload_tls(dx_server *srv);
 
 /* Open connections (WebSocket and plain HTTP). */
-size_t dx_server_connections(const dx_server *srv);
+DX_API size_t dx_server_connections(const dx_server *srv);
 
 /* Graceful shutdown: stop accepting, send close 1001 to every WebSocket
  * client, wait up to `timeout_ms` for their close frames, then drop what is
  * left and call `done` (may be NULL) once, never from inside this call. If the
  * server is freed first (say from an on_close), `done` is not called. */
-void dx_server_shutdown(dx_server *srv, int timeout_ms, void (*done)(dx_server *, void *),
-                        void *arg);
+DX_API void dx_server_shutdown(dx_server *srv, int timeout_ms, void (*done)(dx_server *, void *),
+                               void *arg);
 
 /* Free the server. Best after dx_server_shutdown's `done` (from inside it
  * is fine); otherwise open connections get on_close (1006) now and are
@@ -145,21 +148,21 @@ void dx_server_shutdown(dx_server *srv, int timeout_ms, void (*done)(dx_server *
  * called. May be called from a handler, on_close included: memory is
  * released at the end of the loop turn, and a second call within that turn
  * does nothing. */
-void dx_server_free(dx_server *srv);
+DX_API void dx_server_free(dx_server *srv);
 
 /* Send one message to every open WebSocket connection of this server,
  * framed and compressed once (see dx_msg in ws.h). Returns how many
  * connections took it, or DX_ENOMEM. Slow connections are handled by the
  * backpressure policy as with dx_ws_send. */
-int dx_server_broadcast(dx_server *srv, unsigned opcode, const void *data, size_t len);
+DX_API int dx_server_broadcast(dx_server *srv, unsigned opcode, const void *data, size_t len);
 
 /* Call fn for every open WebSocket connection (e.g. to broadcast). fn may
  * close the connection it is given, or any other. */
-void dx_server_each(dx_server *srv, void (*fn)(dx_ws *ws, void *arg), void *arg);
+DX_API void dx_server_each(dx_server *srv, void (*fn)(dx_ws *ws, void *arg), void *arg);
 
 /* The open connection with this id (dx_ws_id), or NULL when it closed (or
  * never existed). O(1). Loop thread. */
-dx_ws *dx_server_find(dx_server *srv, uint64_t id);
+DX_API dx_ws *dx_server_find(dx_server *srv, uint64_t id);
 
 /* THREAD-SAFE: send a message to connection `id` (dx_ws_id) from any
  * thread. The bytes are copied now and sent on the loop thread, in posting
@@ -174,12 +177,13 @@ dx_ws *dx_server_find(dx_server *srv, uint64_t id);
  * while) the loop thread calls dx_server_free: stop posting threads first.
  * Messages still queued when the loop itself is freed are lost, and leak
  * their copy (run the loop once after the last post). */
-int dx_server_post_send(dx_server *srv, uint64_t id, unsigned opcode, const void *data, size_t len);
+DX_API int dx_server_post_send(dx_server *srv, uint64_t id, unsigned opcode, const void *data,
+                               size_t len);
 
 /* THREAD-SAFE: dx_server_broadcast from any thread, with the same copy,
  * order and lifetime rules as dx_server_post_send. With several loops
  * (--threads), post to each loop's server. */
-int dx_server_post_broadcast(dx_server *srv, unsigned opcode, const void *data, size_t len);
+DX_API int dx_server_post_broadcast(dx_server *srv, unsigned opcode, const void *data, size_t len);
 
 #ifdef __cplusplus
 }

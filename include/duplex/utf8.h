@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "duplex/common.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -33,14 +35,14 @@ static inline void dx_utf8_init(dx_utf8 *v) { v->state = 0; }
 /* Validate the next piece. Returns 0 if every byte so far can still begin a
  * valid message, DX_EUTF8 as soon as it cannot. After DX_EUTF8 the validator
  * stays failed until re-initialised. */
-int dx_utf8_feed(dx_utf8 *v, const uint8_t *p, size_t n);
+DX_API int dx_utf8_feed(dx_utf8 *v, const uint8_t *p, size_t n);
 
 /* True when the bytes fed so far end on a code point boundary (so the
  * message is complete and valid). */
 static inline bool dx_utf8_complete(const dx_utf8 *v) { return v->state == 0; }
 
 /* One-shot: true if p[0..n) is a complete, valid UTF-8 string. */
-bool dx_utf8_valid(const uint8_t *p, size_t n);
+DX_API bool dx_utf8_valid(const uint8_t *p, size_t n);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "duplex/common.h"
 #include "duplex/error.h"
 #include "duplex/frame.h"
 
@@ -82,15 +83,15 @@ typedef enum dx_send_result {
  * closed), DX_EINVAL, DX_EBACKPRESSURE (the per-connection buffer cap was hit:
  * the message was dropped, and with the default policy the connection is
  * being closed with 1008). */
-int dx_ws_send(dx_ws *ws, unsigned opcode, const void *data, size_t len);
+DX_API int dx_ws_send(dx_ws *ws, unsigned opcode, const void *data, size_t len);
 
 /* Convenience: text from a NUL-terminated string. */
-int dx_ws_send_text(dx_ws *ws, const char *text);
+DX_API int dx_ws_send_text(dx_ws *ws, const char *text);
 
 /* Send one fragment of a message (see dx_proto_send_frame for the rules):
  * DX_OP_TEXT/BINARY first, then DX_OP_CONT, with `more` on all but the
  * last. */
-int dx_ws_send_fragment(dx_ws *ws, unsigned opcode, const void *data, size_t len, bool more);
+DX_API int dx_ws_send_fragment(dx_ws *ws, unsigned opcode, const void *data, size_t len, bool more);
 
 /* ---- prepared messages: encode once, send to many (broadcast) ----
  *
@@ -105,30 +106,30 @@ typedef struct dx_msg dx_msg;
 
 /* Copy `data` into a new prepared message. NULL when out of memory or for
  * an opcode other than DX_OP_TEXT/DX_OP_BINARY. */
-dx_msg *dx_msg_new(unsigned opcode, const void *data, size_t len);
+DX_API dx_msg *dx_msg_new(unsigned opcode, const void *data, size_t len);
 
 /* Send it: the same results as dx_ws_send. */
-int dx_ws_send_msg(dx_ws *ws, dx_msg *msg);
+DX_API int dx_ws_send_msg(dx_ws *ws, dx_msg *msg);
 
 /* Drop your reference (connections still sending keep theirs). NULL ok. */
-void dx_msg_free(dx_msg *msg);
+DX_API void dx_msg_free(dx_msg *msg);
 
 /* Start the closing handshake with `code` (1000, 1001, 1008, 3000-4999, ...;
  * 0 for none) and an optional UTF-8 `reason` (<= 123 bytes; NULL for none).
  * on_close follows when the peer answers, or after the close timeout. */
-int dx_ws_close(dx_ws *ws, unsigned code, const char *reason);
+DX_API int dx_ws_close(dx_ws *ws, unsigned code, const char *reason);
 
 /* Drop the connection now, without a closing handshake. on_close (1006)
  * runs before this returns, unless it already ran; no handler runs after. */
-void dx_ws_abort(dx_ws *ws);
+DX_API void dx_ws_abort(dx_ws *ws);
 
 /* Bytes queued but not yet written to the socket (like the browser's
  * bufferedAmount). */
-size_t dx_ws_buffered(const dx_ws *ws);
+DX_API size_t dx_ws_buffered(const dx_ws *ws);
 
 /* The inline per-connection data (dx_ws_handlers.data_size bytes), or NULL if
  * data_size was 0. */
-void *dx_ws_data(dx_ws *ws);
+DX_API void *dx_ws_data(dx_ws *ws);
 
 /* A number naming this server connection: never 0, and never given to
  * another connection of the same server while it lives (the slot part is
@@ -136,31 +137,31 @@ void *dx_ws_data(dx_ws *ws);
  * dx_ws pointer, an id may be kept after on_close and handed to other
  * threads: dx_server_find() and dx_server_post_send() (server.h) check that
  * the connection is still there. 0 for dx_connect connections. Any time. */
-uint64_t dx_ws_id(const dx_ws *ws);
+DX_API uint64_t dx_ws_id(const dx_ws *ws);
 
 /* Request details. path and query stay valid for the connection's lifetime;
  * dx_ws_header only during on_upgrade and on_open (NULL afterwards). Strings
  * are NUL-terminated. query is "" when absent. */
-const char *dx_ws_path(const dx_ws *ws);
-const char *dx_ws_query(const dx_ws *ws);
-const char *dx_ws_header(const dx_ws *ws, const char *name);
-const char *dx_ws_origin(const dx_ws *ws);
+DX_API const char *dx_ws_path(const dx_ws *ws);
+DX_API const char *dx_ws_query(const dx_ws *ws);
+DX_API const char *dx_ws_header(const dx_ws *ws, const char *name);
+DX_API const char *dx_ws_origin(const dx_ws *ws);
 
 /* Choose the subprotocol (server, in on_upgrade). `proto` must be one of the
  * client's offers; returns DX_EINVAL otherwise. */
-int dx_ws_set_protocol(dx_ws *ws, const char *proto);
+DX_API int dx_ws_set_protocol(dx_ws *ws, const char *proto);
 
 /* The negotiated subprotocol, or NULL. */
-const char *dx_ws_protocol(const dx_ws *ws);
+DX_API const char *dx_ws_protocol(const dx_ws *ws);
 
 /* The peer's address. Returns 0 or DX_ESYS. */
-int dx_ws_peer(const dx_ws *ws, struct sockaddr_storage *addr, socklen_t *len);
+DX_API int dx_ws_peer(const dx_ws *ws, struct sockaddr_storage *addr, socklen_t *len);
 
 /* The peer's address as "ip:port" ("[v6]:port"), into buf. */
-const char *dx_ws_peer_str(const dx_ws *ws, char *buf, size_t cap);
+DX_API const char *dx_ws_peer_str(const dx_ws *ws, char *buf, size_t cap);
 
 /* The loop the connection runs on. */
-dx_loop *dx_ws_loop(const dx_ws *ws);
+DX_API dx_loop *dx_ws_loop(const dx_ws *ws);
 
 #ifdef __cplusplus
 }
