@@ -9,6 +9,9 @@ pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev openssl ca-certific
 if [[ "${1:-}" == "--test" ]]; then
   # clang + compiler-rt for ASan/UBSan/libFuzzer; real peers for interop.
   pkgs+=(clang libclang-rt-14-dev python3 python3-websockets nodejs npm chromium curl)
+  # nm, objdump, readelf (test_symbols, test_install) and dpkg-shlibdeps for
+  # cpack -G DEB (test_install); build-essential brings them, named here anyway.
+  pkgs+=(binutils dpkg-dev)
 fi
 
 missing=()
