@@ -18,6 +18,8 @@ static const char usage[] =
     "Run a WebSocket server that sends every message back with its opcode, on\n"
     "any path. Suitable as the Autobahn test suite's server under test.\n"
     "\n" SERVER_OPTIONS_HELP "\n"
+    "The default port is 9001 and the largest message 64M.\n"
+    "\n"
     "Example:\n"
     "  duplex echo --port 9001\n"
     "  echo hello | websocat ws://127.0.0.1:9001/\n";

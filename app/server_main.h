@@ -10,7 +10,7 @@
   "Options:\n"                                                                                     \
   "  -H, --host ADDR            address to listen on (default 127.0.0.1; 0.0.0.0 or ::\n"          \
   "                             for every interface)\n"                                            \
-  "  -p, --port N               port (default shown above; 0 picks a free one)\n"                  \
+  "  -p, --port N               port (default given below; 0 picks a free one)\n"                  \
   "  -t, --threads N            event loops on N threads sharing the port (default 1)\n"           \
   "      --max-message SIZE     largest message accepted, e.g. 1M (then close 1009)\n"             \
   "      --max-buffered SIZE    unsent bytes per connection before a slow client is\n"             \

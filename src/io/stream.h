@@ -1,8 +1,8 @@
 /* duplex — streams: non-blocking byte pipes with a write queue.
  *
  * A dx_stream wraps a connected, non-blocking socket behind a transport
- * vtable (plain TCP here; TLS plugs in later through the same vtable) and
- * knows nothing about what the bytes mean.
+ * vtable (plain TCP: stream_tcp.c; TLS: tls.c, through the same vtable)
+ * and knows nothing about what the bytes mean.
  *
  * Reading: while reading is on, every readable turn the stream reads once
  * (up to the loop's shared read buffer, 64 KiB by default) and calls

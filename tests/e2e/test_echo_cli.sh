@@ -78,6 +78,8 @@ for opt in --port --threads --max-connections --max-message --ping-interval --po
   grep -q -- "$opt" "$OUT" || check_fail "echo --help does not mention $opt"
 done
 pass "echo --help describes the server flags"
+grep -q 'default port is 9001' "$OUT" && ! grep -q 'shown above' "$OUT" &&
+  pass "echo --help gives the default port" || check_fail "echo --help does not say the default port"
 ok_help "duplex echo -h" "usage: duplex echo [OPTIONS]" echo -h
 
 EU="usage: duplex echo [OPTIONS]"
