@@ -8,6 +8,7 @@
 /* Subcommands: argc/argv start at the subcommand name. Return the exit
  * status. */
 int cmd_serve(int argc, char **argv);
+int cmd_token(int argc, char **argv);
 int cmd_echo(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

@@ -32,6 +32,17 @@ static const char usage[] =
     "      --slow-close-code C    close code for clients that do not keep up: 1008\n"
     "                             (default) or 1013\n"
     "      --demo                 publish a simulated market feed on ticker/SYMBOL\n"
+    "\n"
+    "Authentication (docs/PROTOCOL.md):\n"
+    "      --token-secret S       require HS256 connection tokens signed with S (also\n"
+    "                             DUPLEX_TOKEN_SECRET; `duplex token` mints some)\n"
+    "      --token-key FILE       require RS256/ES256 tokens: the PEM public key\n"
+    "      --token-audience A     tokens must carry \"aud\": A\n"
+    "      --token-issuer I       tokens must carry \"iss\": I\n"
+    "      --token-leeway T       clock skew allowed on exp/nbf (default 5s)\n"
+    "      --auth-timeout T       time to send a token after connecting (10s)\n"
+    "      --allow-anonymous      with tokens configured, still admit clients\n"
+    "                             without one (anonymous)\n"
     "\n" SERVER_OPTIONS_HELP "\n"
     "The default port is 8080 and the largest message 1M.\n"
     "\n"
@@ -49,6 +60,13 @@ enum {
   OPT_API_KEY,
   OPT_SLOW_CLOSE_CODE,
   OPT_DEMO,
+  OPT_TOKEN_SECRET,
+  OPT_TOKEN_KEY,
+  OPT_TOKEN_AUDIENCE,
+  OPT_TOKEN_ISSUER,
+  OPT_TOKEN_LEEWAY,
+  OPT_AUTH_TIMEOUT,
+  OPT_ALLOW_ANONYMOUS,
 };
 
 static const struct option serve_opts[] = {
@@ -59,6 +77,13 @@ static const struct option serve_opts[] = {
     {"api-key", required_argument, 0, OPT_API_KEY},
     {"slow-close-code", required_argument, 0, OPT_SLOW_CLOSE_CODE},
     {"demo", no_argument, 0, OPT_DEMO},
+    {"token-secret", required_argument, 0, OPT_TOKEN_SECRET},
+    {"token-key", required_argument, 0, OPT_TOKEN_KEY},
+    {"token-audience", required_argument, 0, OPT_TOKEN_AUDIENCE},
+    {"token-issuer", required_argument, 0, OPT_TOKEN_ISSUER},
+    {"token-leeway", required_argument, 0, OPT_TOKEN_LEEWAY},
+    {"auth-timeout", required_argument, 0, OPT_AUTH_TIMEOUT},
+    {"allow-anonymous", no_argument, 0, OPT_ALLOW_ANONYMOUS},
     {0, 0, 0, 0},
 };
 
@@ -114,6 +139,30 @@ static int parse_extra(int opt, const char *arg, void *user) {
   case OPT_DEMO:
     serve.demo = true;
     return 0;
+  case OPT_TOKEN_SECRET:
+    if (strlen(arg) < 16)
+      return cli_usage_error("serve", "--token-secret must be at least 16 bytes");
+    o->token_secret = arg;
+    return 0;
+  case OPT_TOKEN_KEY:
+    o->token_key_file = arg;
+    return 0;
+  case OPT_TOKEN_AUDIENCE:
+    o->token_audience = arg;
+    return 0;
+  case OPT_TOKEN_ISSUER:
+    o->token_issuer = arg;
+    return 0;
+  case OPT_TOKEN_LEEWAY:
+  case OPT_AUTH_TIMEOUT:
+    if (!cli_parse_ms(arg, &ms) || ms < 0)
+      return cli_usage_error("serve", "bad duration '%s' (try 5s or 500ms)", arg);
+    if (opt == OPT_TOKEN_LEEWAY) o->token_leeway_s = ms / 1000 ? ms / 1000 : -1;
+    else o->auth_timeout_ms = ms ? ms : 1;
+    return 0;
+  case OPT_ALLOW_ANONYMOUS:
+    o->allow_anonymous = true;
+    return 0;
   default:
     return cli_usage_error("serve", "unknown option");
   }
@@ -159,12 +208,23 @@ int cmd_serve(int argc, char **argv) {
     const char *env = getenv("DUPLEX_API_KEY");
     if (env && *env) serve.hub.api_key = env;
   }
+  if (!serve.hub.token_secret && !serve.hub.token_key_file) {
+    const char *env = getenv("DUPLEX_TOKEN_SECRET");
+    if (env && *env) serve.hub.token_secret = env;
+  }
+  if (serve.hub.token_secret && serve.hub.token_key_file)
+    return cli_usage_error("serve", "--token-secret and --token-key exclude each other");
+  if (serve.hub.allow_anonymous && !serve.hub.token_secret && !serve.hub.token_key_file)
+    return cli_usage_error("serve", "--allow-anonymous needs --token-secret or --token-key "
+                                    "(without them every client is anonymous)");
   if (!cfg.opts.static_dir) cfg.opts.static_dir = default_web_dir();
   serve.h = dx_hub_new(&serve.hub);
   if (!serve.h) {
-    fprintf(stderr, "duplex serve: out of memory\n");
+    fprintf(stderr, "duplex serve: cannot start the hub (see the log line above)\n");
     return 1;
   }
+  if (serve.hub.token_secret || serve.hub.token_key_file)
+    dx_log_info("connections need a token%s", serve.hub.allow_anonymous ? " (or come anonymous)" : "");
   if (!serve.hub.api_key)
     dx_log_info("HTTP API disabled (no --api-key or DUPLEX_API_KEY): /api/ answers 403");
   rc = server_main_run(&cfg, setup, teardown, &serve);

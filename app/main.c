@@ -14,6 +14,7 @@ static const char usage[] =
     "Commands:\n"
     "  serve     run the pub/sub hub (topics, history and resume, presence, HTTP\n"
     "            API) with its demo pages\n"
+    "  token     mint a connection token for duplex serve (tests and demos)\n"
     "  echo      run a WebSocket echo server (an Autobahn test suite testee)\n"
     "  connect   connect to a WebSocket server: stdin lines out, messages to stdout\n"
     "  bench     load-test an echo server: messages/s, latency, handshakes/s\n"
@@ -37,6 +38,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
+  if (!strcmp(cmd, "token")) return cmd_token(argc - 1, argv + 1);
   if (!strcmp(cmd, "echo")) return cmd_echo(argc - 1, argv + 1);
   if (!strcmp(cmd, "connect")) return cmd_connect(argc - 1, argv + 1);
   if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);

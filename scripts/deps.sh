@@ -5,7 +5,7 @@
 #   scripts/deps.sh --test   also what the test suite needs (peers, fuzzing)
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev openssl ca-certificates)
+pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev libjansson-dev libjwt-dev openssl ca-certificates)
 if [[ "${1:-}" == "--test" ]]; then
   # clang + compiler-rt for ASan/UBSan/libFuzzer; real peers for interop.
   pkgs+=(clang libclang-rt-14-dev python3 python3-websockets nodejs npm chromium curl)

@@ -23,6 +23,7 @@
 #ifndef DUPLEX_HUB_H
 #define DUPLEX_HUB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,18 @@ typedef struct dx_hub_opts {
   unsigned max_subscriptions; /* per connection (default 128) */
   const char *api_key;      /* key for /api/ (copied); NULL: the HTTP API answers 403 */
   const char *path;         /* WebSocket endpoint (default "/ws") */
+  /* Connection tokens (JWT; docs/PROTOCOL.md "Authentication"). With a
+   * secret (HS256) or a public key file (RS256 for an RSA key, ES256 for a
+   * P-256 key), every connection must present a valid token — in a
+   * `connect` request, in the `token` query parameter or as a
+   * `duplex.token.JWT` subprotocol offer — unless allow_anonymous. */
+  const char *token_secret;   /* at least 16 bytes */
+  const char *token_key_file; /* PEM public key */
+  const char *token_audience; /* require this "aud" (NULL: not checked) */
+  const char *token_issuer;   /* require this "iss" (NULL: not checked) */
+  int token_leeway_s;         /* clock skew allowed on exp/nbf (default 5; negative: 0) */
+  int auth_timeout_ms;        /* to authenticate after connecting (default 10000) */
+  bool allow_anonymous;       /* with tokens configured, still let anonymous clients in */
   /* Optional authorisation hook, called on the loop thread before a client
    * subscribes or publishes: return 0 to allow, anything else to refuse
    * (the client gets a `forbidden` error). `user_id` is "" for anonymous
@@ -56,7 +69,9 @@ typedef struct dx_hub_opts {
   void *user;
 } dx_hub_opts;
 
-/* Create a hub. `opts` may be NULL. NULL when out of memory. */
+/* Create a hub. `opts` may be NULL. NULL when out of memory or when the
+ * token configuration is unusable (a short secret, an unreadable or
+ * unsupported key file: the reason is logged). */
 dx_hub *dx_hub_new(const dx_hub_opts *opts);
 
 /* Serve the hub on `srv`: the WebSocket endpoint (opts.path, subprotocol
@@ -80,6 +95,14 @@ int dx_hub_publish(dx_hub *hub, const char *topic, const char *json, size_t len,
                    uint64_t *offset);
 int dx_hub_publish_b64(dx_hub *hub, const char *topic, const char *b64, size_t len,
                        uint64_t *offset);
+
+/* Mint an HS256 token (for tests, demos and `duplex token`): claims sub,
+ * iat, exp (now + ttl_s; none when ttl_s is 0) and the members of
+ * `claims_json` (a JSON object such as {"subscribe":["chat:*"]}, or NULL).
+ * Returns a malloc'd string (free it), or NULL for a bad argument (a secret
+ * shorter than 16 bytes, claims that are not a JSON object) or no memory.
+ * Any thread. */
+char *dx_hub_token_mint(const char *secret, const char *sub, long ttl_s, const char *claims_json);
 
 /* Free the hub after every attached server was freed and detached. NULL ok. */
 void dx_hub_free(dx_hub *hub);

@@ -45,9 +45,9 @@ static void respond_error(dx_http_req *req, const hub_error *err) {
 
 /* The key as given: "Authorization: Bearer K" or "X-API-Key: K". */
 static const char *given_key(dx_http_req *req) {
-  const char *k = dx_http_header(req, "X-API-Key");
+  const char *k = dx_http_get_header(req, "X-API-Key");
   if (k) return k;
-  const char *a = dx_http_header(req, "Authorization");
+  const char *a = dx_http_get_header(req, "Authorization");
   if (a && !strncasecmp(a, "Bearer ", 7)) {
     a += 7;
     while (*a == ' ') a++;

@@ -24,6 +24,7 @@ static const struct {
     {"subscribe", HUB_OP_SUBSCRIBE}, {"unsubscribe", HUB_OP_UNSUBSCRIBE},
     {"publish", HUB_OP_PUBLISH},     {"presence", HUB_OP_PRESENCE},
     {"history", HUB_OP_HISTORY},     {"ping", HUB_OP_PING},
+    {"connect", HUB_OP_CONNECT},     {"refresh", HUB_OP_REFRESH},
 };
 
 static int bad(hub_error *err, const char *fmt, const char *field) {
@@ -87,7 +88,7 @@ long hub_b64_decoded_len(const char *s, size_t len) {
 
 static int parse_fields(hub_request *r, hub_error *err) {
   json_t *o = r->root;
-  bool needs_topic = r->op != HUB_OP_PING;
+  bool needs_topic = r->op != HUB_OP_PING && r->op != HUB_OP_CONNECT && r->op != HUB_OP_REFRESH;
   if (needs_topic) {
     json_t *t = json_object_get(o, "topic");
     if (!json_is_string(t)) return bad(err, "\"%s\" (a string) is required", "topic");
@@ -128,6 +129,13 @@ static int parse_fields(hub_request *r, hub_error *err) {
       r->b64_len = json_string_length(b);
     }
     if (get_bool(o, "skip_self", &r->skip_self, err) != 0) return -1;
+    break;
+  }
+  case HUB_OP_CONNECT:
+  case HUB_OP_REFRESH: {
+    json_t *t = json_object_get(o, "token");
+    if (!json_is_string(t)) return bad(err, "\"%s\" (a string) is required", "token");
+    r->token = json_string_value(t);
     break;
   }
   default:

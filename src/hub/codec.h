@@ -19,6 +19,8 @@ typedef enum hub_op {
   HUB_OP_PRESENCE,
   HUB_OP_HISTORY,
   HUB_OP_PING,
+  HUB_OP_CONNECT,
+  HUB_OP_REFRESH,
 } hub_op;
 
 /* A problem to report: a code from PROTOCOL.md and a sentence. */
@@ -48,6 +50,7 @@ typedef struct hub_request {
   size_t b64_len;
   bool skip_self;
   uint32_t limit;   /* history; default 100 */
+  const char *token; /* connect, refresh */
 } hub_request;
 
 /* Parse one request. Returns 0, or -1 with `err` set; in both cases

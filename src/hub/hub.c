@@ -1,5 +1,7 @@
 /* The dx_hub object: one core shared by the loops of the attached servers,
  * fan-out from the core to each loop, the C API. */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -10,6 +12,21 @@
 #include "hub/topic_name.h"
 
 #define SWEEP_MS 1000
+
+/* A whole small file (a PEM key) as a string; NULL with errno set. */
+static char *read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *buf = calloc(1, 65537);
+  size_t n = buf ? fread(buf, 1, 65536, f) : 0;
+  fclose(f);
+  if (buf && !n) {
+    free(buf);
+    errno = EINVAL;
+    return NULL;
+  }
+  return buf;
+}
 
 dx_hub *dx_hub_new(const dx_hub_opts *opts) {
   dx_hub *h = calloc(1, sizeof *h);
@@ -26,6 +43,30 @@ dx_hub *dx_hub_new(const dx_hub_opts *opts) {
   if (!h->o.path || (opts && opts->api_key && !h->o.api_key)) {
     dx_hub_free(h);
     return NULL;
+  }
+  h->leeway_s = h->o.token_leeway_s < 0 ? 0 : h->o.token_leeway_s ? h->o.token_leeway_s : 5;
+  if (!h->o.auth_timeout_ms) h->o.auth_timeout_ms = 10000;
+  if (h->o.token_secret || h->o.token_key_file) {
+    char *pem = NULL;
+    const char *why = "out of memory";
+    if (h->o.token_key_file && !(pem = read_file(h->o.token_key_file))) {
+      dx_log_error("hub: cannot read the token key file %s: %s", h->o.token_key_file,
+                   strerror(errno));
+      dx_hub_free(h);
+      return NULL;
+    }
+    h->verifier = hub_verifier_new(&(hub_verifier_opts){.secret = h->o.token_secret,
+                                                        .key_pem = pem,
+                                                        .audience = h->o.token_audience,
+                                                        .issuer = h->o.token_issuer,
+                                                        .leeway_s = h->leeway_s},
+                                   &why);
+    free(pem);
+    if (!h->verifier) {
+      dx_log_error("hub: unusable token configuration: %s", why);
+      dx_hub_free(h);
+      return NULL;
+    }
   }
   /* Client ids: a random prefix (so ids differ across restarts) + a counter. */
   static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
@@ -85,7 +126,8 @@ static void on_fanout(unsigned node, const hub_fanout *f, void *user) {
 
 static void on_sweep(dx_timer *t) {
   hub_loop *hl = dx_container_of(t, hub_loop, sweep);
-  hub_core_sweep(hl->hub->core, hub_now_ms(hl));
+  hub_sessions_tick(hl, hub_wall_s());
+  if (hl->index == 0) hub_core_sweep(hl->hub->core, hub_now_ms(hl));
 }
 
 /* ---- attach / detach ---- */
@@ -125,10 +167,8 @@ int dx_hub_attach(dx_hub *h, dx_server *srv) {
   h->core = core;
   h->shared = co.shared;
   h->loops[h->nloops++] = hl;
-  if (hl->index == 0) {
-    dx_timer_init(hl->loop, &hl->sweep, on_sweep);
-    dx_timer_start(&hl->sweep, SWEEP_MS, SWEEP_MS);
-  }
+  dx_timer_init(hl->loop, &hl->sweep, on_sweep);
+  dx_timer_start(&hl->sweep, SWEEP_MS, SWEEP_MS);
   return 0;
 }
 
@@ -136,7 +176,7 @@ void dx_hub_detach(dx_hub *h, dx_server *srv) {
   for (unsigned i = 0; h && i < h->nloops; i++) {
     hub_loop *hl = h->loops[i];
     if (hl->srv != srv || hl->detached) continue;
-    if (hl->index == 0) dx_timer_stop(&hl->sweep);
+    dx_timer_stop(&hl->sweep);
     hub_core_detach_node(h->core, i);
     hl->detached = true;
   }
@@ -150,6 +190,7 @@ void dx_hub_free(dx_hub *h) {
   }
   free(h->loops);
   hub_core_free(h->core);
+  hub_verifier_free(h->verifier);
   free((char *)h->o.path);
   free((char *)h->o.api_key);
   free(h);
@@ -319,4 +360,16 @@ int hub_broadcast(hub_loop *hl, hub_blob *env) {
     }
   }
   return broadcast_local(hl, env);
+}
+
+char *dx_hub_token_mint(const char *secret, const char *sub, long ttl_s, const char *claims_json) {
+  if (!secret || strlen(secret) < 16 || !sub || !*sub || ttl_s < 0) return NULL;
+  if (claims_json) {
+    json_t *c = json_loads(claims_json, 0, NULL);
+    bool obj = json_is_object(c);
+    json_decref(c);
+    if (!obj) return NULL;
+  }
+  int64_t now = hub_wall_s();
+  return hub_token_mint(secret, sub, now, ttl_s ? now + ttl_s : 0, claims_json);
 }

@@ -14,10 +14,12 @@
 #include "hub/codec.h"
 #include "hub/core.h"
 #include "hub/node.h"
+#include "hub/token.h"
 
 #define HUB_INFO_MAX 1024
 #define HUB_BAD_IN_ROW_MAX 20 /* then close 4000 */
 #define HUB_CLOSE_BAD_PROTOCOL 4000
+#define HUB_CLOSE_UNAUTHORIZED 4001
 
 /* One attached server: a loop's share of the hub. */
 typedef struct hub_loop {
@@ -26,7 +28,9 @@ typedef struct hub_loop {
   dx_server *srv;
   dx_loop *loop;
   hub_node node;
-  dx_timer sweep; /* loop 0 only: expires history, forgets idle topics */
+  dx_timer sweep; /* once a second: auth deadlines, token expiry; loop 0
+                     also expires history and forgets idle topics */
+  struct hub_session *timed; /* sessions with an auth deadline or a token exp */
   bool detached;
 } hub_loop;
 
@@ -38,6 +42,8 @@ struct dx_hub {
   bool shared; /* several loops: the core locks and fan-out is posted */
   hub_loop **loops;
   unsigned nloops;
+  hub_verifier *verifier; /* NULL: no tokens, everyone is anonymous */
+  int leeway_s;
   atomic_uint_fast64_t next_conn;
   char id_prefix[8]; /* of client ids: random per hub, so ids differ across restarts */
 };
@@ -70,18 +76,33 @@ typedef struct hub_session_ops {
   void (*close)(hub_session *s, uint16_t code, const char *reason);
 } hub_session_ops;
 
+typedef enum hub_auth {
+  HUB_AUTH_ANONYMOUS = 0, /* no token (allowed) */
+  HUB_AUTH_PENDING,       /* a token is required and has not come yet */
+  HUB_AUTH_TOKEN,         /* authenticated by a token */
+} hub_auth;
+
 struct hub_session {
   hub_member m; /* subscriptions; m.tr is the transport */
   hub_loop *hl;
   const hub_session_ops *ops;
-  const char *user; /* "" when anonymous */
+  const char *user; /* tok.user, or "" when anonymous */
+  hub_token tok;
+  int64_t deadline; /* pending: close at this time (s); token: its exp */
+  struct hub_session *prev, *next; /* in hl->timed while deadline is set */
   uint16_t bad_in_row;
+  uint8_t auth; /* hub_auth */
+  bool closing;
   char client[HUB_CLIENT_ID_MAX];
 };
 
-/* Start a session: assign its ids and send the welcome. */
+/* Start a session: assign its ids, check `token` if the transport brought
+ * one (NULL if not), send the welcome — or close 4001 for a bad token. */
 void hub_session_open(hub_session *s, hub_loop *hl, const hub_transport *tr,
-                      const hub_session_ops *ops);
+                      const hub_session_ops *ops, const char *token);
+/* The per-second check of hl's timed sessions (auth deadline, token exp). */
+void hub_sessions_tick(hub_loop *hl, int64_t now_s);
+int64_t hub_wall_s(void);
 /* One request (a text message). */
 void hub_session_request(hub_session *s, const char *text, size_t len);
 /* Report a request that could not be read as one (e.g. a binary frame). */

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "duplex/log.h"
 #include "hub/hub_internal.h"
@@ -16,11 +17,15 @@ static void send_text(hub_session *s, char *text) {
   free(text);
 }
 
+static const char *auth_name(const hub_session *s) {
+  return s->auth == HUB_AUTH_PENDING ? "required" : s->auth == HUB_AUTH_TOKEN ? "token" : "anonymous";
+}
+
 static void welcome(hub_session *s) {
   const dx_hub *h = s->hl->hub;
-  json_t *o = json_pack("{s:s,s:i,s:s,s:s,s:{s:I,s:I,s:I,s:I}}", "type", "welcome", "version", 1,
-                        "client", s->client, "user", s->user, "limits", "max_publication",
-                        (json_int_t)h->o.max_publication, "max_subscriptions",
+  json_t *o = json_pack("{s:s,s:i,s:s,s:s,s:s,s:{s:I,s:I,s:I,s:I}}", "type", "welcome", "version",
+                        1, "client", s->client, "user", s->user, "auth", auth_name(s), "limits",
+                        "max_publication", (json_int_t)h->o.max_publication, "max_subscriptions",
                         (json_int_t)h->o.max_subscriptions, "history_size",
                         (json_int_t)h->history_size, "history_ttl",
                         (json_int_t)(h->history_ttl_ms / 1000));
@@ -28,8 +33,51 @@ static void welcome(hub_session *s) {
   json_decref(o);
 }
 
+int64_t hub_wall_s(void) { return (int64_t)time(NULL); }
+
+/* The timed list: sessions the per-second tick must look at. */
+static void timed_set(hub_session *s, int64_t deadline) {
+  hub_loop *hl = s->hl;
+  if (!s->deadline && deadline) {
+    s->prev = NULL;
+    s->next = hl->timed;
+    if (hl->timed) hl->timed->prev = s;
+    hl->timed = s;
+  } else if (s->deadline && !deadline) {
+    if (s->prev) s->prev->next = s->next;
+    else hl->timed = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+  }
+  s->deadline = deadline;
+}
+
+static void close_session(hub_session *s, uint16_t code, const char *reason) {
+  if (s->closing) return;
+  s->closing = true;
+  timed_set(s, 0);
+  s->ops->close(s, code, reason);
+}
+
+/* Take a verified token as the session's identity. */
+static void adopt(hub_session *s, hub_token *t) {
+  hub_token_clear(&s->tok);
+  s->tok = *t;
+  s->user = s->tok.user;
+  s->auth = HUB_AUTH_TOKEN;
+  timed_set(s, 0);
+  if (s->tok.exp) timed_set(s, s->tok.exp + s->hl->hub->leeway_s);
+}
+
+static int verify(hub_session *s, const char *token, hub_token *t, const char **why) {
+  int rc = hub_token_verify(s->hl->hub->verifier, token, hub_wall_s(), t, why);
+  if (rc)
+    dx_log_info("hub: client %s: token refused: %s", s->client, *why); /* never the token */
+  return rc;
+}
+
 void hub_session_open(hub_session *s, hub_loop *hl, const hub_transport *tr,
-                      const hub_session_ops *ops) {
+                      const hub_session_ops *ops, const char *token) {
   dx_hub *h = hl->hub;
   memset(s, 0, sizeof *s);
   s->m.conn = atomic_fetch_add(&h->next_conn, 1);
@@ -38,7 +86,73 @@ void hub_session_open(hub_session *s, hub_loop *hl, const hub_transport *tr,
   s->ops = ops;
   s->user = "";
   snprintf(s->client, sizeof s->client, "%s-%llx", h->id_prefix, (unsigned long long)s->m.conn);
+  if (h->verifier && token) {
+    hub_token t;
+    const char *why;
+    if (verify(s, token, &t, &why) != 0) return close_session(s, HUB_CLOSE_UNAUTHORIZED, why);
+    adopt(s, &t);
+  } else if (h->verifier && !h->o.allow_anonymous) {
+    s->auth = HUB_AUTH_PENDING;
+    timed_set(s, hub_wall_s() + (h->o.auth_timeout_ms + 999) / 1000);
+  }
   welcome(s);
+}
+
+void hub_sessions_tick(hub_loop *hl, int64_t now_s) {
+  for (hub_session *s = hl->timed, *next; s; s = next) {
+    next = s->next;
+    if (now_s < s->deadline) continue;
+    bool pending = s->auth == HUB_AUTH_PENDING;
+    dx_log_info("hub: client %s%s%s: %s; closing with %d", s->client, *s->user ? " user " : "",
+                s->user, pending ? "no token in time" : "token expired", HUB_CLOSE_UNAUTHORIZED);
+    close_session(s, HUB_CLOSE_UNAUTHORIZED, pending ? "authentication timeout" : "token expired");
+  }
+}
+
+static int connect_op(hub_session *s, hub_request *r, hub_error *err) {
+  if (!s->hl->hub->verifier) {
+    hub_error_set(err, "bad_request", "this server takes no tokens: everyone is anonymous");
+    return -1;
+  }
+  if (s->auth == HUB_AUTH_TOKEN) {
+    hub_error_set(err, "bad_request", "already authenticated: use refresh for a new token");
+    return -1;
+  }
+  hub_token t;
+  const char *why;
+  if (verify(s, r->token, &t, &why) != 0) {
+    hub_error_set(err, "unauthorized", "%s", why);
+    send_text(s, hub_reply_error(r->id, err));
+    close_session(s, HUB_CLOSE_UNAUTHORIZED, why);
+    return 1; /* answered and closing */
+  }
+  adopt(s, &t);
+  dx_log_debug("hub: client %s authenticated as user %s", s->client, s->user);
+  if (r->id)
+    send_text(s, hub_reply_ok(r->id, json_pack("{s:s,s:I}", "user", s->user, "exp",
+                                               (json_int_t)s->tok.exp)));
+  return 0;
+}
+
+static int refresh_op(hub_session *s, hub_request *r, hub_error *err) {
+  if (s->auth != HUB_AUTH_TOKEN) {
+    hub_error_set(err, "bad_request", "refresh needs a connection authenticated with a token");
+    return -1;
+  }
+  hub_token t;
+  const char *why;
+  if (verify(s, r->token, &t, &why) != 0) {
+    hub_error_set(err, "unauthorized", "%s", why);
+    return -1;
+  }
+  if (strcmp(t.user, s->user) != 0) {
+    hub_token_clear(&t);
+    hub_error_set(err, "unauthorized", "the new token is for another user");
+    return -1;
+  }
+  adopt(s, &t);
+  if (r->id) send_text(s, hub_reply_ok(r->id, json_pack("{s:I}", "exp", (json_int_t)s->tok.exp)));
+  return 0;
 }
 
 static hub_who who(const hub_session *s, const char *info) {
@@ -53,6 +167,12 @@ static int check_topic(const hub_request *r, hub_error *err) {
 
 static int authorize(hub_session *s, dx_hub_action a, const hub_request *r, hub_error *err) {
   const dx_hub_opts *o = &s->hl->hub->o;
+  const hub_grants *g = a == DX_HUB_PUBLISH ? &s->tok.publish : &s->tok.subscribe;
+  if (!hub_grants_allow(g, r->topic, r->topic_len)) {
+    hub_error_set(err, "forbidden", "your token does not allow you to %s '%s'",
+                  a == DX_HUB_PUBLISH ? "publish on" : "subscribe to", r->topic);
+    return -1;
+  }
   if (!o->authorize || o->authorize(s->client, s->user, a, r->topic, o->user) == 0) return 0;
   hub_error_set(err, "forbidden", "not allowed to %s '%s'",
                 a == DX_HUB_PUBLISH ? "publish on" : "subscribe to", r->topic);
@@ -241,7 +361,7 @@ static void fail(hub_session *s, json_t *id, const hub_error *err) {
   if (invalid && ++s->bad_in_row >= HUB_BAD_IN_ROW_MAX) {
     dx_log_info("hub: client %s sent %d invalid requests in a row; closing with %d", s->client,
                 HUB_BAD_IN_ROW_MAX, HUB_CLOSE_BAD_PROTOCOL);
-    s->ops->close(s, HUB_CLOSE_BAD_PROTOCOL, "too many invalid requests");
+    close_session(s, HUB_CLOSE_BAD_PROTOCOL, "too many invalid requests");
   }
 }
 
@@ -252,11 +372,23 @@ void hub_session_reject(hub_session *s, const char *code, const char *message) {
 }
 
 void hub_session_request(hub_session *s, const char *text, size_t len) {
+  if (s->closing) return;
   hub_request r;
   hub_error err;
   int rc = hub_request_parse(text, len, &r, &err);
+  if (rc == 0 && s->auth == HUB_AUTH_PENDING && r.op != HUB_OP_CONNECT && r.op != HUB_OP_PING) {
+    hub_error_set(&err, "unauthorized",
+                  "authenticate first: send {\"op\":\"connect\",\"token\":\"...\"}");
+    rc = -1;
+  }
   if (rc == 0) {
     switch (r.op) {
+    case HUB_OP_CONNECT:
+      rc = connect_op(s, &r, &err);
+      break;
+    case HUB_OP_REFRESH:
+      rc = refresh_op(s, &r, &err);
+      break;
     case HUB_OP_SUBSCRIBE:
       rc = subscribe(s, &r, &err);
       break;
@@ -278,10 +410,12 @@ void hub_session_request(hub_session *s, const char *text, size_t len) {
     }
   }
   if (rc == 0) s->bad_in_row = 0;
-  else fail(s, r.id, &err);
+  else if (rc < 0) fail(s, r.id, &err);
   hub_request_free(&r);
 }
 
 void hub_session_close(hub_session *s) {
+  timed_set(s, 0);
   while (s->m.nsubs) leave(s, s->m.nsubs - 1);
+  hub_token_clear(&s->tok);
 }

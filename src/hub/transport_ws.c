@@ -58,10 +58,43 @@ static int on_upgrade(dx_ws *ws, void *user) {
   return 0;
 }
 
+#define TOKEN_PROTOCOL "duplex.token."
+#define TOKEN_MAX 8192
+
+/* A token offered as a subprotocol (browsers cannot set headers):
+ * "duplex.v1, duplex.token.JWT". Copied into out; false if none. */
+static bool token_from_protocols(const char *list, char *out, size_t cap) {
+  const char *p = list ? strstr(list, TOKEN_PROTOCOL) : NULL;
+  if (!p) return false;
+  p += strlen(TOKEN_PROTOCOL);
+  size_t n = strcspn(p, ", \t");
+  if (!n || n >= cap) return false;
+  memcpy(out, p, n);
+  out[n] = '\0';
+  return true;
+}
+
+/* ?token=JWT (JWTs need no percent-decoding: base64url and dots). */
+static bool token_from_query(const char *q, char *out, size_t cap) {
+  for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+    if (strncmp(p, "token=", 6) != 0) continue;
+    p += 6;
+    size_t n = strcspn(p, "&");
+    if (!n || n >= cap) return false;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return true;
+  }
+  return false;
+}
+
 static void on_open(dx_ws *ws, void *user) {
   ws_conn *c = dx_ws_data(ws);
   c->ws = ws;
-  hub_session_open(&c->s, user, &ws_transport, &ws_session_ops);
+  static _Thread_local char token[TOKEN_MAX];
+  bool have = token_from_protocols(dx_ws_header(ws, "Sec-WebSocket-Protocol"), token, sizeof token) ||
+              token_from_query(dx_ws_query(ws), token, sizeof token);
+  hub_session_open(&c->s, user, &ws_transport, &ws_session_ops, have ? token : NULL);
 }
 
 static void on_message(dx_ws *ws, unsigned opcode, const void *data, size_t len, void *user) {
