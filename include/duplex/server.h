@@ -124,6 +124,10 @@ DX_API int dx_server_listen(dx_server *srv);
  * one, else the TLS one. */
 DX_API int dx_server_port(const dx_server *srv);
 
+/* The loop the server runs on (for components that attach to a server and
+ * need its timers or posts). Any thread. */
+DX_API dx_loop *dx_server_loop(const dx_server *srv);
+
 /* The bound TLS port, or 0 without TLS. */
 DX_API int dx_server_tls_port(const dx_server *srv);
 
