@@ -155,10 +155,11 @@ static int parse_extra(int opt, const char *arg, void *user) {
     return 0;
   case OPT_TOKEN_LEEWAY:
   case OPT_AUTH_TIMEOUT:
-    if (!cli_parse_ms(arg, &ms) || ms < 0)
+    /* cli_parse_ms reads "0" and "off" as -1: no leeway, or no time at all */
+    if (!cli_parse_ms(arg, &ms) || (ms < 0 && opt == OPT_AUTH_TIMEOUT))
       return cli_usage_error("serve", "bad duration '%s' (try 5s or 500ms)", arg);
-    if (opt == OPT_TOKEN_LEEWAY) o->token_leeway_s = ms / 1000 ? ms / 1000 : -1;
-    else o->auth_timeout_ms = ms ? ms : 1;
+    if (opt == OPT_TOKEN_LEEWAY) o->token_leeway_s = ms >= 1000 ? ms / 1000 : -1;
+    else o->auth_timeout_ms = ms;
     return 0;
   case OPT_ALLOW_ANONYMOUS:
     o->allow_anonymous = true;

@@ -33,7 +33,7 @@ async function refusedWith(port, token, reason, how = 'connect') {
   if (how === 'connect') {
     c = await Hub.open(port);
     const r = await c.req({ op: 'connect', token });
-    check(`connect with a ${reason} token: unauthorized error`, isError(r, 'unauthorized'), JSON.stringify(r));
+    check(`connect (${reason}): unauthorized error reply`, isError(r, 'unauthorized'), JSON.stringify(r));
   } else {
     c = await Hub.open(port, how === 'query' ? { path: `/ws?token=${token}`, welcome: false }
       : { protocols: ['duplex.v1', `duplex.token.${token}`], welcome: false });
