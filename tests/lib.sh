@@ -3,6 +3,7 @@
 #
 #   source "$(dirname "$0")/../lib.sh"
 #   start_echo --max-message 1K        # sets PORT and ECHO_PID (killed at exit)
+#   start_serve --history-size 5       # duplex serve: PORT, SERVE_PID, SERVE_LOG
 #   run_helper "node client" node "$DX_SOURCE_DIR/tests/interop/x.mjs" "$PORT"
 #   finish                             # prints "N passed, M failed", exits
 #
@@ -174,31 +175,71 @@ start_echo() {
     # shellcheck disable=SC2206
     cmd=($DX_ECHO_CMD)
   else
-    [[ -x "$DUPLEX" ]] || fail "no duplex binary at $DUPLEX (build it first; DX_BUILD_DIR=$DX_BUILD_DIR)"
     cmd=("$DUPLEX" echo)
   fi
+  launch_server "${#cmd[@]}" "${cmd[@]}" "$@"
+  ECHO_PID=$DX_LAUNCHED_PID
+  ECHO_LOG=$DX_LAUNCHED_LOG
+  export ECHO_PID ECHO_LOG
+}
+
+# start_serve [ARGS...]: as start_echo, for "duplex serve" (the pub/sub hub);
+# sets and exports PORT, SERVE_PID and SERVE_LOG. A later --port in ARGS
+# wins over --port 0 (to restart a server on the port it had). Environment
+# given on the call (DUPLEX_API_KEY=K start_serve) reaches the server.
+# DX_SERVE_CMD, if set, replaces "$DX_BUILD_DIR/duplex serve".
+# shellcheck disable=SC2120 # arguments are optional
+start_serve() {
+  local cmd
+  if [[ -n "${DX_SERVE_CMD:-}" ]]; then
+    # shellcheck disable=SC2206
+    cmd=($DX_SERVE_CMD)
+  else
+    cmd=("$DUPLEX" serve)
+  fi
+  launch_server "${#cmd[@]}" "${cmd[@]}" "$@"
+  SERVE_PID=$DX_LAUNCHED_PID
+  SERVE_LOG=$DX_LAUNCHED_LOG
+  export SERVE_PID SERVE_LOG
+}
+
+# launch_server N CMD... ARGS...: start "CMD --host 127.0.0.1 --port 0 ARGS"
+# (the first N words are CMD) in the background, register it for the checks
+# and the cleanup at exit, and wait up to 10 s for "listening on
+# ws://127.0.0.1:PORT" on its stderr. Sets PORT (exported), DX_LAUNCHED_PID
+# and DX_LAUNCHED_LOG (its stderr; stdout goes to DX_LAUNCHED_LOG.out).
+launch_server() {
+  local n=$1
+  shift
+  local cmd=("${@:1:n}")
+  shift "$n"
+  if [[ "${cmd[0]}" == "$DUPLEX" && ! -x "$DUPLEX" ]]; then
+    fail "no duplex binary at $DUPLEX (build it first; DX_BUILD_DIR=$DX_BUILD_DIR)"
+  fi
   DX_SERVER_SEQ=$((DX_SERVER_SEQ + 1))
-  ECHO_LOG="$DX_TMP/server.$DX_SERVER_SEQ.log"
-  : >"$ECHO_LOG"
-  "${cmd[@]}" --host 127.0.0.1 --port 0 "$@" </dev/null >"$ECHO_LOG.out" 2>"$ECHO_LOG" &
-  ECHO_PID=$!
-  DX_SERVER_PIDS+=("$ECHO_PID")
-  DX_SERVER_LOGS+=("$ECHO_LOG")
+  local log="$DX_TMP/server.$DX_SERVER_SEQ.log" pid
+  : >"$log"
+  "${cmd[@]}" --host 127.0.0.1 --port 0 "$@" </dev/null >"$log.out" 2>"$log" &
+  pid=$!
+  DX_SERVER_PIDS+=("$pid")
+  DX_SERVER_LOGS+=("$log")
   local i line=""
   for ((i = 0; i < 200; i++)); do
-    line=$(grep -m1 -oE 'listening on ws://127\.0\.0\.1:[0-9]+' "$ECHO_LOG" || true)
+    line=$(grep -m1 -oE 'listening on ws://127\.0\.0\.1:[0-9]+' "$log" || true)
     [[ -n "$line" ]] && break
-    if proc_gone "$ECHO_PID"; then
+    if proc_gone "$pid"; then
       local rc=0
-      reap_server "$ECHO_PID" || rc=$?
+      reap_server "$pid" || rc=$?
       fail "server '${cmd[*]} --host 127.0.0.1 --port 0 $*' exited with status $rc before listening"
     fi
     sleep 0.05
   done
   [[ -n "$line" ]] || fail "server '${cmd[*]} $*' printed no 'listening on ws://127.0.0.1:PORT' within 10 s"
   PORT=${line##*:}
-  export PORT ECHO_PID ECHO_LOG
-  log "server pid $ECHO_PID listening on port $PORT (args: ${*:-none})"
+  DX_LAUNCHED_PID=$pid
+  DX_LAUNCHED_LOG=$log
+  export PORT
+  log "server pid $pid listening on port $PORT (${cmd[*]##*/}; args: ${*:-none})"
 }
 
 # reap_server PID: wait for a server the test stopped itself; prints nothing,
