@@ -10,6 +10,7 @@
 #include "duplex/log.h"
 #include "duplex/server.h"
 #include "serve_demo.h"
+#include "serve_rule.h"
 #include "server_main.h"
 
 static const char usage[] =
@@ -43,6 +44,16 @@ static const char usage[] =
     "      --auth-timeout T       time to send a token after connecting (10s)\n"
     "      --allow-anonymous      with tokens configured, still admit clients\n"
     "                             without one (anonymous)\n"
+    "\n"
+    "Topic rules and limits:\n" SERVE_RULE_HELP
+    "      --publish-rate N       publishes per second per connection (1000; 0: off)\n"
+    "      --subscribe-rate N     subscribes per second per connection (100; 0: off)\n"
+    "      --max-connections-per-user N   (default 100; 0: off)\n"
+    "      --max-connections-per-ip N     (default off; behind a proxy every client\n"
+    "                             shares its address)\n"
+    "      --connect-rate-per-ip N  new connections per second per address (off)\n"
+    "      --history-memory SIZE  retained publications in all topics (256M)\n"
+    "      --max-presence N       presence entries per topic (10000)\n"
     "\n" SERVER_OPTIONS_HELP "\n"
     "The default port is 8080 and the largest message 1M.\n"
     "\n"
@@ -67,6 +78,14 @@ enum {
   OPT_TOKEN_LEEWAY,
   OPT_AUTH_TIMEOUT,
   OPT_ALLOW_ANONYMOUS,
+  OPT_RULE,
+  OPT_PUBLISH_RATE,
+  OPT_SUBSCRIBE_RATE,
+  OPT_CONNS_PER_USER,
+  OPT_CONNS_PER_IP,
+  OPT_CONNECT_RATE_IP,
+  OPT_HISTORY_MEMORY,
+  OPT_MAX_PRESENCE,
 };
 
 static const struct option serve_opts[] = {
@@ -84,12 +103,23 @@ static const struct option serve_opts[] = {
     {"token-leeway", required_argument, 0, OPT_TOKEN_LEEWAY},
     {"auth-timeout", required_argument, 0, OPT_AUTH_TIMEOUT},
     {"allow-anonymous", no_argument, 0, OPT_ALLOW_ANONYMOUS},
+    {"rule", required_argument, 0, OPT_RULE},
+    {"publish-rate", required_argument, 0, OPT_PUBLISH_RATE},
+    {"subscribe-rate", required_argument, 0, OPT_SUBSCRIBE_RATE},
+    {"max-connections-per-user", required_argument, 0, OPT_CONNS_PER_USER},
+    {"max-connections-per-ip", required_argument, 0, OPT_CONNS_PER_IP},
+    {"connect-rate-per-ip", required_argument, 0, OPT_CONNECT_RATE_IP},
+    {"history-memory", required_argument, 0, OPT_HISTORY_MEMORY},
+    {"max-presence", required_argument, 0, OPT_MAX_PRESENCE},
     {0, 0, 0, 0},
 };
+
+#define MAX_RULES 64
 
 typedef struct serve_cfg {
   server_main_cfg *main;
   dx_hub_opts hub;
+  dx_hub_topic_rule rules[MAX_RULES];
   bool demo;
   dx_hub *h;
 } serve_cfg;
@@ -163,6 +193,45 @@ static int parse_extra(int opt, const char *arg, void *user) {
     return 0;
   case OPT_ALLOW_ANONYMOUS:
     o->allow_anonymous = true;
+    return 0;
+  case OPT_RULE: {
+    char err[160];
+    if (o->nrules == MAX_RULES) return cli_usage_error("serve", "at most %d --rule flags", MAX_RULES);
+    if (serve_rule_parse((char *)arg, &serve.rules[o->nrules], err, sizeof err) != 0)
+      return cli_usage_error("serve", "bad --rule: %s", err);
+    o->nrules++;
+    o->rules = serve.rules;
+    return 0;
+  }
+  case OPT_PUBLISH_RATE:
+  case OPT_SUBSCRIBE_RATE:
+  case OPT_CONNECT_RATE_IP: {
+    char *end;
+    double r = strtod(arg, &end);
+    if (end == arg || *end || r < 0 || r > 1e7)
+      return cli_usage_error("serve", "bad rate '%s' (per second; 0 turns it off)", arg);
+    double rate = r > 0 ? r : -1;
+    if (opt == OPT_PUBLISH_RATE) o->publish_rate = rate;
+    else if (opt == OPT_SUBSCRIBE_RATE) o->subscribe_rate = rate;
+    else o->connect_rate_per_ip = rate;
+    return 0;
+  }
+  case OPT_CONNS_PER_USER:
+  case OPT_CONNS_PER_IP:
+  case OPT_MAX_PRESENCE:
+    if (!cli_parse_int(arg, 0, 100000000, &v))
+      return cli_usage_error("serve", "bad count '%s' (0 turns the limit off)", arg);
+    {
+      unsigned n = v ? (unsigned)v : ~0u;
+      if (opt == OPT_CONNS_PER_USER) o->max_conns_per_user = n;
+      else if (opt == OPT_CONNS_PER_IP) o->max_conns_per_ip = n;
+      else o->max_presence = n;
+    }
+    return 0;
+  case OPT_HISTORY_MEMORY:
+    if (!cli_parse_size(arg, &sz))
+      return cli_usage_error("serve", "bad size '%s' for --history-memory (0: no bound)", arg);
+    o->history_memory = sz ? sz : ~(size_t)0;
     return 0;
   default:
     return cli_usage_error("serve", "unknown option");

@@ -40,6 +40,28 @@ typedef enum dx_hub_action {
   DX_HUB_PUBLISH = 2,
 } dx_hub_action;
 
+/* What anonymous clients may do on a topic when tokens are configured and
+ * allow_anonymous is set (without tokens everyone is anonymous and these do
+ * not apply). */
+typedef enum dx_hub_anonymous {
+  DX_HUB_ANON_DEFAULT = 0, /* subscribe, not publish */
+  DX_HUB_ANON_NONE,        /* neither */
+  DX_HUB_ANON_READ,        /* subscribe, not publish */
+  DX_HUB_ANON_WRITE,       /* subscribe and publish */
+} dx_hub_anonymous;
+
+/* A rule for the topics matching `pattern` (a topic name, or a prefix
+ * ending in '*'); the first matching rule applies, and a topic no rule
+ * matches gets the hub's defaults. Zero means "default". */
+typedef struct dx_hub_topic_rule {
+  const char *pattern;
+  bool api_only;          /* clients may not publish: only the HTTP and C APIs */
+  bool no_presence;       /* no presence entries, join/leave or presence queries */
+  int history_size;       /* publications kept (0: the hub's; negative: none) */
+  size_t max_publication; /* payload limit (0: the hub's) */
+  dx_hub_anonymous anonymous;
+} dx_hub_topic_rule;
+
 /* Options; zero means "default". */
 typedef struct dx_hub_opts {
   int history_size;         /* publications kept per topic (default 100; negative: none) */
@@ -60,6 +82,21 @@ typedef struct dx_hub_opts {
   int token_leeway_s;         /* clock skew allowed on exp/nbf (default 5; negative: 0) */
   int auth_timeout_ms;        /* to authenticate after connecting (default 10000) */
   bool allow_anonymous;       /* with tokens configured, still let anonymous clients in */
+  /* Topic rules (copied), first match wins. */
+  const dx_hub_topic_rule *rules;
+  size_t nrules;
+  /* Limits that keep one client from hurting the rest (0: default, negative
+   * or for counts ~0: off). Rates are per second, with a burst of the same
+   * size. A client past a rate gets `rate_limited` errors; past a
+   * connection limit it is refused (429 before the upgrade for an address,
+   * close 4008 for a user). */
+  double publish_rate;        /* per connection (default 100/s) */
+  double subscribe_rate;      /* per connection (default 50/s) */
+  unsigned max_conns_per_user; /* default 100 */
+  unsigned max_conns_per_ip;   /* default 1000 */
+  double connect_rate_per_ip; /* new connections per address (default 50/s) */
+  size_t history_memory;      /* bytes of retained publications, all topics (default 256 MiB) */
+  unsigned max_presence;      /* presence entries per topic (default 10000) */
   /* Optional authorisation hook, called on the loop thread before a client
    * subscribes or publishes: return 0 to allow, anything else to refuse
    * (the client gets a `forbidden` error). `user_id` is "" for anonymous

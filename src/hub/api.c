@@ -121,7 +121,7 @@ static json_t *publish_one(hub_loop *hl, json_t *p, hub_error *err) {
   const char *b64;
   size_t b64_len;
   if (get_payload(p, &data, &b64, &b64_len, err) ||
-      hub_check_payload(hl->hub, data, b64, b64_len, err))
+      hub_check_payload(hl->hub, topic, tlen, data, b64, b64_len, err))
     return NULL;
   hub_position pos;
   if (hub_publish(hl, topic, tlen, data, b64, b64_len, NULL, 0, &pos) != 0) {
@@ -165,7 +165,7 @@ static void api_broadcast(hub_loop *hl, dx_http_req *req) {
   size_t b64_len;
   if (!body) return respond_error(req, &err);
   if (get_payload(body, &data, &b64, &b64_len, &err) ||
-      hub_check_payload(hl->hub, data, b64, b64_len, &err)) {
+      hub_check_payload(hl->hub, NULL, 0, data, b64, b64_len, &err)) {
     json_decref(body);
     return respond_error(req, &err);
   }
@@ -253,8 +253,9 @@ static void api_presence(hub_loop *hl, dx_http_req *req) {
       json_object_set_new(e, "info", json_loads(l.items[i].info, JSON_DECODE_ANY, NULL));
     json_array_append_new(a, e);
   }
+  bool complete = l.complete;
   hub_presence_list_free(&l);
-  respond_json(req, 200, json_pack("{s:b,s:o}", "ok", 1, "presence", a));
+  respond_json(req, 200, json_pack("{s:b,s:o,s:b}", "ok", 1, "presence", a, "complete", complete));
 }
 
 static void api_topics(hub_loop *hl, dx_http_req *req) {

@@ -21,6 +21,7 @@ typedef struct topic {
   uint64_t offset;
   hub_history hist;
   hub_map presence;
+  uint32_t presence_overflow; /* subscribers beyond max_presence, not listed */
   uint32_t subscribers;
   uint32_t node_subs[]; /* per node; then the name */
 } topic;
@@ -31,6 +32,7 @@ struct hub_core {
   hub_map topics;
   bool *detached; /* per node */
   uint64_t epoch_counter;
+  size_t retained; /* sum of the topics' hist.bytes */
 };
 
 static void lock(hub_core *c) {
@@ -117,7 +119,8 @@ static topic *find_or_create(hub_core *c, const char *name, size_t len) {
   t->item.key = key;
   t->item.key_len = len;
   new_epoch(c, t->epoch);
-  hub_history_init(&t->hist, c->o.history_size);
+  hub_history_init(&t->hist, c->o.history_cap ? c->o.history_cap(name, len, c->o.user)
+                                              : c->o.history_size);
   hub_map_put(&c->topics, &t->item);
   return t;
 }
@@ -129,8 +132,20 @@ static void set_pos(const topic *t, hub_position *pos) {
 }
 
 static void expire(hub_core *c, topic *t, uint64_t now_ms) {
+  size_t before = t->hist.bytes;
   if (c->o.history_ttl_ms && now_ms > c->o.history_ttl_ms)
     hub_history_expire(&t->hist, now_ms - c->o.history_ttl_ms);
+  c->retained -= before - t->hist.bytes;
+}
+
+/* Over the memory bound: this topic gives up its oldest first (keeping its
+ * newest, so a live subscriber's resume of the last message still works). */
+static void trim(hub_core *c, topic *t) {
+  while (c->o.history_memory && c->retained > c->o.history_memory && t->hist.len > 1) {
+    size_t before = t->hist.bytes;
+    hub_history_drop_oldest(&t->hist);
+    c->retained -= before - t->hist.bytes;
+  }
 }
 
 /* Fan out to every node with subscribers. Shared: under the lock, so each
@@ -154,7 +169,10 @@ int hub_core_publish(hub_core *c, const char *name, size_t len, hub_env_fn make,
   }
   t->offset++;
   expire(c, t, now_ms);
+  size_t before = t->hist.bytes;
   hub_history_push(&t->hist, t->offset, now_ms, env); /* on failure: resume says too_old */
+  c->retained += t->hist.bytes - before;
+  trim(c, t);
   set_pos(t, pos);
   if (c->o.shared) {
     fanout(c, t, t->offset, env, skip_conn);
@@ -187,9 +205,15 @@ void hub_replay_free(hub_replay *r) {
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
-static int presence_add(topic *t, const hub_who *w) {
+/* Returns 1 when listed, 0 when not (the topic's list is full), -1 out of
+ * memory. */
+static int presence_add(hub_core *c, topic *t, const hub_who *w) {
   size_t clen = strlen(w->client);
-  if (hub_map_get(&t->presence, w->client, clen)) return 0;
+  if (hub_map_get(&t->presence, w->client, clen)) return 1;
+  if (c->o.max_presence && t->presence.len >= c->o.max_presence) {
+    t->presence_overflow++;
+    return 0;
+  }
   presence_entry *e = calloc(1, sizeof *e + clen + 1);
   if (!e) return -1;
   memcpy(e->client, w->client, clen + 1);
@@ -204,16 +228,18 @@ static int presence_add(topic *t, const hub_who *w) {
   e->item.key = e->client;
   e->item.key_len = clen;
   hub_map_put(&t->presence, &e->item);
-  return 0;
+  return 1;
 }
 
-static void presence_del(topic *t, const char *client) {
+/* Whether the client was listed. */
+static bool presence_del(topic *t, const char *client) {
   presence_entry *e = (presence_entry *)hub_map_get(&t->presence, client, strlen(client));
-  if (!e) return;
+  if (!e) return false;
   hub_map_del(&t->presence, &e->item);
   free(e->user);
   free(e->info);
   free(e);
+  return true;
 }
 
 /* Which retained publications a subscribe replays, and how it recovered. */
@@ -242,7 +268,8 @@ int hub_core_subscribe(hub_core *c, const hub_sub_req *req, uint64_t now_ms, hub
   memset(replay, 0, sizeof *replay);
   lock(c);
   topic *t = find_or_create(c, req->topic, req->topic_len);
-  if (!t || presence_add(t, &req->who) != 0) {
+  int listed = !t ? -1 : req->no_presence ? 0 : presence_add(c, t, &req->who);
+  if (listed < 0) {
     unlock(c);
     return -1;
   }
@@ -250,14 +277,15 @@ int hub_core_subscribe(hub_core *c, const hub_sub_req *req, uint64_t now_ms, hub
   uint32_t from, n;
   *rec = plan_replay(t, req, &from, &n);
   if (replay_add(replay, &t->hist, from, n) != 0) {
-    presence_del(t, req->who.client);
+    if (listed) presence_del(t, req->who.client);
+    else if (!req->no_presence) t->presence_overflow--;
     unlock(c);
     return -1;
   }
   set_pos(t, pos);
   /* Join goes to the others before this subscriber counts, so that the
    * non-shared path (which delivers at once) needs no skip either way. */
-  hub_blob *join = req->join_env;
+  hub_blob *join = listed ? req->join_env : NULL;
   if (c->o.shared) fanout(c, t, 0, join, req->who.conn);
   t->node_subs[req->node]++;
   t->subscribers++;
@@ -280,7 +308,10 @@ void hub_core_unsubscribe(hub_core *c, const char *name, size_t len, unsigned no
   }
   t->node_subs[node]--;
   t->subscribers--;
-  presence_del(t, who->client);
+  if (!presence_del(t, who->client)) {
+    if (t->presence_overflow) t->presence_overflow--;
+    leave_env = NULL; /* it was never listed: nobody saw it join */
+  }
   if (c->o.shared) {
     fanout(c, t, 0, leave_env, who->conn);
     unlock(c);
@@ -335,9 +366,11 @@ int hub_core_history(hub_core *c, const char *name, size_t len, bool has_since,
 
 int hub_core_presence(hub_core *c, const char *name, size_t len, hub_presence_list *out) {
   memset(out, 0, sizeof *out);
+  out->complete = true;
   lock(c);
   topic *t = find(c, name, len);
   int rc = 0;
+  if (t) out->complete = t->presence_overflow == 0;
   if (t && t->presence.len) {
     out->items = calloc(t->presence.len, sizeof *out->items);
     if (!out->items) rc = -1;
@@ -404,12 +437,32 @@ size_t hub_core_sweep(hub_core *c, uint64_t now_ms) {
     next = hub_map_next(&c->topics, it, &pos);
     topic *t = (topic *)it;
     expire(c, t, now_ms);
-    if (!t->subscribers && !t->presence.len && !t->hist.len) {
+    if (!t->subscribers && !t->presence.len && !t->hist.len && !t->presence_overflow) {
       hub_map_del(&c->topics, it);
       topic_free(t);
     }
   }
+  /* Still over the memory bound (topics that stopped publishing hold it):
+   * every topic gives up its oldest until under. */
+  while (c->o.history_memory && c->retained > c->o.history_memory) {
+    size_t was = c->retained;
+    for (hub_map_item *it = hub_map_first(&c->topics, &pos); it && c->retained > c->o.history_memory;
+         it = hub_map_next(&c->topics, it, &pos)) {
+      topic *t = (topic *)it;
+      size_t before = t->hist.bytes;
+      hub_history_drop_oldest(&t->hist);
+      c->retained -= before - t->hist.bytes;
+    }
+    if (c->retained == was) break;
+  }
   size_t n = c->topics.len;
+  unlock(c);
+  return n;
+}
+
+size_t hub_core_retained_bytes(hub_core *c) {
+  lock(c);
+  size_t n = c->retained;
   unlock(c);
   return n;
 }

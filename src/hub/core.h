@@ -43,6 +43,10 @@ typedef struct hub_core_opts {
   uint64_t history_ttl_ms; /* and for at most this long (0: forever) */
   unsigned nodes;          /* loops, numbered 0..nodes-1 */
   bool shared;             /* called from several threads: lock (see above) */
+  /* A topic's own history size (its rule), or history_size when NULL. */
+  uint32_t (*history_cap)(const char *topic, size_t len, void *user);
+  size_t history_memory;   /* envelope bytes retained in all (0: no bound) */
+  uint32_t max_presence;   /* presence entries per topic (0: no bound) */
   hub_fanout_fn fanout;
   void *user;
 } hub_core_opts;
@@ -85,6 +89,7 @@ typedef struct hub_sub_req {
   const char *since_epoch;
   uint32_t history;   /* without since: replay up to this many latest */
   hub_blob *join_env; /* presence event to fan out, or NULL */
+  bool no_presence;   /* the topic has presence off: no entry, no join */
 } hub_sub_req;
 
 typedef enum hub_recovery {
@@ -107,7 +112,8 @@ void hub_replay_free(hub_replay *r);
 int hub_core_subscribe(hub_core *c, const hub_sub_req *req, uint64_t now_ms, hub_position *pos,
                        hub_recovery *rec, hub_replay *replay);
 
-/* Undo a subscribe; fans out leave_env (if not NULL) to the others. */
+/* Undo a subscribe; fans out leave_env (if not NULL and the subscriber was
+ * in the presence list) to the others. */
 void hub_core_unsubscribe(hub_core *c, const char *topic, size_t topic_len, unsigned node,
                           const hub_who *who, hub_blob *leave_env);
 
@@ -122,6 +128,7 @@ typedef struct hub_presence_list {
     char *client, *user, *info; /* info may be NULL */
   } *items;
   size_t len;
+  bool complete; /* false: more subscribers than max_presence */
 } hub_presence_list;
 int hub_core_presence(hub_core *c, const char *topic, size_t topic_len, hub_presence_list *out);
 void hub_presence_list_free(hub_presence_list *l);
@@ -137,8 +144,12 @@ typedef struct hub_topic_list {
 int hub_core_topics(hub_core *c, hub_topic_list *out);
 void hub_topic_list_free(hub_topic_list *l);
 
-/* Drop expired history and forget topics with no subscriber, presence or
- * history left. Returns how many topics remain. */
+/* Drop expired history, bring retained memory back under history_memory,
+ * and forget topics with no subscriber, presence or history left. Returns
+ * how many topics remain. */
 size_t hub_core_sweep(hub_core *c, uint64_t now_ms);
+
+/* Envelope bytes retained in all topics' history. */
+size_t hub_core_retained_bytes(hub_core *c);
 
 #endif

@@ -11,6 +11,21 @@ void hub_history_init(hub_history *h, uint32_t cap) {
 static void clear(hub_history *h) {
   for (uint32_t i = 0; i < h->len; i++) hub_blob_unref(hub_history_at(h, i)->env);
   h->start = h->len = 0;
+  h->bytes = 0;
+}
+
+/* Drop the oldest entry; the ring is given back when it empties. */
+void hub_history_drop_oldest(hub_history *h) {
+  if (!h->len) return;
+  h->bytes -= h->ring[h->start].env->len;
+  hub_blob_unref(h->ring[h->start].env);
+  h->start = h->start + 1 == h->size ? 0 : h->start + 1;
+  h->len--;
+  if (!h->len) {
+    free(h->ring);
+    h->ring = NULL;
+    h->size = h->start = 0;
+  }
 }
 
 void hub_history_free(hub_history *h) {
@@ -42,6 +57,7 @@ int hub_history_push(hub_history *h, uint64_t offset, uint64_t time_ms, hub_blob
     return -1;
   }
   if (h->len == h->cap) { /* full: overwrite the oldest */
+    h->bytes -= h->ring[h->start].env->len;
     hub_blob_unref(h->ring[h->start].env);
     h->start = h->start + 1 == h->size ? 0 : h->start + 1;
     h->len--;
@@ -50,15 +66,12 @@ int hub_history_push(hub_history *h, uint64_t offset, uint64_t time_ms, hub_blob
   if (j >= h->size) j -= h->size;
   h->ring[j] = (hub_hist_entry){offset, time_ms, hub_blob_ref(env)};
   h->len++;
+  h->bytes += env->len;
   return 0;
 }
 
 void hub_history_expire(hub_history *h, uint64_t cutoff_ms) {
-  while (h->len && h->ring[h->start].time_ms < cutoff_ms) {
-    hub_blob_unref(h->ring[h->start].env);
-    h->start = h->start + 1 == h->size ? 0 : h->start + 1;
-    h->len--;
-  }
+  while (h->len && h->ring[h->start].time_ms < cutoff_ms) hub_history_drop_oldest(h);
   if (!h->len) { /* an idle topic gives its ring back */
     free(h->ring);
     h->ring = NULL;

@@ -23,6 +23,7 @@ typedef struct hub_history {
   uint32_t cap;         /* most entries kept (0: no history) */
   uint32_t start;       /* index of the oldest */
   uint32_t len;
+  size_t bytes; /* envelope bytes retained */
 } hub_history;
 
 void hub_history_init(hub_history *h, uint32_t cap);
@@ -37,6 +38,9 @@ int hub_history_push(hub_history *h, uint64_t offset, uint64_t time_ms, hub_blob
 
 /* Drop entries published before `cutoff_ms`. */
 void hub_history_expire(hub_history *h, uint64_t cutoff_ms);
+
+/* Drop the oldest entry (memory pressure). */
+void hub_history_drop_oldest(hub_history *h);
 
 /* Oldest and newest retained offsets; 0 when empty. */
 uint64_t hub_history_first(const hub_history *h);

@@ -38,9 +38,24 @@ dx_hub *dx_hub_new(const dx_hub_opts *opts) {
                                              : 300000;
   if (!h->o.max_publication) h->o.max_publication = 64 * 1024;
   if (!h->o.max_subscriptions) h->o.max_subscriptions = 128;
+  /* Limits: 0 means default, negative (or ~0 for counts) means off. */
+  h->o.publish_rate = h->o.publish_rate < 0 ? 0 : h->o.publish_rate ? h->o.publish_rate : 1000;
+  h->o.subscribe_rate = h->o.subscribe_rate < 0 ? 0 : h->o.subscribe_rate ? h->o.subscribe_rate : 100;
+  h->o.connect_rate_per_ip = h->o.connect_rate_per_ip < 0 ? 0 : h->o.connect_rate_per_ip;
+  if (!h->o.max_conns_per_user) h->o.max_conns_per_user = 100;
+  if (h->o.max_conns_per_user == ~0u) h->o.max_conns_per_user = 0;
+  if (h->o.max_conns_per_ip == ~0u) h->o.max_conns_per_ip = 0;
+  if (!h->o.history_memory) h->o.history_memory = (size_t)256 << 20;
+  if (h->o.history_memory == ~(size_t)0) h->o.history_memory = 0;
+  if (!h->o.max_presence) h->o.max_presence = 10000;
+  if (h->o.max_presence == ~0u) h->o.max_presence = 0;
+  hub_peers_init(&h->ips, h->o.max_conns_per_ip, h->o.connect_rate_per_ip);
+  hub_peers_init(&h->users, h->o.max_conns_per_user, 0);
+  h->rules = hub_rules_copy(h->o.rules, h->o.nrules);
+  h->o.rules = h->rules;
   h->o.path = strdup(h->o.path ? h->o.path : "/ws");
   h->o.api_key = h->o.api_key ? strdup(h->o.api_key) : NULL;
-  if (!h->o.path || (opts && opts->api_key && !h->o.api_key)) {
+  if (!h->o.path || !h->rules || (opts && opts->api_key && !h->o.api_key)) {
     dx_hub_free(h);
     return NULL;
   }
@@ -127,7 +142,22 @@ static void on_fanout(unsigned node, const hub_fanout *f, void *user) {
 static void on_sweep(dx_timer *t) {
   hub_loop *hl = dx_container_of(t, hub_loop, sweep);
   hub_sessions_tick(hl, hub_wall_s());
-  if (hl->index == 0) hub_core_sweep(hl->hub->core, hub_now_ms(hl));
+  if (hl->index == 0) {
+    hub_core_sweep(hl->hub->core, hub_now_ms(hl));
+    hub_peers_sweep(&hl->hub->ips, hub_now_ms(hl));
+    hub_peers_sweep(&hl->hub->users, hub_now_ms(hl));
+  }
+}
+
+const dx_hub_topic_rule *hub_rule(const dx_hub *h, const char *topic, size_t len) {
+  return hub_rule_for(h->rules, h->o.nrules, topic, len);
+}
+
+static uint32_t rule_history_cap(const char *topic, size_t len, void *user) {
+  const dx_hub *h = user;
+  const dx_hub_topic_rule *r = hub_rule(h, topic, len);
+  if (!r || !r->history_size) return h->history_size;
+  return r->history_size < 0 ? 0 : (uint32_t)r->history_size;
 }
 
 /* ---- attach / detach ---- */
@@ -153,7 +183,10 @@ int dx_hub_attach(dx_hub *h, dx_server *srv) {
                       .nodes = h->nloops + 1,
                       .shared = h->nloops + 1 > 1,
                       .fanout = on_fanout,
-                      .user = h};
+                      .user = h,
+                      .history_cap = rule_history_cap,
+                      .history_memory = h->o.history_memory,
+                      .max_presence = h->o.max_presence};
   hub_core *core = hub_core_new(&co);
   int rc = core ? 0 : DX_ENOMEM;
   if (!rc) rc = hub_ws_attach(hl);
@@ -191,6 +224,9 @@ void dx_hub_free(dx_hub *h) {
   free(h->loops);
   hub_core_free(h->core);
   hub_verifier_free(h->verifier);
+  hub_rules_free(h->rules, h->o.nrules);
+  hub_peers_free(&h->ips);
+  hub_peers_free(&h->users);
   free((char *)h->o.path);
   free((char *)h->o.api_key);
   free(h);
@@ -219,13 +255,14 @@ int hub_publish(hub_loop *hl, const char *topic, size_t topic_len, json_t *data,
                           hub_now_ms(hl), pos);
 }
 
-int hub_check_payload(const dx_hub *h, json_t *data, const char *b64, size_t b64_len,
-                      hub_error *err) {
+int hub_check_payload(const dx_hub *h, const char *topic, size_t topic_len, json_t *data,
+                      const char *b64, size_t b64_len, hub_error *err) {
+  const dx_hub_topic_rule *r = topic ? hub_rule(h, topic, topic_len) : NULL;
+  size_t max = r && r->max_publication ? r->max_publication : h->o.max_publication;
   long decoded = data ? 0 : hub_b64_decoded_len(b64, b64_len);
   size_t n = data ? hub_json_size(data) : decoded < 0 ? 0 : (size_t)decoded;
-  if (n > h->o.max_publication) {
-    hub_error_set(err, "message_too_big", "the payload is %zu bytes; the limit is %zu", n,
-                  h->o.max_publication);
+  if (n > max) {
+    hub_error_set(err, "message_too_big", "the payload is %zu bytes; the limit is %zu", n, max);
     return -1;
   }
   return 0;
@@ -264,7 +301,7 @@ static int publish_any_thread(dx_hub *h, const char *topic, json_t *data, const 
   if (offset) *offset = 0;
   size_t tlen = topic ? strlen(topic) : 0;
   hub_error err;
-  if (!hub_topic_valid(topic, tlen) || hub_check_payload(h, data, b64, b64_len, &err) != 0) {
+  if (!hub_topic_valid(topic, tlen) || hub_check_payload(h, topic, tlen, data, b64, b64_len, &err) != 0) {
     json_decref(data);
     return DX_EINVAL;
   }

@@ -14,12 +14,15 @@
 #include "hub/codec.h"
 #include "hub/core.h"
 #include "hub/node.h"
+#include "hub/limits.h"
+#include "hub/rules.h"
 #include "hub/token.h"
 
 #define HUB_INFO_MAX 1024
 #define HUB_BAD_IN_ROW_MAX 20 /* then close 4000 */
 #define HUB_CLOSE_BAD_PROTOCOL 4000
 #define HUB_CLOSE_UNAUTHORIZED 4001
+#define HUB_CLOSE_TOO_MANY 4008
 
 /* One attached server: a loop's share of the hub. */
 typedef struct hub_loop {
@@ -43,6 +46,8 @@ struct dx_hub {
   hub_loop **loops;
   unsigned nloops;
   hub_verifier *verifier; /* NULL: no tokens, everyone is anonymous */
+  dx_hub_topic_rule *rules; /* our copy (o.rules points here) */
+  hub_peers ips, users;     /* connection counts and rates */
   int leeway_s;
   atomic_uint_fast64_t next_conn;
   char id_prefix[8]; /* of client ids: random per hub, so ids differ across restarts */
@@ -54,9 +59,12 @@ struct dx_hub {
 int hub_publish(hub_loop *hl, const char *topic, size_t topic_len, json_t *data, const char *b64,
                 size_t b64_len, const char *from, uint64_t skip_conn, hub_position *pos);
 
-/* Check a payload against max_publication; 0 or -1 with err set. */
-int hub_check_payload(const dx_hub *hub, json_t *data, const char *b64, size_t b64_len,
-                      hub_error *err);
+/* Check a payload against max_publication (the topic's rule, or the
+ * hub's); 0 or -1 with err set. */
+int hub_check_payload(const dx_hub *hub, const char *topic, size_t topic_len, json_t *data,
+                      const char *b64, size_t b64_len, hub_error *err);
+/* The rule for a topic, or NULL. */
+const dx_hub_topic_rule *hub_rule(const dx_hub *hub, const char *topic, size_t len);
 
 /* Send a broadcast envelope to every connection of every loop. Returns the
  * connections reached on this loop's server (others are posted). */
@@ -88,6 +96,8 @@ struct hub_session {
   const hub_session_ops *ops;
   const char *user; /* tok.user, or "" when anonymous */
   hub_token tok;
+  hub_peer *user_peer; /* counted in hub->users while authenticated */
+  hub_bucket pub_rate, sub_rate;
   int64_t deadline; /* pending: close at this time (s); token: its exp */
   struct hub_session *prev, *next; /* in hl->timed while deadline is set */
   uint16_t bad_in_row;

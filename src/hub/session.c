@@ -59,14 +59,28 @@ static void close_session(hub_session *s, uint16_t code, const char *reason) {
   s->ops->close(s, code, reason);
 }
 
-/* Take a verified token as the session's identity. */
-static void adopt(hub_session *s, hub_token *t) {
+/* Take a verified token as the session's identity. Returns 0, or -1 when
+ * the user has too many connections (the session is then closing). */
+static int adopt(hub_session *s, hub_token *t) {
+  if (!s->user_peer) {
+    const char *why;
+    s->user_peer = hub_peers_admit(&s->hl->hub->users, t->user, hub_now_ms(s->hl), &why);
+    if (!s->user_peer) {
+      dx_log_info("hub: client %s user %s refused: %s (--max-connections-per-user); closing "
+                  "with %d",
+                  s->client, t->user, why, HUB_CLOSE_TOO_MANY);
+      hub_token_clear(t);
+      close_session(s, HUB_CLOSE_TOO_MANY, "too many connections for this user");
+      return -1;
+    }
+  }
   hub_token_clear(&s->tok);
   s->tok = *t;
   s->user = s->tok.user;
   s->auth = HUB_AUTH_TOKEN;
   timed_set(s, 0);
   if (s->tok.exp) timed_set(s, s->tok.exp + s->hl->hub->leeway_s);
+  return 0;
 }
 
 static int verify(hub_session *s, const char *token, hub_token *t, const char **why) {
@@ -90,7 +104,7 @@ void hub_session_open(hub_session *s, hub_loop *hl, const hub_transport *tr,
     hub_token t;
     const char *why;
     if (verify(s, token, &t, &why) != 0) return close_session(s, HUB_CLOSE_UNAUTHORIZED, why);
-    adopt(s, &t);
+    if (adopt(s, &t) != 0) return;
   } else if (h->verifier && !h->o.allow_anonymous) {
     s->auth = HUB_AUTH_PENDING;
     timed_set(s, hub_wall_s() + (h->o.auth_timeout_ms + 999) / 1000);
@@ -126,7 +140,7 @@ static int connect_op(hub_session *s, hub_request *r, hub_error *err) {
     close_session(s, HUB_CLOSE_UNAUTHORIZED, why);
     return 1; /* answered and closing */
   }
-  adopt(s, &t);
+  if (adopt(s, &t) != 0) return 1;
   dx_log_debug("hub: client %s authenticated as user %s", s->client, s->user);
   if (r->id)
     send_text(s, hub_reply_ok(r->id, json_pack("{s:s,s:I}", "user", s->user, "exp",
@@ -150,7 +164,7 @@ static int refresh_op(hub_session *s, hub_request *r, hub_error *err) {
     hub_error_set(err, "unauthorized", "the new token is for another user");
     return -1;
   }
-  adopt(s, &t);
+  adopt(s, &t); /* the same user: already counted */
   if (r->id) send_text(s, hub_reply_ok(r->id, json_pack("{s:I}", "exp", (json_int_t)s->tok.exp)));
   return 0;
 }
@@ -165,8 +179,35 @@ static int check_topic(const hub_request *r, hub_error *err) {
   return -1;
 }
 
+/* Rate limits: 0, or -1 with a rate_limited error. */
+static int rate_ok(hub_session *s, bool publish, hub_error *err) {
+  const dx_hub_opts *o = &s->hl->hub->o;
+  double rate = publish ? o->publish_rate : o->subscribe_rate;
+  uint32_t wait = hub_bucket_take(publish ? &s->pub_rate : &s->sub_rate, rate, hub_now_ms(s->hl));
+  if (!wait) return 0;
+  hub_error_set(err, "rate_limited", "at most %g %s per second; retry in %u ms", rate,
+                publish ? "publishes" : "subscribes", wait);
+  dx_log_debug("hub: client %s rate limited (%s)", s->client, publish ? "publish" : "subscribe");
+  return -1;
+}
+
 static int authorize(hub_session *s, dx_hub_action a, const hub_request *r, hub_error *err) {
   const dx_hub_opts *o = &s->hl->hub->o;
+  const dx_hub_topic_rule *rule = hub_rule(s->hl->hub, r->topic, r->topic_len);
+  if (a == DX_HUB_PUBLISH && rule && rule->api_only) {
+    hub_error_set(err, "forbidden", "only the server publishes on '%s'", r->topic);
+    return -1;
+  }
+  /* Anonymous clients on a hub that takes tokens follow the rule's mode. */
+  if (s->auth == HUB_AUTH_ANONYMOUS && s->hl->hub->verifier) {
+    dx_hub_anonymous m = rule ? rule->anonymous : DX_HUB_ANON_DEFAULT;
+    bool ok = a == DX_HUB_PUBLISH ? m == DX_HUB_ANON_WRITE : m != DX_HUB_ANON_NONE;
+    if (!ok) {
+      hub_error_set(err, "forbidden", "anonymous clients may not %s '%s': connect with a token",
+                    a == DX_HUB_PUBLISH ? "publish on" : "subscribe to", r->topic);
+      return -1;
+    }
+  }
   const hub_grants *g = a == DX_HUB_PUBLISH ? &s->tok.publish : &s->tok.subscribe;
   if (!hub_grants_allow(g, r->topic, r->topic_len)) {
     hub_error_set(err, "forbidden", "your token does not allow you to %s '%s'",
@@ -196,9 +237,15 @@ static json_t *position(const hub_position *p) {
   return json_pack("{s:I,s:s}", "offset", (json_int_t)p->offset, "epoch", p->epoch);
 }
 
+static bool presence_off(const dx_hub *h, const hub_request *r) {
+  const dx_hub_topic_rule *rule = hub_rule(h, r->topic, r->topic_len);
+  return rule && rule->no_presence;
+}
+
 static int subscribe(hub_session *s, hub_request *r, hub_error *err) {
   dx_hub *h = s->hl->hub;
-  if (check_topic(r, err) || authorize(s, DX_HUB_SUBSCRIBE, r, err)) return -1;
+  if (check_topic(r, err) || rate_ok(s, false, err) || authorize(s, DX_HUB_SUBSCRIBE, r, err))
+    return -1;
   if (hub_member_find(&s->m, r->topic, r->topic_len) >= 0) {
     hub_error_set(err, "already_subscribed", "already subscribed to '%s'", r->topic);
     return -1;
@@ -224,7 +271,8 @@ static int subscribe(hub_session *s, hub_request *r, hub_error *err) {
                    .since_epoch = r->since_epoch,
                    .history = r->history,
                    .join_env = hub_env_presence("join", r->topic, r->topic_len, s->client,
-                                                s->user, info)};
+                                                s->user, info),
+                   .no_presence = presence_off(h, r)};
   hub_position pos;
   hub_recovery rec;
   hub_replay replay;
@@ -284,8 +332,8 @@ static int unsubscribe(hub_session *s, hub_request *r, hub_error *err) {
 
 static int publish(hub_session *s, hub_request *r, hub_error *err) {
   dx_hub *h = s->hl->hub;
-  if (check_topic(r, err) || authorize(s, DX_HUB_PUBLISH, r, err) ||
-      hub_check_payload(h, r->data, r->b64, r->b64_len, err))
+  if (check_topic(r, err) || rate_ok(s, true, err) || authorize(s, DX_HUB_PUBLISH, r, err) ||
+      hub_check_payload(h, r->topic, r->topic_len, r->data, r->b64, r->b64_len, err))
     return -1;
   hub_position pos;
   if (hub_publish(s->hl, r->topic, r->topic_len, r->data, r->b64, r->b64_len, s->client,
@@ -299,8 +347,13 @@ static int publish(hub_session *s, hub_request *r, hub_error *err) {
 
 static int presence(hub_session *s, hub_request *r, hub_error *err) {
   if (check_topic(r, err)) return -1;
+  if (presence_off(s->hl->hub, r)) {
+    hub_error_set(err, "forbidden", "presence is off for '%s'", r->topic);
+    return -1;
+  }
   hub_presence_list l;
   json_t *a = NULL;
+  bool complete = true;
   if (hub_core_presence(s->hl->hub->core, r->topic, r->topic_len, &l) == 0) {
     a = json_array();
     for (size_t i = 0; a && i < l.len; i++) {
@@ -308,13 +361,15 @@ static int presence(hub_session *s, hub_request *r, hub_error *err) {
       if (e && l.items[i].info) json_object_set_new(e, "info", json_loads(l.items[i].info, JSON_DECODE_ANY, NULL));
       json_array_append_new(a, e);
     }
+    complete = l.complete;
     hub_presence_list_free(&l);
   }
   if (!a) {
     hub_error_set(err, "internal", "out of memory");
     return -1;
   }
-  if (r->id) send_text(s, hub_reply_ok(r->id, json_pack("{s:o}", "presence", a)));
+  if (r->id)
+    send_text(s, hub_reply_ok(r->id, json_pack("{s:o,s:b}", "presence", a, "complete", complete)));
   else json_decref(a);
   return 0;
 }
@@ -416,6 +471,8 @@ void hub_session_request(hub_session *s, const char *text, size_t len) {
 
 void hub_session_close(hub_session *s) {
   timed_set(s, 0);
+  hub_peers_release(&s->hl->hub->users, s->user_peer);
+  s->user_peer = NULL;
   while (s->m.nsubs) leave(s, s->m.nsubs - 1);
   hub_token_clear(&s->tok);
 }

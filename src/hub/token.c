@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hub/rules.h"
+
 struct hub_verifier {
   jwt_alg_t alg;
   unsigned char *key;
@@ -160,15 +162,8 @@ int hub_token_verify(const hub_verifier *v, const char *token, int64_t now_s, hu
 
 bool hub_grants_allow(const hub_grants *g, const char *topic, size_t len) {
   if (!g->restricted) return true;
-  for (size_t i = 0; i < g->n; i++) {
-    const char *p = g->patterns[i];
-    size_t pl = strlen(p);
-    if (pl && p[pl - 1] == '*') {
-      if (len >= pl - 1 && !memcmp(topic, p, pl - 1)) return true;
-    } else if (pl == len && !memcmp(topic, p, len)) {
-      return true;
-    }
-  }
+  for (size_t i = 0; i < g->n; i++)
+    if (hub_pattern_match(g->patterns[i], topic, len)) return true;
   return false;
 }
 

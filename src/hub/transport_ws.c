@@ -11,6 +11,7 @@
 typedef struct ws_conn {
   hub_session s; /* first: a hub_member* is a ws_conn* */
   dx_ws *ws;
+  hub_peer *ip; /* counted in hub->ips when address limits are on */
 } ws_conn;
 
 static dx_ws *ws_of(hub_member *m) { return ((ws_conn *)(void *)m)->ws; }
@@ -45,14 +46,33 @@ static bool offers_v1(const char *list) {
   return false;
 }
 
+/* The peer's address without the port, for the per-address limits. */
+static const char *peer_ip(dx_ws *ws, char *buf, size_t cap) {
+  dx_ws_peer_str(ws, buf, cap);
+  char *colon = strrchr(buf, ':');
+  if (colon) *colon = '\0';
+  return buf;
+}
+
 static int on_upgrade(dx_ws *ws, void *user) {
-  (void)user;
+  hub_loop *hl = user;
   const char *offered = dx_ws_header(ws, "Sec-WebSocket-Protocol");
   if (offered && !offers_v1(offered)) {
     char peer[64];
     dx_log_info("hub: %s offered subprotocols '%s' but not " SUBPROTOCOL "; refused with 400",
                 dx_ws_peer_str(ws, peer, sizeof peer), offered);
     return 400;
+  }
+  const dx_hub_opts *o = &hl->hub->o;
+  if (o->max_conns_per_ip || o->connect_rate_per_ip > 0) {
+    char ip[64];
+    const char *why;
+    ws_conn *c = dx_ws_data(ws);
+    c->ip = hub_peers_admit(&hl->hub->ips, peer_ip(ws, ip, sizeof ip), hub_now_ms(hl), &why);
+    if (!c->ip) {
+      dx_log_info("hub: %s refused with 429: %s from this address", ip, why);
+      return 429;
+    }
   }
   if (offered) dx_ws_set_protocol(ws, SUBPROTOCOL);
   return 0;
@@ -110,9 +130,10 @@ static void on_message(dx_ws *ws, unsigned opcode, const void *data, size_t len,
 
 static void on_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
                      void *user) {
-  (void)code, (void)reason, (void)reason_len, (void)clean, (void)user;
+  (void)code, (void)reason, (void)reason_len, (void)clean;
   ws_conn *c = dx_ws_data(ws);
   if (c->ws) hub_session_close(&c->s); /* opened: leave every topic */
+  hub_peers_release(&((hub_loop *)user)->hub->ips, c->ip);
 }
 
 int hub_ws_attach(hub_loop *hl) {

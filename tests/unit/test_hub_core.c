@@ -379,6 +379,29 @@ TEST(many_members_join_and_leave_in_any_order) {
   done(c);
 }
 
+TEST(history_memory_is_bounded) {
+  hub_core_opts o = {.history_size = 100, .nodes = 1, .fanout = fanout_direct,
+                     .history_memory = 100};
+  nlog = 0;
+  hub_node_init(&node);
+  hub_core *c = hub_core_new(&o);
+  for (int i = 0; i < 50; i++) pub(c, "a", 0, 0); /* envelopes "m1".."m50": 2-3 bytes */
+  CHECK(hub_core_retained_bytes(c) <= 100);
+  hub_position pos;
+  hub_replay r;
+  bool complete;
+  CHECK_EQ_INT(hub_core_history(c, "a", 1, false, 0, NULL, 100, 0, &pos, &r, &complete), 0);
+  CHECK(r.len >= 30 && r.len < 50);
+  CHECK_STR(r.envs[r.len - 1]->data, "m50"); /* the newest stay */
+  CHECK(!complete);
+  hub_replay_free(&r);
+  /* Another topic publishing pushes "a" down only through the sweep. */
+  for (int i = 0; i < 40; i++) pub(c, "b", 0, 0);
+  hub_core_sweep(c, 0);
+  CHECK(hub_core_retained_bytes(c) <= 100);
+  done(c);
+}
+
 /* ---- a shared hub with two nodes: fan-out is queued in offset order ---- */
 static struct queued {
   unsigned node;
@@ -423,6 +446,7 @@ int main(void) {
   RUN(sweep_forgets_idle_topics_and_a_new_epoch_follows);
   RUN(late_deliveries_after_a_replay_are_not_duplicated);
   RUN(many_members_join_and_leave_in_any_order);
+  RUN(history_memory_is_bounded);
   RUN(shared_core_fans_out_to_nodes_with_subscribers);
   return test_report();
 }
