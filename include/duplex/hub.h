@@ -141,6 +141,12 @@ int dx_hub_publish_b64(dx_hub *hub, const char *topic, const char *b64, size_t l
  * Any thread. */
 char *dx_hub_token_mint(const char *secret, const char *sub, long ttl_s, const char *claims_json);
 
+/* Replace the topic rules (copied), e.g. on a configuration reload: new
+ * requests and topics created from now on follow them (a topic's history
+ * size is fixed when the topic is created). Any thread; concurrent calls
+ * must be serialised by the caller. Returns 0, DX_EINVAL, DX_ENOMEM. */
+int dx_hub_set_rules(dx_hub *hub, const dx_hub_topic_rule *rules, size_t nrules);
+
 /* Free the hub after every attached server was freed and detached. NULL ok. */
 void dx_hub_free(dx_hub *hub);
 

@@ -51,11 +51,11 @@ dx_hub *dx_hub_new(const dx_hub_opts *opts) {
   if (h->o.max_presence == ~0u) h->o.max_presence = 0;
   hub_peers_init(&h->ips, h->o.max_conns_per_ip, h->o.connect_rate_per_ip);
   hub_peers_init(&h->users, h->o.max_conns_per_user, 0);
-  h->rules = hub_rules_copy(h->o.rules, h->o.nrules);
-  h->o.rules = h->rules;
+  bool rules_ok = dx_hub_set_rules(h, h->o.rules, h->o.nrules) == 0;
+  h->o.rules = NULL; /* the caller's; ours are in h->rules */
   h->o.path = strdup(h->o.path ? h->o.path : "/ws");
   h->o.api_key = h->o.api_key ? strdup(h->o.api_key) : NULL;
-  if (!h->o.path || !h->rules || (opts && opts->api_key && !h->o.api_key)) {
+  if (!h->o.path || !rules_ok || (opts && opts->api_key && !h->o.api_key)) {
     dx_hub_free(h);
     return NULL;
   }
@@ -150,7 +150,8 @@ static void on_sweep(dx_timer *t) {
 }
 
 const dx_hub_topic_rule *hub_rule(const dx_hub *h, const char *topic, size_t len) {
-  return hub_rule_for(h->rules, h->o.nrules, topic, len);
+  const struct hub_ruleset *r = atomic_load_explicit(&((dx_hub *)h)->rules, memory_order_acquire);
+  return r ? hub_rule_for(r->v, r->n, topic, len) : NULL;
 }
 
 static uint32_t rule_history_cap(const char *topic, size_t len, void *user) {
@@ -224,7 +225,11 @@ void dx_hub_free(dx_hub *h) {
   free(h->loops);
   hub_core_free(h->core);
   hub_verifier_free(h->verifier);
-  hub_rules_free(h->rules, h->o.nrules);
+  for (struct hub_ruleset *r = h->rules, *older; r; r = older) {
+    older = r->older;
+    hub_rules_free(r->v, r->n);
+    free(r);
+  }
   hub_peers_free(&h->ips);
   hub_peers_free(&h->users);
   free((char *)h->o.path);
@@ -409,4 +414,19 @@ char *dx_hub_token_mint(const char *secret, const char *sub, long ttl_s, const c
   }
   int64_t now = hub_wall_s();
   return hub_token_mint(secret, sub, now, ttl_s ? now + ttl_s : 0, claims_json);
+}
+
+int dx_hub_set_rules(dx_hub *h, const dx_hub_topic_rule *rules, size_t n) {
+  if (!h || (n && !rules)) return DX_EINVAL;
+  struct hub_ruleset *r = calloc(1, sizeof *r);
+  if (!r || !(r->v = hub_rules_copy(rules, n))) {
+    free(r);
+    return DX_ENOMEM;
+  }
+  r->n = n;
+  /* Readers may still hold the old set: it stays (a reload is rare and
+   * small) until dx_hub_free. */
+  r->older = atomic_load(&h->rules);
+  atomic_store_explicit(&h->rules, r, memory_order_release);
+  return 0;
 }

@@ -46,7 +46,13 @@ struct dx_hub {
   hub_loop **loops;
   unsigned nloops;
   hub_verifier *verifier; /* NULL: no tokens, everyone is anonymous */
-  dx_hub_topic_rule *rules; /* our copy (o.rules points here) */
+  /* The rules in force: replaced whole by dx_hub_set_rules while loops
+   * read them, so older sets are kept until dx_hub_free. */
+  struct hub_ruleset {
+    dx_hub_topic_rule *v;
+    size_t n;
+    struct hub_ruleset *older;
+  } *_Atomic rules;
   hub_peers ips, users;     /* connection counts and rates */
   int leeway_s;
   atomic_uint_fast64_t next_conn;
