@@ -1,0 +1,188 @@
+// Shared helpers for the duplex.js tests (duplexjs.test.mjs) and the
+// Chromium tests of the demo pages (web_*.mjs): start and restart
+// `duplex serve`, a TCP proxy that can cut or freeze connections, the HTTP
+// API, bounded waits.
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const SOURCE_DIR = process.env.DX_SOURCE_DIR ||
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const DUPLEX = process.env.DUPLEX ||
+  path.join(process.env.DX_BUILD_DIR || path.join(SOURCE_DIR, 'build'), 'duplex');
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Poll `fn` until it returns a truthy value; throw after `ms`. */
+export async function waitFor(fn, ms = 5000, what = 'condition') {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() - t0 > ms) {
+      throw new Error(`timed out after ${ms} ms waiting for ${typeof what === 'function' ? what() : what}`);
+    }
+    await sleep(10);
+  }
+}
+
+/** Reject if `p` does not settle within `ms`. */
+export function within(p, ms, what = 'promise') {
+  let t;
+  return Promise.race([p, new Promise((_, rej) => {
+    t = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  })]).finally(() => clearTimeout(t));
+}
+
+const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (AddressSanitizer|UndefinedBehaviorSanitizer)/;
+
+/**
+ * A `duplex serve` process: start(args) waits for "listening on
+ * ws://127.0.0.1:PORT"; stop() sends SIGTERM and checks the exit status and
+ * the log for sanitizer reports; restart() starts it again on the same port.
+ */
+export class Serve {
+  constructor(args = [], env = {}) {
+    this.args = args;
+    this.env = env;
+    this.port = 0;
+    this.log = '';
+    this.proc = null;
+  }
+
+  async start() {
+    const args = ['serve', '--host', '127.0.0.1', '--port', String(this.port), ...this.args];
+    const proc = spawn(DUPLEX, args, { env: { ...process.env, ...this.env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    this.proc = proc;
+    let buf = '';
+    this.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+    const port = await within(new Promise((resolve, reject) => {
+      proc.stderr.on('data', (d) => {
+        buf += d;
+        this.log += d;
+        const m = /listening on ws:\/\/127\.0\.0\.1:(\d+)/.exec(buf);
+        if (m) resolve(Number(m[1]));
+      });
+      proc.on('exit', (code) => reject(new Error(`duplex serve exited (${code}) before listening:\n${buf}`)));
+      proc.on('error', reject);
+    }), 15000, `duplex serve ${args.join(' ')} to listen`);
+    this.port = port;
+    return this;
+  }
+
+  get url() {
+    return `ws://127.0.0.1:${this.port}/ws`;
+  }
+  get http() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** SIGTERM (or `signal`); resolves with the exit; throws on a crash or a sanitizer report. */
+  async stop(signal = 'SIGTERM') {
+    if (!this.proc) return null;
+    const proc = this.proc;
+    this.proc = null;
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    const ex = await within(this.exited, 15000, 'duplex serve to exit');
+    if (SANITIZER.test(this.log)) throw new Error(`sanitizer report in the server log:\n${this.log.slice(-4000)}`);
+    if (signal === 'SIGTERM' && ex.code !== 0) throw new Error(`duplex serve exited with ${ex.code}/${ex.signal}:\n${this.log.slice(-2000)}`);
+    return ex;
+  }
+
+  async restart() {
+    await this.stop();
+    return this.start();
+  }
+}
+
+/** POST/GET the hub's HTTP API. */
+export async function api(base, key, call, body) {
+  const res = await fetch(`${base}/api/${call}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new Error(`/api/${call} answered ${res.status} with non-JSON: ${text.slice(0, 200)}`);
+  }
+  if (!res.ok || !json.ok) throw new Error(`/api/${call} answered ${res.status}: ${text.slice(0, 200)}`);
+  return json;
+}
+
+/**
+ * A TCP proxy in front of a port. mode 'pass' forwards; 'refuse' drops new
+ * connections at once. kill() cuts every open connection (both ends see
+ * the TCP connection go); freeze() turns every open connection into a
+ * black hole (nothing is forwarded, nothing is closed), like a network that
+ * died without telling anyone.
+ */
+export class TcpProxy {
+  constructor(targetPort) {
+    this.targetPort = targetPort;
+    this.mode = 'pass';
+    this.pairs = new Set();
+    this.accepted = 0;
+  }
+
+  start() {
+    this.server = net.createServer((c) => this._accept(c));
+    return new Promise((resolve) => this.server.listen(0, '127.0.0.1', () => {
+      this.port = this.server.address().port;
+      resolve(this);
+    }));
+  }
+
+  _accept(client) {
+    this.accepted++;
+    if (this.mode === 'refuse') {
+      client.resetAndDestroy();
+      return;
+    }
+    const upstream = net.connect(this.targetPort, '127.0.0.1');
+    const pair = { client, upstream, frozen: false };
+    this.pairs.add(pair);
+    const end = () => {
+      if (!this.pairs.delete(pair)) return;
+      if (pair.frozen) return; // a dead network says nothing
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('data', (d) => pair.frozen || upstream.write(d));
+    upstream.on('data', (d) => pair.frozen || client.write(d));
+    for (const s of [client, upstream]) {
+      s.on('error', () => {});
+      s.on('close', end);
+    }
+  }
+
+  get open() {
+    return [...this.pairs].filter((p) => !p.frozen).length;
+  }
+
+  kill() {
+    for (const p of this.pairs) {
+      p.client.resetAndDestroy();
+      p.upstream.destroy();
+    }
+    this.pairs.clear();
+  }
+
+  freeze() {
+    for (const p of this.pairs) p.frozen = true;
+  }
+
+  async close() {
+    for (const p of this.pairs) {
+      p.client.destroy();
+      p.upstream.destroy();
+    }
+    this.pairs.clear();
+    await new Promise((r) => this.server.close(r));
+  }
+}

@@ -1,0 +1,763 @@
+// duplex.js — the client for `duplex serve` (protocol duplex.v1, docs/PROTOCOL.md).
+// A dependency-free ES module for browsers and Node 20+ (pass the `ws`
+// package's WebSocket, or rely on a global WebSocket). Guide: docs/CLIENT.md.
+//
+//   import { connect } from '/duplex.js';
+//   const client = connect();                      // same origin, /ws
+//   client.subscribe('chat:lobby', { history: 20, onMessage: (m) => show(m.data) });
+//   await client.publish('chat:lobby', { text: 'hello' });   // settles on the ack
+//
+// Staying connected: reconnects with exponential backoff and full jitter,
+// resubscribes every topic from the last position seen (missed messages
+// arrive once and in order; `onReset` when the hub cannot recover them),
+// pings to notice dead connections, and queues publishes made while
+// disconnected (bounded) to send them after the reconnect.
+
+export const PROTOCOL = 'duplex.v1';
+export const VERSION = '1.0.0';
+
+const DEFAULTS = {
+  reconnect: { base: 500, cap: 10000, attempts: Infinity },
+  heartbeat: { interval: 10000, timeout: 5000 },
+  connectTimeout: 10000,
+  requestTimeout: 10000,
+  queue: 100,
+  stableAfter: 5000, // a connection open this long resets the backoff
+};
+
+// Close codes after which reconnecting cannot help (docs/PROTOCOL.md, "Close codes").
+const FATAL = new Set([1002, 1003, 1007, 1009, 1010]);
+
+/** The default rule: protocol errors, too-big messages and 4000-4099 are fatal. */
+export function isFatalCloseCode(code) {
+  return FATAL.has(code) || (code >= 4000 && code <= 4099);
+}
+
+/**
+ * Full-jitter exponential backoff: a delay drawn uniformly from
+ * [0, min(cap, base * 2^attempt)), attempt counting from 0.
+ */
+export function backoffDelay(attempt, base, cap, random = Math.random) {
+  const ceiling = Math.min(cap, base * 2 ** Math.min(attempt, 52));
+  return Math.floor(random() * ceiling);
+}
+
+/** Errors from requests: `code` is a protocol error code or one of this client's. */
+export class DuplexError extends Error {
+  constructor(code, message, extra) {
+    super(message || code);
+    this.name = 'DuplexError';
+    this.code = code;
+    if (extra) Object.assign(this, extra);
+  }
+}
+
+/** base64 <-> bytes for binary publications (`b64`). */
+export function toBase64(bytes) {
+  const u8 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes.buffer || bytes, bytes.byteOffset || 0,
+    bytes.byteLength);
+  let s = '';
+  for (let i = 0; i < u8.length; i += 0x8000) s += String.fromCharCode.apply(null, u8.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+export function fromBase64(b64) {
+  const s = atob(b64);
+  const u8 = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) u8[i] = s.charCodeAt(i);
+  return u8;
+}
+
+const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
+
+// Listener errors must not break the client's bookkeeping; rethrow them
+// outside, where the page (or Node) reports them as uncaught.
+function callSafely(fn, args) {
+  try {
+    fn(...args);
+  } catch (e) {
+    queueMicrotask(() => {
+      throw e;
+    });
+  }
+}
+
+class Emitter {
+  /** Add a listener; returns a function that removes it. */
+  on(type, fn) {
+    if (!this._listeners) this._listeners = new Map();
+    let set = this._listeners.get(type);
+    if (!set) this._listeners.set(type, (set = new Set()));
+    set.add(fn);
+    return () => set.delete(fn);
+  }
+  off(type, fn) {
+    this._listeners?.get(type)?.delete(fn);
+  }
+  once(type, fn) {
+    const off = this.on(type, (...a) => {
+      off();
+      fn(...a);
+    });
+    return off;
+  }
+  _emit(type, ...args) {
+    const set = this._listeners?.get(type);
+    if (set) for (const fn of [...set]) callSafely(fn, args);
+  }
+}
+
+function resolveUrl(url) {
+  const loc = typeof location !== 'undefined' ? location : null;
+  if (url == null || url === '') {
+    if (!loc) throw new DuplexError('bad_url', 'connect(): a URL is needed outside a browser');
+    url = '/ws';
+  }
+  const u = new URL(String(url), loc ? loc.href : undefined);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  else if (u.protocol === 'https:') u.protocol = 'wss:';
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:')
+    throw new DuplexError('bad_url', `connect(): ${u.protocol} is not ws:, wss:, http: or https:`);
+  return u.href;
+}
+
+function withToken(url, token) {
+  if (token == null || token === '') return url;
+  const u = new URL(url);
+  u.searchParams.set('token', String(token));
+  return u.href;
+}
+
+function merge(defaults, value) {
+  if (value === false) return false;
+  return { ...defaults, ...(value || {}) };
+}
+
+/**
+ * Connect to a hub. `url` defaults to the page's own origin + /ws.
+ * Returns a Client at once; it connects (and reconnects) by itself.
+ */
+export function connect(url, options) {
+  if (url && typeof url === 'object' && !(url instanceof URL)) return new Client(undefined, url);
+  return new Client(url, options);
+}
+
+export class Client extends Emitter {
+  constructor(url, options = {}) {
+    super();
+    this.url = resolveUrl(url);
+    const o = options;
+    this.options = {
+      token: o.token,
+      reconnect: merge(DEFAULTS.reconnect, o.reconnect),
+      heartbeat: merge(DEFAULTS.heartbeat, o.heartbeat),
+      connectTimeout: o.connectTimeout ?? DEFAULTS.connectTimeout,
+      requestTimeout: o.requestTimeout ?? DEFAULTS.requestTimeout,
+      queue: o.queue ?? DEFAULTS.queue,
+      stableAfter: o.stableAfter ?? DEFAULTS.stableAfter,
+      fatalCodes: typeof o.fatalCodes === 'function' ? o.fatalCodes
+        : Array.isArray(o.fatalCodes) ? (c) => o.fatalCodes.includes(c) : isFatalCloseCode,
+    };
+    this._WebSocket = o.WebSocket || globalThis.WebSocket;
+    if (typeof this._WebSocket !== 'function')
+      throw new DuplexError('no_websocket',
+        'connect(): no WebSocket here; in Node < 22 pass { WebSocket } from the "ws" package');
+    /** 'connecting' | 'open' | 'reconnecting' | 'closed' */
+    this.state = 'connecting';
+    /** This connection's client id (from the welcome), null until open. */
+    this.id = null;
+    /** The server's limits from the welcome. */
+    this.limits = null;
+    /** Round-trip time of the last heartbeat ping, in ms (null before one). */
+    this.rtt = null;
+    this._ws = null;
+    this._subs = new Map();
+    this._pending = new Map();
+    this._outbox = []; // requests waiting for a connection, in call order
+    this._queued = 0; // publishes among them
+    this._nextId = 1;
+    this._attempt = 0;
+    this._gen = 0;
+    this._timers = {};
+    this._everOpen = false;
+    this._bindEnvironment();
+    this._dial();
+  }
+
+  /** True while the state is 'open'. */
+  get connected() {
+    return this.state === 'open';
+  }
+
+  /** Resolves when the client is (or next becomes) open; rejects if it closes for good. */
+  whenOpen() {
+    if (this.state === 'open') return Promise.resolve(this);
+    if (this.state === 'closed') return Promise.reject(new DuplexError('closed', 'the client is closed'));
+    return new Promise((resolve, reject) => {
+      const off = this.on('state', (e) => {
+        if (e.state === 'open') {
+          off();
+          resolve(this);
+        } else if (e.state === 'closed') {
+          off();
+          reject(new DuplexError('closed', `the client closed (${e.reason})`, { event: e }));
+        }
+      });
+    });
+  }
+
+  /**
+   * Subscribe to a topic. Options: onMessage(msg), onJoin(ev), onLeave(ev),
+   * onReset(ev) (missed messages could not be recovered: reload), onError(err),
+   * since {offset, epoch}, history N, presence (default: true when onJoin or
+   * onLeave is given), info (presence info). Returns a Subscription.
+   */
+  subscribe(topic, opts = {}) {
+    if (this.state === 'closed') throw new DuplexError('closed', 'the client is closed');
+    if (this._subs.has(topic)) throw new DuplexError('already_subscribed', `already subscribed to ${topic}`);
+    const sub = new Subscription(this, topic, opts);
+    this._subs.set(topic, sub);
+    if (this._ready()) this._sendSubscribe(sub);
+    return sub;
+  }
+
+  /** The Subscription of a topic, or undefined. */
+  subscription(topic) {
+    return this._subs.get(topic);
+  }
+
+  /** Stop receiving a topic. Resolves when the hub confirmed (or at once when disconnected). */
+  unsubscribe(topic) {
+    const sub = typeof topic === 'string' ? this._subs.get(topic) : topic;
+    if (!sub || !sub.active) return Promise.resolve();
+    sub.active = false;
+    if (this._subs.get(sub.topic) === sub) this._subs.delete(sub.topic);
+    const onServer = sub._live || sub._inflight;
+    sub._live = false;
+    if (!onServer || !this._ready()) return Promise.resolve();
+    return this._request('unsubscribe', { topic: sub.topic }).catch((e) => {
+      if (e.code !== 'not_subscribed' && e.code !== 'connection_lost') throw e;
+    });
+  }
+
+  /**
+   * Publish `data` (any JSON value; a Uint8Array/ArrayBuffer goes as b64).
+   * Resolves with {offset, epoch} when the hub acked it. While disconnected
+   * it waits in a bounded queue (options.queue) and is sent once after the
+   * reconnect. Options: skipSelf (do not deliver it to this connection).
+   */
+  publish(topic, data, opts = {}) {
+    const fields = { topic };
+    if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) fields.b64 = toBase64(data);
+    else fields.data = data === undefined ? null : data;
+    if (opts.skipSelf) fields.skip_self = true;
+    return this._request('publish', fields, { publish: true });
+  }
+
+  /** Who is subscribed to a topic: [{client, user, info}]. */
+  presence(topic) {
+    return this._request('presence', { topic }, { retry: true }).then((r) => r.presence);
+  }
+
+  /**
+   * Retained publications of a topic, oldest first: {publications, offset,
+   * epoch, complete}. Options: since {offset, epoch}, limit (1-1000).
+   */
+  history(topic, opts = {}) {
+    const fields = { topic };
+    if (opts.since) fields.since = { offset: opts.since.offset, epoch: opts.since.epoch };
+    if (opts.limit != null) fields.limit = opts.limit;
+    return this._request('history', fields, { retry: true }).then((r) => {
+      for (const p of r.publications) decorate(p, r.epoch);
+      return r;
+    });
+  }
+
+  /** Send any request of the protocol; resolves with the reply's fields. */
+  request(op, fields = {}) {
+    return this._request(op, fields);
+  }
+
+  /** Close for good (no reconnect). Resolves once the socket is closed. */
+  close(code = 1000, reason = '') {
+    if (this.state === 'closed') return Promise.resolve();
+    const ws = this._ws;
+    this._teardown(new DuplexError('closed', 'the client was closed'));
+    this._unbindEnvironment();
+    this._setState('closed', { reason: 'client', code });
+    if (!ws || ws.readyState >= 2) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        if (typeof ws.terminate === 'function') ws.terminate();
+        resolve();
+      }, 2000);
+      ws.onclose = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      try {
+        ws.close(code, reason);
+      } catch {
+        ws.close();
+      }
+    });
+  }
+
+  // ---- connection lifecycle -------------------------------------------------
+
+  _ready() {
+    return this.state === 'open' && this._ws && this._ws.readyState === 1;
+  }
+
+  _setState(state, info = {}) {
+    const previous = this.state;
+    this.state = state;
+    this._emit('state', { state, previous, ...info });
+  }
+
+  _dial() {
+    const gen = ++this._gen;
+    const token = this.options.token;
+    if (typeof token === 'function') {
+      Promise.resolve()
+        .then(() => token())
+        .then(
+          (t) => gen === this._gen && this.state !== 'closed' && this._open(withToken(this.url, t)),
+          (e) => gen === this._gen && this.state !== 'closed' &&
+            this._retry({ reason: 'token_error', message: String(e && e.message || e) }),
+        );
+    } else {
+      this._open(withToken(this.url, token));
+    }
+  }
+
+  _open(url) {
+    let ws;
+    try {
+      ws = new this._WebSocket(url, PROTOCOL);
+    } catch (e) {
+      this._retry({ reason: 'error', message: String(e && e.message || e) });
+      return;
+    }
+    this._ws = ws;
+    ws.onmessage = (ev) => this._onFrame(ws, ev.data);
+    ws.onclose = (ev) => this._onClose(ws, ev);
+    ws.onerror = () => {}; // a close event follows
+    this._timer('connect', this.options.connectTimeout, () =>
+      this._drop(ws, { reason: 'connect_timeout', message: `no welcome within ${this.options.connectTimeout} ms` }));
+  }
+
+  _onFrame(ws, data) {
+    if (ws !== this._ws) return;
+    let m;
+    try {
+      m = JSON.parse(typeof data === 'string' ? data : String(data));
+    } catch {
+      this._emit('error', new DuplexError('bad_frame', 'the server sent a frame that is not JSON'));
+      return;
+    }
+    if (!m || typeof m !== 'object') return;
+    switch (m.type) {
+      case 'message': {
+        const sub = this._subs.get(m.topic);
+        if (sub) sub._deliver(m);
+        break;
+      }
+      case 'reply':
+        this._onReply(m);
+        break;
+      case 'join':
+      case 'leave': {
+        const sub = this._subs.get(m.topic);
+        if (sub) sub._presenceEvent(m);
+        break;
+      }
+      case 'broadcast':
+        this._emit('broadcast', m.data !== undefined ? m.data : fromBase64(m.b64), m);
+        break;
+      case 'welcome':
+        this._onWelcome(ws, m);
+        break;
+      default:
+        this._emit('event', m);
+    }
+  }
+
+  _onWelcome(ws, m) {
+    this._clear('connect');
+    this.id = m.client;
+    this.limits = m.limits || null;
+    this._openedAt = now();
+    const reconnected = this._everOpen;
+    this._everOpen = true;
+    const previous = this.state;
+    this.state = 'open'; // requests below go out at once
+    for (const sub of this._subs.values()) this._sendSubscribe(sub);
+    const out = this._outbox;
+    this._outbox = [];
+    this._queued = 0;
+    for (const r of out) this._send(r);
+    this._startHeartbeat();
+    this.state = previous; // so the event says where it came from
+    this._setState('open', { reason: reconnected ? 'reconnected' : 'connected', client: m.client });
+    this._emit('welcome', m);
+  }
+
+  _onClose(ws, ev) {
+    if (ws !== this._ws) return;
+    const code = ev && typeof ev.code === 'number' ? ev.code : 1006;
+    const text = ev && ev.reason ? String(ev.reason) : '';
+    this._lost({ reason: 'closed', code, message: text || `connection closed (${code})` });
+  }
+
+  // Give up on a socket that is alive to the browser but not to us.
+  _drop(ws, info) {
+    if (ws !== this._ws) return;
+    ws.onmessage = ws.onclose = null;
+    ws.onerror = () => {}; // the ws package reports the abort as an error
+    try {
+      if (typeof ws.terminate === 'function') ws.terminate();
+      else ws.close();
+    } catch {
+      /* already closing */
+    }
+    this._lost({ code: null, ...info });
+  }
+
+  _lost(info) {
+    const stable = this._openedAt != null && now() - this._openedAt >= this.options.stableAfter;
+    this._openedAt = null;
+    this._ws = null;
+    this.id = null;
+    this._stopHeartbeat();
+    this._clear('connect');
+    for (const sub of this._subs.values()) sub._live = sub._inflight = false;
+    // Requests on the wire: reads go again after the reconnect; publishes
+    // and other requests fail, as their outcome is unknown.
+    const again = [];
+    for (const r of this._pending.values()) {
+      clearTimeout(r.timer);
+      if (r.sub || r.ping) continue;
+      if (r.retry) {
+        this._wait(r);
+        again.push(r);
+      } else r.reject(new DuplexError('connection_lost', 'the connection was lost before the reply; the request may or may not have taken effect'));
+    }
+    this._pending.clear();
+    this._outbox = again.concat(this._outbox);
+    if (stable) this._attempt = 0;
+    if (info.code != null && this.options.fatalCodes(info.code)) {
+      this._teardown(new DuplexError('closed', `the server closed the connection with ${info.code}`, { closeCode: info.code }));
+      this._unbindEnvironment();
+      this._setState('closed', { ...info, reason: 'fatal' });
+      return;
+    }
+    this._retry(info);
+  }
+
+  _retry(info) {
+    const rc = this.options.reconnect;
+    if (!rc || this._attempt >= rc.attempts) {
+      this._teardown(new DuplexError('closed', 'gave up reconnecting'));
+      this._unbindEnvironment();
+      this._setState('closed', { ...info, reason: rc ? 'gave_up' : info.reason, cause: info.reason });
+      return;
+    }
+    const delay = backoffDelay(this._attempt, rc.base, rc.cap);
+    this._attempt++;
+    this._setState('reconnecting', { ...info, attempt: this._attempt, delay });
+    this._timer('retry', delay, () => this._dial());
+  }
+
+  // Fail everything that waits, stop timers, forget the socket.
+  _teardown(err) {
+    this._gen++;
+    for (const k of Object.keys(this._timers)) this._clear(k);
+    this._stopHeartbeat();
+    const ws = this._ws;
+    this._ws = null;
+    if (ws) {
+      ws.onmessage = ws.onclose = null;
+      ws.onerror = () => {}; // closing while connecting is an error to the ws package
+    }
+    for (const r of this._pending.values()) {
+      clearTimeout(r.timer);
+      if (!r.sub && !r.ping) r.reject(err);
+    }
+    this._pending.clear();
+    for (const r of this._outbox) {
+      clearTimeout(r.timer);
+      r.reject(err);
+    }
+    this._outbox = [];
+    this._queued = 0;
+    for (const sub of this._subs.values()) sub._closed(err);
+  }
+
+  _timer(name, ms, fn) {
+    this._clear(name);
+    this._timers[name] = setTimeout(() => {
+      delete this._timers[name];
+      fn();
+    }, ms);
+  }
+  _clear(name) {
+    if (this._timers[name] !== undefined) {
+      clearTimeout(this._timers[name]);
+      delete this._timers[name];
+    }
+  }
+
+  // ---- requests -------------------------------------------------------------
+
+  _request(op, fields, flags = {}) {
+    if (this.state === 'closed') return Promise.reject(new DuplexError('closed', 'the client is closed'));
+    return new Promise((resolve, reject) => {
+      const r = { op, fields, resolve, reject, retry: !!flags.retry, publish: !!flags.publish };
+      if (this._ready()) return this._send(r);
+      if (r.publish) {
+        if (this.options.queue <= 0)
+          return reject(new DuplexError('not_connected', 'not connected (publish queue disabled)'));
+        if (this._queued >= this.options.queue)
+          return reject(new DuplexError('queue_full', `${this._queued} publishes already wait for the connection`));
+        this._queued++;
+      } else {
+        this._wait(r);
+      }
+      this._outbox.push(r);
+    });
+  }
+
+  // Requests other than publishes wait for the connection for at most requestTimeout.
+  _wait(r) {
+    r.timer = setTimeout(() => {
+      const i = this._outbox.indexOf(r);
+      if (i >= 0) this._outbox.splice(i, 1);
+      r.reject(new DuplexError('timeout', `not connected within ${this.options.requestTimeout} ms`));
+    }, this.options.requestTimeout);
+  }
+
+  _send(r) {
+    clearTimeout(r.timer);
+    const id = this._nextId++;
+    this._pending.set(id, r);
+    if (!r.sub && !r.ping) {
+      r.timer = setTimeout(() => {
+        if (this._pending.get(id) !== r) return;
+        this._pending.delete(id);
+        r.reject(new DuplexError('timeout', `no reply to ${r.op} within ${this.options.requestTimeout} ms`));
+      }, this.options.requestTimeout);
+    }
+    this._ws.send(JSON.stringify({ id, op: r.op, ...r.fields }));
+  }
+
+  _onReply(m) {
+    if (m.id == null) {
+      // A request without id failed (or a frame the hub could not read).
+      const e = m.error || {};
+      this._emit('error', new DuplexError(e.code || 'error', e.message, { reply: m }));
+      return;
+    }
+    const r = this._pending.get(m.id);
+    if (!r) return;
+    this._pending.delete(m.id);
+    clearTimeout(r.timer);
+    if (r.sub) return r.sub._onReply(m, r.sentSince);
+    if (r.ping) return r.ping(m);
+    if (m.ok) {
+      const { type, id, ok, ...rest } = m;
+      r.resolve(rest);
+    } else {
+      const e = m.error || {};
+      r.reject(new DuplexError(e.code || 'error', e.message, { reply: m }));
+    }
+  }
+
+  _sendSubscribe(sub) {
+    const fields = sub._fields();
+    sub._inflight = true;
+    this._send({ op: 'subscribe', fields, sub, sentSince: !!fields.since });
+  }
+
+  // ---- heartbeat --------------------------------------------------------------
+
+  _startHeartbeat() {
+    const hb = this.options.heartbeat;
+    if (!hb || !(hb.interval > 0)) return;
+    this._timer('beat', hb.interval, () => this._ping());
+  }
+  _stopHeartbeat() {
+    this._clear('beat');
+    this._clear('pong');
+  }
+  // Send a ping; the connection is dead unless its reply comes within timeout.
+  _ping() {
+    const hb = this.options.heartbeat;
+    const ws = this._ws;
+    if (!hb || !this._ready() || this._timers.pong !== undefined) return;
+    const t0 = now();
+    this._send({
+      op: 'ping', fields: {}, ping: () => {
+        if (ws !== this._ws) return;
+        this.rtt = now() - t0;
+        this._clear('pong');
+        this._startHeartbeat();
+      },
+    });
+    this._timer('pong', hb.timeout, () =>
+      this._drop(ws, { reason: 'heartbeat_timeout', message: `no answer to a ping within ${hb.timeout} ms` }));
+  }
+
+  // ---- browser environment: online/offline, visibility ------------------------
+
+  _bindEnvironment() {
+    const w = typeof window !== 'undefined' && window.addEventListener ? window : null;
+    if (!w) return;
+    this._env = {
+      online: () => {
+        this._emit('online');
+        if (this.state === 'reconnecting' && this._timers.retry !== undefined) {
+          this._attempt = 0; // the network is back: try now
+          this._clear('retry');
+          this._dial();
+        } else if (this.state === 'open') {
+          this._checkNow();
+        }
+      },
+      offline: () => {
+        this._emit('offline');
+        if (this.state === 'open') this._checkNow();
+      },
+      visibility: () => {
+        if (typeof document === 'undefined' || document.visibilityState !== 'visible') return;
+        if (this.state === 'open') this._checkNow();
+      },
+    };
+    w.addEventListener('online', this._env.online);
+    w.addEventListener('offline', this._env.offline);
+    if (typeof document !== 'undefined') document.addEventListener('visibilitychange', this._env.visibility);
+  }
+  _unbindEnvironment() {
+    if (!this._env) return;
+    window.removeEventListener('online', this._env.online);
+    window.removeEventListener('offline', this._env.offline);
+    if (typeof document !== 'undefined') document.removeEventListener('visibilitychange', this._env.visibility);
+    this._env = null;
+  }
+  // Ping now (the network changed); the usual timeout decides.
+  _checkNow() {
+    if (this._timers.pong !== undefined) return;
+    this._clear('beat');
+    this._ping();
+  }
+}
+
+function decorate(m, epoch) {
+  m.epoch = epoch;
+  if (m.b64 !== undefined && m.bytes === undefined) {
+    Object.defineProperty(m, 'bytes', { get: () => fromBase64(m.b64), enumerable: false });
+  }
+  return m;
+}
+
+export class Subscription extends Emitter {
+  constructor(client, topic, opts) {
+    super();
+    this.client = client;
+    this.topic = topic;
+    this.active = true;
+    /** Last position handled: {offset, epoch} (null before the first reply). */
+    this.position = opts.since ? { offset: opts.since.offset, epoch: opts.since.epoch } : null;
+    this._opts = opts;
+    this._presence = opts.presence ?? !!(opts.onJoin || opts.onLeave);
+    this._live = false; // subscribed on the current connection
+    this._inflight = false;
+    this._first = true;
+    for (const [ev, key] of [['message', 'onMessage'], ['join', 'onJoin'], ['leave', 'onLeave'],
+      ['reset', 'onReset'], ['error', 'onError'], ['subscribed', 'onSubscribed']]) {
+      if (typeof opts[key] === 'function') this.on(ev, opts[key]);
+    }
+    /** Resolves with the first subscribe reply; rejects if the hub refuses. */
+    this.ready = new Promise((resolve, reject) => {
+      this._settle = { resolve, reject };
+    });
+    this.ready.catch(() => {}); // also reported by the 'error' event
+  }
+
+  get subscribed() {
+    return this._live;
+  }
+
+  _fields() {
+    const f = { topic: this.topic };
+    if (this.position && this.position.epoch) f.since = { offset: this.position.offset, epoch: this.position.epoch };
+    else if (this._opts.history > 0) f.history = this._opts.history;
+    if (this._presence) f.presence = true;
+    if (this._opts.info !== undefined) f.info = this._opts.info;
+    return f;
+  }
+
+  _onReply(m, sentSince) {
+    this._inflight = false;
+    if (!this.active) return;
+    if (!m.ok) {
+      const e = m.error || {};
+      const err = new DuplexError(e.code || 'error', e.message, { reply: m, topic: this.topic });
+      this.active = false;
+      if (this.client._subs.get(this.topic) === this) this.client._subs.delete(this.topic);
+      if (this._first) this._settle.reject(err);
+      this._emit('error', err);
+      return;
+    }
+    this._live = true;
+    const info = { topic: this.topic, offset: m.offset, epoch: m.epoch, resumed: sentSince };
+    if (sentSince) {
+      info.recovered = !!m.recovered;
+      if (m.recovered) {
+        this.position.epoch = m.epoch;
+      } else {
+        const previous = this.position;
+        this.position = { offset: m.offset, epoch: m.epoch };
+        info.reason = m.reason;
+        this._emit('reset', { topic: this.topic, reason: m.reason, previous, offset: m.offset, epoch: m.epoch });
+      }
+    } else {
+      // The replayed history (if asked for) follows with offsets up to m.offset.
+      const h = Math.min(this._opts.history > 0 ? this._opts.history : 0, m.offset);
+      this.position = { offset: m.offset - h, epoch: m.epoch };
+    }
+    if (this._first) {
+      this._first = false;
+      this._settle.resolve(info);
+    }
+    this._emit('subscribed', info);
+  }
+
+  _deliver(m) {
+    if (!this._live || !this.active) return;
+    if (m.offset <= this.position.offset) return; // seen already (defensive)
+    this.position.offset = m.offset;
+    this._emit('message', decorate(m, this.position.epoch));
+  }
+
+  _presenceEvent(m) {
+    if (this._live && this.active) this._emit(m.type, m);
+  }
+
+  _closed(err) {
+    this._live = this._inflight = false;
+    if (this._first && this.active) this._settle.reject(err);
+  }
+
+  publish(data, opts) {
+    return this.client.publish(this.topic, data, opts);
+  }
+  presence() {
+    return this.client.presence(this.topic);
+  }
+  history(opts) {
+    return this.client.history(this.topic, opts);
+  }
+  unsubscribe() {
+    return this.client.unsubscribe(this);
+  }
+}
