@@ -128,6 +128,7 @@ static json_t *publish_one(hub_loop *hl, json_t *p, hub_error *err) {
     hub_error_set(err, "internal", "out of memory");
     return NULL;
   }
+  hub_stat_add(hl, ST_PUBLISH_API, 1);
   return json_pack("{s:b,s:I,s:s}", "ok", 1, "offset", (json_int_t)pos.offset, "epoch", pos.epoch);
 }
 
@@ -312,9 +313,15 @@ static void on_api(dx_http_req *req, void *user) {
   const char *m = dx_http_method(req);
   bool head_ok = !strcmp(c->method, "GET") && !strcmp(m, "HEAD");
   if (strcmp(m, c->method) != 0 && !head_ok) {
-    char msg[64];
+    char msg[64], allow[48];
     snprintf(msg, sizeof msg, "use %s for /api/%s", c->method, c->name);
-    return respond_json(req, 405, error_obj("method_not_allowed", msg));
+    snprintf(allow, sizeof allow, "Allow: %s\r\n", strcmp(c->method, "GET") ? c->method : "GET, HEAD");
+    json_t *o = error_obj("method_not_allowed", msg);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    dx_http_respond(req, 405, "application/json", allow, s ? s : "", s ? strlen(s) : 0);
+    free(s);
+    return;
   }
   c->fn(hl, req);
 }

@@ -466,3 +466,10 @@ size_t hub_core_retained_bytes(hub_core *c) {
   unlock(c);
   return n;
 }
+
+size_t hub_core_topic_count(hub_core *c) {
+  lock(c);
+  size_t n = c->topics.len;
+  unlock(c);
+  return n;
+}

@@ -151,5 +151,7 @@ size_t hub_core_sweep(hub_core *c, uint64_t now_ms);
 
 /* Envelope bytes retained in all topics' history. */
 size_t hub_core_retained_bytes(hub_core *c);
+/* Topics known now. */
+size_t hub_core_topic_count(hub_core *c);
 
 #endif

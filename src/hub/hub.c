@@ -141,6 +141,11 @@ static void on_fanout(unsigned node, const hub_fanout *f, void *user) {
 
 static void on_sweep(dx_timer *t) {
   hub_loop *hl = dx_container_of(t, hub_loop, sweep);
+  /* Loop lag: how late the timer fires (a busy or blocked loop). */
+  uint64_t now = hub_now_ms(hl);
+  atomic_store_explicit(&hl->stats[ST_LOOP_LAG_MS], now > hl->sweep_due ? now - hl->sweep_due : 0,
+                        memory_order_relaxed);
+  hl->sweep_due = now + SWEEP_MS;
   hub_sessions_tick(hl, hub_wall_s());
   if (hl->index == 0) {
     hub_core_sweep(hl->hub->core, hub_now_ms(hl));
@@ -192,6 +197,7 @@ int dx_hub_attach(dx_hub *h, dx_server *srv) {
   int rc = core ? 0 : DX_ENOMEM;
   if (!rc) rc = hub_ws_attach(hl);
   if (!rc) rc = hub_api_attach(hl);
+  if (!rc) rc = hub_metrics_attach(hl);
   if (rc) {
     hub_core_free(core);
     free(hl);
@@ -203,6 +209,7 @@ int dx_hub_attach(dx_hub *h, dx_server *srv) {
   h->loops[h->nloops++] = hl;
   dx_timer_init(hl->loop, &hl->sweep, on_sweep);
   dx_timer_start(&hl->sweep, SWEEP_MS, SWEEP_MS);
+  hl->sweep_due = dx_loop_now(hl->loop) + SWEEP_MS;
   return 0;
 }
 

@@ -24,6 +24,36 @@
 #define HUB_CLOSE_UNAUTHORIZED 4001
 #define HUB_CLOSE_TOO_MANY 4008
 
+/* Counters of one loop, for /metrics: written by the loop's thread, read
+ * by the scrape on any (relaxed atomics). */
+typedef enum hub_stat {
+  ST_CONNECTIONS, /* open now (a gauge: opens minus closes) */
+  ST_CONNECTIONS_TOTAL,
+  ST_REQUESTS,
+  ST_REQUEST_BYTES,
+  ST_REPLIES, /* and other messages sent to one client (welcome, replays) */
+  ST_REPLY_BYTES,
+  ST_ERRORS, /* error replies */
+  ST_PUBLISH_CLIENT,
+  ST_PUBLISH_API,
+  ST_RESUME_RECOVERED,
+  ST_RESUME_TOO_OLD,
+  ST_RESUME_EPOCH_CHANGED,
+  ST_RESUME_OFFSET_AHEAD,
+  ST_RATE_LIMITED_PUBLISH,
+  ST_RATE_LIMITED_SUBSCRIBE,
+  ST_REFUSED_ADDRESS,
+  ST_REFUSED_USER,
+  ST_AUTH_OK,
+  ST_AUTH_FAILED, /* by reason: see hub_auth_reasons */
+  ST_AUTH_FAILED_LAST = ST_AUTH_FAILED + 10,
+  ST_LOOP_LAG_MS, /* last measured (a gauge) */
+  ST_COUNT
+} hub_stat;
+
+/* The reasons a token is refused, as labels (the last one catches others). */
+extern const char *const hub_auth_reasons[ST_AUTH_FAILED_LAST - ST_AUTH_FAILED + 1];
+
 /* One attached server: a loop's share of the hub. */
 typedef struct hub_loop {
   dx_hub *hub;
@@ -34,8 +64,16 @@ typedef struct hub_loop {
   dx_timer sweep; /* once a second: auth deadlines, token expiry; loop 0
                      also expires history and forgets idle topics */
   struct hub_session *timed; /* sessions with an auth deadline or a token exp */
+  uint64_t sweep_due;        /* when the sweep timer should fire (loop lag) */
+  _Atomic uint64_t stats[ST_COUNT];
   bool detached;
 } hub_loop;
+
+static inline void hub_stat_add(hub_loop *hl, hub_stat st, uint64_t n) {
+  atomic_fetch_add_explicit(&hl->stats[st], n, memory_order_relaxed);
+}
+/* Count a refused token under its reason. */
+void hub_stat_auth_failed(hub_loop *hl, const char *why);
 
 struct dx_hub {
   dx_hub_opts o; /* defaults applied; api_key and path are our copies */
@@ -129,5 +167,6 @@ void hub_session_close(hub_session *s);
 /* ---- transports and the HTTP API ---- */
 int hub_ws_attach(hub_loop *hl);
 int hub_api_attach(hub_loop *hl);
+int hub_metrics_attach(hub_loop *hl); /* GET /metrics, /readyz */
 
 #endif

@@ -1,5 +1,6 @@
 #include "hub/node.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,12 +57,14 @@ int hub_node_add(hub_node *n, hub_member *m, const char *topic, size_t len, uint
   lt->subs[lt->len] = (hub_local_sub){m, last, m->nsubs, presence};
   m->subs[m->nsubs++] = (hub_msub){lt, lt->len++};
   lt->npresence += presence;
+  atomic_fetch_add_explicit(&n->subscriptions, 1, memory_order_relaxed);
   return 0;
 }
 
 void hub_node_remove(hub_node *n, hub_member *m, uint32_t i) {
   hub_local_topic *lt = m->subs[i].lt;
   uint32_t j = m->subs[i].idx;
+  atomic_fetch_sub_explicit(&n->subscriptions, 1, memory_order_relaxed);
   lt->npresence -= lt->subs[j].presence;
   /* Swap-remove from the topic, fixing the moved entry's back link. */
   lt->subs[j] = lt->subs[--lt->len];
@@ -88,6 +91,7 @@ void hub_node_deliver(hub_node *n, const hub_fanout *f) {
   if (presence && !lt->npresence) return;
   void *prepared = NULL;
   const hub_transport *tr = NULL;
+  uint64_t sent = 0, slow = 0, closed = 0;
   for (uint32_t i = 0; i < lt->len; i++) {
     hub_local_sub *s = &lt->subs[i];
     if (s->m->conn == f->skip_conn) {
@@ -104,14 +108,17 @@ void hub_node_deliver(hub_node *n, const hub_fanout *f) {
       if (prepared) tr->release(prepared);
       tr = s->m->tr;
       prepared = tr->prepare(f->env);
-      if (!prepared) { /* out of memory: send a copy to this one */
-        tr->send_env(s->m, f->env->data, f->env->len);
-        n->delivered++;
-        continue;
-      }
     }
-    tr->send_prepared(s->m, prepared, f->env);
-    n->delivered++;
+    /* Out of memory for the shared copy: send this one a copy of its own. */
+    int rc = prepared ? tr->send_prepared(s->m, prepared, f->env)
+                      : tr->send_env(s->m, f->env->data, f->env->len);
+    sent += rc == 0;
+    slow += rc == HUB_SEND_SLOW;
+    closed += rc == HUB_SEND_CLOSED;
   }
   if (prepared) tr->release(prepared);
+  atomic_fetch_add_explicit(&n->delivered, sent, memory_order_relaxed);
+  atomic_fetch_add_explicit(&n->delivered_bytes, sent * f->env->len, memory_order_relaxed);
+  if (slow) atomic_fetch_add_explicit(&n->dropped_slow, slow, memory_order_relaxed);
+  if (closed) atomic_fetch_add_explicit(&n->dropped_closed, closed, memory_order_relaxed);
 }

@@ -25,11 +25,15 @@ typedef struct hub_member hub_member;
  * members (e.g. a dx_msg framed once); send_env sends one envelope to one
  * member (replies, replays). Sends must not remove subscriptions
  * synchronously (a failing connection is closed later, as dx_ws_close does). */
+/* Sends return 0, HUB_SEND_SLOW (dropped: the member does not keep up and
+ * is being closed by the backpressure policy) or HUB_SEND_CLOSED (dropped:
+ * the member is closing). */
+enum { HUB_SEND_SLOW = 1, HUB_SEND_CLOSED = 2 };
 typedef struct hub_transport {
   void *(*prepare)(hub_blob *env);
-  void (*send_prepared)(hub_member *m, void *prepared, hub_blob *env);
+  int (*send_prepared)(hub_member *m, void *prepared, hub_blob *env);
   void (*release)(void *prepared);
-  void (*send_env)(hub_member *m, const char *data, size_t len);
+  int (*send_env)(hub_member *m, const char *data, size_t len);
 } hub_transport;
 
 typedef struct hub_local_topic hub_local_topic;
@@ -65,7 +69,10 @@ struct hub_local_topic {
 
 typedef struct hub_node {
   hub_map topics; /* name -> hub_local_topic */
-  uint64_t delivered; /* messages handed to members (for metrics) */
+  /* For metrics, written by the node's thread once per delivery and read
+   * by any (relaxed atomics). */
+  _Atomic uint64_t delivered, delivered_bytes, dropped_slow, dropped_closed;
+  _Atomic uint64_t subscriptions; /* current, on this node */
 } hub_node;
 
 void hub_node_init(hub_node *n);

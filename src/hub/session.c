@@ -13,7 +13,10 @@ static void send_text(hub_session *s, char *text) {
     dx_log_error("hub: out of memory building a reply for client %s", s->client);
     return;
   }
-  s->m.tr->send_env(&s->m, text, strlen(text));
+  size_t len = strlen(text);
+  s->m.tr->send_env(&s->m, text, len);
+  hub_stat_add(s->hl, ST_REPLIES, 1);
+  hub_stat_add(s->hl, ST_REPLY_BYTES, len);
   free(text);
 }
 
@@ -66,6 +69,7 @@ static int adopt(hub_session *s, hub_token *t) {
     const char *why;
     s->user_peer = hub_peers_admit(&s->hl->hub->users, t->user, hub_now_ms(s->hl), &why);
     if (!s->user_peer) {
+      hub_stat_add(s->hl, ST_REFUSED_USER, 1);
       dx_log_info("hub: client %s user %s refused: %s (--max-connections-per-user); closing "
                   "with %d",
                   s->client, t->user, why, HUB_CLOSE_TOO_MANY);
@@ -85,6 +89,8 @@ static int adopt(hub_session *s, hub_token *t) {
 
 static int verify(hub_session *s, const char *token, hub_token *t, const char **why) {
   int rc = hub_token_verify(s->hl->hub->verifier, token, hub_wall_s(), t, why);
+  if (rc) hub_stat_auth_failed(s->hl, *why);
+  else hub_stat_add(s->hl, ST_AUTH_OK, 1);
   if (rc)
     dx_log_info("hub: client %s: token refused: %s", s->client, *why); /* never the token */
   return rc;
@@ -117,6 +123,7 @@ void hub_sessions_tick(hub_loop *hl, int64_t now_s) {
     next = s->next;
     if (now_s < s->deadline) continue;
     bool pending = s->auth == HUB_AUTH_PENDING;
+    hub_stat_auth_failed(hl, pending ? "authentication timeout" : "token expired");
     dx_log_info("hub: client %s%s%s: %s; closing with %d", s->client, *s->user ? " user " : "",
                 s->user, pending ? "no token in time" : "token expired", HUB_CLOSE_UNAUTHORIZED);
     close_session(s, HUB_CLOSE_UNAUTHORIZED, pending ? "authentication timeout" : "token expired");
@@ -185,6 +192,7 @@ static int rate_ok(hub_session *s, bool publish, hub_error *err) {
   double rate = publish ? o->publish_rate : o->subscribe_rate;
   uint32_t wait = hub_bucket_take(publish ? &s->pub_rate : &s->sub_rate, rate, hub_now_ms(s->hl));
   if (!wait) return 0;
+  hub_stat_add(s->hl, publish ? ST_RATE_LIMITED_PUBLISH : ST_RATE_LIMITED_SUBSCRIBE, 1);
   hub_error_set(err, "rate_limited", "at most %g %s per second; retry in %u ms", rate,
                 publish ? "publishes" : "subscribes", wait);
   dx_log_debug("hub: client %s rate limited (%s)", s->client, publish ? "publish" : "subscribe");
@@ -290,6 +298,12 @@ static int subscribe(hub_session *s, hub_request *r, hub_error *err) {
     hub_error_set(err, "internal", "out of memory");
     return -1;
   }
+  if (rec != HUB_RECOVERY_NONE)
+    hub_stat_add(s->hl, rec == HUB_RECOVERED     ? ST_RESUME_RECOVERED
+                        : rec == HUB_TOO_OLD     ? ST_RESUME_TOO_OLD
+                        : rec == HUB_EPOCH_CHANGED ? ST_RESUME_EPOCH_CHANGED
+                                                 : ST_RESUME_OFFSET_AHEAD,
+                 1);
   if (r->id) {
     json_t *f = position(&pos);
     json_object_set_new(f, "topic", json_stringn(r->topic, r->topic_len));
@@ -299,8 +313,11 @@ static int subscribe(hub_session *s, hub_request *r, hub_error *err) {
     }
     send_text(s, hub_reply_ok(r->id, f));
   }
-  for (uint32_t i = 0; i < replay.len; i++)
+  for (uint32_t i = 0; i < replay.len; i++) {
     s->m.tr->send_env(&s->m, replay.envs[i]->data, replay.envs[i]->len);
+    hub_stat_add(s->hl, ST_REPLIES, 1);
+    hub_stat_add(s->hl, ST_REPLY_BYTES, replay.envs[i]->len);
+  }
   hub_replay_free(&replay);
   return 0;
 }
@@ -341,6 +358,7 @@ static int publish(hub_session *s, hub_request *r, hub_error *err) {
     hub_error_set(err, "internal", "out of memory");
     return -1;
   }
+  hub_stat_add(s->hl, ST_PUBLISH_CLIENT, 1);
   if (r->id) send_text(s, hub_reply_ok(r->id, position(&pos)));
   return 0;
 }
@@ -411,6 +429,7 @@ static int history(hub_session *s, hub_request *r, hub_error *err) {
 }
 
 static void fail(hub_session *s, json_t *id, const hub_error *err) {
+  hub_stat_add(s->hl, ST_ERRORS, 1);
   send_text(s, hub_reply_error(id, err));
   bool invalid = !strcmp(err->code, "bad_request") || !strcmp(err->code, "unknown_op");
   if (invalid && ++s->bad_in_row >= HUB_BAD_IN_ROW_MAX) {
@@ -428,6 +447,8 @@ void hub_session_reject(hub_session *s, const char *code, const char *message) {
 
 void hub_session_request(hub_session *s, const char *text, size_t len) {
   if (s->closing) return;
+  hub_stat_add(s->hl, ST_REQUESTS, 1);
+  hub_stat_add(s->hl, ST_REQUEST_BYTES, len);
   hub_request r;
   hub_error err;
   int rc = hub_request_parse(text, len, &r, &err);

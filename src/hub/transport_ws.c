@@ -17,13 +17,17 @@ typedef struct ws_conn {
 static dx_ws *ws_of(hub_member *m) { return ((ws_conn *)(void *)m)->ws; }
 
 static void *prepare(hub_blob *env) { return dx_msg_new(DX_OP_TEXT, env->data, env->len); }
-static void send_prepared(hub_member *m, void *msg, hub_blob *env) {
+static int result(int rc) {
+  return rc >= 0 ? 0 : rc == DX_EBACKPRESSURE ? HUB_SEND_SLOW : HUB_SEND_CLOSED;
+}
+static int send_prepared(hub_member *m, void *msg, hub_blob *env) {
   (void)env;
-  dx_ws_send_msg(ws_of(m), msg); /* a slow client is closed by the backpressure policy */
+  /* A slow client is closed by the backpressure policy (counted here). */
+  return result(dx_ws_send_msg(ws_of(m), msg));
 }
 static void release(void *msg) { dx_msg_free(msg); }
-static void send_env(hub_member *m, const char *data, size_t len) {
-  dx_ws_send(ws_of(m), DX_OP_TEXT, data, len);
+static int send_env(hub_member *m, const char *data, size_t len) {
+  return result(dx_ws_send(ws_of(m), DX_OP_TEXT, data, len));
 }
 
 static const hub_transport ws_transport = {prepare, send_prepared, release, send_env};
@@ -70,6 +74,7 @@ static int on_upgrade(dx_ws *ws, void *user) {
     ws_conn *c = dx_ws_data(ws);
     c->ip = hub_peers_admit(&hl->hub->ips, peer_ip(ws, ip, sizeof ip), hub_now_ms(hl), &why);
     if (!c->ip) {
+      hub_stat_add(hl, ST_REFUSED_ADDRESS, 1);
       dx_log_info("hub: %s refused with 429: %s from this address", ip, why);
       return 429;
     }
@@ -111,6 +116,8 @@ static bool token_from_query(const char *q, char *out, size_t cap) {
 static void on_open(dx_ws *ws, void *user) {
   ws_conn *c = dx_ws_data(ws);
   c->ws = ws;
+  hub_stat_add(user, ST_CONNECTIONS, 1);
+  hub_stat_add(user, ST_CONNECTIONS_TOTAL, 1);
   static _Thread_local char token[TOKEN_MAX];
   bool have = token_from_protocols(dx_ws_header(ws, "Sec-WebSocket-Protocol"), token, sizeof token) ||
               token_from_query(dx_ws_query(ws), token, sizeof token);
@@ -132,7 +139,10 @@ static void on_close(dx_ws *ws, int code, const char *reason, size_t reason_len,
                      void *user) {
   (void)code, (void)reason, (void)reason_len, (void)clean;
   ws_conn *c = dx_ws_data(ws);
-  if (c->ws) hub_session_close(&c->s); /* opened: leave every topic */
+  if (c->ws) { /* opened: leave every topic */
+    hub_session_close(&c->s);
+    hub_stat_add(user, ST_CONNECTIONS, (uint64_t)-1);
+  }
   hub_peers_release(&((hub_loop *)user)->hub->ips, c->ip);
 }
 

@@ -19,15 +19,16 @@ static void *prepare(hub_blob *env) {
   nprepared++;
   return hub_blob_ref(env);
 }
-static void record(hub_member *m, const char *data, size_t len) {
-  if (nlog == LOG_MAX) return;
+static int record(hub_member *m, const char *data, size_t len) {
+  if (nlog == LOG_MAX) return 0;
   log_[nlog].conn = m->conn;
   snprintf(log_[nlog].data, sizeof log_[nlog].data, "%.*s", (int)len, data);
   nlog++;
+  return 0;
 }
-static void send_prepared(hub_member *m, void *p, hub_blob *env) {
+static int send_prepared(hub_member *m, void *p, hub_blob *env) {
   CHECK(p == env);
-  record(m, env->data, env->len);
+  return record(m, env->data, env->len);
 }
 static void release(void *p) { hub_blob_unref(p); }
 static const hub_transport tr = {prepare, send_prepared, release, record};
