@@ -21,7 +21,8 @@
   "      --pong-timeout T       close clients that do not answer a ping (30s)\n"                   \
   "      --idle-timeout T       close after no message either way (default off)\n"                 \
   "      --static DIR           also serve files from DIR over plain HTTP\n"                       \
-  "      --origin ORIGIN        allow only this Origin (repeatable)\n" DEFLATE_OPTIONS_HELP        \
+  "      --origin ORIGIN        allow only this Origin (repeatable; *.example.com\n"             \
+  "                             allows its subdomains), others get 403\n" DEFLATE_OPTIONS_HELP        \
   "      --tls-cert FILE        serve wss:// with this certificate chain (PEM)\n"                  \
   "      --tls-key FILE         its private key (PEM; default: in the cert file)\n"                \
   "      --tls-ca FILE          require client certificates signed by this CA\n"                   \

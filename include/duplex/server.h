@@ -89,7 +89,10 @@ typedef struct dx_server_opts {
   dx_backpressure_policy backpressure;
 
   const char *const *origins; /* NULL-terminated allowlist of Origin values
-                                  ("https://example.com"); NULL allows all */
+                                  ("https://example.com"), or subdomain wildcards:
+                                  "*.example.com" (http and https), or the same
+                                  after a scheme, like the exact values; others get
+                                  403. NULL allows all */
   const char *static_dir;     /* serve files from here; NULL = none */
   dx_deflate_opts deflate;    /* permessage-deflate (RFC 7692); off unless .enable */
 

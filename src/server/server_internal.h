@@ -128,4 +128,8 @@ void dx__server_upgrade(dx_ws *ws, dx_http_request *req, dx_ws_route *route, uin
 
 void dx__server_anchor_unref(dx_post_anchor *a);
 
+/* Does an Origin value match an allowlist entry (exact, or a subdomain
+ * wildcard "*.example.com", optionally after a scheme)? (origin.c) */
+bool dx__origin_match(const char *pattern, const char *origin, size_t len);
+
 #endif /* DX_SERVER_INTERNAL_H */

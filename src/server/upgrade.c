@@ -12,9 +12,7 @@
 static bool origin_allowed(const dx_server *srv, const dx_upgrade_request *up) {
   if (!srv->opts.origins) return true;
   for (size_t i = 0; srv->opts.origins[i]; i++) {
-    const char *o = srv->opts.origins[i];
-    if (strlen(o) == up->origin.len && strncasecmp(o, up->origin.ptr, up->origin.len) == 0)
-      return true;
+    if (dx__origin_match(srv->opts.origins[i], up->origin.ptr, up->origin.len)) return true;
   }
   return false;
 }

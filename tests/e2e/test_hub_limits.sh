@@ -21,4 +21,19 @@ run_helper "limits client" node "$DX_SOURCE_DIR/tests/interop/hub_limits.mjs" "$
 "$DUPLEX" serve --rule 'x:colour=red' --port 0 >/dev/null 2>"$DX_TMP/err"; rc=$?
 grep -q "unknown rule key 'colour'" "$DX_TMP/err" && pass "an unknown rule key is named" ||
   check_fail "unknown rule key: $(cat "$DX_TMP/err")"
+# The Origin allowlist, with a subdomain wildcard: 403 before the upgrade.
+start_serve --origin 'https://app.example.org' --origin '*.example.com'
+for pair in "https://a.example.com 101" "http://b.c.example.com 101" "https://app.example.org 101" \
+  "https://example.com 403" "https://evil.com 403" "https://a.example.com.evil.com 403"; do
+  set -- $pair
+  got=$(cd "$DX_SOURCE_DIR/tests/interop" && node -e '
+const WebSocket = require("ws");
+const ws = new WebSocket(`ws://127.0.0.1:${process.argv[1]}/ws`, "duplex.v1", { origin: process.argv[2] });
+ws.on("open", () => { console.log(101); ws.close(); });
+ws.on("unexpected-response", (q, r) => { console.log(r.statusCode); process.exit(0); });
+ws.on("error", (e) => console.log("error " + e.message));
+setTimeout(() => process.exit(1), 5000);
+' "$PORT" "$1" 2>&1 | head -1)
+  [[ $got == "$2" ]] && pass "Origin $1: $2" || check_fail "Origin $1: got $got, want $2"
+done
 finish
