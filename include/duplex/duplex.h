@@ -26,8 +26,10 @@
 #include "duplex/proto.h"
 #include "duplex/utf8.h"
 
-/* Connections, servers and clients over ws:// and wss://. */
+/* Connections, servers (with plain HTTP handlers) and clients over ws://
+ * and wss://. */
 #include "duplex/client.h"
+#include "duplex/http.h"
 #include "duplex/server.h"
 #include "duplex/tls.h"
 #include "duplex/ws.h"

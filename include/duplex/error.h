@@ -38,6 +38,7 @@ extern "C" {
   X(DX_EPROXY, -15, "the proxy refused the CONNECT request")                                 \
   X(DX_ETLS, -16, "TLS failure")                                                             \
   X(DX_ERESET, -17, "connection reset by peer")                                              \
+  X(DX_ENOENT, -18, "no such item (e.g. an absent query parameter)")                         \
   /* HTTP / opening handshake (RFC 6455 section 4, RFC 7230) */                              \
   X(DX_EHTTP_MALFORMED, -100, "malformed HTTP message")                                      \
   X(DX_EHTTP_LINE_TOO_LONG, -101, "HTTP request or status line too long")                    \

@@ -10,9 +10,10 @@
  * each with its own dx_server on the same port and `.reuseport = true`; the
  * kernel spreads connections across them.
  *
- * Plain HTTP on the same port: GET/HEAD of files under `static_dir`,
- * `/healthz`, 404 for the rest and 426 for a WebSocket route requested
- * without an upgrade.
+ * Plain HTTP on the same port: handlers registered with dx_server_http
+ * (duplex/http.h), GET/HEAD of files under `static_dir`, `/healthz`, 404
+ * for the rest and 426 for a WebSocket route requested without an
+ * upgrade.
  *
  * Threads: every function must be called on the loop's thread, EXCEPT
  * dx_server_post_send() and dx_server_post_broadcast(), which any thread may
@@ -30,6 +31,7 @@
 
 #include "duplex/common.h"
 #include "duplex/deflate.h"
+#include "duplex/http.h"
 #include "duplex/tls.h"
 #include "duplex/ws.h"
 
@@ -77,6 +79,8 @@ typedef struct dx_server_opts {
   size_t max_message;     /* default 16 MiB; then close 1009 */
   size_t max_frame;       /* default max_message */
   size_t max_handshake;   /* request head size, default 8 KiB; then 431 */
+  size_t max_body;        /* request body for dx_server_http handlers, default 1 MiB
+                             (at most 1 GiB); then 413 */
 
   int handshake_timeout; /* default 10000: slow or silent clients are dropped */
   int ping_interval;     /* default 30000: ping a quiet peer this often */

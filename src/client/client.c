@@ -182,43 +182,35 @@ static void write_connect_request(dx_client *c, dx_ws *ws) {
   dx_stream_write(&ws->stream, req, (size_t)n < sizeof req ? (size_t)n : sizeof req - 1);
 }
 
+typedef struct response_parse {
+  dx_http_response resp;
+  dx_http_limits lim;
+} response_parse;
+
+static int parse_response(const uint8_t *buf, size_t len, void *arg) {
+  response_parse *p = arg;
+  p->resp.num_headers = DX_CLIENT_MAX_HEADERS;
+  return dx_http_parse_response((const char *)buf, len, &p->resp, &p->lim);
+}
+
 static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
   dx_client *c = ws->owner;
-  uint8_t *buf = data;
-  size_t have = len;
-  if (ws->hs) {
-    /* Keep every byte: frames may follow the head in the same read, and
-     * cutting at the buffer's size lost them. The head itself stays
-     * bounded (the parser fails past DX_CLIENT_MAX_RESPONSE, and only
-     * answers "need more" below it), so this grows once, by one read. */
-    if (ws->hs_len + len > DX_CLIENT_MAX_RESPONSE) {
-      uint8_t *grown = realloc(ws->hs, ws->hs_len + len);
-      if (!grown) {
-        attempt_fail(c, DX_ENOMEM, "out of memory");
-        return;
-      }
-      ws->hs = grown;
-    }
-    memcpy(ws->hs + ws->hs_len, data, len);
-    ws->hs_len += (uint32_t)len;
-    buf = ws->hs;
-    have = ws->hs_len;
-  }
   dx_http_header headers[DX_CLIENT_MAX_HEADERS];
-  dx_http_response resp = {.headers = headers, .num_headers = DX_CLIENT_MAX_HEADERS};
-  dx_http_limits lim = {.max_size = DX_CLIENT_MAX_RESPONSE, .max_headers = DX_CLIENT_MAX_HEADERS};
-  int rc = dx_http_parse_response((const char *)buf, have, &resp, &lim);
-  if (rc == DX_EAGAIN) {
-    if (!ws->hs) {
-      if (!(ws->hs = malloc(DX_CLIENT_MAX_RESPONSE))) {
-        attempt_fail(c, DX_ENOMEM, "out of memory");
-        return;
-      }
-      memcpy(ws->hs, data, len);
-      ws->hs_len = (uint32_t)len;
-    }
+  response_parse p = {
+      .resp = {.headers = headers},
+      .lim = {.max_size = DX_CLIENT_MAX_RESPONSE, .max_headers = DX_CLIENT_MAX_HEADERS},
+  };
+  dx_http_response resp;
+  uint8_t *buf;
+  size_t have;
+  int rc =
+      dx__gather_feed(&ws->hs, data, len, DX_CLIENT_MAX_RESPONSE, parse_response, &p, &buf, &have);
+  if (rc == DX_EAGAIN) return;
+  if (rc == DX_ENOMEM) {
+    attempt_fail(c, DX_ENOMEM, "out of memory");
     return;
   }
+  resp = p.resp;
   char msg[512];
   if (rc < 0) {
     snprintf(msg, sizeof msg, "bad handshake response from the %s: %s",
@@ -241,9 +233,8 @@ static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
     /* `rest` may point into ws->hs (a 200 that came in pieces): keep that
      * buffer until `rest` was used; the call below gathers into a new one.
      * (Dropping it first was a use-after-free.) */
-    uint8_t *old_hs = ws->hs;
-    ws->hs = NULL;
-    ws->hs_len = 0;
+    uint8_t *old_hs = ws->hs.buf;
+    ws->hs = (dx_gather){0};
     if (c->tls_ctx && dx_stream_start_tls(&ws->stream, c->tls_ctx, false, c->url.host) != 0) {
       free(old_hs);
       attempt_fail(c, DX_ETLS, "could not start TLS through the proxy tunnel");

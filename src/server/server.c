@@ -119,6 +119,8 @@ dx_server *dx_server_new(dx_loop *loop, const dx_server_opts *opts) {
   if (!o->backlog) o->backlog = 1024;
   if (!o->max_connections) o->max_connections = 100000;
   if (!o->max_handshake) o->max_handshake = 8192;
+  if (!o->max_body) o->max_body = (size_t)1 << 20;
+  if (o->max_body > (size_t)1 << 30) o->max_body = (size_t)1 << 30;
   srv->limits.max_size = o->max_handshake;
   srv->limits.max_line = o->max_handshake < 4096 ? o->max_handshake : 4096;
   srv->limits.max_headers = DX_MAX_REQUEST_HEADERS;
@@ -252,7 +254,12 @@ void dx_server_shutdown(dx_server *srv, int timeout_ms, void (*done)(dx_server *
       if (ws->phase == DX_WS_OPEN) {
         dx_ws_close(ws, DX_CLOSE_GOING_AWAY, "server shutting down");
         open++;
-      } else if (ws->phase == DX_WS_HANDSHAKE) {
+      } else if (ws->phase == DX_WS_HANDSHAKE && ws->http_served && !ws->hs.len) {
+        /* An idle kept-alive HTTP connection: let its last response out. */
+        dx__ws_begin_http(ws);
+        dx__ws_finish(ws);
+      } else if (ws->phase == DX_WS_HANDSHAKE && ws != srv->in_handler) {
+        /* (A handler running now answers with "Connection: close".) */
         dx_stream_abort(&ws->stream);
       }
     }
@@ -268,6 +275,7 @@ void dx_server_shutdown(dx_server *srv, int timeout_ms, void (*done)(dx_server *
 static void free_server_memory(void *p) {
   dx_server *srv = p;
   dx__server_free_routes(srv);
+  dx__server_free_http_routes(srv);
   free(srv->host);
   free(srv->static_dir);
   dx_pmd_shared_free(srv->pmd_shared);

@@ -8,6 +8,8 @@
  *   request.c     reading a request head and sending it on its way
  *   http_plain.c  plain HTTP answers: /healthz, static files, 404/426
  *   upgrade.c     the WebSocket upgrade
+ *   http_handler.c plain HTTP handlers (dx_server_http): bodies, keep-alive,
+ *                 the dx_http_req accessors and dx_http_respond
  *   post.c        work handed over from other threads
  */
 #ifndef DX_SERVER_INTERNAL_H
@@ -34,6 +36,16 @@ typedef struct dx_post_anchor {
   dx_server *srv; /* NULL once the server is freed; loop thread only */
 } dx_post_anchor;
 
+/* A dx_server_http route: an exact path, or a prefix ending in '/'. */
+typedef struct dx_http_route {
+  struct dx_http_route *next;
+  char *path;
+  size_t len;
+  bool prefix;
+  dx_http_handler fn;
+  void *user;
+} dx_http_route;
+
 struct dx_server {
   dx_loop *loop;
   dx_server_opts opts;
@@ -44,6 +56,8 @@ struct dx_server {
   char *tls_strs[4]; /* our copies of cert, key, CA paths and ciphers */
   dx_ws_route *routes;
   size_t max_data_size; /* largest per-connection user data of any route */
+  dx_http_route *http_routes;
+  dx_ws *in_handler; /* the connection whose HTTP handler is running, or NULL */
   /* Every connection, any phase, in a slot table: a slot holds a dx_ws
    * pointer, or (odd values) the index of the next free slot << 1 | 1.
    * A connection's id is its slot and a generation, so a stale id never
@@ -123,6 +137,20 @@ void dx__server_on_http_drain(dx_ws *ws);
  * or an error response. `rest` holds the bytes after the head. */
 void dx__server_upgrade(dx_ws *ws, dx_http_request *req, dx_ws_route *route, uint8_t *rest,
                         size_t rest_len);
+
+/* ---- http_handler.c ---- */
+
+/* The handler route for a path: exact first, then the longest prefix. */
+const dx_http_route *dx__server_find_http(const dx_server *srv, const char *path, size_t len);
+void dx__server_free_http_routes(dx_server *srv);
+
+/* Serve a request (head of head_len bytes parsed from buf[0..have)) with
+ * its handler: gather the body, call the handler, answer. Returns the
+ * request's length when the connection stays open for the next request
+ * (the bytes after it are the next request's), or 0 when it closes or
+ * waits for more of the body. */
+size_t dx__server_serve_http(dx_ws *ws, const dx_http_route *route, dx_http_request *req,
+                             uint8_t *buf, size_t have, size_t head_len);
 
 /* ---- post.c ---- */
 

@@ -131,8 +131,12 @@ static void on_timer(dx_timer *t) {
   char peer[64];
   switch (ws->phase) {
   case DX_WS_HANDSHAKE:
-    dx_log_info("%s: handshake not completed within %d ms; dropping",
-                dx__ws_peer(ws, peer, sizeof peer), ws->cfg->handshake_timeout);
+    if (ws->http_served && !ws->hs.len) /* a kept-alive HTTP connection, idle: normal */
+      dx_log_debug("%s: idle HTTP keep-alive connection; closing",
+                   dx__ws_peer(ws, peer, sizeof peer));
+    else
+      dx_log_info("%s: %s not completed within %d ms; dropping", dx__ws_peer(ws, peer, sizeof peer),
+                  ws->http_served ? "request" : "handshake", ws->cfg->handshake_timeout);
     dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, DX_ETIMEDOUT,
                         "the opening handshake timed out");
     dx_stream_abort(&ws->stream);
@@ -192,16 +196,14 @@ void dx__ws_begin_http(dx_ws *ws) {
 
 void dx__ws_arm_http(dx_ws *ws) { arm(ws, ws->cfg->close_timeout); }
 
+void dx__ws_arm_handshake(dx_ws *ws) { arm(ws, ws->cfg->handshake_timeout); }
+
 void dx__ws_finish(dx_ws *ws) {
   dx_stream_close(&ws->stream);
   if (!ws->stream_done) arm(ws, ws->cfg->close_timeout);
 }
 
-void dx__ws_drop_handshake(dx_ws *ws) {
-  free(ws->hs);
-  ws->hs = NULL;
-  ws->hs_len = 0;
-}
+void dx__ws_drop_handshake(dx_ws *ws) { dx__gather_free(&ws->hs); }
 
 /* ---- orphans: connections whose owner is going away ---- */
 

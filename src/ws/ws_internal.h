@@ -15,6 +15,7 @@
 #include "duplex/ws.h"
 #include "io/stream.h"
 #include "io/tls.h"
+#include "proto/head_gather.h"
 
 /* A set of handlers with its user pointer (a server route, or a client). */
 typedef struct dx_ws_route {
@@ -60,9 +61,9 @@ struct dx_ws {
   void *owner; /* dx_server * or the client */
   const dx_ws_route *route;
   const dx_ws_config *cfg;
-  uint64_t id; /* server: slot | generation << 32 (dx_ws_id); client: 0 */
-  char *strs;  /* "path\0query\0protocol\0", kept while open */
-  uint8_t *hs; /* handshake bytes gathered across reads */
+  uint64_t id;  /* server: slot | generation << 32 (dx_ws_id); client: 0 */
+  char *strs;   /* "path\0query\0protocol\0", kept while open */
+  dx_gather hs; /* the request (server) or response (client) gathered across reads */
   /* A connection is a WebSocket or answers plain HTTP, never both: one
    * word serves both uses (http_body_held says which), keeping every
    * connection a word smaller. */
@@ -83,7 +84,6 @@ struct dx_ws {
     uint32_t ping_sent; /* when ping_outstanding */
     uint32_t http_sent; /* response bytes sent at the last stall check */
   };
-  uint32_t hs_len;
   uint16_t close_code; /* as given to on_close */
   uint8_t phase;
   bool ping_outstanding;
@@ -93,6 +93,7 @@ struct dx_ws {
   bool finishing;       /* the transport is being closed */
   bool proto_ready;     /* dx_proto_init ran (the connection was opened) */
   bool http_body_held;  /* the union above holds http_body, not pmd */
+  bool http_served;     /* server: answered a handler's request; kept alive */
   /* dx_proto, then the user's data, follow inline. */
   alignas(max_align_t) unsigned char tail[];
 };
@@ -131,6 +132,10 @@ void dx__ws_begin_http(dx_ws *ws);
 /* A plain HTTP response is being sent in pieces: time out only on stalls
  * (a whole close timeout in which no byte was sent). */
 void dx__ws_arm_http(dx_ws *ws);
+
+/* Start the handshake timeout again: a kept-alive HTTP connection waits
+ * for its next request (server). */
+void dx__ws_arm_handshake(dx_ws *ws);
 
 /* Graceful transport close bounded by the close timeout. */
 void dx__ws_finish(dx_ws *ws);
