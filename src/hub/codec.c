@@ -219,7 +219,7 @@ hub_blob *hub_env_presence(const char *type, const char *topic, size_t topic_len
   json_t *o = json_pack("{s:s,s:s%,s:s,s:s}", "type", type, "topic", topic, topic_len, "client",
                         client, "user", user ? user : "");
   if (o && info) {
-    json_t *i = json_loads(info, 0, NULL);
+    json_t *i = json_loads(info, JSON_DECODE_ANY, NULL);
     if (!i || json_object_set_new(o, "info", i) != 0) {
       json_decref(o);
       return NULL;

@@ -356,8 +356,9 @@ int hub_core_history(hub_core *c, const char *name, size_t len, bool has_since,
   } else {
     n = h->len < limit ? h->len : limit;
     from = h->len - n;
-    /* complete: nothing before the first returned was lost */
-    *complete = (n ? hub_history_at(h, from)->offset : t->offset + 1) == 1;
+    /* complete: nothing since the topic's start is lost (older ones that
+     * the limit left out are still there to page to) */
+    *complete = h->len ? hub_history_first(h) == 1 : t->offset == 0;
   }
   if (!rc && replay_add(out, h, from, n) != 0) rc = -1;
   unlock(c);

@@ -126,6 +126,8 @@ json_t *hub_history_fields(dx_hub *h, uint64_t now_ms, const char *topic, size_t
 typedef struct hub_session hub_session;
 typedef struct hub_session_ops {
   void (*close)(hub_session *s, uint16_t code, const char *reason);
+  /* The peer's address ("ip:port") into buf, for log lines. */
+  const char *(*peer)(hub_session *s, char *buf, size_t cap);
 } hub_session_ops;
 
 typedef enum hub_auth {
@@ -142,6 +144,7 @@ struct hub_session {
   hub_token tok;
   hub_peer *user_peer; /* counted in hub->users while authenticated */
   hub_bucket pub_rate, sub_rate;
+  uint32_t rate_logged_ms; /* last "rate limited" log line */
   int64_t deadline; /* pending: close at this time (s); token: its exp */
   struct hub_session *prev, *next; /* in hl->timed while deadline is set */
   uint16_t bad_in_row;

@@ -70,9 +70,10 @@ static int adopt(hub_session *s, hub_token *t) {
     s->user_peer = hub_peers_admit(&s->hl->hub->users, t->user, hub_now_ms(s->hl), &why);
     if (!s->user_peer) {
       hub_stat_add(s->hl, ST_REFUSED_USER, 1);
-      dx_log_info("hub: client %s user %s refused: %s (--max-connections-per-user); closing "
-                  "with %d",
-                  s->client, t->user, why, HUB_CLOSE_TOO_MANY);
+      char peer[64];
+      dx_log_info("hub: %s client %s user %s refused: %s (--max-connections-per-user); "
+                  "closing with %d",
+                  s->ops->peer(s, peer, sizeof peer), s->client, t->user, why, HUB_CLOSE_TOO_MANY);
       hub_token_clear(t);
       close_session(s, HUB_CLOSE_TOO_MANY, "too many connections for this user");
       return -1;
@@ -91,8 +92,11 @@ static int verify(hub_session *s, const char *token, hub_token *t, const char **
   int rc = hub_token_verify(s->hl->hub->verifier, token, hub_wall_s(), t, why);
   if (rc) hub_stat_auth_failed(s->hl, *why);
   else hub_stat_add(s->hl, ST_AUTH_OK, 1);
-  if (rc)
-    dx_log_info("hub: client %s: token refused: %s", s->client, *why); /* never the token */
+  if (rc) {
+    char peer[64];
+    dx_log_info("hub: %s client %s: token refused: %s", s->ops->peer(s, peer, sizeof peer),
+                s->client, *why); /* never the token */
+  }
   return rc;
 }
 
@@ -124,8 +128,10 @@ void hub_sessions_tick(hub_loop *hl, int64_t now_s) {
     if (now_s < s->deadline) continue;
     bool pending = s->auth == HUB_AUTH_PENDING;
     hub_stat_auth_failed(hl, pending ? "authentication timeout" : "token expired");
-    dx_log_info("hub: client %s%s%s: %s; closing with %d", s->client, *s->user ? " user " : "",
-                s->user, pending ? "no token in time" : "token expired", HUB_CLOSE_UNAUTHORIZED);
+    char peer[64];
+    dx_log_info("hub: %s client %s%s%s: %s; closing with %d", s->ops->peer(s, peer, sizeof peer),
+                s->client, *s->user ? " user " : "", s->user,
+                pending ? "no token in time" : "token expired", HUB_CLOSE_UNAUTHORIZED);
     close_session(s, HUB_CLOSE_UNAUTHORIZED, pending ? "authentication timeout" : "token expired");
   }
 }
@@ -193,9 +199,17 @@ static int rate_ok(hub_session *s, bool publish, hub_error *err) {
   uint32_t wait = hub_bucket_take(publish ? &s->pub_rate : &s->sub_rate, rate, hub_now_ms(s->hl));
   if (!wait) return 0;
   hub_stat_add(s->hl, publish ? ST_RATE_LIMITED_PUBLISH : ST_RATE_LIMITED_SUBSCRIBE, 1);
+  /* One line a second at most per connection, not one per refused request. */
+  uint32_t now = (uint32_t)hub_now_ms(s->hl);
+  if (!s->rate_logged_ms || now - s->rate_logged_ms >= 1000) {
+    s->rate_logged_ms = now ? now : 1;
+    char peer[64];
+    dx_log_info("hub: %s client %s%s%s rate limited (%s, %g/s)", s->ops->peer(s, peer, sizeof peer),
+                s->client, *s->user ? " user " : "", s->user, publish ? "publish" : "subscribe",
+                rate);
+  }
   hub_error_set(err, "rate_limited", "at most %g %s per second; retry in %u ms", rate,
                 publish ? "publishes" : "subscribes", wait);
-  dx_log_debug("hub: client %s rate limited (%s)", s->client, publish ? "publish" : "subscribe");
   return -1;
 }
 
@@ -433,8 +447,10 @@ static void fail(hub_session *s, json_t *id, const hub_error *err) {
   send_text(s, hub_reply_error(id, err));
   bool invalid = !strcmp(err->code, "bad_request") || !strcmp(err->code, "unknown_op");
   if (invalid && ++s->bad_in_row >= HUB_BAD_IN_ROW_MAX) {
-    dx_log_info("hub: client %s sent %d invalid requests in a row; closing with %d", s->client,
-                HUB_BAD_IN_ROW_MAX, HUB_CLOSE_BAD_PROTOCOL);
+    char peer[64];
+    dx_log_info("hub: %s client %s sent %d invalid requests in a row; closing with %d",
+                s->ops->peer(s, peer, sizeof peer), s->client, HUB_BAD_IN_ROW_MAX,
+                HUB_CLOSE_BAD_PROTOCOL);
     close_session(s, HUB_CLOSE_BAD_PROTOCOL, "too many invalid requests");
   }
 }

@@ -35,7 +35,10 @@ static const hub_transport ws_transport = {prepare, send_prepared, release, send
 static void close_session(hub_session *s, uint16_t code, const char *reason) {
   dx_ws_close(((ws_conn *)(void *)s)->ws, code, reason);
 }
-static const hub_session_ops ws_session_ops = {close_session};
+static const char *session_peer(hub_session *s, char *buf, size_t cap) {
+  return dx_ws_peer_str(((ws_conn *)(void *)s)->ws, buf, cap);
+}
+static const hub_session_ops ws_session_ops = {close_session, session_peer};
 
 /* Does a Sec-WebSocket-Protocol list name duplex.v1? */
 static bool offers_v1(const char *list) {

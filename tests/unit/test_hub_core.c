@@ -255,7 +255,13 @@ TEST(history_query) {
   CHECK_EQ_INT(r.len, 0);
   CHECK(complete);
   hub_position p1 = pub(c, "t", 0, 0);
-  for (int i = 0; i < 6; i++) pub(c, "t", 0, 0); /* 1..7, keeps 3..7 */
+  pub(c, "t", 0, 0);
+  pub(c, "t", 0, 0);
+  CHECK_EQ_INT(hub_core_history(c, "t", 1, false, 0, NULL, 2, 0, &pos, &r, &complete), 0);
+  CHECK_EQ_INT(r.len, 2);
+  CHECK(complete); /* offset 1 is left out by the limit, not lost */
+  hub_replay_free(&r);
+  for (int i = 0; i < 4; i++) pub(c, "t", 0, 0); /* 1..7, keeps 3..7 */
   CHECK_EQ_INT(hub_core_history(c, "t", 1, false, 0, NULL, 2, 0, &pos, &r, &complete), 0);
   CHECK_EQ_INT(r.len, 2);
   CHECK_STR(r.envs[0]->data, "m6");
