@@ -13,11 +13,13 @@
 //             history, presence)
 //   small     --history-size 5 (too_old, history capped, complete flag)
 //   ttl       --history-ttl 1 (expiry of history, new epoch of a topic)
-//   threads   --threads 2 (fan-out, resume and presence across loops)
+//   threads   --threads 2 --history-size 1000 (fan-out, resume and presence
+//             across loops)
 //   sigterm   any; writes the file $DX_READY once its clients are connected,
 //             then expects every one to be closed with 1001
 //
-// DX_HUB_LIMITS (JSON), if set, is compared with the welcome's limits.
+// DX_HUB_LIMITS (JSON), if set, is compared with the welcome's limits; with
+// DX_EXPECT_DEFLATE=1 (server run with --deflate) the offer must be taken.
 // Prints "ok - NAME" / "not ok - NAME: WHY" per check.
 import { Buffer } from 'node:buffer';
 import { writeFileSync } from 'node:fs';
@@ -47,6 +49,9 @@ async function welcome() {
     const w = a.welcome;
     check('welcome is the first message', a.log[0] === w, `first message ${show(a.log[0])}`);
     check('welcome: auth "anonymous" (a server without tokens)', w.auth === 'anonymous', show(w));
+    if (process.env.DX_EXPECT_DEFLATE === '1')
+      check('permessage-deflate negotiated (the ws client offers it)', /permessage-deflate/.test(a.ws.extensions),
+        `extensions "${a.ws.extensions}"`);
     check('welcome: type, version 1, client id, user ""',
       w.type === 'welcome' && w.version === 1 && typeof w.client === 'string' && w.client.length > 0 && w.user === '',
       show(w));
@@ -547,10 +552,17 @@ async function resume() {
     await s2.terminate();
     const burst = 150;
     const pubReplies = () => pub.log.filter((m) => m.type === 'reply' && m.id >= 500000 && m.id < 500000 + burst).length;
-    for (let i = 0; i < burst; i++) pub.send({ id: 500000 + i, op: 'publish', topic: t, data: { b: i } });
-    await waitFor(() => pubReplies() >= 20, T, '20 of the burst acknowledged');
     const s3 = await open('rsub3');
+    const pacing = (async () => {
+      for (let i = 0; i < burst; i += 5) {
+        for (let j = i; j < i + 5; j++) pub.send({ id: 500000 + j, op: 'publish', topic: t, data: { b: j } });
+        await sleep(1);
+      }
+    })();
+    await waitFor(() => pubReplies() >= 20, T, '20 of the burst acknowledged');
     const r3 = await s3.req({ op: 'subscribe', topic: t, since: { offset: pos, epoch } });
+    console.log(`# resume during a burst: answered at offset ${r3.offset} of ${pos + burst}`);
+    await pacing;
     check('resume during a burst of publications: recovered', r3.ok === true && r3.recovered === true, show(r3));
     await waitFor(() => pubReplies() >= burst, T, 'the whole burst acknowledged');
     const end = pos + burst;
@@ -886,7 +898,44 @@ async function threads() {
     const noLeave = watchers.filter((w) => !dropped.every((d) => w.log.some((m) => m.type === 'leave' && m.client === d.id)));
     check('the leaves of the dropped subscribers reach every presence subscriber', noLeave.length === 0,
       `${noLeave.length} watchers missed some`);
-    for (const c of [...conns, ...again]) if (!c.closeInfo) await c.close();
+    // Resume while publications keep coming from connections on both loops:
+    // still every offset exactly once, in order.
+    const cur = total + 20;
+    const burst = 100;
+    const bpubs = pubs.slice(0, 4);
+    const acked = () => bpubs.reduce((n, p) =>
+      n + p.log.filter((m) => m.type === 'reply' && m.id >= 700000 && m.id < 700000 + burst).length, 0);
+    const late = await Promise.all(Array.from({ length: 8 }, (_, i) => open(`mt-late${i}`)));
+    // Paced (5 per publisher every 2 ms) so that the resumptions land in
+    // the middle of it.
+    const pacing = (async () => {
+      for (let i = 0; i < burst; i += 5) {
+        bpubs.forEach((p, k) => {
+          for (let j = i; j < i + 5; j++) p.send({ id: 700000 + j, op: 'publish', topic: t, data: { burst: k, i: j } });
+        });
+        await sleep(2);
+      }
+    })();
+    await waitFor(() => acked() >= 40, T, '40 of the burst acknowledged');
+    const ackedBefore = acked();
+    const lr = await Promise.all(late.map((c) => c.req({ op: 'subscribe', topic: t, since: { offset: cur, epoch } })));
+    console.log(`# burst: ${ackedBefore} of ${bpubs.length * burst} acknowledged when the resumptions were sent, ` +
+      `${acked()} when they were answered (replies at offsets ${lr.map((r) => r.offset)})`);
+    check('8 resumptions during a burst from both loops: all recovered', lr.every((r) => r.recovered === true),
+      show(lr.find((r) => r.recovered !== true)));
+    await pacing;
+    await waitFor(() => acked() >= bpubs.length * burst, 30_000, 'the whole burst acknowledged');
+    const end = cur + bpubs.length * burst;
+    const everyone = [...late, ...again, ...subs.slice(0, 20)];
+    await waitFor(() => everyone.every((c) => c.msgs(t).length && c.msgs(t)[c.msgs(t).length - 1].offset >= end), 30_000,
+      `offset ${end} at every subscriber`).catch(() => {});
+    const badL = late.filter((c) => gapOrDisorder(c.msgs(t), cur + 1) || c.msgs(t).length !== end - cur);
+    check(`... each got ${cur + 1}..${end} exactly once, in order`, badL.length === 0,
+      show(badL.map((c) => [c.msgs(t).length, gapOrDisorder(c.msgs(t), cur + 1)])));
+    const badS = [...again, ...subs.slice(0, 20)].filter((c) => gapOrDisorder(c.msgs(t)) || c.msgs(t)[c.msgs(t).length - 1].offset !== end);
+    check('... and the live subscribers on both loops got the burst in order, no gap', badS.length === 0,
+      show(badS.map((c) => gapOrDisorder(c.msgs(t)))));
+    for (const c of [...conns, ...again, ...late]) if (!c.closeInfo) await c.close();
   });
 }
 

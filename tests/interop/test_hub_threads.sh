@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 
 need_node_modules ws
-start_serve --threads 2
+start_serve --threads 2 --history-size 1000
 run_helper "hub node client, --threads 2" node "$here/hub_node.mjs" "$PORT" threads
 run_helper "hub python client, --threads 2 (resume)" "$PY" "$here/hub_py.py" "$PORT" resume
 run_helper "hub python client, --threads 2 (presence)" "$PY" "$here/hub_py.py" "$PORT" presence
