@@ -935,7 +935,52 @@ async function threads() {
     const badS = [...again, ...subs.slice(0, 20)].filter((c) => gapOrDisorder(c.msgs(t)) || c.msgs(t)[c.msgs(t).length - 1].offset !== end);
     check('... and the live subscribers on both loops got the burst in order, no gap', badS.length === 0,
       show(badS.map((c) => gapOrDisorder(c.msgs(t)))));
-    for (const c of [...conns, ...again, ...late]) if (!c.closeInfo) await c.close();
+
+    // During another paced burst: 8 plain subscribes (live from the reply's
+    // offset on: the first message is offset + 1, none before the reply) and
+    // 8 unsubscribes (nothing after the unsubscribe reply).
+    const joiners = await Promise.all(Array.from({ length: 8 }, (_, i) => open(`mt-join${i}`)));
+    const leavers = [...late];
+    const start = end;
+    const acked2 = () => bpubs.reduce((n, p) =>
+      n + p.log.filter((m) => m.type === 'reply' && m.id >= 800000 && m.id < 800000 + burst).length, 0);
+    const pacing2 = (async () => {
+      for (let i = 0; i < burst; i += 5) {
+        bpubs.forEach((p, k) => {
+          for (let j = i; j < i + 5; j++) p.send({ id: 800000 + j, op: 'publish', topic: t, data: { again: k, i: j } });
+        });
+        await sleep(2);
+      }
+    })();
+    await waitFor(() => acked2() >= 40, T, '40 of the second burst acknowledged');
+    const [jr, ur] = await Promise.all([
+      Promise.all(joiners.map((c) => c.req({ op: 'subscribe', topic: t }))),
+      Promise.all(leavers.map((c) => c.req({ op: 'unsubscribe', topic: t }))),
+    ]);
+    await pacing2;
+    await waitFor(() => acked2() >= bpubs.length * burst, 30_000, 'the second burst acknowledged');
+    const end2 = start + bpubs.length * burst;
+    console.log(`# second burst: subscribes answered at offsets ${jr.map((r) => r.offset)}`);
+    await waitFor(() => joiners.every((c) => c.msgs(t).length && c.msgs(t)[c.msgs(t).length - 1].offset >= end2), 30_000,
+      `offset ${end2} at every new subscriber`).catch(() => {});
+    await Promise.all([...joiners, ...leavers].map((c) => c.sync()));
+    const badJ = joiners.map((c, i) => {
+      const ms = c.msgs(t);
+      const g = gapOrDisorder(ms, jr[i].offset + 1);
+      const before = ms.length && c.log.indexOf(ms[0]) < c.log.indexOf(jr[i]);
+      return g || before || ms[ms.length - 1].offset !== end2 ? `#${i}: reply ${jr[i].offset}, ${g || (before ? 'a message before the reply' : `last ${ms[ms.length - 1].offset}`)}` : null;
+    }).filter(Boolean);
+    check('subscribe during a burst from both loops: live from the reply offset + 1 on, no gap, nothing before the reply',
+      jr.every((r) => r.ok === true) && badJ.length === 0, badJ.slice(0, 3).join('; '));
+    const badU = leavers.map((c, i) => {
+      const ms = c.msgs(t);
+      const after = ms.filter((m) => c.log.indexOf(m) > c.log.indexOf(ur[i]));
+      const g = gapOrDisorder(ms, cur + 1);
+      return ur[i].ok !== true || after.length || g ? `#${i}: ${show(ur[i], 80)} ${after.length} after the reply ${g || ''}` : null;
+    }).filter(Boolean);
+    check('unsubscribe during a burst from both loops: no message after the reply, none missing before it',
+      badU.length === 0, badU.slice(0, 3).join('; '));
+    for (const c of [...conns, ...again, ...late, ...joiners]) if (!c.closeInfo) await c.close();
   });
 }
 
