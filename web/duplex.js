@@ -272,6 +272,13 @@ export class Client extends Emitter {
     });
   }
 
+  /** While reconnecting: try now instead of waiting out the backoff (a "retry now" button). */
+  reconnect() {
+    if (this.state !== 'reconnecting' || this._timers.retry === undefined) return;
+    this._clear('retry');
+    this._dial();
+  }
+
   /** Send any request of the protocol; resolves with the reply's fields. */
   request(op, fields = {}) {
     return this._request(op, fields);
@@ -615,10 +622,9 @@ export class Client extends Emitter {
     this._env = {
       online: () => {
         this._emit('online');
-        if (this.state === 'reconnecting' && this._timers.retry !== undefined) {
+        if (this.state === 'reconnecting') {
           this._attempt = 0; // the network is back: try now
-          this._clear('retry');
-          this._dial();
+          this.reconnect();
         } else if (this.state === 'open') {
           this._checkNow();
         }
