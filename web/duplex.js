@@ -27,8 +27,13 @@ const DEFAULTS = {
 
 // Close codes after which reconnecting cannot help (docs/PROTOCOL.md, "Close codes").
 const FATAL = new Set([1002, 1003, 1007, 1009, 1010]);
+const UNAUTHORIZED = 4001;
 
-/** The default rule: protocol errors, too-big messages and 4000-4099 are fatal. */
+/**
+ * The default rule: protocol errors, too-big messages and 4000-4099 are
+ * fatal. (4001, unauthorized, is retried when the `token` option is a
+ * function: a fresh token may pass.)
+ */
 export function isFatalCloseCode(code) {
   return FATAL.has(code) || (code >= 4000 && code <= 4099);
 }
@@ -120,11 +125,29 @@ function resolveUrl(url) {
   return u.href;
 }
 
+// A token travels as a second subprotocol, "duplex.token.JWT" (kept out of
+// URLs and access logs); one with characters a subprotocol cannot carry goes
+// in the `token` query parameter instead.
+const TCHAR = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 function withToken(url, token) {
-  if (token == null || token === '') return url;
+  if (token == null || token === '') return { url, protocols: PROTOCOL };
+  const t = String(token);
+  if (TCHAR.test(t)) return { url, protocols: [PROTOCOL, `duplex.token.${t}`] };
   const u = new URL(url);
-  u.searchParams.set('token', String(token));
-  return u.href;
+  u.searchParams.set('token', t);
+  return { url: u.href, protocols: PROTOCOL };
+}
+
+// The `exp` claim of a JWT (seconds), or 0.
+function tokenExpiry(token) {
+  try {
+    const part = String(token).split('.')[1];
+    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '='));
+    const exp = JSON.parse(json).exp;
+    return typeof exp === 'number' ? exp : 0;
+  } catch {
+    return 0;
+  }
 }
 
 function merge(defaults, value) {
@@ -165,6 +188,8 @@ export class Client extends Emitter {
     this.state = 'connecting';
     /** This connection's client id (from the welcome), null until open. */
     this.id = null;
+    /** The user id the hub knows this client as ("" when anonymous). */
+    this.user = null;
     /** The server's limits from the welcome. */
     this.limits = null;
     /** Round-trip time of the last heartbeat ping, in ms (null before one). */
@@ -272,6 +297,36 @@ export class Client extends Emitter {
     });
   }
 
+  /**
+   * Present a new token for the same user before the current one expires
+   * (`refresh`); without an argument the `token` function is asked. Resolves
+   * with {exp}. With a `token` function this happens by itself 30 s before
+   * the token's `exp` (or at 80% of a shorter lifetime).
+   */
+  async refresh(token) {
+    const t = token ?? (typeof this.options.token === 'function' ? await this.options.token() : this.options.token);
+    const r = await this._request('refresh', { token: String(t) });
+    this._token = t;
+    this._scheduleRefresh();
+    return r;
+  }
+
+  _scheduleRefresh() {
+    this._clear('refresh');
+    if (typeof this.options.token !== 'function') return;
+    const exp = tokenExpiry(this._token);
+    if (!exp) return;
+    const left = exp * 1000 - Date.now();
+    const at = Math.max(1000, Math.min(left - 30000, left * 0.8));
+    this._timer('refresh', Math.min(at, 2 ** 31 - 1), () => {
+      if (this.state !== 'open') return;
+      // A refused refresh changes nothing: the hub closes with 4001 at exp and
+      // the reconnect asks the token function again.
+      this.refresh().catch((e) => this._emit('error', e instanceof DuplexError ? e
+        : new DuplexError('token_error', String(e && e.message || e))));
+    });
+  }
+
   /** While reconnecting: try now instead of waiting out the backoff (a "retry now" button). */
   reconnect() {
     if (this.state !== 'reconnecting' || this._timers.retry === undefined) return;
@@ -328,19 +383,21 @@ export class Client extends Emitter {
       Promise.resolve()
         .then(() => token())
         .then(
-          (t) => gen === this._gen && this.state !== 'closed' && this._open(withToken(this.url, t)),
+          (t) => gen === this._gen && this.state !== 'closed' && this._open(t),
           (e) => gen === this._gen && this.state !== 'closed' &&
             this._retry({ reason: 'token_error', message: String(e && e.message || e) }),
         );
     } else {
-      this._open(withToken(this.url, token));
+      this._open(token);
     }
   }
 
-  _open(url) {
+  _open(token) {
+    const { url, protocols } = withToken(this.url, token);
+    this._token = token;
     let ws;
     try {
-      ws = new this._WebSocket(url, PROTOCOL);
+      ws = new this._WebSocket(url, protocols);
     } catch (e) {
       this._retry({ reason: 'error', message: String(e && e.message || e) });
       return;
@@ -392,7 +449,9 @@ export class Client extends Emitter {
   _onWelcome(ws, m) {
     this._clear('connect');
     this.id = m.client;
+    this.user = m.user ?? '';
     this.limits = m.limits || null;
+    this._scheduleRefresh();
     this._openedAt = now();
     const reconnected = this._everOpen;
     this._everOpen = true;
@@ -436,6 +495,7 @@ export class Client extends Emitter {
     this._ws = null;
     this.id = null;
     this._stopHeartbeat();
+    this._clear('refresh');
     this._clear('connect');
     for (const sub of this._subs.values()) sub._live = sub._inflight = false;
     // Requests on the wire: reads go again after the reconnect; publishes
@@ -452,7 +512,8 @@ export class Client extends Emitter {
     this._pending.clear();
     this._outbox = again.concat(this._outbox);
     if (stable) this._attempt = 0;
-    if (info.code != null && this.options.fatalCodes(info.code)) {
+    const retryAuth = info.code === UNAUTHORIZED && typeof this.options.token === 'function';
+    if (info.code != null && !retryAuth && this.options.fatalCodes(info.code)) {
       this._teardown(new DuplexError('closed', `the server closed the connection with ${info.code}`, { closeCode: info.code }));
       this._unbindEnvironment();
       this._setState('closed', { ...info, reason: 'fatal' });

@@ -8,13 +8,14 @@
 // set, name an already started `duplex serve --api-key KEY` for the tests
 // that need no restart (tests/e2e/test_duplexjs.sh passes them).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import {
   backoffDelay, connect, DuplexError, fromBase64, isFatalCloseCode, toBase64,
 } from '../../web/duplex.js';
-import { api, Serve, sleep, TcpProxy, waitFor, within } from './web_common.mjs';
+import { api, DUPLEX, Serve, sleep, TcpProxy, waitFor, within } from './web_common.mjs';
 
 const KEY = process.env.DX_HUB_KEY || 'duplexjs-test-key';
 let shared; // the long-running hub
@@ -462,18 +463,68 @@ test('connect timeout when the server never answers the upgrade', async () => {
   }
 });
 
-test('token goes in the query string; a token function is called for every connection', async () => {
-  const urls = [];
-  const wss = await closingServer(1011, (ws, req) => urls.push(req.url));
+test('a token goes as a subprotocol (or in the query when it cannot); a token function is called for every connection', async () => {
+  const seen = [];
+  const wss = await closingServer(1011, (ws, req) => seen.push([req.url, req.headers['sec-websocket-protocol']]));
   try {
     let n = 0;
-    const c = client(wss.url, { token: () => `t${++n}`, reconnect: { base: 10, cap: 20 } });
-    await waitFor(() => urls.length >= 2, 3000, 'two connections');
+    const c = client(wss.url, { token: () => `t${++n}.x_y-z`, reconnect: { base: 10, cap: 20 } });
+    await waitFor(() => seen.length >= 2, 3000, 'two connections');
     await c.close();
-    assert.equal(urls[0], '/ws?token=t1');
-    assert.equal(urls[1], '/ws?token=t2');
+    assert.deepEqual(seen[0], ['/ws', 'duplex.v1,duplex.token.t1.x_y-z']);
+    assert.deepEqual(seen[1], ['/ws', 'duplex.v1,duplex.token.t2.x_y-z']);
+    const d = client(wss.url, { token: 'not a jwt/=', reconnect: false });
+    await waitFor(() => seen.length >= 3, 3000, 'third connection');
+    await d.close();
+    assert.deepEqual(seen[2], ['/ws?token=not+a+jwt%2F%3D', 'duplex.v1']);
   } finally {
     wss.close();
+  }
+});
+
+// Tokens minted by `duplex token` for a hub with --token-secret.
+function mint(sub, ttl = '1h') {
+  return execFileSync(DUPLEX, ['token', '--secret', SECRET, '--sub', sub, '--ttl', ttl], { encoding: 'utf8' }).trim();
+}
+const SECRET = 'duplexjs-test-secret-0123456789';
+
+test('tokens: accepted, refused (4001 is final for a fixed token), retried with a token function, refreshed before exp', async () => {
+  const hub = await new Serve(['--token-secret', SECRET, '--token-leeway', '0']).start();
+  try {
+    const good = client(hub.url, { token: mint('alice') });
+    await within(good.whenOpen(), 5000, 'open with a token');
+    assert.equal(good.user, 'alice');
+    await good.close();
+
+    const bad = client(hub.url, { token: mint('bob').slice(0, -3) + 'AAA', reconnect: { base: 10, cap: 20 } });
+    const badStates = states(bad);
+    await waitFor(() => bad.state === 'closed', 5000, 'closed after 4001');
+    assert.equal(badStates.at(-1).reason, 'fatal');
+    assert.equal(badStates.at(-1).code, 4001);
+    assert.equal(badStates.filter((e) => e.state === 'reconnecting').length, 0, 'no retry of the same token');
+
+    // A token function: the first token is refused, the next one passes.
+    let calls = 0;
+    const fn = client(hub.url, { token: () => (++calls === 1 ? 'eyJ.bad.token' : mint('carol')), reconnect: { base: 10, cap: 50 } });
+    const fnStates = states(fn);
+    await within(fn.whenOpen(), 5000, 'open with the second token');
+    assert.ok(fnStates.some((e) => e.state === 'reconnecting' && e.code === 4001));
+    assert.equal(fn.user, 'carol');
+    await fn.close();
+
+    // Tokens valid for 3 s: refreshed before exp, the connection stays.
+    let minted = 0;
+    const short = client(hub.url, { token: () => { minted++; return mint('dan', '3s'); } });
+    const shortStates = states(short);
+    await within(short.whenOpen(), 5000, 'open with a short token');
+    await sleep(4500);
+    assert.ok(minted >= 2, `refreshed (${minted} tokens)`);
+    assert.equal(short.state, 'open');
+    assert.deepEqual(shortStates.map((e) => e.state), ['open'], 'never dropped');
+    await short.request('ping');
+    await short.close();
+  } finally {
+    await hub.stop();
   }
 });
 
