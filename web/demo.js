@@ -81,7 +81,7 @@ export function startClient(options = {}) {
   const client = connect(undefined, options);
   const status = $('#status');
   const banner = $('#banner') || document.body.insertBefore(bannerElement(), $('.top')?.nextSibling || null);
-  const msg = $('.msg', banner);
+  const msg = $('.banner-text', banner);
   const retry = $('button', banner);
   retry.addEventListener('click', () => client.reconnect());
   let countdown;
@@ -134,7 +134,7 @@ export function startClient(options = {}) {
 
 function bannerElement() {
   return el('div', { id: 'banner', class: 'banner', role: 'status', hidden: true },
-    el('span', { class: 'msg' }), el('button', { type: 'button' }, 'Retry now'));
+    el('span', { class: 'banner-text' }), el('button', { type: 'button' }, 'Retry now'));
 }
 
 /** The top bar every page has. */

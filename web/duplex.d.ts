@@ -40,7 +40,12 @@ export interface StateEvent {
 }
 
 export interface Options {
-  /** Sent as the `token` query parameter of every connection; a function is called before each one. */
+  /**
+   * A connection token (JWT), sent as the subprotocol `duplex.token.JWT` (or the
+   * `token` query parameter when it cannot be one). A function is called before
+   * every connection and for refreshes; with one, close code 4001 is retried
+   * with a fresh token and the token is refreshed before its `exp`.
+   */
   token?: string | (() => string | Promise<string>);
   /** The WebSocket constructor (Node < 22: `import WebSocket from 'ws'`); default: globalThis.WebSocket. */
   WebSocket?: unknown;
@@ -152,6 +157,8 @@ export interface Welcome {
   version: number;
   client: string;
   user: string;
+  /** 'token' | 'required' | 'anonymous' */
+  auth?: string;
   limits: { max_publication: number; max_subscriptions: number; history_size: number; history_ttl: number };
 }
 
@@ -191,6 +198,8 @@ export declare class Client implements Emitter<ClientEvents> {
   /** This connection's client id (null until open; changes with every connection). */
   readonly id: string | null;
   readonly limits: Welcome['limits'] | null;
+  /** The user id the hub knows this connection as ("" when anonymous; null until open). */
+  readonly user: string | null;
   /** Round trip of the last heartbeat ping, ms. */
   readonly rtt: number | null;
   on<K extends keyof ClientEvents>(type: K, fn: ClientEvents[K]): () => void;
@@ -205,6 +214,8 @@ export declare class Client implements Emitter<ClientEvents> {
   history<T = Json>(topic: string, options?: HistoryOptions): Promise<HistoryResult<T>>;
   /** Any request of the protocol; resolves with the reply's fields. */
   request(op: string, fields?: Record<string, Json>): Promise<Record<string, Json>>;
+  /** Present a new token (default: from the token function) before the current one expires. */
+  refresh(token?: string): Promise<{ exp: number }>;
   /** While reconnecting: try now. */
   reconnect(): void;
   close(code?: number, reason?: string): Promise<void>;
@@ -240,7 +251,7 @@ export declare class DuplexError extends Error {
   code: string;
   /** The server's reply, for protocol errors. */
   reply?: object;
-  /** For 'closed' after a fatal close: the close code. */
+  /** For 'closed' after a fatal close: the close code (e.g. 4001 unauthorized, 4008 too many connections). */
   closeCode?: number;
 }
 

@@ -186,3 +186,83 @@ export class TcpProxy {
     await new Promise((r) => this.server.close(r));
   }
 }
+
+// ---- Chromium (playwright-core with Debian's /usr/bin/chromium) -------------
+
+export const LAPTOP = { viewport: { width: 1280, height: 800 } };
+export const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+
+export async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: process.env.DX_CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+      '--disable-backgrounding-occluded-windows'],
+    timeout: 30000,
+  });
+}
+
+/**
+ * Checks reported as "ok - NAME" / "not ok - NAME: WHY" lines (counted by
+ * tests/lib.sh run_helper), plus a watch on every page: any console error or
+ * uncaught exception is a failure, except a failed WebSocket connection while
+ * the test itself keeps the server away (allowNetworkErrors).
+ */
+export class Checks {
+  constructor() {
+    this.failed = 0;
+    this.problems = [];
+    this.allowNetworkErrors = false;
+    this.expectedNetworkErrors = 0;
+  }
+  ok(name) {
+    console.log(`ok - ${name}`);
+  }
+  bad(name, why) {
+    this.failed++;
+    console.log(`not ok - ${name}: ${String(why).replace(/\s+/g, ' ').slice(0, 600)}`);
+  }
+  /** Run one check; a thrown error fails it (and the run goes on). */
+  async step(name, fn) {
+    const t0 = Date.now();
+    try {
+      await fn();
+      this.ok(`${name} (${Date.now() - t0} ms)`);
+      return true;
+    } catch (e) {
+      this.bad(name, e && e.message || e);
+      return false;
+    }
+  }
+  watch(page, label) {
+    page.setDefaultTimeout(10000);
+    page.on('console', (m) => {
+      if (m.type() !== 'error') return;
+      const text = m.text();
+      if (this.allowNetworkErrors && /WebSocket connection to .* failed|ERR_CONNECTION_(REFUSED|RESET|CLOSED)/.test(text)) {
+        this.expectedNetworkErrors++;
+        return;
+      }
+      this.problems.push(`${label}: console error: ${text}`);
+    });
+    page.on('pageerror', (e) => this.problems.push(`${label}: uncaught exception: ${e.message}`));
+    return page;
+  }
+  async page(browser, device, label) {
+    const ctx = await browser.newContext(device);
+    const page = await ctx.newPage();
+    return this.watch(page, label);
+  }
+  /** The last check: nothing went wrong in any page. */
+  pagesClean() {
+    if (this.problems.length) this.bad('no console errors or uncaught exceptions in the pages', this.problems.slice(0, 5).join(' | '));
+    else this.ok(`no console errors or uncaught exceptions in the pages (${this.expectedNetworkErrors} expected connection failures during outages)`);
+  }
+}
+
+/** Wait until a page's client is open (the top bar's state). */
+export function waitOpen(page, ms = 10000) {
+  return page.waitForFunction(() => document.body.dataset.connection === 'open', null, { timeout: ms });
+}
