@@ -41,10 +41,10 @@ typedef struct dx_http_limits {
 
 typedef struct dx_http_request {
   dx_str method;
-  dx_str target; /* request-target as sent: path and optional ?query */
-  dx_str path;   /* target up to '?' */
-  dx_str query;  /* after '?' (without it); len 0 if none */
-  int minor_version; /* HTTP/1.x */
+  dx_str target;           /* request-target as sent: path and optional ?query */
+  dx_str path;             /* target up to '?' */
+  dx_str query;            /* after '?' (without it); len 0 if none */
+  int minor_version;       /* HTTP/1.x */
   dx_http_header *headers; /* in: caller's array; out: filled */
   size_t num_headers;      /* in: array capacity; out: count */
 } dx_http_request;
@@ -116,9 +116,9 @@ DX_API int dx_ext_parse(const char *value, size_t len, dx_ext_offer *offers, siz
 
 typedef struct dx_upgrade_request {
   dx_str host;
-  dx_str origin;     /* len 0 when absent */
-  dx_str key;        /* Sec-WebSocket-Key as sent */
-  dx_str protocols;  /* raw Sec-WebSocket-Protocol values; see dx_ws_select_protocol */
+  dx_str origin;    /* len 0 when absent */
+  dx_str key;       /* Sec-WebSocket-Key as sent */
+  dx_str protocols; /* raw Sec-WebSocket-Protocol values; see dx_ws_select_protocol */
   dx_ext_offer extensions[8];
   size_t num_extensions;
   char accept[DX_WS_ACCEPT_LEN + 1];
@@ -157,21 +157,31 @@ DX_API const char *dx_http_reason(int status);
 /* ---- Client side ---- */
 
 typedef struct dx_client_request {
-  const char *host;  /* Host header value, with ":port" when not the default */
-  const char *path;  /* request-target, "/" if NULL */
-  const char *key;   /* from dx_ws_make_key() */
+  const char *host;             /* Host header value, with ":port" when not the default */
+  const char *path;             /* request-target, "/" if NULL */
+  const char *key;              /* from dx_ws_make_key() */
   const char *const *protocols; /* offered subprotocols, may be NULL */
   size_t num_protocols;
-  const char *extensions; /* ready Sec-WebSocket-Extensions value, or NULL */
-  const char *origin;     /* or NULL */
+  const char *extensions;    /* ready Sec-WebSocket-Extensions value, or NULL */
+  const char *origin;        /* or NULL */
   const char *extra_headers; /* whole "Name: value\r\n" lines, or NULL */
 } dx_client_request;
 
 /* Write the client's upgrade request. Returns its length or DX_ENOSPC. */
 DX_API int dx_ws_build_request(char *buf, size_t cap, const dx_client_request *r);
 
+/* Check the parts of `r` an application chooses (protocols, origin,
+ * extra_headers) before building requests with them: each subprotocol one
+ * token, offered once; an Origin that is not empty and holds no control
+ * characters; extra headers as whole "Name: value\r\n" lines with token
+ * names, no control characters in values, and none of the headers the
+ * request sets itself (Host, Upgrade, Connection, Sec-WebSocket-*).
+ * Returns 0, or DX_EINVAL with a sentence naming the offending value in
+ * why[0..cap) (cap may be 0). */
+DX_API int dx_handshake_check_request(const dx_client_request *r, char *why, size_t cap);
+
 typedef struct dx_upgrade_response {
-  int protocol_index; /* index into the offered protocols, -1 if none chosen */
+  int protocol_index;         /* index into the offered protocols, -1 if none chosen */
   dx_ext_offer extensions[4]; /* what the server accepted */
   size_t num_extensions;
 } dx_upgrade_response;

@@ -58,14 +58,6 @@ DX_API void dx_server_group_free(dx_server_group *group); /* NULL is ok */
 /* Connections the group's servers hold now (any thread). */
 DX_API size_t dx_server_group_connections(const dx_server_group *group);
 
-/* What to do with a connection whose unsent bytes would exceed
- * max_buffered. */
-typedef enum dx_backpressure_policy {
-  DX_BP_CLOSE = 0,  /* default: drop the message and close with 1008 (logged) */
-  DX_BP_CLOSE_1013, /* drop the message and close with 1013 "try again later" */
-  DX_BP_DROP,       /* drop the message, keep the connection; send returns DX_EBACKPRESSURE */
-} dx_backpressure_policy;
-
 /* Options; zero means "default" everywhere. Times are milliseconds, and
  * a negative time disables that timer. */
 typedef struct dx_server_opts {

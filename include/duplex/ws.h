@@ -70,6 +70,14 @@ typedef struct dx_ws_handlers {
   size_t data_size;
 } dx_ws_handlers;
 
+/* What to do with a connection whose unsent bytes would exceed
+ * max_buffered (dx_server_opts.backpressure). */
+typedef enum dx_backpressure_policy {
+  DX_BP_CLOSE = 0,  /* default: drop the message and close with 1008 (logged) */
+  DX_BP_CLOSE_1013, /* drop the message and close with 1013 "try again later" */
+  DX_BP_DROP,       /* drop the message, keep the connection; send returns DX_EBACKPRESSURE */
+} dx_backpressure_policy;
+
 /* What dx_ws_send did with the message. */
 typedef enum dx_send_result {
   DX_SENT = 0,     /* queued; it will be written before the loop sleeps */

@@ -174,8 +174,10 @@ static int dx__flush_once(dx_stream *s) {
 static void dx__process(dx_stream *s) {
   s->flags &= (uint16_t)~DX__S_PENDING;
   if (s->flags & DX__S_DEAD) {
+    char why[256] = "";
+    if (s->tp->release) s->tp->release(s, why, sizeof why);
     /* Last touch: on_close may free s. */
-    s->cb->on_close(s->user, s->err);
+    s->cb->on_close(s->user, s->err, why[0] ? why : NULL);
     return;
   }
   if (s->flags & DX__S_READ_AGAIN) {

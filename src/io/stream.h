@@ -29,12 +29,14 @@
 #ifndef DX_IO_STREAM_H
 #define DX_IO_STREAM_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "duplex/error.h"
 #include "duplex/loop.h"
 #include "io/wqueue.h"
 
@@ -50,10 +52,13 @@ typedef struct dx_stream_cb {
   /* The stream ended; called exactly once (see the top of this file). err
    * is 0 when it ended cleanly: dx_stream_close finished, dx_stream_abort,
    * or the peer's orderly EOF with nothing left to send. It is negative
-   * (DX_ESYS; errno in the debug log) when an I/O error ended it, e.g. a
-   * reset, or a write failing after the peer left with bytes still queued.
-   * Required. */
-  void (*on_close)(void *user, int err);
+   * when an I/O error ended it: DX_ERESET for a connection reset by the
+   * peer (including a write failing after the peer left with bytes still
+   * queued), DX_ESYS for other errors (errno in the debug log). `why` is
+   * the transport's own account of a failure (TLS: "TLS certificate
+   * verification failed: ..."), valid during the call, or NULL. The
+   * transport's state is already released. Required. */
+  void (*on_close)(void *user, int err, const char *why);
   /* Queued bytes fell to the low-water mark or below after having been
    * above it (see dx_stream_set_limits). Not called once closing. May be
    * NULL. */
@@ -83,6 +88,10 @@ typedef struct dx_transport {
   /* Bytes the transport already holds decrypted (TLS: SSL_pending), read
    * without waiting for the socket. NULL when never any (TCP). */
   size_t (*pending)(dx_stream *s);
+  /* After close, right before on_close: copy a sentence saying why the
+   * transport failed into why[0..cap) (or leave why[0] = 0), then free
+   * the state close kept for it. NULL when there is none (TCP). */
+  void (*release)(dx_stream *s, char *why, size_t cap);
 } dx_transport;
 
 /* dx_stream_want() flags for transports. */
@@ -104,6 +113,12 @@ struct dx_stream {
   uint16_t flags;          /* DX__S_* in stream.c */
   int16_t err;             /* why it ended, for on_close */
 };
+
+/* The DX_E* code for a failed socket call's errno: DX_ERESET when the
+ * peer reset or left (ECONNRESET, EPIPE, ECONNABORTED), else DX_ESYS. */
+static inline int dx__io_error(int e) {
+  return e == ECONNRESET || e == EPIPE || e == ECONNABORTED ? DX_ERESET : DX_ESYS;
+}
 
 /* The plain TCP (or any socket: unix, socketpair) transport. */
 extern const dx_transport dx_transport_tcp;

@@ -14,7 +14,7 @@ static ssize_t dx__tcp_read(dx_stream *s, uint8_t *buf, size_t cap) {
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return DX_EAGAIN;
     dx_log_debug("stream fd %d: recv: %s", s->io.fd, strerror(errno));
-    return DX_ESYS;
+    return dx__io_error(errno);
   }
 }
 
@@ -28,7 +28,7 @@ static ssize_t dx__tcp_writev(dx_stream *s, const struct iovec *iov, int iovcnt)
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return DX_EAGAIN;
     dx_log_debug("stream fd %d: sendmsg: %s", s->io.fd, strerror(errno));
-    return DX_ESYS;
+    return dx__io_error(errno);
   }
 }
 

@@ -215,7 +215,7 @@ static int ssl_status(dx_stream *s, int ret, bool reading) {
     snprintf(t->err, sizeof t->err, "TLS connection dropped%s%s", errno ? ": " : "",
              errno ? strerror(errno) : "");
     ERR_clear_error();
-    return DX_ETLS;
+    return errno && dx__io_error(errno) == DX_ERESET ? DX_ERESET : DX_ETLS;
   default:
     record_error(s, SSL_is_init_finished(t->ssl) ? "read/write" : "handshake");
     return DX_ETLS;
@@ -322,7 +322,15 @@ static void tls_close(dx_stream *s) {
   if (s->io.fd >= 0) close(s->io.fd);
   SSL_free(t->ssl);
   t->ssl = NULL;
-  /* t stays until dx__tls_release: on_close still reads the error. */
+  /* t stays until tls_release: the stream hands its error to on_close. */
+}
+
+static void tls_release(dx_stream *s, char *why, size_t cap) {
+  dx_tls *t = s->tctx;
+  if (!t) return;
+  if (t->err[0]) snprintf(why, cap, "%s", t->err);
+  free(t);
+  s->tctx = NULL;
 }
 
 static size_t tls_pending(dx_stream *s) {
@@ -337,6 +345,7 @@ static const dx_transport dx_transport_tls = {
     .shutdown = tls_shutdown,
     .close = tls_close,
     .pending = tls_pending,
+    .release = tls_release,
 };
 
 static dx_tls *tls_new(int fd, SSL_CTX *ctx, bool server, const char *host) {
@@ -390,16 +399,3 @@ int dx_stream_init_tls(dx_stream *s, dx_loop *loop, int fd, SSL_CTX *ctx, bool s
 }
 
 bool dx__stream_is_tls(const dx_stream *s) { return s->tp == &dx_transport_tls; }
-
-const char *dx__tls_error(const dx_stream *s) {
-  if (!dx__stream_is_tls(s) || !s->tctx) return NULL;
-  const dx_tls *t = s->tctx;
-  return t->err[0] ? t->err : NULL;
-}
-
-void dx__tls_release(dx_stream *s) {
-  if (dx__stream_is_tls(s)) {
-    free(s->tctx);
-    s->tctx = NULL;
-  }
-}

@@ -28,14 +28,6 @@ int dx_stream_init_tls(dx_stream *s, dx_loop *loop, int fd, SSL_CTX *ctx, bool s
  * CONNECT tunnel is up). Returns 0, DX_ESTATE, DX_ENOMEM. */
 int dx_stream_start_tls(dx_stream *s, SSL_CTX *ctx, bool server, const char *host);
 
-/* Why the TLS session failed, as a sentence, or NULL (also for non-TLS
- * streams). Valid until the stream's memory is reused. */
-const char *dx__tls_error(const dx_stream *s);
-
-/* Free the TLS state after the stream ended (after its on_close). No-op
- * for other streams. */
-void dx__tls_release(dx_stream *s);
-
 /* True when `s` runs over TLS. */
 bool dx__stream_is_tls(const dx_stream *s);
 

@@ -124,7 +124,18 @@ dx_server *dx_server_new(dx_loop *loop, const dx_server_opts *opts) {
   srv->limits.max_size = o->max_handshake;
   srv->limits.max_line = o->max_handshake < 4096 ? o->max_handshake : 4096;
   srv->limits.max_headers = DX_MAX_REQUEST_HEADERS;
-  dx__ws_config_from(&srv->cfg, o);
+  srv->cfg = (dx_ws_config){
+      .proto = {.max_message = o->max_message, .max_frame = o->max_frame},
+      .handshake_timeout = o->handshake_timeout,
+      .ping_interval = o->ping_interval,
+      .pong_timeout = o->pong_timeout,
+      .idle_timeout = o->idle_timeout,
+      .close_timeout = o->close_timeout,
+      .max_buffered = o->max_buffered,
+      .low_water = o->low_water,
+      .backpressure = o->backpressure,
+  };
+  dx__ws_config_resolve(&srv->cfg);
   dx_timer_init(loop, &srv->shutdown_timer, shutdown_timeout);
   dx_deferred_init(&srv->shutdown_done);
   return srv;

@@ -17,33 +17,18 @@ static bool origin_allowed(const dx_server *srv, const dx_upgrade_request *up) {
   return false;
 }
 
-/* Keep "path\0query\0protocol\0" for the connection's lifetime. The
- * protocol slot has room for any subprotocol the client offered (the total
- * length of its Sec-WebSocket-Protocol values), so that dx_ws_set_protocol
- * can replace the choice in place without moving path and query, whose
- * pointers the application may already hold. */
+/* The connection's strings, with room for any subprotocol the client
+ * offered (the total length of its Sec-WebSocket-Protocol values), so that
+ * dx_ws_set_protocol can replace the choice in place. */
 static int keep_strings(dx_ws *ws, const dx_http_request *req, const char *protocol) {
-  size_t pl = protocol ? strlen(protocol) : 0;
-  size_t room = pl;
+  size_t room = 0;
   for (size_t i = 0, offered = 0; i < req->num_headers; i++) {
     if (req->headers[i].name.len == 22 &&
         strncasecmp(req->headers[i].name.ptr, "Sec-WebSocket-Protocol", 22) == 0)
       offered += req->headers[i].value.len;
     if (offered > room) room = offered;
   }
-  char *s = malloc(req->path.len + req->query.len + room + 3);
-  if (!s) return DX_ENOMEM;
-  memcpy(s, req->path.ptr, req->path.len);
-  s[req->path.len] = 0;
-  char *q = s + req->path.len + 1;
-  memcpy(q, req->query.ptr, req->query.len);
-  q[req->query.len] = 0;
-  char *p = q + req->query.len + 1;
-  if (protocol) memcpy(p, protocol, pl);
-  p[pl] = 0;
-  free(ws->strs);
-  ws->strs = s;
-  return 0;
+  return dx__ws_keep_strings(ws, req->path, req->query, protocol, room);
 }
 
 /* Server only, inside on_upgrade: `proto` must be one of the client's

@@ -23,18 +23,34 @@ size_t dx__ws_alloc_size(size_t data_size) { return sizeof(dx_ws) + proto_room()
 
 static int pick(int v, int dflt) { return v == 0 ? dflt : v < 0 ? -1 : v; }
 
-void dx__ws_config_from(dx_ws_config *cfg, const dx_server_opts *o) {
-  memset(cfg, 0, sizeof *cfg);
-  cfg->proto.max_message = o->max_message ? o->max_message : DX_DEFAULT_MAX_MESSAGE;
-  cfg->proto.max_frame = o->max_frame ? o->max_frame : cfg->proto.max_message;
-  cfg->handshake_timeout = pick(o->handshake_timeout, 10000);
-  cfg->ping_interval = pick(o->ping_interval, 30000);
-  cfg->pong_timeout = pick(o->pong_timeout, 30000);
-  cfg->idle_timeout = pick(o->idle_timeout, -1);
-  cfg->close_timeout = pick(o->close_timeout, 5000);
-  cfg->max_buffered = o->max_buffered ? o->max_buffered : (size_t)4 << 20;
-  cfg->low_water = o->low_water ? o->low_water : (size_t)64 << 10;
-  cfg->backpressure = o->backpressure;
+void dx__ws_config_resolve(dx_ws_config *cfg) {
+  if (!cfg->proto.max_message) cfg->proto.max_message = DX_DEFAULT_MAX_MESSAGE;
+  if (!cfg->proto.max_frame) cfg->proto.max_frame = cfg->proto.max_message;
+  cfg->handshake_timeout = pick(cfg->handshake_timeout, 10000);
+  cfg->ping_interval = pick(cfg->ping_interval, 30000);
+  cfg->pong_timeout = pick(cfg->pong_timeout, 30000);
+  cfg->idle_timeout = pick(cfg->idle_timeout, -1);
+  cfg->close_timeout = pick(cfg->close_timeout, 5000);
+  if (!cfg->max_buffered) cfg->max_buffered = (size_t)4 << 20;
+  if (!cfg->low_water) cfg->low_water = (size_t)64 << 10;
+}
+
+int dx__ws_keep_strings(dx_ws *ws, dx_str path, dx_str query, const char *protocol, size_t room) {
+  size_t pl = protocol ? strlen(protocol) : 0;
+  if (room < pl) room = pl;
+  char *s = malloc(path.len + query.len + room + 3);
+  if (!s) return DX_ENOMEM;
+  memcpy(s, path.ptr, path.len);
+  s[path.len] = 0;
+  char *q = s + path.len + 1;
+  if (query.len) memcpy(q, query.ptr, query.len);
+  q[query.len] = 0;
+  char *p = q + query.len + 1;
+  if (pl) memcpy(p, protocol, pl);
+  p[pl] = 0;
+  free(ws->strs);
+  ws->strs = s;
+  return 0;
 }
 
 const char *dx__ws_peer(const dx_ws *ws, char *buf, size_t cap) {
@@ -276,27 +292,29 @@ static void on_read(void *user, uint8_t *data, size_t len) {
   }
 }
 
-static void on_stream_close(void *user, int err) {
+static void on_stream_close(void *user, int err, const char *why) {
   dx_ws *ws = user;
   ws->stream_done = true;
   dx_timer_stop(&ws->timer);
   if (!ws->closed_notified) {
     dx_proto *p = dx__ws_proto(ws);
     bool clean = ws->phase >= DX_WS_OPEN && dx_proto_close_received(p) && dx_proto_close_sent(p);
-    const char *msg = err ? "the connection was reset" : NULL;
+    const char *msg = err == DX_ERESET ? "the connection was reset by the peer"
+                      : err            ? "the connection failed (I/O error)"
+                                       : NULL;
     /* Ending before the opening handshake completed is a failure, and the
      * user hears of failures through on_error (client.h). Only a client
      * has handlers in this phase: a server sets the route once the request
      * is complete and leaves the phase in the same call. */
     if (ws->phase == DX_WS_HANDSHAKE) {
-      msg = err ? "the connection was reset during the opening handshake"
-                : "the server closed the connection during the opening handshake";
+      msg = err == DX_ERESET ? "the connection was reset during the opening handshake"
+            : err            ? "the connection failed during the opening handshake"
+                             : "the server closed the connection during the opening handshake";
       if (!err) err = DX_ECLOSED;
     }
-    const char *tls_err = dx__tls_error(&ws->stream);
-    if (tls_err) {
-      msg = tls_err; /* e.g. "TLS certificate verification failed: ..." */
-      err = DX_ETLS;
+    if (why) { /* the transport's account, e.g. "TLS certificate verification failed: ..." */
+      msg = why;
+      if (err != DX_ERESET) err = DX_ETLS;
     }
     dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, clean, err, msg);
   }
@@ -306,7 +324,6 @@ static void on_stream_close(void *user, int err) {
     ws->pmd = NULL;
   }
   dx__ws_drop_handshake(ws);
-  dx__tls_release(&ws->stream);
   ws->ops->on_released(ws);
 }
 

@@ -11,7 +11,6 @@
 #include "duplex/deflate.h"
 #include "duplex/handshake.h"
 #include "duplex/proto.h"
-#include "duplex/server.h"
 #include "duplex/ws.h"
 #include "io/stream.h"
 #include "io/tls.h"
@@ -26,7 +25,9 @@ typedef struct dx_ws_route {
   char **protocols; /* NULL-terminated, or NULL */
 } dx_ws_route;
 
-/* Resolved options shared by every connection of a server or client. */
+/* Options shared by every connection of a server or client: the ws
+ * layer's own, which either role fills from its options and then resolves
+ * with dx__ws_config_resolve (zero = default, a negative time = off). */
 typedef struct dx_ws_config {
   dx_proto_opts proto;
   int handshake_timeout, ping_interval, pong_timeout, idle_timeout, close_timeout;
@@ -162,13 +163,22 @@ unsigned dx__msg_deflate_count(const dx_msg *m);
 void dx__ws_set_request(const dx_ws *ws, const dx_http_header *h, size_t n);
 const dx_http_header *dx__ws_request(const dx_ws *ws, size_t *n);
 
-/* Fill cfg from server-style options (zero = default, negative = off). */
-void dx__ws_config_from(dx_ws_config *cfg, const dx_server_opts *o);
+/* Put the defaults in place of zeros: max_message 16 MiB, max_frame =
+ * max_message, handshake 10 s, ping every 30 s, pong within 30 s, no idle
+ * timeout, close within 5 s, max_buffered 4 MiB, low water 64 KiB. */
+void dx__ws_config_resolve(dx_ws_config *cfg);
 
 /* End every header name and value with a NUL in place (the byte after each
  * is a ':', CR, LF or whitespace the parser already consumed), so handlers
  * get C strings without copies. */
 void dx__http_terminate(const dx_http_header *h, size_t n);
+
+/* Keep "path\0query\0protocol\0" for the connection's lifetime (read by
+ * dx_ws_path, dx_ws_query and dx_ws_protocol), with room for `room`
+ * protocol bytes (at least protocol's own) so that a later choice can
+ * replace it in place without moving path and query, whose pointers the
+ * application may hold. Both roles. Returns 0 or DX_ENOMEM. */
+int dx__ws_keep_strings(dx_ws *ws, dx_str path, dx_str query, const char *protocol, size_t room);
 
 /* "ip:port" of the peer into buf. */
 const char *dx__ws_peer(const dx_ws *ws, char *buf, size_t cap);

@@ -61,8 +61,8 @@ static size_t fake_pending(dx_stream *s) {
   return f->len - f->off;
 }
 
-static const dx_transport fake_tp = {"fake",        fake_read,  fake_writev,
-                                     fake_shutdown, fake_close, fake_pending};
+static const dx_transport fake_tp = {"fake",     fake_read,    fake_writev, fake_shutdown,
+                                     fake_close, fake_pending, NULL};
 
 typedef struct conn {
   dx_stream s;
@@ -79,7 +79,7 @@ static void on_read(void *user, uint8_t *data, size_t len) {
   c->rx_len += len;
   if (c->pause_after && c->rx_len >= c->pause_after) dx_stream_pause_read(&c->s);
 }
-static void on_close(void *user, int err) { ((conn *)user)->closes++; }
+static void on_close(void *user, int err, const char *why) { ((conn *)user)->closes++; }
 static const dx_stream_cb cbs = {on_read, on_close, NULL};
 
 static conn *open_conn(dx_loop *loop, int sv[2]) {

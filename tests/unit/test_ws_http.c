@@ -41,7 +41,8 @@ static int fake_shutdown(dx_stream *s) {
 
 static void fake_close(dx_stream *s) { close(s->io.fd); }
 
-static const dx_transport fake = {"fake", fake_read, fake_writev, fake_shutdown, fake_close, NULL};
+static const dx_transport fake = {"fake",     fake_read, fake_writev, fake_shutdown,
+                                  fake_close, NULL,      NULL};
 
 static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
   (void)ws, (void)data, (void)len;
@@ -63,8 +64,8 @@ static const dx_ws_owner_ops ops = {on_handshake_read, on_released, false, on_ht
 
 TEST(stall_check_counts_bytes_sent_not_bytes_unsent) {
   dx_loop *loop = dx_loop_new(NULL);
-  dx_ws_config cfg;
-  dx__ws_config_from(&cfg, &(dx_server_opts){.close_timeout = 100});
+  dx_ws_config cfg = {.close_timeout = 100};
+  dx__ws_config_resolve(&cfg);
   int sv[2];
   CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
   dx_ws *ws = calloc(1, dx__ws_alloc_size(0));
