@@ -38,17 +38,22 @@ try {
   await checks.step('index: links to every demo, live quotes on the tape', async () => {
     const [a, b] = await pair('index.html');
     const links = await a.$$eval('a.demo', (els) => els.map((e) => e.getAttribute('href')));
-    for (const want of ['chat.html', 'ticker.html', 'whiteboard.html', 'comments.html', 'map.html', 'echo.html']) {
+    for (const want of ['chat.html', 'ticker.html', 'whiteboard.html', 'comments.html', 'map.html']) {
       if (!links.includes(want)) throw new Error(`no link to ${want}: ${links}`);
     }
     await a.waitForFunction(() => document.querySelectorAll('#tape .q').length >= 5);
     await b.waitForFunction(() => document.querySelectorAll('#tape .q').length >= 5);
-    for (const href of links.filter((h) => h !== 'echo.html')) {
+    for (const href of links) {
       const res = await a.request.get(`${base}/${href}`);
       if (res.status() !== 200) throw new Error(`${href}: HTTP ${res.status()}`);
     }
     await sleep(300);
     await shoot(a, b, 'index');
+    if (process.env.DX_README_SHOT) { // docs/img/demos.png: DX_README_SHOT=docs/img/demos.png
+      await a.setViewportSize({ width: 1200, height: 1020 });
+      await sleep(300);
+      await a.screenshot({ path: process.env.DX_README_SHOT });
+    }
     await done(a, b);
   });
 
