@@ -76,16 +76,21 @@ bool cli_parse_ms(const char *s, int *out) {
 }
 
 static const char *current_usage;
+static const char *current_context;
 
 void cli_set_usage(const char *usage) { current_usage = usage; }
+
+void cli_set_context(const char *context) { current_context = context; }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fprintf(stderr, "duplex %s: ", cmd);
+  if (current_context) fprintf(stderr, "%s: ", current_context);
   vfprintf(stderr, fmt, ap);
   va_end(ap);
   fputc('\n', stderr);
+  if (current_context) return 2;
   /* The usage lines (up to the first blank line), not the whole help: the
    * error stays on screen. */
   if (current_usage) {

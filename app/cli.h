@@ -48,4 +48,9 @@ void cli_set_usage(const char *usage);
  * exit status for usage errors). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* While a context is set (e.g. "duplex.json:3:11: port", for a value from a
+ * configuration file), cli_usage_error prints "duplex CMD: CONTEXT: MSG"
+ * alone, without the usage lines. NULL clears it. */
+void cli_set_context(const char *context);
+
 #endif

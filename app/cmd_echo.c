@@ -41,7 +41,8 @@ int cmd_echo(int argc, char **argv) {
   cfg.port = 9001;
   /* Echo is a conformance target: accept the largest Autobahn messages. */
   cfg.opts.max_message = (size_t)64 << 20;
-  int rc = server_main_parse(&cfg, argc, argv, usage, NULL, NULL);
-  if (rc >= 0) return rc;
-  return server_main_run(&cfg, setup, NULL, NULL);
+  int rc = server_main_parse(&cfg, argc, argv, usage, NULL);
+  if (rc < 0) rc = server_main_run(&cfg, setup, NULL, NULL);
+  server_main_free(&cfg);
+  return rc;
 }

@@ -22,6 +22,16 @@ static const char usage[] =
     "and the HTTP API are described in docs/PROTOCOL.md. Pages in --static DIR\n"
     "(default: the demo pages in web/) are served at /.\n"
     "\n"
+    "Configuration:\n"
+    "      --config FILE          read the settings from FILE, a JSON object whose keys\n"
+    "                             are these flags' names ({\"port\": 8080, \"origin\":\n"
+    "                             [...], \"rules\": [{\"pattern\": \"ticker/*\", \"publish\":\n"
+    "                             \"api\"}]}; see README); flags given here override it.\n"
+    "                             SIGHUP reloads its topic rules.\n"
+    "      --check-config FILE    check FILE (with the other flags given), print the\n"
+    "                             effective configuration as JSON (secrets masked)\n"
+    "                             and exit 0; or print the errors and exit 2\n"
+    "\n"
     "Hub options:\n"
     "      --history-size N       publications kept per topic for resume and\n"
     "                             history (default 100; 0 keeps none)\n"
@@ -88,30 +98,32 @@ enum {
   OPT_MAX_PRESENCE,
 };
 
-static const struct option serve_opts[] = {
-    {"history-size", required_argument, 0, OPT_HISTORY_SIZE},
-    {"history-ttl", required_argument, 0, OPT_HISTORY_TTL},
-    {"max-publication", required_argument, 0, OPT_MAX_PUBLICATION},
-    {"max-subscriptions", required_argument, 0, OPT_MAX_SUBSCRIPTIONS},
-    {"api-key", required_argument, 0, OPT_API_KEY},
-    {"slow-close-code", required_argument, 0, OPT_SLOW_CLOSE_CODE},
-    {"demo", no_argument, 0, OPT_DEMO},
-    {"token-secret", required_argument, 0, OPT_TOKEN_SECRET},
-    {"token-key", required_argument, 0, OPT_TOKEN_KEY},
-    {"token-audience", required_argument, 0, OPT_TOKEN_AUDIENCE},
-    {"token-issuer", required_argument, 0, OPT_TOKEN_ISSUER},
-    {"token-leeway", required_argument, 0, OPT_TOKEN_LEEWAY},
-    {"auth-timeout", required_argument, 0, OPT_AUTH_TIMEOUT},
-    {"allow-anonymous", no_argument, 0, OPT_ALLOW_ANONYMOUS},
-    {"rule", required_argument, 0, OPT_RULE},
-    {"publish-rate", required_argument, 0, OPT_PUBLISH_RATE},
-    {"subscribe-rate", required_argument, 0, OPT_SUBSCRIBE_RATE},
-    {"max-connections-per-user", required_argument, 0, OPT_CONNS_PER_USER},
-    {"max-connections-per-ip", required_argument, 0, OPT_CONNS_PER_IP},
-    {"connect-rate-per-ip", required_argument, 0, OPT_CONNECT_RATE_IP},
-    {"history-memory", required_argument, 0, OPT_HISTORY_MEMORY},
-    {"max-presence", required_argument, 0, OPT_MAX_PRESENCE},
-    {0, 0, 0, 0},
+/* The names are also the keys of a configuration file (--config); the
+ * kind says what value a key takes there (server_config.h). */
+static const server_flag serve_flags[] = {
+    {"history-size", OPT_HISTORY_SIZE, SF_NUMBER},
+    {"history-ttl", OPT_HISTORY_TTL, SF_NUMBER},
+    {"max-publication", OPT_MAX_PUBLICATION, SF_NUMBER},
+    {"max-subscriptions", OPT_MAX_SUBSCRIPTIONS, SF_NUMBER},
+    {"api-key", OPT_API_KEY, SF_SECRET},
+    {"slow-close-code", OPT_SLOW_CLOSE_CODE, SF_NUMBER},
+    {"demo", OPT_DEMO, SF_SWITCH},
+    {"token-secret", OPT_TOKEN_SECRET, SF_SECRET},
+    {"token-key", OPT_TOKEN_KEY, SF_TEXT},
+    {"token-audience", OPT_TOKEN_AUDIENCE, SF_TEXT},
+    {"token-issuer", OPT_TOKEN_ISSUER, SF_TEXT},
+    {"token-leeway", OPT_TOKEN_LEEWAY, SF_NUMBER},
+    {"auth-timeout", OPT_AUTH_TIMEOUT, SF_NUMBER},
+    {"allow-anonymous", OPT_ALLOW_ANONYMOUS, SF_SWITCH},
+    {"rule", OPT_RULE, SF_LIST}, /* and "rules": [{"pattern": ..., key: value}] */
+    {"publish-rate", OPT_PUBLISH_RATE, SF_NUMBER},
+    {"subscribe-rate", OPT_SUBSCRIBE_RATE, SF_NUMBER},
+    {"max-connections-per-user", OPT_CONNS_PER_USER, SF_NUMBER},
+    {"max-connections-per-ip", OPT_CONNS_PER_IP, SF_NUMBER},
+    {"connect-rate-per-ip", OPT_CONNECT_RATE_IP, SF_NUMBER},
+    {"history-memory", OPT_HISTORY_MEMORY, SF_NUMBER},
+    {"max-presence", OPT_MAX_PRESENCE, SF_NUMBER},
+    {0, 0, 0},
 };
 
 #define MAX_RULES 64
@@ -122,6 +134,10 @@ typedef struct serve_cfg {
   dx_hub_topic_rule rules[MAX_RULES];
   bool demo;
   dx_hub *h;
+  /* The rules in force (the texts --rule takes), to tell what a reload
+   * changed; owned. */
+  char *rule_texts[MAX_RULES];
+  size_t nrule_texts;
 } serve_cfg;
 
 static serve_cfg serve;
@@ -238,6 +254,95 @@ static int parse_extra(int opt, const char *arg, void *user) {
   }
 }
 
+/* --rule given on the command line replaces the file's rules. */
+static void reset_extra(int opt, void *user) {
+  (void)user;
+  if (opt == OPT_RULE) {
+    serve.hub.nrules = 0;
+    serve.hub.rules = NULL;
+  }
+}
+
+static void set_rule_texts(serve_cfg *s, const cfg_list *l) {
+  for (size_t i = 0; i < s->nrule_texts; i++) free(s->rule_texts[i]);
+  s->nrule_texts = 0;
+  for (size_t i = 0; l && i < l->n && s->nrule_texts < MAX_RULES; i++)
+    if (l->v[i].flag->code == OPT_RULE) s->rule_texts[s->nrule_texts++] = strdup(l->v[i].text);
+}
+
+/* SIGHUP with --config (on the first loop's thread, so never twice at
+ * once): the file's topic rules replace the hub's; on any problem in the
+ * file the rules in force stay. */
+static void reload_rules(void *arg) {
+  serve_cfg *s = arg;
+  cfg_list l;
+  if (server_main_reload_file(s->main, &l) != 0) {
+    dx_log_error("configuration reload failed: keeping the %zu rule%s in force", s->nrule_texts,
+                 s->nrule_texts == 1 ? "" : "s");
+    return;
+  }
+  if (server_main_given(s->main, OPT_RULE)) {
+    dx_log_warn("rules not reloaded: --rule on the command line overrides the file's rules");
+    cfg_list_free(&l);
+    return;
+  }
+  dx_hub_topic_rule rules[MAX_RULES];
+  size_t n = 0, added = 0, removed = 0;
+  char err[160];
+  for (size_t i = 0; i < l.n; i++) {
+    if (l.v[i].flag->code != OPT_RULE) continue;
+    if (n == MAX_RULES) {
+      dx_log_error("configuration reload failed: more than %d rules; keeping the rules in force",
+                   MAX_RULES);
+      cfg_list_free(&l);
+      return;
+    }
+    if (serve_rule_parse(l.v[i].arg, &rules[n++], err, sizeof err) != 0) { /* checked by cfg_load */
+      dx_log_error("configuration reload failed: %s: %s; keeping the rules in force", l.v[i].where,
+                   err);
+      cfg_list_free(&l);
+      return;
+    }
+  }
+  int rc = dx_hub_set_rules(s->h, rules, n);
+  if (rc != 0) {
+    dx_log_error("rules reload failed: %s; keeping the rules in force", dx_strerror(rc));
+    cfg_list_free(&l);
+    return;
+  }
+  /* What changed: rules (texts) added and removed, or only their order. */
+  bool same_order = n == s->nrule_texts;
+  size_t k = 0;
+  for (size_t i = 0; i < l.n; i++) {
+    if (l.v[i].flag->code != OPT_RULE) continue;
+    bool found = false;
+    for (size_t j = 0; j < s->nrule_texts && !found; j++)
+      found = !strcmp(l.v[i].text, s->rule_texts[j]);
+    added += !found;
+    same_order &= k < s->nrule_texts && !strcmp(l.v[i].text, s->rule_texts[k]);
+    k++;
+  }
+  for (size_t j = 0; j < s->nrule_texts; j++) {
+    bool found = false;
+    for (size_t i = 0; i < l.n && !found; i++)
+      found = l.v[i].flag->code == OPT_RULE && !strcmp(l.v[i].text, s->rule_texts[j]);
+    removed += !found;
+  }
+  if (added || removed)
+    dx_log_info("rules reloaded: %zu rule%s (%zu added, %zu removed)", n, n == 1 ? "" : "s", added,
+                removed);
+  else
+    dx_log_info("rules reloaded: %zu rule%s (%s)", n, n == 1 ? "" : "s",
+                same_order ? "unchanged" : "reordered");
+  set_rule_texts(s, &l);
+  char names[400];
+  size_t nchanged = cfg_changed(&s->main->file_flags, &l, OPT_RULE, names, sizeof names);
+  if (nchanged)
+    dx_log_warn("configuration reload: the change%s to %s take%s effect at the next start",
+                nchanged == 1 ? "" : "s", names, nchanged == 1 ? "s" : "");
+  cfg_list_free(&l);
+}
+
 static int setup(dx_server *srv, void *arg) {
   serve_cfg *s = arg;
   int rc = dx_hub_attach(s->h, srv);
@@ -265,14 +370,30 @@ static const char *default_web_dir(void) {
   return NULL;
 }
 
-int cmd_serve(int argc, char **argv) {
-  server_main_cfg cfg;
-  server_main_defaults(&cfg);
-  cfg.name = "serve";
-  cfg.port = 8080;
-  cfg.opts.max_message = (size_t)1 << 20;
-  serve = (serve_cfg){.main = &cfg};
-  int rc = server_main_parse(&cfg, argc, argv, usage, serve_opts, parse_extra);
+static const server_cmd serve_cmd = {
+    .flags = serve_flags,
+    .apply = parse_extra,
+    .reset = reset_extra,
+    .config = true,
+    .rules_code = OPT_RULE,
+};
+
+/* --check-config: the effective configuration, secrets masked (the keys
+ * from the environment too). */
+static void print_config(server_main_cfg *cfg) {
+  json_t *j = server_main_config_json(cfg);
+  if (!j) return;
+  if (serve.hub.api_key && !json_object_get(j, "api-key"))
+    json_object_set_new(j, "api-key", json_string("********"));
+  if (serve.hub.token_secret && !json_object_get(j, "token-secret"))
+    json_object_set_new(j, "token-secret", json_string("********"));
+  json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  fputc('\n', stdout);
+  json_decref(j);
+}
+
+static int serve_main(server_main_cfg *cfg, int argc, char **argv) {
+  int rc = server_main_parse(cfg, argc, argv, usage, &serve_cmd);
   if (rc >= 0) return rc;
   if (!serve.hub.api_key) {
     const char *env = getenv("DUPLEX_API_KEY");
@@ -287,17 +408,38 @@ int cmd_serve(int argc, char **argv) {
   if (serve.hub.allow_anonymous && !serve.hub.token_secret && !serve.hub.token_key_file)
     return cli_usage_error("serve", "--allow-anonymous needs --token-secret or --token-key "
                                     "(without them every client is anonymous)");
-  if (!cfg.opts.static_dir) cfg.opts.static_dir = default_web_dir();
+  if (!cfg->opts.static_dir && !cfg->check_config) cfg->opts.static_dir = default_web_dir();
   serve.h = dx_hub_new(&serve.hub);
   if (!serve.h) {
     fprintf(stderr, "duplex serve: cannot start the hub (see the log line above)\n");
-    return 1;
+    return cfg->check_config ? 2 : 1;
+  }
+  if (cfg->check_config) {
+    print_config(cfg);
+    return 0;
+  }
+  set_rule_texts(&serve, server_main_given(cfg, OPT_RULE) ? &cfg->cli_flags : &cfg->file_flags);
+  if (cfg->config_file) {
+    cfg->on_reload = reload_rules;
+    cfg->reload_arg = &serve;
   }
   if (serve.hub.token_secret || serve.hub.token_key_file)
     dx_log_info("connections need a token%s", serve.hub.allow_anonymous ? " (or come anonymous)" : "");
   if (!serve.hub.api_key)
     dx_log_info("HTTP API disabled (no --api-key or DUPLEX_API_KEY): /api/ answers 403");
-  rc = server_main_run(&cfg, setup, teardown, &serve);
+  return server_main_run(cfg, setup, teardown, &serve);
+}
+
+int cmd_serve(int argc, char **argv) {
+  server_main_cfg cfg;
+  server_main_defaults(&cfg);
+  cfg.name = "serve";
+  cfg.port = 8080;
+  cfg.opts.max_message = (size_t)1 << 20;
+  serve = (serve_cfg){.main = &cfg};
+  int rc = serve_main(&cfg, argc, argv);
   dx_hub_free(serve.h);
+  set_rule_texts(&serve, NULL);
+  server_main_free(&cfg);
   return rc;
 }

@@ -1,5 +1,6 @@
-/* N event loops on N threads with SO_REUSEPORT; SIGINT/SIGTERM run a
- * graceful shutdown on every loop. */
+/* The common flags and the configuration file (server_config.c) through one
+ * handler; N event loops on N threads with SO_REUSEPORT; SIGINT/SIGTERM run
+ * a graceful shutdown on every loop, SIGHUP reloads TLS and the file. */
 #include "server_main.h"
 
 #include <getopt.h>
@@ -13,6 +14,7 @@
 #include "cli.h"
 #include "duplex/log.h"
 #include "duplex/loop.h"
+#include "log_format.h"
 
 #define SHUTDOWN_TIMEOUT_MS 3000
 
@@ -43,162 +45,284 @@ enum {
   OPT_TLS_KEY,
   OPT_TLS_CA,
   OPT_TLS_PORT,
+  OPT_LOG_FORMAT,
+  OPT_CONFIG,
+  OPT_CHECK_CONFIG,
 };
 
-static const struct option common_opts[] = {
-    {"host", required_argument, 0, 'H'},
-    {"port", required_argument, 0, 'p'},
-    {"threads", required_argument, 0, 't'},
-    {"help", no_argument, 0, 'h'},
-    {"max-message", required_argument, 0, OPT_MAX_MESSAGE},
-    {"max-buffered", required_argument, 0, OPT_MAX_BUFFERED},
-    {"max-connections", required_argument, 0, OPT_MAX_CONNECTIONS},
-    {"handshake-timeout", required_argument, 0, OPT_HANDSHAKE_TIMEOUT},
-    {"ping-interval", required_argument, 0, OPT_PING_INTERVAL},
-    {"pong-timeout", required_argument, 0, OPT_PONG_TIMEOUT},
-    {"idle-timeout", required_argument, 0, OPT_IDLE_TIMEOUT},
-    {"static", required_argument, 0, OPT_STATIC},
-    {"origin", required_argument, 0, OPT_ORIGIN},
-    {"log-level", required_argument, 0, OPT_LOG_LEVEL},
-    {"deflate", no_argument, 0, OPT_DEFLATE},
-    {"deflate-mode", required_argument, 0, OPT_DEFLATE_MODE},
-    {"deflate-window-bits", required_argument, 0, OPT_DEFLATE_WINDOW},
-    {"deflate-mem-level", required_argument, 0, OPT_DEFLATE_MEMLEVEL},
-    {"deflate-level", required_argument, 0, OPT_DEFLATE_LEVEL},
-    {"deflate-threshold", required_argument, 0, OPT_DEFLATE_THRESHOLD},
-    {"tls-cert", required_argument, 0, OPT_TLS_CERT},
-    {"tls-key", required_argument, 0, OPT_TLS_KEY},
-    {"tls-ca", required_argument, 0, OPT_TLS_CA},
-    {"tls-port", required_argument, 0, OPT_TLS_PORT},
+/* The flags of every server command; their names are also the keys of a
+ * configuration file. */
+static const server_flag common_flags[] = {
+    {"host", 'H', SF_TEXT},
+    {"port", 'p', SF_NUMBER},
+    {"threads", 't', SF_NUMBER},
+    {"help", 'h', SF_CLI},
+    {"max-message", OPT_MAX_MESSAGE, SF_NUMBER},
+    {"max-buffered", OPT_MAX_BUFFERED, SF_NUMBER},
+    {"max-connections", OPT_MAX_CONNECTIONS, SF_NUMBER},
+    {"handshake-timeout", OPT_HANDSHAKE_TIMEOUT, SF_NUMBER},
+    {"ping-interval", OPT_PING_INTERVAL, SF_NUMBER},
+    {"pong-timeout", OPT_PONG_TIMEOUT, SF_NUMBER},
+    {"idle-timeout", OPT_IDLE_TIMEOUT, SF_NUMBER},
+    {"static", OPT_STATIC, SF_TEXT},
+    {"origin", OPT_ORIGIN, SF_LIST},
+    {"log-level", OPT_LOG_LEVEL, SF_TEXT},
+    {"log-format", OPT_LOG_FORMAT, SF_TEXT},
+    {"deflate", OPT_DEFLATE, SF_SWITCH},
+    {"deflate-mode", OPT_DEFLATE_MODE, SF_TEXT},
+    {"deflate-window-bits", OPT_DEFLATE_WINDOW, SF_NUMBER},
+    {"deflate-mem-level", OPT_DEFLATE_MEMLEVEL, SF_NUMBER},
+    {"deflate-level", OPT_DEFLATE_LEVEL, SF_NUMBER},
+    {"deflate-threshold", OPT_DEFLATE_THRESHOLD, SF_NUMBER},
+    {"tls-cert", OPT_TLS_CERT, SF_TEXT},
+    {"tls-key", OPT_TLS_KEY, SF_TEXT},
+    {"tls-ca", OPT_TLS_CA, SF_TEXT},
+    {"tls-port", OPT_TLS_PORT, SF_NUMBER},
+    {"config", OPT_CONFIG, SF_CLI},
+    {"check-config", OPT_CHECK_CONFIG, SF_CLI},
+    {0, 0, 0},
 };
+
+static bool is_common(int code) {
+  for (const server_flag *f = common_flags; f->name; f++)
+    if (f->code == code) return true;
+  return false;
+}
+
+/* One common flag. Returns -1 to go on, or an exit status. */
+static int apply_common(server_main_cfg *cfg, int opt, const char *arg) {
+  const char *cmd = cfg->name;
+  dx_server_opts *o = &cfg->opts;
+  long v;
+  switch (opt) {
+  case 'H':
+    o->host = arg;
+    return -1;
+  case 'p':
+    if (!cli_parse_int(arg, 0, 65535, &v)) return cli_usage_error(cmd, "bad port '%s'", arg);
+    cfg->port = v ? (int)v : -1;
+    return -1;
+  case 't':
+    if (!cli_parse_int(arg, 1, 256, &v))
+      return cli_usage_error(cmd, "bad thread count '%s' (1-256)", arg);
+    cfg->threads = (int)v;
+    return -1;
+  case OPT_MAX_MESSAGE:
+    if (!cli_parse_size(arg, &o->max_message) || !o->max_message)
+      return cli_usage_error(cmd, "bad size '%s' for --max-message", arg);
+    return -1;
+  case OPT_MAX_BUFFERED:
+    if (!cli_parse_size(arg, &o->max_buffered) || !o->max_buffered)
+      return cli_usage_error(cmd, "bad size '%s' for --max-buffered", arg);
+    return -1;
+  case OPT_MAX_CONNECTIONS:
+    if (!cli_parse_int(arg, 1, 10000000, &v))
+      return cli_usage_error(cmd, "bad count '%s' for --max-connections", arg);
+    o->max_connections = (size_t)v;
+    return -1;
+  case OPT_HANDSHAKE_TIMEOUT:
+  case OPT_PING_INTERVAL:
+  case OPT_PONG_TIMEOUT:
+  case OPT_IDLE_TIMEOUT: {
+    int ms;
+    if (!cli_parse_ms(arg, &ms))
+      return cli_usage_error(cmd, "bad duration '%s' (try 500ms, 30s, 5m or off)", arg);
+    int *dst = opt == OPT_HANDSHAKE_TIMEOUT ? &o->handshake_timeout
+               : opt == OPT_PING_INTERVAL   ? &o->ping_interval
+               : opt == OPT_PONG_TIMEOUT    ? &o->pong_timeout
+                                            : &o->idle_timeout;
+    *dst = ms;
+    return -1;
+  }
+  case OPT_STATIC:
+    o->static_dir = arg;
+    return -1;
+  case OPT_ORIGIN:
+    if (cfg->norigins >= 16) return cli_usage_error(cmd, "at most 16 --origin values");
+    cfg->origins[cfg->norigins++] = arg;
+    return -1;
+  case OPT_LOG_LEVEL: {
+    dx_log_level lvl;
+    if (dx_log_parse_level(arg, &lvl) != 0)
+      return cli_usage_error(cmd, "bad log level '%s' (error, warn, info, debug)", arg);
+    dx_log_set_level(lvl);
+    return -1;
+  }
+  case OPT_LOG_FORMAT:
+    if (log_format_set(arg) != 0)
+      return cli_usage_error(cmd, "bad log format '%s' (text or json)", arg);
+    return -1;
+  case OPT_DEFLATE:
+  case OPT_DEFLATE_MODE:
+  case OPT_DEFLATE_WINDOW:
+  case OPT_DEFLATE_MEMLEVEL:
+  case OPT_DEFLATE_LEVEL:
+  case OPT_DEFLATE_THRESHOLD:
+    return cli_parse_deflate(cmd, opt - OPT_DEFLATE, arg, &o->deflate);
+  case OPT_TLS_CERT:
+    o->tls.cert_file = arg;
+    return -1;
+  case OPT_TLS_KEY:
+    o->tls.key_file = arg;
+    return -1;
+  case OPT_TLS_CA:
+    o->tls.ca_file = arg;
+    return -1;
+  case OPT_TLS_PORT:
+    if (!cli_parse_int(arg, 0, 65535, &v))
+      return cli_usage_error(cmd, "bad port '%s' for --tls-port", arg);
+    o->tls_port = v ? (int)v : -1;
+    return -1;
+  default:
+    return cli_usage_error(cmd, "unknown option");
+  }
+}
+
+/* One flag, common or the command's: -1 to go on, or an exit status. */
+static int apply_flag(server_main_cfg *cfg, const cfg_entry *e) {
+  int code = e->flag->code;
+  if (is_common(code)) return apply_common(cfg, code, e->arg);
+  int rc = cfg->cmd && cfg->cmd->apply ? cfg->cmd->apply(code, e->arg, cfg->cmd->user)
+                                       : cli_usage_error(cfg->name, "unknown option");
+  return rc == 0 ? -1 : rc;
+}
+
+static void reset_list(server_main_cfg *cfg, int code) {
+  if (code == OPT_ORIGIN) {
+    memset(cfg->origins, 0, sizeof cfg->origins);
+    cfg->norigins = 0;
+  } else if (cfg->cmd && cfg->cmd->reset) {
+    cfg->cmd->reset(code, cfg->cmd->user);
+  }
+}
+
+static void report_stderr(void *user, const char *msg) {
+  fprintf(stderr, "duplex %s: %s\n", (const char *)user, msg);
+}
+
+static const server_flag *flag_for_code(const server_main_cfg *cfg, int code) {
+  for (int t = 0; t < 2; t++)
+    for (const server_flag *f = cfg->schema.tables[t]; f && f->name; f++)
+      if (f->code == code) return f;
+  return NULL;
+}
 
 int server_main_parse(server_main_cfg *cfg, int argc, char **argv, const char *usage,
-                      const struct option *extra_opts,
-                      int (*extra)(int opt, const char *arg, void *user)) {
-  size_t ncommon = sizeof common_opts / sizeof *common_opts, nextra = 0;
-  while (extra_opts && extra_opts[nextra].name) nextra++;
-  struct option *all = calloc(ncommon + nextra + 1, sizeof *all);
-  if (!all) return 1;
-  memcpy(all, common_opts, sizeof common_opts);
-  if (nextra) memcpy(all + ncommon, extra_opts, nextra * sizeof *all);
-  const char *cmd = cfg->name;
+                      const server_cmd *cmd) {
+  cfg->cmd = cmd;
+  cfg->schema = (cfg_schema){.tables = {common_flags, cmd ? cmd->flags : NULL},
+                             .rules_code = cmd ? cmd->rules_code : 0};
+  const char *name = cfg->name;
   cli_set_usage(usage);
-  dx_server_opts *o = &cfg->opts;
+  /* The getopt table: the common flags (--config only for commands that
+   * take it), then the command's. */
+  size_t n = 0;
+  for (int t = 0; t < 2; t++)
+    for (const server_flag *f = cfg->schema.tables[t]; f && f->name; f++) n++;
+  struct option *all = calloc(n + 1, sizeof *all);
+  if (!all) return 1;
+  n = 0;
+  for (int t = 0; t < 2; t++)
+    for (const server_flag *f = cfg->schema.tables[t]; f && f->name; f++) {
+      if ((f->code == OPT_CONFIG || f->code == OPT_CHECK_CONFIG) && !(cmd && cmd->config)) continue;
+      bool noarg = f->kind == SF_SWITCH || f->code == 'h';
+      all[n++] = (struct option){f->name, noarg ? no_argument : required_argument, 0, f->code};
+    }
+  /* First collect the flags, then apply the file's values and the flags'
+   * in that order, through the same handlers. */
   int rc = -1, opt;
-  long v;
   optind = 1;
   opterr = 0;
   while (rc < 0 && (opt = getopt_long(argc, argv, ":H:p:t:h", all, NULL)) != -1) {
     switch (opt) {
-    case 'H':
-      o->host = optarg;
-      break;
-    case 'p':
-      if (!cli_parse_int(optarg, 0, 65535, &v))
-        rc = cli_usage_error(cmd, "bad port '%s'", optarg);
-      else
-        cfg->port = v ? (int)v : -1;
-      break;
-    case 't':
-      if (!cli_parse_int(optarg, 1, 256, &v))
-        rc = cli_usage_error(cmd, "bad thread count '%s' (1-256)", optarg);
-      else
-        cfg->threads = (int)v;
-      break;
     case 'h':
       fputs(usage, stdout);
       rc = 0;
       break;
-    case OPT_MAX_MESSAGE:
-      if (!cli_parse_size(optarg, &o->max_message) || !o->max_message)
-        rc = cli_usage_error(cmd, "bad size '%s' for --max-message", optarg);
-      break;
-    case OPT_MAX_BUFFERED:
-      if (!cli_parse_size(optarg, &o->max_buffered) || !o->max_buffered)
-        rc = cli_usage_error(cmd, "bad size '%s' for --max-buffered", optarg);
-      break;
-    case OPT_MAX_CONNECTIONS:
-      if (!cli_parse_int(optarg, 1, 10000000, &v))
-        rc = cli_usage_error(cmd, "bad count '%s' for --max-connections", optarg);
-      else
-        o->max_connections = (size_t)v;
-      break;
-    case OPT_HANDSHAKE_TIMEOUT:
-    case OPT_PING_INTERVAL:
-    case OPT_PONG_TIMEOUT:
-    case OPT_IDLE_TIMEOUT: {
-      int ms;
-      if (!cli_parse_ms(optarg, &ms)) {
-        rc = cli_usage_error(cmd, "bad duration '%s' (try 500ms, 30s, 5m or off)", optarg);
-        break;
-      }
-      int *dst = opt == OPT_HANDSHAKE_TIMEOUT ? &o->handshake_timeout
-                 : opt == OPT_PING_INTERVAL   ? &o->ping_interval
-                 : opt == OPT_PONG_TIMEOUT    ? &o->pong_timeout
-                                              : &o->idle_timeout;
-      *dst = ms;
-      break;
-    }
-    case OPT_STATIC:
-      o->static_dir = optarg;
-      break;
-    case OPT_ORIGIN:
-      if (cfg->norigins >= 16)
-        rc = cli_usage_error(cmd, "at most 16 --origin values");
-      else
-        cfg->origins[cfg->norigins++] = optarg;
-      break;
-    case OPT_LOG_LEVEL: {
-      dx_log_level lvl;
-      if (dx_log_parse_level(optarg, &lvl) != 0)
-        rc = cli_usage_error(cmd, "bad log level '%s' (error, warn, info, debug)", optarg);
-      else
-        dx_log_set_level(lvl);
-      break;
-    }
-    case OPT_DEFLATE:
-    case OPT_DEFLATE_MODE:
-    case OPT_DEFLATE_WINDOW:
-    case OPT_DEFLATE_MEMLEVEL:
-    case OPT_DEFLATE_LEVEL:
-    case OPT_DEFLATE_THRESHOLD:
-      rc = cli_parse_deflate(cmd, opt - OPT_DEFLATE, optarg, &o->deflate);
-      break;
-    case OPT_TLS_CERT:
-      o->tls.cert_file = optarg;
-      break;
-    case OPT_TLS_KEY:
-      o->tls.key_file = optarg;
-      break;
-    case OPT_TLS_CA:
-      o->tls.ca_file = optarg;
-      break;
-    case OPT_TLS_PORT:
-      if (!cli_parse_int(optarg, 0, 65535, &v))
-        rc = cli_usage_error(cmd, "bad port '%s' for --tls-port", optarg);
-      else
-        o->tls_port = v ? (int)v : -1;
-      break;
     case ':':
-      rc = cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+      rc = cli_usage_error(name, "option '%s' needs a value", argv[optind - 1]);
       break;
     case '?':
-      rc = cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+      rc = cli_usage_error(name, "unknown option '%s'", argv[optind - 1]);
       break;
-    default:
-      rc = extra ? extra(opt, optarg, cfg) : cli_usage_error(cmd, "unknown option");
-      if (rc == 0) rc = -1;
+    case OPT_CONFIG:
+    case OPT_CHECK_CONFIG:
+      if (cfg->config_file && strcmp(cfg->config_file, optarg))
+        rc = cli_usage_error(name, "one configuration file at a time (--config or --check-config)");
+      cfg->config_file = optarg;
+      cfg->check_config |= opt == OPT_CHECK_CONFIG;
+      break;
+    default: {
+      const server_flag *f = flag_for_code(cfg, opt);
+      if (!f)
+        rc = cli_usage_error(name, "unknown option");
+      else if (cfg_push(&cfg->cli_flags, f, f->kind == SF_SWITCH ? NULL : optarg, NULL) != 0)
+        rc = 1;
       break;
     }
+    }
   }
-  if (rc < 0 && optind < argc) rc = cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+  if (rc < 0 && optind < argc) rc = cli_usage_error(name, "unexpected argument '%s'", argv[optind]);
   free(all);
+  if (rc >= 0) return rc;
+  /* The file: every problem is reported, then the exit status is 2. */
+  int errors = 0;
+  if (cfg->config_file)
+    errors =
+        cfg_load(cfg->config_file, &cfg->schema, &cfg->file_flags, report_stderr, (void *)name);
+  for (size_t i = 0; i < cfg->file_flags.n; i++) {
+    const cfg_entry *e = &cfg->file_flags.v[i];
+    char context[700];
+    snprintf(context, sizeof context, "%s: %s", e->where, e->flag->name);
+    cli_set_context(context);
+    if (apply_flag(cfg, e) >= 0) errors++;
+    cli_set_context(NULL);
+  }
+  /* A list flag on the command line replaces the file's list. */
+  for (size_t i = 0; i < cfg->cli_flags.n; i++) {
+    const server_flag *f = cfg->cli_flags.v[i].flag;
+    bool first = true;
+    for (size_t j = 0; j < i; j++) first &= cfg->cli_flags.v[j].flag != f;
+    if (f->kind == SF_LIST && first) reset_list(cfg, f->code);
+  }
+  for (size_t i = 0; rc < 0 && i < cfg->cli_flags.n; i++)
+    rc = apply_flag(cfg, &cfg->cli_flags.v[i]);
+  if (rc < 0 && errors) rc = 2;
+  dx_server_opts *o = &cfg->opts;
   if (cfg->norigins) o->origins = cfg->origins;
   if (cfg->port) o->port = cfg->port;
   if (cfg->threads > 1) o->reuseport = true;
   if (rc < 0 && (o->tls.key_file || o->tls.ca_file || o->tls_port) && !o->tls.cert_file)
-    rc = cli_usage_error(cmd, "--tls-key, --tls-ca and --tls-port need --tls-cert");
+    rc = cli_usage_error(name, "--tls-key, --tls-ca and --tls-port need --tls-cert");
   return rc;
+}
+
+bool server_main_given(const server_main_cfg *cfg, int code) {
+  for (size_t i = 0; i < cfg->cli_flags.n; i++)
+    if (cfg->cli_flags.v[i].flag->code == code) return true;
+  return false;
+}
+
+json_t *server_main_config_json(const server_main_cfg *cfg) {
+  return cfg_to_json(&cfg->file_flags, &cfg->cli_flags, &cfg->schema);
+}
+
+static void report_log(void *user, const char *msg) {
+  (void)user;
+  dx_log_error("configuration reload: %s", msg);
+}
+
+int server_main_reload_file(const server_main_cfg *cfg, cfg_list *out) {
+  *out = (cfg_list){0};
+  if (!cfg->config_file) return -1;
+  if (cfg_load(cfg->config_file, &cfg->schema, out, report_log, NULL) == 0) return 0;
+  cfg_list_free(out);
+  return -1;
+}
+
+void server_main_free(server_main_cfg *cfg) {
+  cfg_list_free(&cfg->file_flags);
+  cfg_list_free(&cfg->cli_flags);
 }
 
 typedef struct worker {
@@ -247,9 +371,13 @@ static void reload_tls(dx_loop *loop, void *arg) {
 static void on_sighup(dx_loop *loop, int signo, void *arg) {
   (void)loop;
   (void)signo;
-  (void)arg;
-  dx_log_info("SIGHUP received: reloading the TLS certificate");
-  for (int i = 0; i < nworkers; i++) dx_loop_post(workers[i].loop, reload_tls, &workers[i]);
+  server_main_cfg *cfg = arg;
+  bool tls = cfg->opts.tls.cert_file != NULL, conf = cfg->on_reload != NULL;
+  dx_log_info("SIGHUP received: reloading %s%s%s", tls ? "the TLS certificate" : "",
+              tls && conf ? " and " : "", conf ? cfg->config_file : "");
+  if (tls)
+    for (int i = 0; i < nworkers; i++) dx_loop_post(workers[i].loop, reload_tls, &workers[i]);
+  if (conf) cfg->on_reload(cfg->reload_arg);
 }
 
 static int worker_open(worker *w, int port, int tls_port) {
@@ -312,8 +440,8 @@ int server_main_run(server_main_cfg *cfg, int (*setup)(dx_server *srv, void *arg
     if (!tls || tls_port)
       dx_log_info("duplex %s listening on ws://%s%s%s:%d/ (%d thread%s)", cfg->name, v6 ? "[" : "",
                   host, v6 ? "]" : "", port, nworkers, nworkers == 1 ? "" : "s");
+    if (tls || cfg->on_reload) dx_loop_signal(workers[0].loop, SIGHUP, on_sighup, cfg);
     if (tls) {
-      dx_loop_signal(workers[0].loop, SIGHUP, on_sighup, NULL);
       dx_log_info("duplex %s listening on wss://%s%s%s:%d/ (%d thread%s)", cfg->name, v6 ? "[" : "",
                   host, v6 ? "]" : "", tls_port ? tls_port : port, nworkers,
                   nworkers == 1 ? "" : "s");

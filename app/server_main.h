@@ -1,10 +1,12 @@
-/* Shared by the server subcommands (echo, later serve): the common flags,
- * N loops on N threads with SO_REUSEPORT, signals and graceful shutdown. */
+/* Shared by the server subcommands (echo, serve): the common flags, the
+ * configuration file, N loops on N threads with SO_REUSEPORT, signals and
+ * graceful shutdown. */
 #ifndef DX_APP_SERVER_MAIN_H
 #define DX_APP_SERVER_MAIN_H
 
 #include "cli.h"
 #include "duplex/server.h"
+#include "server_config.h"
 
 #define SERVER_OPTIONS_HELP                                                                        \
   "Options:\n"                                                                                     \
@@ -29,10 +31,26 @@
   "      --tls-port N           serve wss on N and plain ws on --port (default: TLS\n"             \
   "                             on --port only). SIGHUP reloads the certificate.\n"                \
   "      --log-level LEVEL      error, warn, info (default) or debug\n"                            \
+  "      --log-format FORMAT    text (default) or json: one JSON object per line\n"                \
+  "                             {\"time\",\"level\",\"msg\"} for log shippers\n"                   \
   "  -h, --help                 show this help\n"                                                  \
   "\n"                                                                                             \
   "SIZE takes K, M, G suffixes; T takes ms, s, m suffixes (plain numbers are ms).\n"               \
   "SIGINT/SIGTERM close every client with 1001 and exit 0 once they are gone.\n"
+
+/* A command's own flags (beyond the common ones) and their handler. */
+typedef struct server_cmd {
+  const server_flag *flags; /* ending with a zeroed entry */
+  /* Apply one flag (from the command line or a configuration file; arg is
+   * NULL for a switch). Returns 0, or an exit status after cli_usage_error. */
+  int (*apply)(int code, const char *arg, void *user);
+  /* Forget the values of an SF_LIST flag: given on the command line, it
+   * replaces the file's list. */
+  void (*reset)(int code, void *user);
+  void *user;
+  bool config;    /* takes --config FILE and --check-config FILE */
+  int rules_code; /* the flag the file's "rules" objects become (0: none) */
+} server_cmd;
 
 typedef struct server_main_cfg {
   const char *name; /* subcommand, for messages */
@@ -41,18 +59,41 @@ typedef struct server_main_cfg {
   int threads;
   const char *origins[17];
   int norigins;
+  /* Filled by server_main_parse. */
+  const server_cmd *cmd;
+  const char *config_file; /* --config or --check-config FILE */
+  bool check_config;       /* --check-config */
+  cfg_schema schema;
+  cfg_list file_flags, cli_flags; /* values (kept until server_main_free) */
+  /* Set by the command before server_main_run: on SIGHUP with --config,
+   * called on the first loop's thread (besides the TLS reload). */
+  void (*on_reload)(void *arg);
+  void *reload_arg;
 } server_main_cfg;
 
 void server_main_defaults(server_main_cfg *cfg);
 
-/* Parse the common flags; `extra(opt, arg, user)` handles the others (long
- * options listed in `extra_opts`, NULL-terminated getopt array) and returns
- * 0 or an exit status. Returns -1 to go on, or an exit status (0 after
- * --help, 2 for a usage error). */
-struct option;
+/* Parse the command line (and, with --config, the file first): the common
+ * flags, and the command's own through cmd->apply (cmd may be NULL).
+ * Returns -1 to go on, or an exit status (0 after --help, 2 for a usage or
+ * configuration error). Call server_main_free afterwards in any case. */
 int server_main_parse(server_main_cfg *cfg, int argc, char **argv, const char *usage,
-                      const struct option *extra_opts,
-                      int (*extra)(int opt, const char *arg, void *user));
+                      const server_cmd *cmd);
+
+/* Was this flag given on the command line? */
+bool server_main_given(const server_main_cfg *cfg, int code);
+
+/* The effective configuration (file, then flags), secrets masked; a new
+ * JSON object or NULL. */
+json_t *server_main_config_json(const server_main_cfg *cfg);
+
+/* Read the configuration file again (for a reload): the file's entries in
+ * *out (free with cfg_list_free), or -1 after logging each problem with
+ * dx_log_error. */
+int server_main_reload_file(const server_main_cfg *cfg, cfg_list *out);
+
+/* Free what server_main_parse kept (the values). */
+void server_main_free(server_main_cfg *cfg);
 
 /* Run the servers until SIGINT/SIGTERM; `setup` registers routes on each
  * (one per thread, before any loop runs). `teardown` (may be NULL) runs for
