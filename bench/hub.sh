@@ -28,7 +28,8 @@
 # Servers alternate (duplex, nchan, socketio, duplex, ...); the table shows
 # medians over the rounds, with duplex / peer ratios. Environment:
 # HUB_ROUNDS, HUB_QUICK=1 (as --quick), DUPLEX_SERVE_ARGS (extra flags for
-# duplex serve, e.g. "--max-buffered 16M").
+# duplex serve, e.g. "--max-buffered 16M"), DUPLEX_REV (noted in the results
+# with --duplex: what the binary was built from).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -37,7 +38,7 @@ rounds="${HUB_ROUNDS:-3}" duration=10 warmup=2 drain=10 quick="${HUB_QUICK:-0}" 
 scenarios="a,b,c,d" servers="duplex,nchan,socketio" duplex_bin="" out="" publish=http
 api_key="hub-bench-key"
 
-usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case "$1" in
   --quick) quick=1 ;;
@@ -93,6 +94,8 @@ fi
 bin="$root/build-bench"
 log "building hubload into $bin"
 "$here/build.sh" "$bin" >&2
+duplex_given=0
+[[ -n "$duplex_bin" ]] && duplex_given=1
 if has "$servers" duplex && [[ -z "$duplex_bin" ]]; then
   # A build tree of our own, so that nobody else's rebuild swaps the binary
   # between rounds.
@@ -110,7 +113,11 @@ sio_version=$(node -p "require('$here/node_modules/socket.io/package.json').vers
   echo "# bench/hub.sh raw results, $(date -Is)"
   echo "# rounds=$rounds duration=${duration}s warmup=${warmup}s drain<=${drain}s quick=$quick duplex publish=$publish"
   echo "# cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; kernel $(uname -r)"
-  echo "# duplex: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$root" diff --quiet HEAD -- src app include 2>/dev/null || echo ' (dirty tree)') ${DUPLEX_SERVE_ARGS:-}"
+  if ((duplex_given)); then
+    echo "# duplex: $duplex_bin (given with --duplex${DUPLEX_REV:+, built from $DUPLEX_REV}) ${DUPLEX_SERVE_ARGS:-}"
+  else
+    echo "# duplex: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$root" diff --quiet HEAD -- src app include 2>/dev/null || echo ' (dirty tree)') ${DUPLEX_SERVE_ARGS:-}"
+  fi
   echo "# nginx: $(nginx -v 2>&1 | sed 's/.*nginx\///'), nchan: $(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo -)"
   echo "# node: $(node --version 2>/dev/null || echo -), socket.io: $sio_version"
   echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
