@@ -362,9 +362,10 @@ static void teardown(dx_server *srv, void *arg) {
   dx_hub_detach(s->h, srv);
 }
 
-/* The demo pages: web/ next to the binary's source tree or installed data. */
+/* The demo pages: ./web, else the installed ones, else those of the source
+ * tree the binary was built from (a build directory's binary, in tests). */
 static const char *default_web_dir(void) {
-  static const char *const candidates[] = {"web", DX_WEB_DIR, NULL};
+  static const char *const candidates[] = {"web", DX_WEB_DIR, DX_SOURCE_WEB_DIR, NULL};
   for (int i = 0; candidates[i]; i++)
     if (access(candidates[i], R_OK | X_OK) == 0) return candidates[i];
   return NULL;
