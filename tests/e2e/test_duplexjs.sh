@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 need_node_modules ws
 key=duplexjs-$RANDOM$RANDOM
-start_serve --api-key "$key" --history-size 1000
+start_serve --api-key "$key" --history-size 1000 --static "$DX_SOURCE_DIR/web"
 curl -fsS -o /dev/null "http://127.0.0.1:$PORT/duplex.js" && pass "GET /duplex.js" || check_fail "GET /duplex.js failed"
 ctype=$(curl -s -o /dev/null -w '%{content_type}' "http://127.0.0.1:$PORT/duplex.js")
 [[ $ctype == text/javascript* || $ctype == application/javascript* ]] &&

@@ -474,9 +474,9 @@ test('a token goes as a subprotocol (or in the query when it cannot); a token fu
     assert.deepEqual(seen[0], ['/ws', 'duplex.v1,duplex.token.t1.x_y-z']);
     assert.deepEqual(seen[1], ['/ws', 'duplex.v1,duplex.token.t2.x_y-z']);
     const d = client(wss.url, { token: 'not a jwt/=', reconnect: false });
-    await waitFor(() => seen.length >= 3, 3000, 'third connection');
+    await waitFor(() => seen.some(([u]) => u.includes('?')), 3000, 'the connection with a query token');
     await d.close();
-    assert.deepEqual(seen[2], ['/ws?token=not+a+jwt%2F%3D', 'duplex.v1']);
+    assert.deepEqual(seen.find(([u]) => u.includes('?')), ['/ws?token=not+a+jwt%2F%3D', 'duplex.v1']);
   } finally {
     wss.close();
   }

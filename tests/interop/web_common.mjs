@@ -127,6 +127,7 @@ export class TcpProxy {
     this.targetPort = targetPort;
     this.mode = 'pass';
     this.pairs = new Set();
+    this.sockets = new Set(); // every open socket, for close()
     this.accepted = 0;
   }
 
@@ -156,8 +157,12 @@ export class TcpProxy {
     client.on('data', (d) => pair.frozen || upstream.write(d));
     upstream.on('data', (d) => pair.frozen || client.write(d));
     for (const s of [client, upstream]) {
+      this.sockets.add(s);
       s.on('error', () => {});
-      s.on('close', end);
+      s.on('close', () => {
+        this.sockets.delete(s);
+        end();
+      });
     }
   }
 
@@ -178,10 +183,8 @@ export class TcpProxy {
   }
 
   async close() {
-    for (const p of this.pairs) {
-      p.client.destroy();
-      p.upstream.destroy();
-    }
+    for (const s of this.sockets) s.destroy(); // frozen ones too
+    this.sockets.clear();
     this.pairs.clear();
     await new Promise((r) => this.server.close(r));
   }
