@@ -159,6 +159,23 @@ try {
     await b.waitForFunction(() => [...document.querySelectorAll('#people li')].some((li) => li.textContent.startsWith('ana')));
   });
 
+  await checks.step('the phone goes offline (navigator.onLine false): noticed; back online: reconnects at once, caught up', async () => {
+    checks.allowNetworkErrors = true;
+    await b.context().setOffline(true);
+    await b.waitForFunction(() => navigator.onLine === false);
+    // On 'offline' the client pings at once; no answer within the heartbeat timeout: reconnecting.
+    await b.waitForFunction(() => document.body.dataset.connection === 'reconnecting', null, { timeout: 12000 });
+    await send(a, 'sent while bo was offline');
+    await b.waitForTimeout(1500); // a few failed attempts: the backoff grows
+    const t0 = Date.now();
+    await b.context().setOffline(false); // 'online': try now, whatever the backoff
+    await waitOpen(b, 8000);
+    const took = Date.now() - t0;
+    checks.allowNetworkErrors = false;
+    await expectOnce(b, 'bo', ['still here after the restart', 'sent while bo was offline']);
+    if (took > 3000) throw new Error(`reconnected ${took} ms after coming online`);
+  });
+
   await checks.step('screenshots', async () => {
     await shot(a, 'chat-laptop.png');
     await shot(b, 'chat-phone.png');
