@@ -27,6 +27,7 @@ void server_main_defaults(server_main_cfg *cfg) {
 enum {
   OPT_MAX_MESSAGE = 1000,
   OPT_MAX_BUFFERED,
+  OPT_MAX_BODY,
   OPT_MAX_CONNECTIONS,
   OPT_HANDSHAKE_TIMEOUT,
   OPT_PING_INTERVAL,
@@ -59,6 +60,7 @@ static const server_flag common_flags[] = {
     {"help", 'h', SF_CLI},
     {"max-message", OPT_MAX_MESSAGE, SF_NUMBER},
     {"max-buffered", OPT_MAX_BUFFERED, SF_NUMBER},
+    {"max-body", OPT_MAX_BODY, SF_NUMBER},
     {"max-connections", OPT_MAX_CONNECTIONS, SF_NUMBER},
     {"handshake-timeout", OPT_HANDSHAKE_TIMEOUT, SF_NUMBER},
     {"ping-interval", OPT_PING_INTERVAL, SF_NUMBER},
@@ -114,6 +116,10 @@ static int apply_common(server_main_cfg *cfg, int opt, const char *arg) {
   case OPT_MAX_BUFFERED:
     if (!cli_parse_size(arg, &o->max_buffered) || !o->max_buffered)
       return cli_usage_error(cmd, "bad size '%s' for --max-buffered", arg);
+    return -1;
+  case OPT_MAX_BODY:
+    if (!cli_parse_size(arg, &o->max_body) || !o->max_body || o->max_body > ((size_t)1 << 30))
+      return cli_usage_error(cmd, "bad size '%s' for --max-body (1 byte to 1G)", arg);
     return -1;
   case OPT_MAX_CONNECTIONS:
     if (!cli_parse_int(arg, 1, 10000000, &v))

@@ -17,6 +17,8 @@
   "      --max-message SIZE     largest message accepted, e.g. 1M (then close 1009)\n"             \
   "      --max-buffered SIZE    unsent bytes per connection before a slow client is\n"             \
   "                             closed with 1008 (default 4M)\n"                                   \
+  "      --max-body SIZE        largest HTTP request body, e.g. for /api/publish\n"               \
+  "                             (default 1M; then 413)\n"                                         \
   "      --max-connections N    then answer 503 (default 100000, all threads)\n"                   \
   "      --handshake-timeout T  drop clients that do not finish the handshake (10s)\n"             \
   "      --ping-interval T      ping quiet clients this often (30s; off to disable)\n"             \
