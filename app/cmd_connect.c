@@ -199,7 +199,7 @@ static void on_error(dx_ws *ws, int err, const char *msg, void *user) {
   if (!a->quiet) fprintf(stderr, "duplex: %s\n", a->failure);
 }
 
-static void on_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
+static void on_close(dx_ws *ws, uint16_t code, const char *reason, size_t reason_len, bool clean,
                      void *user) {
   (void)ws;
   app *a = user;

@@ -21,7 +21,7 @@ static void on_message(dx_ws *ws, unsigned opcode, const void *data, size_t len,
   dx_ws_send(ws, opcode, data, len);
 }
 
-static void on_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
+static void on_close(dx_ws *ws, uint16_t code, const char *reason, size_t reason_len, bool clean,
                      void *user) {
   printf("close  code=%d reason=\"%.*s\" clean=%s\n", code, (int)reason_len, reason,
          clean ? "yes" : "no");

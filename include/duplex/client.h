@@ -121,7 +121,7 @@ DX_API int dx_client_send(dx_client *c, unsigned opcode, const void *data, size_
  * call may follow); DX_ECLOSED once closed.
  * dx_ws_close on the client's connection also ends the client: a close
  * this side started never reconnects (one the server starts may). */
-DX_API int dx_client_close(dx_client *c, unsigned code, const char *reason);
+DX_API int dx_client_close(dx_client *c, uint16_t code, const char *reason);
 
 /* True once the client will do nothing more (closed, gave up, or failed
  * without reconnect) and its last on_close was delivered. */

@@ -11,6 +11,8 @@
 #ifndef DUPLEX_ERROR_H
 #define DUPLEX_ERROR_H
 
+#include <stdint.h>
+
 #include "duplex/common.h"
 
 #ifdef __cplusplus
@@ -94,7 +96,7 @@ DX_API const char *dx_errname(int err);
 /* The WebSocket close status code an endpoint sends when it fails the
  * connection because of `err`: 1007 for UTF-8 errors, 1009 for size limits,
  * 1002 for other protocol errors, 1011 for internal errors. */
-DX_API int dx_close_code_for_error(int err);
+DX_API uint16_t dx_close_code_for_error(int err);
 
 /* The HTTP status a server answers a failed upgrade with: 400, 405, 426
  * (wrong version), 431 (headers too large), 500 otherwise. */

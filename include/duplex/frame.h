@@ -107,7 +107,7 @@ enum dx_close_code {
 /* True when `code` may appear in a close frame: 1000-1003, 1007-1014 (the
  * IANA-registered codes; 1012-1014 are accepted as browsers and Node `ws`
  * do), and 3000-4999. False for 0-999, 1004-1006, 1015, 1016-2999, 5000+. */
-DX_API bool dx_close_code_valid(unsigned code);
+DX_API bool dx_close_code_valid(uint16_t code);
 
 #ifdef __cplusplus
 }

@@ -81,15 +81,16 @@ DX_API bool dx_http_has_token(const dx_http_header *h, size_t n, const char *nam
 /* ---- Sec-WebSocket-Accept ---- */
 
 /* The 24-character base64 form of a client key plus NUL. */
-#define DX_WS_KEY_LEN 24
+#define DX_HANDSHAKE_KEY_LEN 24
 /* Sec-WebSocket-Accept: 28 characters plus NUL. */
-#define DX_WS_ACCEPT_LEN 28
+#define DX_HANDSHAKE_ACCEPT_LEN 28
 
 /* accept = base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")). */
-DX_API void dx_ws_accept(const char *key, size_t key_len, char out[DX_WS_ACCEPT_LEN + 1]);
+DX_API void dx_handshake_accept_key(const char *key, size_t key_len,
+                                    char out[DX_HANDSHAKE_ACCEPT_LEN + 1]);
 
 /* Base64 of 16 caller-supplied random bytes (use a CSPRNG). */
-DX_API void dx_ws_make_key(const uint8_t nonce[16], char out[DX_WS_KEY_LEN + 1]);
+DX_API void dx_handshake_make_key(const uint8_t nonce[16], char out[DX_HANDSHAKE_KEY_LEN + 1]);
 
 /* ---- Extensions (Sec-WebSocket-Extensions, RFC 6455 section 9.1) ---- */
 
@@ -118,10 +119,10 @@ typedef struct dx_upgrade_request {
   dx_str host;
   dx_str origin;    /* len 0 when absent */
   dx_str key;       /* Sec-WebSocket-Key as sent */
-  dx_str protocols; /* raw Sec-WebSocket-Protocol values; see dx_ws_select_protocol */
+  dx_str protocols; /* raw Sec-WebSocket-Protocol values; see dx_handshake_select_protocol */
   dx_ext_offer extensions[8];
   size_t num_extensions;
-  char accept[DX_WS_ACCEPT_LEN + 1];
+  char accept[DX_HANDSHAKE_ACCEPT_LEN + 1];
 } dx_upgrade_request;
 
 /* Validate a parsed request as a WebSocket upgrade: GET, HTTP/1.1+, one
@@ -135,15 +136,16 @@ DX_API int dx_upgrade_check(const dx_http_request *req, dx_upgrade_request *out)
 /* Pick the first of the server's `supported` subprotocols (in the server's
  * order of preference) that the client offered in any Sec-WebSocket-Protocol
  * header. Returns its index, or -1 if none matches or none was offered. */
-DX_API int dx_ws_select_protocol(const dx_http_request *req, const char *const *supported,
-                                 size_t n);
+DX_API int dx_handshake_select_protocol(const dx_http_request *req, const char *const *supported,
+                                        size_t n);
 
 /* Write a "101 Switching Protocols" response. `protocol` and `extensions`
  * (a ready Sec-WebSocket-Extensions value) may be NULL; `extra_headers` may be
  * NULL or whole "Name: value\r\n" lines. Returns the length written or
  * DX_ENOSPC. */
-DX_API int dx_ws_build_response(char *buf, size_t cap, const char *accept, const char *protocol,
-                                const char *extensions, const char *extra_headers);
+DX_API int dx_handshake_build_response(char *buf, size_t cap, const char *accept,
+                                       const char *protocol, const char *extensions,
+                                       const char *extra_headers);
 
 /* Write an error response with a short text/plain body and
  * "Connection: close". 426 carries "Sec-WebSocket-Version: 13" and
@@ -159,7 +161,7 @@ DX_API const char *dx_http_reason(int status);
 typedef struct dx_client_request {
   const char *host;             /* Host header value, with ":port" when not the default */
   const char *path;             /* request-target, "/" if NULL */
-  const char *key;              /* from dx_ws_make_key() */
+  const char *key;              /* from dx_handshake_make_key() */
   const char *const *protocols; /* offered subprotocols, may be NULL */
   size_t num_protocols;
   const char *extensions;    /* ready Sec-WebSocket-Extensions value, or NULL */
@@ -168,7 +170,7 @@ typedef struct dx_client_request {
 } dx_client_request;
 
 /* Write the client's upgrade request. Returns its length or DX_ENOSPC. */
-DX_API int dx_ws_build_request(char *buf, size_t cap, const dx_client_request *r);
+DX_API int dx_handshake_build_request(char *buf, size_t cap, const dx_client_request *r);
 
 /* Check the parts of `r` an application chooses (protocols, origin,
  * extra_headers) before building requests with them: each subprotocol one

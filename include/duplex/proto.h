@@ -140,7 +140,7 @@ DX_API int dx_proto_send_frame(dx_proto *p, unsigned opcode, const void *data, s
  * and `reason` (UTF-8, at most 123 bytes; NULL = none). Returns 0,
  * DX_EINVAL for a code that may not be sent or a reason too long,
  * DX_ECLOSED if a close frame was already sent. */
-DX_API int dx_proto_close(dx_proto *p, unsigned code, const char *reason, size_t reason_len);
+DX_API int dx_proto_close(dx_proto *p, uint16_t code, const char *reason, size_t reason_len);
 
 /* May a whole, pre-encoded server frame (a broadcast's shared bytes) be
  * written now? Returns 0, DX_ECLOSED, DX_ESTATE (a fragmented message is

@@ -63,7 +63,7 @@ typedef struct dx_ws_handlers {
    * (1005 when it sent none), the code we sent when we failed the
    * connection, or 1006 when the connection dropped without a closing
    * handshake; `clean` says whether close frames were exchanged both ways. */
-  void (*on_close)(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
+  void (*on_close)(dx_ws *ws, uint16_t code, const char *reason, size_t reason_len, bool clean,
                    void *user);
   /* Bytes of per-connection user data allocated inline with the connection
    * (zeroed); see dx_ws_data(). */
@@ -125,7 +125,7 @@ DX_API void dx_msg_free(dx_msg *msg);
 /* Start the closing handshake with `code` (1000, 1001, 1008, 3000-4999, ...;
  * 0 for none) and an optional UTF-8 `reason` (<= 123 bytes; NULL for none).
  * on_close follows when the peer answers, or after the close timeout. */
-DX_API int dx_ws_close(dx_ws *ws, unsigned code, const char *reason);
+DX_API int dx_ws_close(dx_ws *ws, uint16_t code, const char *reason);
 
 /* Drop the connection now, without a closing handshake. on_close (1006)
  * runs before this returns, unless it already ran; no handler runs after. */

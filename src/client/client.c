@@ -55,7 +55,7 @@ static void release_ws_memory(dx_client *c, dx_ws *ws) {
 /* The attempt is over (its on_close was delivered and the stream, if any,
  * is gone): decide whether to try again. */
 static void attempt_over(dx_client *c, dx_ws *ws) {
-  int code = ws->close_code;
+  uint16_t code = ws->close_code;
   if (c->ws == ws) c->ws = NULL;
   release_ws_memory(c, ws);
   if (c->freed) return;
@@ -98,8 +98,8 @@ static void on_released(dx_ws *ws) { attempt_over(ws->owner, ws); }
  * close frame went out before the peer's arrived (when the peer closes
  * first, our echo is only sent after this notification) and the protocol
  * did not fail (a protocol error sends a close frame too). */
-static void client_on_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
-                            void *user) {
+static void client_on_close(dx_ws *ws, uint16_t code, const char *reason, size_t reason_len,
+                            bool clean, void *user) {
   dx_client *c = ws->owner;
   if (ws->proto_ready) {
     dx_proto *p = dx__ws_proto(ws);
@@ -331,7 +331,7 @@ int dx_client_send(dx_client *c, unsigned opcode, const void *data, size_t len) 
   return ws ? dx_ws_send(ws, opcode, data, len) : DX_ECLOSED;
 }
 
-int dx_client_close(dx_client *c, unsigned code, const char *reason) {
+int dx_client_close(dx_client *c, uint16_t code, const char *reason) {
   DX__CHECK_THREAD(c->loop);
   if (c->user_closed) return DX_ECLOSED;
   /* The arguments are checked in every state, and before anything

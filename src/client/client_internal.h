@@ -33,7 +33,7 @@ struct dx_client {
   char *origin, *headers;
   char *proxy_auth; /* "Basic ..." from user:pass@ in the proxy URL, or NULL */
   /* The user's on_close: ours runs first (see client_on_close). */
-  void (*user_on_close)(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
+  void (*user_on_close)(dx_ws *ws, uint16_t code, const char *reason, size_t reason_len, bool clean,
                         void *user);
   char **protocols;
   size_t nprotocols;
@@ -51,7 +51,7 @@ struct dx_client {
   dx_io conn_io;
   int last_connect_errno;
   uint8_t hs_step;
-  char key[DX_WS_KEY_LEN + 1];
+  char key[DX_HANDSHAKE_KEY_LEN + 1];
 
   int attempt;        /* failed attempts in a row */
   uint64_t opened_at; /* loop ms the current connection opened, 0 if not */

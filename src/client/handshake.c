@@ -11,7 +11,7 @@
 int dx__client_write_upgrade(dx_client *c, dx_ws *ws) {
   uint8_t nonce[16];
   if (RAND_bytes(nonce, sizeof nonce) != 1) return DX_ESYS;
-  dx_ws_make_key(nonce, c->key);
+  dx_handshake_make_key(nonce, c->key);
   char host[300];
   bool default_port = c->url.port == (c->url.tls ? 443 : 80);
   snprintf(host, sizeof host, "%s%s%s", c->url.ipv6 ? "[" : "", c->url.host,
@@ -32,7 +32,7 @@ int dx__client_write_upgrade(dx_client *c, dx_ws *ws) {
   for (size_t i = 0; i < c->nprotocols; i++) cap += strlen(c->protocols[i]) + 2;
   uint8_t *buf = dx_stream_reserve(&ws->stream, cap);
   if (!buf) return DX_ENOMEM;
-  int n = dx_ws_build_request((char *)buf, cap, &r);
+  int n = dx_handshake_build_request((char *)buf, cap, &r);
   dx_stream_commit(&ws->stream, n > 0 ? (size_t)n : 0);
   return n > 0 ? 0 : n;
 }

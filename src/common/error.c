@@ -23,7 +23,7 @@ const char *dx_errname(int err) {
   return "DX_E?";
 }
 
-int dx_close_code_for_error(int err) {
+uint16_t dx_close_code_for_error(int err) {
   switch (err) {
   case DX_EUTF8:
   case DX_ECLOSE_REASON_UTF8:

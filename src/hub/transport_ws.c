@@ -138,7 +138,7 @@ static void on_message(dx_ws *ws, unsigned opcode, const void *data, size_t len,
                        "\"b64\")");
 }
 
-static void on_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
+static void on_close(dx_ws *ws, uint16_t code, const char *reason, size_t reason_len, bool clean,
                      void *user) {
   (void)code, (void)reason, (void)reason_len, (void)clean;
   ws_conn *c = dx_ws_data(ws);

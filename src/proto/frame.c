@@ -129,7 +129,7 @@ size_t dx_frame_write_header(uint8_t *out, bool fin, unsigned rsv, unsigned opco
   return n;
 }
 
-bool dx_close_code_valid(unsigned code) {
+bool dx_close_code_valid(uint16_t code) {
   if (code >= 3000) return code <= 4999; /* registered (3xxx) and private (4xxx) */
   if (code < 1000 || code > 1014) return false;
   /* 1004 is reserved; 1005 and 1006 are local-only pseudo codes. */

@@ -94,7 +94,8 @@ static int list_next(list_iter *it, dx_str *elem) {
 
 /* ---- Sec-WebSocket-Accept ---- */
 
-void dx_ws_accept(const char *key, size_t key_len, char out[DX_WS_ACCEPT_LEN + 1]) {
+void dx_handshake_accept_key(const char *key, size_t key_len,
+                             char out[DX_HANDSHAKE_ACCEPT_LEN + 1]) {
   unsigned char md[SHA_DIGEST_LENGTH];
   int ok = 0;
   /* Real keys are 24 bytes: hash them from the stack in one call. */
@@ -118,7 +119,7 @@ void dx_ws_accept(const char *key, size_t key_len, char out[DX_WS_ACCEPT_LEN + 1
   EVP_EncodeBlock((unsigned char *)out, md, SHA_DIGEST_LENGTH); /* writes 28 + NUL */
 }
 
-void dx_ws_make_key(const uint8_t nonce[16], char out[DX_WS_KEY_LEN + 1]) {
+void dx_handshake_make_key(const uint8_t nonce[16], char out[DX_HANDSHAKE_KEY_LEN + 1]) {
   EVP_EncodeBlock((unsigned char *)out, nonce, 16); /* writes 24 + NUL */
 }
 
@@ -128,7 +129,7 @@ static int is_b64(char c) {
 }
 
 static int valid_key(dx_str k) {
-  if (k.len != DX_WS_KEY_LEN || k.ptr[22] != '=' || k.ptr[23] != '=') return 0;
+  if (k.len != DX_HANDSHAKE_KEY_LEN || k.ptr[22] != '=' || k.ptr[23] != '=') return 0;
   for (size_t i = 0; i < 22; i++)
     if (!is_b64(k.ptr[i])) return 0;
   return 1;
@@ -185,11 +186,12 @@ int dx_upgrade_check(const dx_http_request *req, dx_upgrade_request *out) {
   if (origins > 1) return DX_EHTTP_MALFORMED;
   if (origins) out->origin = f->value;
 
-  dx_ws_accept(out->key.ptr, out->key.len, out->accept);
+  dx_handshake_accept_key(out->key.ptr, out->key.len, out->accept);
   return 0;
 }
 
-int dx_ws_select_protocol(const dx_http_request *req, const char *const *supported, size_t n) {
+int dx_handshake_select_protocol(const dx_http_request *req, const char *const *supported,
+                                 size_t n) {
   if (!req || !supported || (!req->headers && req->num_headers)) return -1;
   if (n > INT_MAX) n = INT_MAX;
   for (size_t s = 0; s < n; s++) {
@@ -262,8 +264,8 @@ static int safe_extra(const char *s) {
   return 1;
 }
 
-int dx_ws_build_response(char *buf, size_t cap, const char *accept, const char *protocol,
-                         const char *extensions, const char *extra_headers) {
+int dx_handshake_build_response(char *buf, size_t cap, const char *accept, const char *protocol,
+                                const char *extensions, const char *extra_headers) {
   if ((!buf && cap) || !accept || !safe_value(accept)) return DX_EINVAL;
   if (protocol && !dx__http_is_token(protocol, strlen(protocol))) return DX_EINVAL;
   if (extensions && !safe_value(extensions)) return DX_EINVAL;
@@ -414,7 +416,7 @@ static int valid_target(const char *s) {
   return 1;
 }
 
-int dx_ws_build_request(char *buf, size_t cap, const dx_client_request *r) {
+int dx_handshake_build_request(char *buf, size_t cap, const dx_client_request *r) {
   if ((!buf && cap) || !r || !r->host || !r->key) return DX_EINVAL;
   const char *path = r->path ? r->path : "/";
   if (!r->host[0] || !safe_value(r->host) || !safe_value(r->key) || !valid_target(path))
@@ -484,8 +486,8 @@ int dx_upgrade_verify(const dx_http_response *resp, const char *key, const char 
     return DX_EHTTP_NO_UPGRADE;
   if (!dx_http_has_token(h, n, "Connection", "upgrade")) return DX_EHTTP_NO_CONNECTION;
 
-  char expect[DX_WS_ACCEPT_LEN + 1];
-  dx_ws_accept(key, strlen(key), expect);
+  char expect[DX_HANDSHAKE_ACCEPT_LEN + 1];
+  dx_handshake_accept_key(key, strlen(key), expect);
   if (count_headers(h, n, "Sec-WebSocket-Accept", &f) != 1 || expect[0] == '\0' ||
       !str_eq(f->value, expect))
     return DX_EWS_ACCEPT;

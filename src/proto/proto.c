@@ -162,7 +162,7 @@ static int emit_frame(dx_proto *p, bool fin, unsigned rsv, unsigned opcode, cons
   return p->cb->on_output(p->user, &out);
 }
 
-static int send_close_frame(dx_proto *p, unsigned code, const char *reason, size_t reason_len) {
+static int send_close_frame(dx_proto *p, uint16_t code, const char *reason, size_t reason_len) {
   uint8_t payload[DX_CONTROL_MAX];
   size_t n = 0;
   if (code) {
@@ -176,7 +176,7 @@ static int send_close_frame(dx_proto *p, unsigned code, const char *reason, size
   return emit_frame(p, true, 0, DX_OP_CLOSE, payload, n);
 }
 
-int dx_proto_close(dx_proto *p, unsigned code, const char *reason, size_t reason_len) {
+int dx_proto_close(dx_proto *p, uint16_t code, const char *reason, size_t reason_len) {
   if (p->close_sent) return DX_ECLOSED;
   if (!reason) reason_len = 0;
   if (code == 0 ? reason_len != 0 : !dx_close_code_valid(code)) return DX_EINVAL;
@@ -242,7 +242,7 @@ static int fail(dx_proto *p, int err) {
     const char *why = dx_strerror(err);
     size_t n = strlen(why);
     if (n > DX_CONTROL_MAX - 2) n = DX_CONTROL_MAX - 2;
-    send_close_frame(p, (unsigned)dx_close_code_for_error(err), why, n);
+    send_close_frame(p, dx_close_code_for_error(err), why, n);
   }
   p->state = DX_PROTO_FAILED;
   p->error = err;
@@ -309,10 +309,10 @@ static int handle_control(dx_proto *p, const uint8_t *data, size_t len) {
   default: /* close */
     break;
   }
-  unsigned code = DX_CLOSE_NO_STATUS;
+  uint16_t code = DX_CLOSE_NO_STATUS;
   if (len == 1) return DX_ECLOSE_PAYLOAD;
   if (len >= 2) {
-    code = (unsigned)data[0] << 8 | data[1];
+    code = (uint16_t)(data[0] << 8 | data[1]);
     if (!dx_close_code_valid(code)) return DX_ECLOSE_CODE;
     if (!dx_utf8_valid(data + 2, len - 2)) return DX_ECLOSE_REASON_UTF8;
     ev.data = data + 2;

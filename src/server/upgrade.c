@@ -40,7 +40,7 @@ int dx_ws_set_protocol(dx_ws *ws, const char *proto) {
   size_t n;
   const dx_http_header *h = dx__ws_request(ws, &n);
   dx_http_request req = {.headers = (dx_http_header *)h, .num_headers = n};
-  if (dx_ws_select_protocol(&req, &proto, 1) != 0) return DX_EINVAL;
+  if (dx_handshake_select_protocol(&req, &proto, 1) != 0) return DX_EINVAL;
   char *slot = ws->strs + strlen(ws->strs) + 1; /* query */
   slot += strlen(slot) + 1;                     /* protocol: room for any offer */
   memcpy(slot, proto, strlen(proto) + 1);
@@ -82,7 +82,7 @@ void dx__server_upgrade(dx_ws *ws, dx_http_request *req, dx_ws_route *route, uin
   if (route->protocols) {
     size_t n = 0;
     while (route->protocols[n]) n++;
-    int i = dx_ws_select_protocol(req, (const char *const *)route->protocols, n);
+    int i = dx_handshake_select_protocol(req, (const char *const *)route->protocols, n);
     if (i >= 0) protocol = route->protocols[i];
   }
   if (keep_strings(ws, req, protocol)) {
@@ -118,7 +118,8 @@ void dx__server_upgrade(dx_ws *ws, dx_http_request *req, dx_ws_route *route, uin
     }
   }
   char resp[512];
-  int n = dx_ws_build_response(resp, sizeof resp, up.accept, dx_ws_protocol(ws), ext_resp, NULL);
+  int n =
+      dx_handshake_build_response(resp, sizeof resp, up.accept, dx_ws_protocol(ws), ext_resp, NULL);
   rc = n < 0 ? n : dx_stream_write(&ws->stream, resp, (size_t)n);
   if (rc != 0) {
     fail_upgrade(ws, req, accepted, rc, "could not build the response");

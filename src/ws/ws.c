@@ -187,11 +187,11 @@ static void on_timer(dx_timer *t) {
 
 /* ---- close notification ---- */
 
-void dx__ws_notify_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
-                         int err, const char *errmsg) {
+void dx__ws_notify_close(dx_ws *ws, uint16_t code, const char *reason, size_t reason_len,
+                         bool clean, int err, const char *errmsg) {
   if (ws->closed_notified) return;
   ws->closed_notified = true;
-  ws->close_code = (uint16_t)code;
+  ws->close_code = code;
   if (ws->phase < DX_WS_CLOSED) ws->phase = DX_WS_CLOSED;
   const dx_ws_route *r = ws->route;
   if (!r) return; /* never opened: no handlers to tell */
@@ -254,7 +254,7 @@ static void after_feed(dx_ws *ws, int rc) {
   dx_proto *p = dx__ws_proto(ws);
   if (rc < 0) {
     char peer[64];
-    int code = dx_close_code_for_error(rc);
+    uint16_t code = dx_close_code_for_error(rc);
     dx_log_info("%s: %s; closing with %d", dx__ws_peer(ws, peer, sizeof peer), dx_strerror(rc),
                 code);
     const char *why = dx_strerror(rc);
@@ -461,7 +461,7 @@ static int admit(dx_ws *ws, unsigned opcode, size_t len) {
                    dx__ws_peer(ws, peer, sizeof peer), buffered);
       return DX_EBACKPRESSURE;
     }
-    unsigned code = c->backpressure == DX_BP_CLOSE_1013 ? DX_CLOSE_TRY_AGAIN : DX_CLOSE_POLICY;
+    uint16_t code = c->backpressure == DX_BP_CLOSE_1013 ? DX_CLOSE_TRY_AGAIN : DX_CLOSE_POLICY;
     dx_log_warn("%s: slow client: %zu bytes unsent + a %zu-byte message would exceed the "
                 "%zu-byte cap; closing with %u",
                 dx__ws_peer(ws, peer, sizeof peer), buffered, len, c->max_buffered, code);
@@ -502,7 +502,7 @@ int dx_ws_send_text(dx_ws *ws, const char *text) {
   return send_fragment(ws, DX_OP_TEXT, text, strlen(text), false);
 }
 
-int dx_ws_close(dx_ws *ws, unsigned code, const char *reason) {
+int dx_ws_close(dx_ws *ws, uint16_t code, const char *reason) {
   DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
   if (ws->phase != DX_WS_OPEN) return ws->phase == DX_WS_HANDSHAKE ? DX_ESTATE : DX_ECLOSED;
   int rc = dx_proto_close(dx__ws_proto(ws), code, reason, reason ? strlen(reason) : 0);

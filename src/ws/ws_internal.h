@@ -116,7 +116,7 @@ int dx__ws_init(dx_ws *ws, dx_loop *loop, int fd, const dx_ws_owner_ops *ops, vo
 void dx__ws_open(dx_ws *ws, dx_role role, const dx_ws_route *route, uint8_t *rest, size_t rest_len);
 
 /* Deliver on_error (if err) and on_close once. */
-void dx__ws_notify_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
+void dx__ws_notify_close(dx_ws *ws, uint16_t code, const char *reason, size_t reason_len, bool clean,
                          int err, const char *errmsg);
 
 /* The owner (client or server) is going away: no more handler calls, the

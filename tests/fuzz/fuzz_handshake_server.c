@@ -1,6 +1,6 @@
 /* Fuzz the server side of the opening handshake: dx_http_parse_request (whole
  * and fed in random pieces, which must agree), dx_upgrade_check,
- * dx_ws_select_protocol, dx_ws_build_response / dx_http_build_error (at the
+ * dx_handshake_select_protocol, dx_handshake_build_response / dx_http_build_error (at the
  * exact size and one byte short), and the client's view of the answer. Any
  * disagreement aborts. Each input is also parsed under small limits, derived
  * from its hash, so the limit paths are exercised. */
@@ -71,7 +71,7 @@ typedef struct resp_args {
 
 static int build_resp(char *b, size_t cap, const void *a) {
   const resp_args *r = a;
-  return dx_ws_build_response(b, cap, r->accept, r->protocol, r->extensions, NULL);
+  return dx_handshake_build_response(b, cap, r->accept, r->protocol, r->extensions, NULL);
 }
 
 static int build_err(char *b, size_t cap, const void *a) {
@@ -96,11 +96,11 @@ static void answer(const dx_http_request *req) {
     return;
   }
 
-  REQUIRE(up.host.len > 0 && up.key.len == DX_WS_KEY_LEN);
-  REQUIRE(strlen(up.accept) == DX_WS_ACCEPT_LEN);
+  REQUIRE(up.host.len > 0 && up.key.len == DX_HANDSHAKE_KEY_LEN);
+  REQUIRE(strlen(up.accept) == DX_HANDSHAKE_ACCEPT_LEN);
   REQUIRE(up.num_extensions <= 8);
   static const char *const supported[] = {"superchat", "chat", "mqtt"};
-  int idx = dx_ws_select_protocol(req, supported, 3);
+  int idx = dx_handshake_select_protocol(req, supported, 3);
   REQUIRE(idx >= -1 && idx < 3);
 
   int deflate = 0;
@@ -117,9 +117,9 @@ static void answer(const dx_http_request *req) {
   /* The client accepts what the server built. */
   int h = dx_http_parse_response(out, (size_t)n, &resp, NULL);
   REQUIRE(h == n);
-  char key[DX_WS_KEY_LEN + 1];
-  memcpy(key, up.key.ptr, DX_WS_KEY_LEN);
-  key[DX_WS_KEY_LEN] = '\0';
+  char key[DX_HANDSHAKE_KEY_LEN + 1];
+  memcpy(key, up.key.ptr, DX_HANDSHAKE_KEY_LEN);
+  key[DX_HANDSHAKE_KEY_LEN] = '\0';
   static const char *const offered_ext[] = {"permessage-deflate", NULL};
   dx_upgrade_response res;
   REQUIRE(dx_upgrade_verify(&resp, key, supported, 3, offered_ext, &res) == 0);

@@ -208,8 +208,8 @@ static inline void c_error(dx_ws *ws, int err, const char *msg, void *user) {
   maybe_free(s, FREE_IN_ERROR);
 }
 
-static inline void c_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
-                           void *user) {
+static inline void c_close(dx_ws *ws, uint16_t code, const char *reason, size_t reason_len,
+                           bool clean, void *user) {
   (void)ws;
   cl *s = user;
   if (s->freed) s->calls_after_free++;
@@ -351,8 +351,8 @@ static inline void s_pong(dx_ws *ws, const void *data, size_t len, void *user) {
   CHECK(len == 2 && memcmp(data, "sp", 2) == 0);
 }
 
-static inline void s_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
-                           void *user) {
+static inline void s_close(dx_ws *ws, uint16_t code, const char *reason, size_t reason_len,
+                           bool clean, void *user) {
   (void)ws;
   sv *s = user;
   s->closes++;
@@ -432,7 +432,8 @@ typedef enum {
   RS_PROXY_SPLIT_JUNK,
   RS_PROXY,
   RS_PROXY_403,
-  RS_DRIBBLE, /* a 101 one byte per loop turn */
+  RS_DRIBBLE,    /* a 101 one byte per loop turn */
+  RS_OPEN_RESET, /* a 101, then a reset (RST) 50 ms later */
 } rs_mode;
 
 typedef struct rs rs;
@@ -501,6 +502,12 @@ static inline void rconn_close(rconn *k) {
 
 static inline void send_later(dx_timer *t) {
   rconn *k = dx_container_of(t, rconn, later);
+  if (k->srv->mode == RS_OPEN_RESET) {
+    struct linger lg = {1, 0};
+    setsockopt(k->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    rconn_close(k);
+    return;
+  }
   if (k->srv->mode == RS_DRIBBLE) {
     if (k->fd >= 0 && k->pending_pos < k->pending_len)
       write_all(k->fd, k->pending + k->pending_pos++, 1);
@@ -516,11 +523,11 @@ static inline void send_later(dx_timer *t) {
  * the head together with a 40000-byte binary message (byte i = i % 253). */
 static inline void answer_101_split(rconn *k) {
   const char *key = strcasestr(k->buf, "\r\nSec-WebSocket-Key:");
-  char accept[DX_WS_ACCEPT_LEN + 1] = "";
+  char accept[DX_HANDSHAKE_ACCEPT_LEN + 1] = "";
   if (key) {
     key += strlen("\r\nSec-WebSocket-Key:");
     while (*key == ' ') key++;
-    dx_ws_accept(key, strcspn(key, "\r"), accept);
+    dx_handshake_accept_key(key, strcspn(key, "\r"), accept);
   }
   char head[512];
   int n = snprintf(head, sizeof head,
@@ -545,11 +552,11 @@ static inline void answer_101_split(rconn *k) {
  * reads each byte on its own. */
 static inline void answer_101_dribble(rconn *k) {
   const char *key = strcasestr(k->buf, "\r\nSec-WebSocket-Key:");
-  char accept[DX_WS_ACCEPT_LEN + 1] = "";
+  char accept[DX_HANDSHAKE_ACCEPT_LEN + 1] = "";
   if (key) {
     key += strlen("\r\nSec-WebSocket-Key:");
     while (*key == ' ') key++;
-    dx_ws_accept(key, strcspn(key, "\r"), accept);
+    dx_handshake_accept_key(key, strcspn(key, "\r"), accept);
   }
   char head[512];
   int n = snprintf(head, sizeof head,
@@ -566,12 +573,12 @@ static inline void answer_101_dribble(rconn *k) {
 
 static inline void answer_101(rconn *k, const char *extra, const void *then, size_t then_len) {
   const char *key = strcasestr(k->buf, "\r\nSec-WebSocket-Key:");
-  char accept[DX_WS_ACCEPT_LEN + 1] = "";
+  char accept[DX_HANDSHAKE_ACCEPT_LEN + 1] = "";
   if (key) {
     key += strlen("\r\nSec-WebSocket-Key:");
     while (*key == ' ') key++;
     size_t kl = strcspn(key, "\r");
-    dx_ws_accept(key, kl, accept);
+    dx_handshake_accept_key(key, kl, accept);
   }
   char resp[1024];
   int n = snprintf(resp, sizeof resp,
@@ -679,6 +686,10 @@ static inline void on_rconn_read(dx_io *io, unsigned ev) {
     break;
   case RS_OPEN_MUTE:
     answer_101(k, NULL, NULL, 0);
+    break;
+  case RS_OPEN_RESET:
+    answer_101(k, NULL, NULL, 0);
+    dx_timer_start(&k->later, 50, 0);
     break;
   case RS_SPLIT_HEAD:
     answer_101_split(k);

@@ -473,8 +473,8 @@ static inline void rec_on_error(dx_ws *ws, int err, const char *msg, void *user)
   rec_copy_(r->errmsg, sizeof r->errmsg, msg);
 }
 
-static inline void rec_on_close(dx_ws *ws, int code, const char *reason, size_t len, bool clean,
-                                void *user) {
+static inline void rec_on_close(dx_ws *ws, uint16_t code, const char *reason, size_t len,
+                                bool clean, void *user) {
   rec *r = user;
   r->closes++;
   r->close_code = code;

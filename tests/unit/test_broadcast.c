@@ -32,7 +32,7 @@ static void c_message(dx_ws *ws, unsigned op, const void *d, size_t n, void *u) 
   cs.last_len = n;
   if (op != DX_OP_TEXT || n != sizeof msg || memcmp(d, msg, n) != 0) cs.bad++;
 }
-static void c_close(dx_ws *ws, int code, const char *r, size_t rl, bool clean, void *u) {
+static void c_close(dx_ws *ws, uint16_t code, const char *r, size_t rl, bool clean, void *u) {
   (void)ws, (void)code, (void)r, (void)rl, (void)clean, (void)u;
   cs.closed++;
 }

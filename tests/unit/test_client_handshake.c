@@ -95,6 +95,11 @@ TEST(dead_server_detected_by_ping) {
                   DX_ETIMEDOUT, "did not answer a ping", 1006, 1);
 }
 
+TEST(reset_after_open_is_dx_ereset) {
+  /* A peer that resets the connection: on_error says so with DX_ERESET. */
+  bad_server_case(RS_OPEN_RESET, NULL, DX_ERESET, "reset", 1006, 1);
+}
+
 TEST(split_response_then_big_message) {
   /* Regression: bytes after a 101 head that arrived in pieces were cut at
    * the handshake buffer's size (16 KiB), losing the start of the data. */
@@ -155,6 +160,7 @@ int main(void) {
   RUN(bad_server_not_http);
   RUN(bad_server_eof_in_handshake);
   RUN(dead_server_detected_by_ping);
+  RUN(reset_after_open_is_dx_ereset);
   RUN(split_response_then_big_message);
   RUN(response_one_byte_per_read_parsed_once_per_line);
   return test_report();

@@ -106,7 +106,7 @@ static void c_error(dx_ws *ws, int err, const char *msg, void *user) {
   snprintf(s->errmsg, sizeof s->errmsg, "%s", msg ? msg : "");
 }
 
-static void c_close(dx_ws *ws, int code, const char *reason, size_t reason_len, bool clean,
+static void c_close(dx_ws *ws, uint16_t code, const char *reason, size_t reason_len, bool clean,
                     void *user) {
   (void)ws;
   (void)code;

@@ -423,10 +423,10 @@ TEST(write_header_keeps_fields_apart) {
 
 TEST(close_codes) {
   /* Every class and every boundary by name. */
-  static const unsigned valid[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010,
+  static const uint16_t valid[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010,
                                    1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999};
-  static const unsigned invalid[] = {0,    1,    999,  1004, 1005, 1006,  1015,  1016,
-                                     1100, 2000, 2999, 5000, 5001, 65535, 65536, UINT_MAX};
+  static const uint16_t invalid[] = {0,    1,    999,  1004, 1005, 1006, 1015,
+                                     1016, 1100, 2000, 2999, 5000, 5001, 65535};
   for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) {
     CHECK(dx_close_code_valid(valid[i]));
     if (!dx_close_code_valid(valid[i])) fprintf(stderr, "  %u\n", valid[i]);
@@ -435,11 +435,12 @@ TEST(close_codes) {
     CHECK(!dx_close_code_valid(invalid[i]));
     if (dx_close_code_valid(invalid[i])) fprintf(stderr, "  %u\n", invalid[i]);
   }
-  /* And every code up to 70000 against the ranges. */
-  for (unsigned c = 0; c < 70000; c++) {
+  /* And every code (close codes are uint16_t, the wire type) against the
+   * ranges. */
+  for (unsigned c = 0; c <= UINT16_MAX; c++) {
     bool want = (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1014) || (c >= 3000 && c <= 4999);
-    if (dx_close_code_valid(c) != want) {
-      CHECK(dx_close_code_valid(c) == want);
+    if (dx_close_code_valid((uint16_t)c) != want) {
+      CHECK(dx_close_code_valid((uint16_t)c) == want);
       fprintf(stderr, "  code %u\n", c);
     }
   }

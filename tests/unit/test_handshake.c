@@ -14,18 +14,18 @@ static const char k_accept[] = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
 /* ---- accept and key ---- */
 
-static void accept_of(const char *key, size_t len, char out[DX_WS_ACCEPT_LEN + 1]) {
+static void accept_of(const char *key, size_t len, char out[DX_HANDSHAKE_ACCEPT_LEN + 1]) {
   char *g = guarded_copy(key, len);
-  dx_ws_accept(g, len, out);
+  dx_handshake_accept_key(g, len, out);
   guarded_free(g);
 }
 
 TEST(accept_rfc_example) {
-  char out[DX_WS_ACCEPT_LEN + 1];
+  char out[DX_HANDSHAKE_ACCEPT_LEN + 1];
   memset(out, 'x', sizeof out);
   accept_of(k_key, 24, out);
   CHECK_STR(out, k_accept);
-  CHECK_EQ_INT(strlen(out), DX_WS_ACCEPT_LEN);
+  CHECK_EQ_INT(strlen(out), DX_HANDSHAKE_ACCEPT_LEN);
   accept_of("x3JJHMbDL1EzLkh9GBhXDw==", 24, out);
   CHECK_STR(out, "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
 }
@@ -35,7 +35,7 @@ TEST(accept_any_key_length) {
    * values computed independently (Python hashlib). */
   static char k[300];
   memset(k, 'k', sizeof k);
-  char out[DX_WS_ACCEPT_LEN + 1];
+  char out[DX_HANDSHAKE_ACCEPT_LEN + 1];
   accept_of(k, 0, out);
   CHECK_STR(out, "Kfh9QIsMVZcl6xEPYxPHzW8SZ8w=");
   accept_of(k, 92, out);
@@ -47,16 +47,16 @@ TEST(accept_any_key_length) {
 }
 
 TEST(make_key) {
-  char out[DX_WS_KEY_LEN + 1];
+  char out[DX_HANDSHAKE_KEY_LEN + 1];
   memset(out, 'x', sizeof out);
-  dx_ws_make_key((const uint8_t *)"the sample nonce", out);
+  dx_handshake_make_key((const uint8_t *)"the sample nonce", out);
   CHECK_STR(out, k_key);
   uint8_t nonce[16];
   for (int i = 0; i < 16; i++) nonce[i] = (uint8_t)(i + 1);
-  dx_ws_make_key(nonce, out);
+  dx_handshake_make_key(nonce, out);
   CHECK_STR(out, "AQIDBAUGBwgJCgsMDQ4PEA==");
   memset(nonce, 0xff, sizeof nonce);
-  dx_ws_make_key(nonce, out);
+  dx_handshake_make_key(nonce, out);
   CHECK_STR(out, "/////////////////////w==");
 }
 
@@ -304,20 +304,20 @@ TEST(select_protocol) {
                            "\r\n";
   CHECK_EQ_INT(upgrade(in, &req, &out), DX_EHTTP_NO_HOST); /* only the parse matters here */
   const char *s1[] = {"superchat", "chat"};
-  CHECK_EQ_INT(dx_ws_select_protocol(&req, s1, 2), 0); /* server's preference wins */
+  CHECK_EQ_INT(dx_handshake_select_protocol(&req, s1, 2), 0); /* server's preference wins */
   const char *s2[] = {"mqtt", "v2.json"};
-  CHECK_EQ_INT(dx_ws_select_protocol(&req, s2, 2), 1);
+  CHECK_EQ_INT(dx_handshake_select_protocol(&req, s2, 2), 1);
   const char *s3[] = {"CHAT", "superChat", "cha", "chat,"};
-  CHECK_EQ_INT(dx_ws_select_protocol(&req, s3, 4), -1); /* case-sensitive, whole names */
-  CHECK_EQ_INT(dx_ws_select_protocol(&req, s1, 0), -1);
-  CHECK_EQ_INT(dx_ws_select_protocol(&req, NULL, 0), -1);
+  CHECK_EQ_INT(dx_handshake_select_protocol(&req, s3, 4), -1); /* case-sensitive, whole names */
+  CHECK_EQ_INT(dx_handshake_select_protocol(&req, s1, 0), -1);
+  CHECK_EQ_INT(dx_handshake_select_protocol(&req, NULL, 0), -1);
   const char *s4[] = {"", "chat"};
-  CHECK_EQ_INT(dx_ws_select_protocol(&req, s4, 2), 1);
+  CHECK_EQ_INT(dx_handshake_select_protocol(&req, s4, 2), 1);
   CHECK_EQ_INT(upgrade("GET / HTTP/1.1\r\nHost: h\r\n\r\n", &req, &out), DX_EHTTP_NO_UPGRADE);
-  CHECK_EQ_INT(dx_ws_select_protocol(&req, s1, 2), -1); /* none offered */
+  CHECK_EQ_INT(dx_handshake_select_protocol(&req, s1, 2), -1); /* none offered */
   CHECK_EQ_INT(upgrade("GET / HTTP/1.1\r\nSec-WebSocket-Protocol: ,\r\n\r\n", &req, &out),
                DX_EHTTP_NO_HOST);
-  CHECK_EQ_INT(dx_ws_select_protocol(&req, s4, 2), -1); /* empty elements match nothing */
+  CHECK_EQ_INT(dx_handshake_select_protocol(&req, s4, 2), -1); /* empty elements match nothing */
   upgrade_done();
 }
 
@@ -334,11 +334,11 @@ typedef struct build_call {
 static int do_build(const build_call *c, char *buf, size_t cap) {
   switch (c->kind) {
   case 0:
-    return dx_ws_build_response(buf, cap, c->accept, c->protocol, c->extensions, c->extra);
+    return dx_handshake_build_response(buf, cap, c->accept, c->protocol, c->extensions, c->extra);
   case 1:
     return dx_http_build_error(buf, cap, c->status, c->body);
   default:
-    return dx_ws_build_request(buf, cap, c->req);
+    return dx_handshake_build_request(buf, cap, c->req);
   }
 }
 
@@ -392,19 +392,22 @@ TEST(build_response) {
                   "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
                   "\r\n");
   char buf[512];
-  CHECK_EQ_INT(dx_ws_build_response(buf, sizeof buf, NULL, NULL, NULL, NULL), DX_EINVAL);
-  CHECK_EQ_INT(dx_ws_build_response(buf, sizeof buf, "a\r\nX: y", NULL, NULL, NULL), DX_EINVAL);
-  CHECK_EQ_INT(dx_ws_build_response(buf, sizeof buf, k_accept, "chat\r\nX: y", NULL, NULL),
+  CHECK_EQ_INT(dx_handshake_build_response(buf, sizeof buf, NULL, NULL, NULL, NULL), DX_EINVAL);
+  CHECK_EQ_INT(dx_handshake_build_response(buf, sizeof buf, "a\r\nX: y", NULL, NULL, NULL),
                DX_EINVAL);
-  CHECK_EQ_INT(dx_ws_build_response(buf, sizeof buf, k_accept, "a b", NULL, NULL), DX_EINVAL);
-  CHECK_EQ_INT(dx_ws_build_response(buf, sizeof buf, k_accept, "", NULL, NULL), DX_EINVAL);
-  CHECK_EQ_INT(dx_ws_build_response(buf, sizeof buf, k_accept, NULL, "a\nb", NULL), DX_EINVAL);
+  CHECK_EQ_INT(dx_handshake_build_response(buf, sizeof buf, k_accept, "chat\r\nX: y", NULL, NULL),
+               DX_EINVAL);
+  CHECK_EQ_INT(dx_handshake_build_response(buf, sizeof buf, k_accept, "a b", NULL, NULL),
+               DX_EINVAL);
+  CHECK_EQ_INT(dx_handshake_build_response(buf, sizeof buf, k_accept, "", NULL, NULL), DX_EINVAL);
+  CHECK_EQ_INT(dx_handshake_build_response(buf, sizeof buf, k_accept, NULL, "a\nb", NULL),
+               DX_EINVAL);
   const char *bad_extra[] = {"X: y",      "X: y\n",  "X: y\r\n\r\n", "\r\n",     "X: y\rz\r\n",
                              " X: y\r\n", "X y\r\n", ": y\r\n",      "X: y\r\nZ"};
   for (size_t i = 0; i < sizeof bad_extra / sizeof bad_extra[0]; i++)
-    CHECK_EQ_INT(dx_ws_build_response(buf, sizeof buf, k_accept, NULL, NULL, bad_extra[i]),
+    CHECK_EQ_INT(dx_handshake_build_response(buf, sizeof buf, k_accept, NULL, NULL, bad_extra[i]),
                  DX_EINVAL);
-  CHECK_EQ_INT(dx_ws_build_response(NULL, 5, k_accept, NULL, NULL, NULL), DX_EINVAL);
+  CHECK_EQ_INT(dx_handshake_build_response(NULL, 5, k_accept, NULL, NULL, NULL), DX_EINVAL);
 }
 
 TEST(build_error) {
@@ -538,39 +541,39 @@ TEST(build_request) {
   char buf[1024];
   const dx_client_request base = {.host = "h", .path = "/", .key = k_key};
   dx_client_request b = base;
-  CHECK(dx_ws_build_request(buf, sizeof buf, &b) > 0);
-  CHECK_EQ_INT(dx_ws_build_request(buf, sizeof buf, NULL), DX_EINVAL);
+  CHECK(dx_handshake_build_request(buf, sizeof buf, &b) > 0);
+  CHECK_EQ_INT(dx_handshake_build_request(buf, sizeof buf, NULL), DX_EINVAL);
   b.host = NULL;
-  CHECK_EQ_INT(dx_ws_build_request(buf, sizeof buf, &b), DX_EINVAL);
+  CHECK_EQ_INT(dx_handshake_build_request(buf, sizeof buf, &b), DX_EINVAL);
   b.host = "";
-  CHECK_EQ_INT(dx_ws_build_request(buf, sizeof buf, &b), DX_EINVAL);
+  CHECK_EQ_INT(dx_handshake_build_request(buf, sizeof buf, &b), DX_EINVAL);
   b.host = "h\r\nX: y";
-  CHECK_EQ_INT(dx_ws_build_request(buf, sizeof buf, &b), DX_EINVAL);
+  CHECK_EQ_INT(dx_handshake_build_request(buf, sizeof buf, &b), DX_EINVAL);
   b = base;
   b.key = NULL;
-  CHECK_EQ_INT(dx_ws_build_request(buf, sizeof buf, &b), DX_EINVAL);
+  CHECK_EQ_INT(dx_handshake_build_request(buf, sizeof buf, &b), DX_EINVAL);
   const char *bad_paths[] = {"", "chat", "/a b", "/a\r\n", "/a\x7f", "http://h/"};
   for (size_t i = 0; i < sizeof bad_paths / sizeof bad_paths[0]; i++) {
     b = base;
     b.path = bad_paths[i];
-    CHECK_EQ_INT(dx_ws_build_request(buf, sizeof buf, &b), DX_EINVAL);
+    CHECK_EQ_INT(dx_handshake_build_request(buf, sizeof buf, &b), DX_EINVAL);
   }
   const char *bad_protos[] = {"chat", "a b"};
   b = base;
   b.protocols = bad_protos;
   b.num_protocols = 2;
-  CHECK_EQ_INT(dx_ws_build_request(buf, sizeof buf, &b), DX_EINVAL);
+  CHECK_EQ_INT(dx_handshake_build_request(buf, sizeof buf, &b), DX_EINVAL);
   b.protocols = NULL;
-  CHECK_EQ_INT(dx_ws_build_request(buf, sizeof buf, &b), DX_EINVAL);
+  CHECK_EQ_INT(dx_handshake_build_request(buf, sizeof buf, &b), DX_EINVAL);
   b = base;
   b.origin = "o\n";
-  CHECK_EQ_INT(dx_ws_build_request(buf, sizeof buf, &b), DX_EINVAL);
+  CHECK_EQ_INT(dx_handshake_build_request(buf, sizeof buf, &b), DX_EINVAL);
   b = base;
   b.extensions = "a\rb";
-  CHECK_EQ_INT(dx_ws_build_request(buf, sizeof buf, &b), DX_EINVAL);
+  CHECK_EQ_INT(dx_handshake_build_request(buf, sizeof buf, &b), DX_EINVAL);
   b = base;
   b.extra_headers = "X: y";
-  CHECK_EQ_INT(dx_ws_build_request(buf, sizeof buf, &b), DX_EINVAL);
+  CHECK_EQ_INT(dx_handshake_build_request(buf, sizeof buf, &b), DX_EINVAL);
 }
 
 /* ---- client: dx_upgrade_verify ---- */
@@ -769,11 +772,11 @@ TEST(real_clients) {
   CHECK_EQ_INT(out.num_extensions, 1);
   CHECK(str_is(out.extensions[0].params[0].name, "client_max_window_bits"));
   const char *sup[] = {"superchat", "chat"};
-  CHECK_EQ_INT(dx_ws_select_protocol(&req, sup, 2), 0); /* from "chat,superchat" */
+  CHECK_EQ_INT(dx_handshake_select_protocol(&req, sup, 2), 0); /* from "chat,superchat" */
   CHECK(str_is(req.query, "room=1"));
   CHECK_EQ_INT(upgrade(k_python_request, &req, &out), 0);
   CHECK(str_is(out.origin, "http://localhost"));
-  CHECK_EQ_INT(dx_ws_select_protocol(&req, sup, 2), 1);
+  CHECK_EQ_INT(dx_handshake_select_protocol(&req, sup, 2), 1);
   upgrade_done();
 }
 
@@ -794,8 +797,8 @@ TEST(real_servers) {
 TEST(round_trip) {
   uint8_t nonce[16];
   for (int i = 0; i < 16; i++) nonce[i] = (uint8_t)(i * 37 + 5);
-  char key[DX_WS_KEY_LEN + 1];
-  dx_ws_make_key(nonce, key);
+  char key[DX_HANDSHAKE_KEY_LEN + 1];
+  dx_handshake_make_key(nonce, key);
   const char *offered[] = {"v1.chat", "v2.chat"};
   const char *const offered_exts[] = {"permessage-deflate", NULL};
   dx_client_request creq = {.host = "localhost:9000",
@@ -806,7 +809,7 @@ TEST(round_trip) {
                             .extensions = "permessage-deflate; client_max_window_bits",
                             .origin = "https://app.example"};
   char out[1024];
-  int n = dx_ws_build_request(out, sizeof out, &creq);
+  int n = dx_handshake_build_request(out, sizeof out, &creq);
   CHECK(n > 0);
 
   /* Server. */
@@ -822,11 +825,11 @@ TEST(round_trip) {
   CHECK(str_is(up.origin, "https://app.example"));
   CHECK_EQ_INT(up.num_extensions, 1);
   const char *supported[] = {"v2.chat", "v1.chat"};
-  int idx = dx_ws_select_protocol(&req, supported, 2);
+  int idx = dx_handshake_select_protocol(&req, supported, 2);
   CHECK_EQ_INT(idx, 0);
   char resp_buf[512];
-  int m = dx_ws_build_response(resp_buf, sizeof resp_buf, up.accept, supported[idx],
-                               "permessage-deflate", NULL);
+  int m = dx_handshake_build_response(resp_buf, sizeof resp_buf, up.accept, supported[idx],
+                                      "permessage-deflate", NULL);
   CHECK(m > 0);
   guarded_free(g);
 

@@ -33,7 +33,7 @@ static void cs_error(dx_ws *ws, int err, const char *msg, void *u) {
     s->c = NULL;
   }
 }
-static void cs_close(dx_ws *ws, int code, const char *r, size_t n, bool clean, void *u) {
+static void cs_close(dx_ws *ws, uint16_t code, const char *r, size_t n, bool clean, void *u) {
   (void)ws, (void)code, (void)r, (void)n, (void)clean;
   cstate *s = u;
   s->closes++;
@@ -167,7 +167,7 @@ static void lc_ping(dx_ws *ws, const void *d, size_t n, void *u) {
   (void)ws, (void)d, (void)n, (void)u;
   if (closed_flag) pings_after_close++;
 }
-static void lc_close(dx_ws *ws, int code, const char *r, size_t n, bool clean, void *u) {
+static void lc_close(dx_ws *ws, uint16_t code, const char *r, size_t n, bool clean, void *u) {
   (void)ws, (void)code, (void)r, (void)n, (void)clean, (void)u;
   closed_flag++;
 }
@@ -383,7 +383,8 @@ TEST(static_download_completes_with_any_low_water) {
 /* ---- dx_server_free with work in flight ---- */
 
 static dx_server *shutdown_me;
-static void shutdown_on_close(dx_ws *ws, int code, const char *r, size_t rl, bool clean, void *u) {
+static void shutdown_on_close(dx_ws *ws, uint16_t code, const char *r, size_t rl, bool clean,
+                              void *u) {
   (void)ws, (void)code, (void)r, (void)rl, (void)clean, (void)u;
   /* "Last client gone: shut down" — here, during dx_server_free. */
   if (shutdown_me) dx_server_shutdown(shutdown_me, 200, NULL, NULL);

@@ -48,7 +48,7 @@ static void closer_on_message(dx_ws *ws, unsigned op, const void *data, size_t l
   c->data_after = *d;
 }
 
-static void closer_on_close(dx_ws *ws, int code, const char *reason, size_t rl, bool clean,
+static void closer_on_close(dx_ws *ws, uint16_t code, const char *reason, size_t rl, bool clean,
                             void *user) {
   rec_on_close(ws, code, reason, rl, clean, &((closer *)user)->r);
 }
@@ -408,7 +408,7 @@ static void each_on_open(dx_ws *ws, void *user) {
   each_app *a = user;
   a->open[a->nopen++] = ws;
 }
-static void each_on_close(dx_ws *ws, int code, const char *reason, size_t rl, bool clean,
+static void each_on_close(dx_ws *ws, uint16_t code, const char *reason, size_t rl, bool clean,
                           void *user) {
   (void)ws, (void)code, (void)reason, (void)rl, (void)clean;
   ((each_app *)user)->closes++;

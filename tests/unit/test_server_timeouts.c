@@ -380,8 +380,8 @@ TEST(shutdown_without_connections_and_free_in_done) {
  * server.h suggests, then freed it twice). */
 static dx_server *free_me;
 static int closes_seen;
-static void free_server_on_close(dx_ws *ws, int code, const char *reason, size_t len, bool clean,
-                                 void *user) {
+static void free_server_on_close(dx_ws *ws, uint16_t code, const char *reason, size_t len,
+                                 bool clean, void *user) {
   (void)ws, (void)code, (void)reason, (void)len, (void)clean, (void)user;
   closes_seen++;
   if (free_me) dx_server_free(free_me);

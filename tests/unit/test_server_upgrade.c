@@ -85,7 +85,7 @@ static void up_on_message(dx_ws *ws, unsigned op, const void *data, size_t len, 
   dx_ws_send(ws, op, data, len);
 }
 
-static void up_on_close(dx_ws *ws, int code, const char *reason, size_t rl, bool clean,
+static void up_on_close(dx_ws *ws, uint16_t code, const char *reason, size_t rl, bool clean,
                         void *user) {
   rec_on_close(ws, code, reason, rl, clean, &((up_app *)user)->r);
 }
@@ -379,7 +379,7 @@ static void att_on_error(dx_ws *ws, int err, const char *msg, void *user) {
   a->errors++;
   a->err = err;
 }
-static void att_on_close(dx_ws *ws, int code, const char *reason, size_t len, bool clean,
+static void att_on_close(dx_ws *ws, uint16_t code, const char *reason, size_t len, bool clean,
                          void *user) {
   (void)reason, (void)len, (void)clean;
   att_app *a = user;
