@@ -120,7 +120,9 @@ static char *pem_of(EVP_PKEY *k, bool priv) {
   else PEM_write_bio_PUBKEY(b, k);
   char *data;
   long n = BIO_get_mem_data(b, &data);
-  char *s = strndup(data, (size_t)n);
+  char *s = malloc((size_t)n + 1); /* the BIO's bytes are not NUL-terminated */
+  memcpy(s, data, (size_t)n);
+  s[n] = '\0';
   BIO_free(b);
   return s;
 }
