@@ -8,7 +8,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev libjansson-dev libjwt-dev openssl ca-certificates)
 if [[ "${1:-}" == "--test" ]]; then
   # clang + compiler-rt for ASan/UBSan/libFuzzer; real peers for interop.
-  pkgs+=(clang libclang-rt-14-dev python3 python3-websockets python3-prometheus-client nodejs npm chromium curl)
+  pkgs+=(clang libclang-rt-14-dev python3 python3-websockets python3-prometheus-client nodejs npm chromium curl
+         fonts-wqy-microhei fonts-noto-color-emoji)
   # nm, objdump, readelf (test_symbols, test_install) and dpkg-shlibdeps for
   # cpack -G DEB (test_install); build-essential brings them, named here anyway.
   pkgs+=(binutils dpkg-dev)
