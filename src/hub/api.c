@@ -242,21 +242,10 @@ static void api_presence(hub_loop *hl, dx_http_req *req) {
   char topic[HUB_TOPIC_MAX + 1];
   int tlen = query_topic(req, topic, &err);
   if (tlen < 0) return respond_error(req, &err);
-  hub_presence_list l;
-  if (hub_core_presence(hl->hub->core, topic, (size_t)tlen, &l) != 0) {
-    hub_error_set(&err, "internal", "out of memory");
-    return respond_error(req, &err);
-  }
-  json_t *a = json_array();
-  for (size_t i = 0; i < l.len; i++) {
-    json_t *e = json_pack("{s:s,s:s}", "client", l.items[i].client, "user", l.items[i].user);
-    if (e && l.items[i].info)
-      json_object_set_new(e, "info", json_loads(l.items[i].info, JSON_DECODE_ANY, NULL));
-    json_array_append_new(a, e);
-  }
-  bool complete = l.complete;
-  hub_presence_list_free(&l);
-  respond_json(req, 200, json_pack("{s:b,s:o,s:b}", "ok", 1, "presence", a, "complete", complete));
+  json_t *f = hub_presence_fields(hl->hub, topic, (size_t)tlen, &err);
+  if (!f) return respond_error(req, &err);
+  json_object_set_new(f, "ok", json_true());
+  respond_json(req, 200, f);
 }
 
 static void api_topics(hub_loop *hl, dx_http_req *req) {

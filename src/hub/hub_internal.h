@@ -116,6 +116,10 @@ int hub_broadcast(hub_loop *hl, hub_blob *env);
 
 uint64_t hub_now_ms(const hub_loop *hl);
 
+/* The `presence` result as JSON fields (presence, complete), shared by the
+ * protocol and the HTTP API. NULL with err set (presence off: forbidden). */
+json_t *hub_presence_fields(dx_hub *h, const char *topic, size_t len, hub_error *err);
+
 /* The `history` result as JSON fields (offset, epoch, publications,
  * complete), shared by the protocol and the HTTP API. NULL with err set. */
 json_t *hub_history_fields(dx_hub *h, uint64_t now_ms, const char *topic, size_t topic_len,

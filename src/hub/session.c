@@ -377,32 +377,35 @@ static int publish(hub_session *s, hub_request *r, hub_error *err) {
   return 0;
 }
 
-static int presence(hub_session *s, hub_request *r, hub_error *err) {
-  if (check_topic(r, err)) return -1;
-  if (presence_off(s->hl->hub, r)) {
-    hub_error_set(err, "forbidden", "presence is off for '%s'", r->topic);
-    return -1;
+json_t *hub_presence_fields(dx_hub *h, const char *topic, size_t len, hub_error *err) {
+  const dx_hub_topic_rule *rule = hub_rule(h, topic, len);
+  if (rule && rule->no_presence) {
+    hub_error_set(err, "forbidden", "presence is off for '%.*s'", (int)len, topic);
+    return NULL;
   }
   hub_presence_list l;
-  json_t *a = NULL;
-  bool complete = true;
-  if (hub_core_presence(s->hl->hub->core, r->topic, r->topic_len, &l) == 0) {
+  json_t *a = NULL, *f = NULL;
+  if (hub_core_presence(h->core, topic, len, &l) == 0) {
     a = json_array();
     for (size_t i = 0; a && i < l.len; i++) {
       json_t *e = json_pack("{s:s,s:s}", "client", l.items[i].client, "user", l.items[i].user);
-      if (e && l.items[i].info) json_object_set_new(e, "info", json_loads(l.items[i].info, JSON_DECODE_ANY, NULL));
+      if (e && l.items[i].info)
+        json_object_set_new(e, "info", json_loads(l.items[i].info, JSON_DECODE_ANY, NULL));
       json_array_append_new(a, e);
     }
-    complete = l.complete;
+    f = a ? json_pack("{s:o,s:b}", "presence", a, "complete", l.complete) : NULL;
     hub_presence_list_free(&l);
   }
-  if (!a) {
-    hub_error_set(err, "internal", "out of memory");
-    return -1;
-  }
-  if (r->id)
-    send_text(s, hub_reply_ok(r->id, json_pack("{s:o,s:b}", "presence", a, "complete", complete)));
-  else json_decref(a);
+  if (!f) hub_error_set(err, "internal", "out of memory");
+  return f;
+}
+
+static int presence(hub_session *s, hub_request *r, hub_error *err) {
+  if (check_topic(r, err)) return -1;
+  json_t *f = hub_presence_fields(s->hl->hub, r->topic, r->topic_len, err);
+  if (!f) return -1;
+  if (r->id) send_text(s, hub_reply_ok(r->id, f));
+  else json_decref(f);
   return 0;
 }
 
