@@ -110,8 +110,7 @@ void hub_node_deliver(hub_node *n, const hub_fanout *f) {
       prepared = tr->prepare(f->env);
     }
     /* Out of memory for the shared copy: send this one a copy of its own. */
-    int rc = prepared ? tr->send_prepared(s->m, prepared, f->env)
-                      : tr->send_env(s->m, f->env->data, f->env->len);
+    int rc = prepared ? tr->send_prepared(s->m, prepared, f) : tr->send_one(s->m, f);
     sent += rc == 0;
     slow += rc == HUB_SEND_SLOW;
     closed += rc == HUB_SEND_CLOSED;

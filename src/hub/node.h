@@ -22,18 +22,24 @@
 typedef struct hub_member hub_member;
 
 /* How a transport sends. prepare/release bracket one delivery to many
- * members (e.g. a dx_msg framed once); send_env sends one envelope to one
- * member (replies, replays). Sends must not remove subscriptions
- * synchronously (a failing connection is closed later, as dx_ws_close does). */
+ * members (e.g. a dx_msg framed once) and send_prepared sends it to one;
+ * send_one sends one publication or event to one member (a replay);
+ * send_env sends any other message (replies, the welcome). The fan-out
+ * record says which topic and offset (0: a presence event) a message is.
+ * subscribed (may be NULL) hears of each new subscription's position.
+ * Sends must not remove subscriptions synchronously (a failing connection
+ * is closed later, as dx_ws_close does). */
 /* Sends return 0, HUB_SEND_SLOW (dropped: the member does not keep up and
  * is being closed by the backpressure policy) or HUB_SEND_CLOSED (dropped:
  * the member is closing). */
 enum { HUB_SEND_SLOW = 1, HUB_SEND_CLOSED = 2 };
 typedef struct hub_transport {
   void *(*prepare)(hub_blob *env);
-  int (*send_prepared)(hub_member *m, void *prepared, hub_blob *env);
+  int (*send_prepared)(hub_member *m, void *prepared, const hub_fanout *f);
   void (*release)(void *prepared);
+  int (*send_one)(hub_member *m, const hub_fanout *f);
   int (*send_env)(hub_member *m, const char *data, size_t len);
+  void (*subscribed)(hub_member *m, const char *topic, size_t len, const hub_position *pos);
 } hub_transport;
 
 typedef struct hub_local_topic hub_local_topic;

@@ -327,8 +327,11 @@ static int subscribe(hub_session *s, hub_request *r, hub_error *err) {
     }
     send_text(s, hub_reply_ok(r->id, f));
   }
+  if (s->m.tr->subscribed) s->m.tr->subscribed(&s->m, r->topic, r->topic_len, &pos);
+  /* The replay is the latest retained run, so it ends at pos.offset. */
   for (uint32_t i = 0; i < replay.len; i++) {
-    s->m.tr->send_env(&s->m, replay.envs[i]->data, replay.envs[i]->len);
+    hub_fanout f = {r->topic, r->topic_len, pos.offset - replay.len + 1 + i, replay.envs[i], 0};
+    s->m.tr->send_one(&s->m, &f);
     hub_stat_add(s->hl, ST_REPLIES, 1);
     hub_stat_add(s->hl, ST_REPLY_BYTES, replay.envs[i]->len);
   }

@@ -20,8 +20,8 @@ static void *prepare(hub_blob *env) { return dx_msg_new(DX_OP_TEXT, env->data, e
 static int result(int rc) {
   return rc >= 0 ? 0 : rc == DX_EBACKPRESSURE ? HUB_SEND_SLOW : HUB_SEND_CLOSED;
 }
-static int send_prepared(hub_member *m, void *msg, hub_blob *env) {
-  (void)env;
+static int send_prepared(hub_member *m, void *msg, const hub_fanout *f) {
+  (void)f;
   /* A slow client is closed by the backpressure policy (counted here). */
   return result(dx_ws_send_msg(ws_of(m), msg));
 }
@@ -29,8 +29,12 @@ static void release(void *msg) { dx_msg_free(msg); }
 static int send_env(hub_member *m, const char *data, size_t len) {
   return result(dx_ws_send(ws_of(m), DX_OP_TEXT, data, len));
 }
+static int send_one(hub_member *m, const hub_fanout *f) {
+  return send_env(m, f->env->data, f->env->len);
+}
 
-static const hub_transport ws_transport = {prepare, send_prepared, release, send_env};
+static const hub_transport ws_transport = {prepare, send_prepared, release, send_one, send_env,
+                                           NULL};
 
 static void close_session(hub_session *s, uint16_t code, const char *reason) {
   dx_ws_close(((ws_conn *)(void *)s)->ws, code, reason);

@@ -26,12 +26,15 @@ static int record(hub_member *m, const char *data, size_t len) {
   nlog++;
   return 0;
 }
-static int send_prepared(hub_member *m, void *p, hub_blob *env) {
-  CHECK(p == env);
-  return record(m, env->data, env->len);
+static int send_prepared(hub_member *m, void *p, const hub_fanout *f) {
+  CHECK(p == f->env);
+  return record(m, f->env->data, f->env->len);
+}
+static int send_one(hub_member *m, const hub_fanout *f) {
+  return record(m, f->env->data, f->env->len);
 }
 static void release(void *p) { hub_blob_unref(p); }
-static const hub_transport tr = {prepare, send_prepared, release, record};
+static const hub_transport tr = {prepare, send_prepared, release, send_one, record, NULL};
 
 /* Count what member `conn` received, and check it is exactly `want`
  * (a comma-separated list of payloads), in order. */
