@@ -50,11 +50,24 @@
  *
  * Lifetime: a dx_http_req and every pointer obtained from it (method,
  * path, query, header values, body) are valid only during the handler
- * call; copy what you keep. The handler must call dx_http_respond exactly
- * once before it returns (the response cannot be deferred); if it does
- * not, the server answers 500 and logs it.
+ * call; copy what you keep. The handler must answer before it returns
+ * (dx_http_respond, or a whole stream), or defer the request with
+ * dx_http_defer; if it does neither, the server answers 500 and logs it.
+ *
+ * Deferred and streamed answers (long-polling, Server-Sent Events). After
+ * dx_http_defer the request outlives the handler: answer it later with
+ * dx_http_respond, or stream it (dx_http_stream_start, _write, _end). The
+ * request's accessors (method, path, query, headers, body) work only
+ * during the handler call; after it only the answering functions,
+ * dx_http_buffered and dx_http_peer_str do. Pipelined requests behind a
+ * deferred one wait for its answer (HTTP/1.1 ordering), and no timeout
+ * applies to it (the caller bounds the wait). If the connection goes away
+ * first (the client closed it, an error, backpressure, dx_server_free,
+ * or dx_server_shutdown, which ends every deferred request so that it
+ * completes), on_gone runs once; req is invalid after on_gone and after
+ * the answer is complete (dx_http_respond, dx_http_stream_end).
  * Threads: handlers run on the server's loop thread; call these functions
- * only from inside the handler.
+ * only on it (inside the handler, or later on a deferred request).
  * Errors: negative DX_E* codes (duplex/error.h).
  */
 #ifndef DUPLEX_HTTP_H
@@ -74,8 +87,9 @@ typedef struct dx_server dx_server;
 /* One request, valid during the handler call. */
 typedef struct dx_http_req dx_http_req;
 
-/* A handler: answer with dx_http_respond before returning. `user` is the
- * pointer given to dx_server_http. */
+/* A handler: answer with dx_http_respond (or a stream) before returning,
+ * or keep the request with dx_http_defer. `user` is the pointer given to
+ * dx_server_http. */
 typedef void (*dx_http_handler)(dx_http_req *req, void *user);
 
 /* Route plain HTTP requests for `path` (see Routing above) to `fn`.
@@ -121,9 +135,59 @@ DX_API int dx_http_query_param(const dx_http_req *req, const char *name, char *o
  * the head (CR or LF in content_type; extra_headers not ending in "\r\n"),
  * or a body with 204/304; DX_ESTATE when already responded; DX_ECLOSED when
  * the connection is closing; DX_ENOMEM. After an error other than
- * DX_ESTATE, the request still counts as unanswered. */
+ * DX_ESTATE, the request still counts as unanswered. Works inside the
+ * handler, or later on a deferred request (dx_http_defer) that has not
+ * started a stream; req is invalid after it returns 0 on a deferred one. */
 DX_API int dx_http_respond(dx_http_req *req, int status, const char *content_type,
                            const char *extra_headers, const void *body, size_t len);
+
+/* Keep the request after the handler returns, to answer it later
+ * (long-poll) or to stream it (SSE). `on_gone(req, user)` (may be NULL)
+ * runs once if the connection goes away before the answer is complete
+ * (client closed, error, server freed or shutting down); req is invalid
+ * after it, and after dx_http_respond / dx_http_stream_end complete it.
+ * While deferred, the handshake/idle timeout does not apply to this
+ * request (the caller bounds it). Call during the handler. Loop thread.
+ * Returns 0; DX_ESTATE when called outside the handler, twice, or after
+ * an answer was started; DX_ECLOSED when the connection is closing. */
+DX_API int dx_http_defer(dx_http_req *req, void (*on_gone)(dx_http_req *req, void *user),
+                         void *user);
+
+/* Start a streamed answer: the status line, "Content-Type:" when
+ * content_type is not NULL, the Connection header, extra_headers (as
+ * dx_http_respond), and no Content-Length: for HTTP/1.1 requests
+ * "Transfer-Encoding: chunked", for HTTP/1.0 a close-delimited body (the
+ * connection closes after dx_http_stream_end). Inside the handler, or
+ * later on a deferred request. Returns 0; DX_EINVAL as dx_http_respond
+ * (also for 204 and 304, which have no body); DX_ESTATE when already
+ * answered; DX_ECLOSED when the connection is closing; DX_ENOMEM. */
+DX_API int dx_http_stream_start(dx_http_req *req, int status, const char *content_type,
+                                const char *extra_headers);
+
+/* Send one piece of a started stream (one chunk; data copied; len 0 sends
+ * nothing; nothing is sent for HEAD requests). Returns DX_SENT, or
+ * DX_BUFFERED when more than the low water mark is unsent (as
+ * dx_ws_send: slow down; see dx_http_buffered); DX_EBACKPRESSURE when the
+ * piece would take the unsent bytes past max_buffered (a piece into an
+ * empty queue always goes): it is dropped, the
+ * connection is being closed and on_gone follows (it may run before this
+ * returns, so do not touch req after this error); DX_ECLOSED when the
+ * connection is closing; DX_ESTATE when the stream was not started or has
+ * ended; DX_ENOMEM. */
+DX_API int dx_http_stream_write(dx_http_req *req, const void *data, size_t len);
+
+/* Finish a started stream (the last chunk, or the close of an HTTP/1.0
+ * body); the connection then serves the next request if keep-alive
+ * allows. req is invalid after it returns 0. Returns 0, DX_ESTATE (not
+ * started or already ended), DX_ECLOSED, DX_ENOMEM. */
+DX_API int dx_http_stream_end(dx_http_req *req);
+
+/* Response bytes queued on the request's connection and not yet sent. */
+DX_API size_t dx_http_buffered(const dx_http_req *req);
+
+/* The peer's address "ip:port" (IPv6 "[ip]:port") into buf[0..cap), for
+ * logs and per-address limits; returns buf. */
+DX_API const char *dx_http_peer_str(const dx_http_req *req, char *buf, size_t cap);
 
 #ifdef __cplusplus
 }

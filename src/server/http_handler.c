@@ -11,16 +11,6 @@
 #include "common/log.h"
 #include "server/server_internal.h"
 
-struct dx_http_req {
-  dx_ws *ws;
-  const dx_http_request *r;
-  const uint8_t *body;
-  size_t body_len;
-  int status;      /* as answered; 0 until dx_http_respond succeeded */
-  bool keep_alive; /* the client asked for it and the server allows it */
-  bool head;       /* HEAD: no body in the response */
-};
-
 /* ---- routes ---- */
 
 int dx_server_http(dx_server *srv, const char *path, dx_http_handler fn, void *user) {
@@ -157,7 +147,12 @@ size_t dx__server_serve_http(dx_ws *ws, const dx_http_route *route, dx_http_requ
   }
 
   terminate(req);
-  dx_http_req r = {
+  dx_http_req *r = calloc(1, sizeof *r);
+  if (!r) {
+    dx__server_reject(ws, req, 500, "out of memory");
+    return 0;
+  }
+  *r = (dx_http_req){
       .ws = ws,
       .r = req,
       .body = buf + head_len,
@@ -165,27 +160,56 @@ size_t dx__server_serve_http(dx_ws *ws, const dx_http_route *route, dx_http_requ
       .keep_alive =
           wants_keep_alive(req) && dx_stream_buffered(&ws->stream) <= ws->cfg->max_buffered,
       .head = is(&req->method, "HEAD"),
+      .http10 = req->minor_version == 0,
+      .in_handler = true,
   };
+  dx_deferred_init(&r->resume);
   ws->http_served = true;
   dx_ws *outer = srv->in_handler;
   srv->in_handler = ws;
-  route->fn(&r, route->user);
+  route->fn(r, route->user);
   srv->in_handler = outer;
+  r->in_handler = false;
+  r->r = NULL; /* the request's strings are the connection's buffer: valid during the call */
   /* The handler may have freed the server (the connection is then
-   * dropped) or shut it down. */
-  if (srv->freed || dx_stream_closing(&ws->stream)) return 0;
-  if (!r.status) {
+   * dropped) or shut it down. A deferred request is the connection's
+   * (http_stream.c): the paths that drop the connection end it. */
+  if (srv->freed || dx_stream_closing(&ws->stream)) {
+    if (!r->deferred) free(r);
+    return 0;
+  }
+  if (r->deferred && !r->finished) {
+    /* Answered later: no timeout while it waits, pipelined bytes wait too. */
+    log_request(ws, req, 0);
+    dx_timer_stop(&ws->timer);
+    if (srv->shutting_down) {
+      dx__server_http_gone(ws);
+      dx__ws_begin_http(ws);
+      dx__ws_finish(ws);
+      return 0;
+    }
+    return total;
+  }
+  if (r->deferred) dx__server_http_detach(ws); /* answered within the handler after all */
+  int status = r->status;
+  bool keep_alive = r->keep_alive;
+  if (!status) {
     char peer[64];
     dx_log_error("%s: %s %s: the handler did not respond; answering 500",
                  dx__ws_peer(ws, peer, sizeof peer), req->method.ptr, req->path.ptr);
     static const char msg[] = "the request handler did not respond\n";
-    if (dx_http_respond(&r, 500, "text/plain", NULL, msg, sizeof msg - 1) != 0) {
+    int rc = dx_http_respond(r, 500, "text/plain", NULL, msg, sizeof msg - 1);
+    status = r->status;
+    keep_alive = r->keep_alive;
+    if (rc != 0) {
+      free(r);
       dx_stream_abort(&ws->stream);
       return 0;
     }
   }
-  log_request(ws, req, r.status);
-  if (!r.keep_alive) {
+  free(r);
+  log_request(ws, req, status);
+  if (!keep_alive) {
     dx__ws_begin_http(ws);
     dx__ws_finish(ws);
     return 0;
@@ -196,22 +220,26 @@ size_t dx__server_serve_http(dx_ws *ws, const dx_http_route *route, dx_http_requ
 
 /* ---- accessors ---- */
 
-const char *dx_http_method(const dx_http_req *req) { return req->r->method.ptr; }
+/* After the handler returned (a deferred request), the request's strings
+ * are gone: the accessors answer "" (NULL for headers, an empty body). */
+const char *dx_http_method(const dx_http_req *req) { return req->r ? req->r->method.ptr : ""; }
 
-const char *dx_http_path(const dx_http_req *req) { return req->r->path.ptr; }
+const char *dx_http_path(const dx_http_req *req) { return req->r ? req->r->path.ptr : ""; }
 
 const char *dx_http_query(const dx_http_req *req) {
-  return req->r->query.ptr ? req->r->query.ptr : "";
+  return req->r && req->r->query.ptr ? req->r->query.ptr : "";
 }
 
 const char *dx_http_get_header(const dx_http_req *req, const char *name) {
-  const dx_http_header *h = name ? dx_http_find(req->r->headers, req->r->num_headers, name) : NULL;
+  if (!req->r || !name) return NULL;
+  const dx_http_header *h = dx_http_find(req->r->headers, req->r->num_headers, name);
   return h ? h->value.ptr : NULL;
 }
 
 const void *dx_http_body(const dx_http_req *req, size_t *len) {
-  if (len) *len = req->body_len;
-  return req->body_len ? (const void *)req->body : "";
+  bool have = req->r && req->body_len;
+  if (len) *len = have ? req->body_len : 0;
+  return have ? (const void *)req->body : "";
 }
 
 static int hexval(int c) {
@@ -291,37 +319,52 @@ static bool header_text_ok(const char *s, bool lines) {
          !strstr(s, "\r\n\r\n");
 }
 
-int dx_http_respond(dx_http_req *req, int status, const char *content_type,
-                    const char *extra_headers, const void *body, size_t len) {
+/* Queue the status line and headers; `framing` is the Content-Length or
+ * Transfer-Encoding line, or "". Checks the arguments (DX_EINVAL), the
+ * state (DX_ESTATE, DX_ECLOSED); sets req->status. */
+int dx__server_http_head(dx_http_req *req, int status, const char *content_type,
+                         const char *extra_headers, const char *framing) {
   dx_ws *ws = req->ws;
-  DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
-  if (req->status) return DX_ESTATE;
-  bool no_body = status == 204 || status == 304;
-  if (status < 200 || status > 599 || (no_body && len) || (len && !body) ||
-      !header_text_ok(content_type, false) || !header_text_ok(extra_headers, true))
+  if (req->status || req->finished) return DX_ESTATE;
+  if (status < 200 || status > 599 || !header_text_ok(content_type, false) ||
+      !header_text_ok(extra_headers, true))
     return DX_EINVAL;
-  if (dx_stream_closing(&ws->stream)) return DX_ECLOSED;
+  if (req->gone || dx_stream_closing(&ws->stream)) return DX_ECLOSED;
   dx_server *srv = ws->owner;
   if (srv->shutting_down) req->keep_alive = false;
-  const char *conn = !req->keep_alive             ? "Connection: close\r\n"
-                     : req->r->minor_version >= 1 ? ""
-                                                  : "Connection: keep-alive\r\n";
-  size_t cap =
-      128 + (content_type ? strlen(content_type) : 0) + (extra_headers ? strlen(extra_headers) : 0);
+  const char *conn = !req->keep_alive ? "Connection: close\r\n"
+                     : !req->http10   ? ""
+                                      : "Connection: keep-alive\r\n";
+  size_t cap = 128 + strlen(framing) + (content_type ? strlen(content_type) : 0) +
+               (extra_headers ? strlen(extra_headers) : 0);
   uint8_t *dst = dx_stream_reserve(&ws->stream, cap);
   if (!dst) return dx_stream_closing(&ws->stream) ? DX_ECLOSED : DX_ENOMEM;
-  char clen[48] = "";
-  if (!no_body) snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", len);
   int n = snprintf((char *)dst, cap, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s\r\n", status,
                    dx_http_reason(status), content_type ? "Content-Type: " : "",
-                   content_type ? content_type : "", content_type ? "\r\n" : "", clen, conn,
+                   content_type ? content_type : "", content_type ? "\r\n" : "", framing, conn,
                    extra_headers ? extra_headers : "");
   dx_stream_commit(&ws->stream, n > 0 && (size_t)n < cap ? (size_t)n : 0);
   if (n <= 0 || (size_t)n >= cap) return DX_ENOMEM; /* cannot happen: cap counts every part */
   req->status = status;
+  return 0;
+}
+
+int dx_http_respond(dx_http_req *req, int status, const char *content_type,
+                    const char *extra_headers, const void *body, size_t len) {
+  dx_ws *ws = req->ws;
+  DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
+  if (req->status || req->finished) return DX_ESTATE;
+  bool no_body = status == 204 || status == 304;
+  if ((no_body && len) || (len && !body)) return DX_EINVAL;
+  char clen[48] = "";
+  if (!no_body) snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", len);
+  int rc = dx__server_http_head(req, status, content_type, extra_headers, clen);
+  if (rc) return rc;
   if (len && !req->head && dx_stream_write(&ws->stream, body, len) != 0) {
     dx_stream_abort(&ws->stream); /* the head went out without its body */
     return DX_ENOMEM;
   }
+  req->finished = true;
+  if (req->deferred && !req->in_handler) dx__server_http_complete(req);
   return 0;
 }

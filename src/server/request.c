@@ -44,6 +44,10 @@ static size_t answer_request(dx_ws *ws, dx_http_request *req, uint8_t *buf, size
 
 void dx__server_on_request_bytes(dx_ws *ws, uint8_t *data, size_t len) {
   dx_server *srv = ws->owner;
+  if (ws->http_deferred) { /* a request waits for its answer: the next ones wait behind it */
+    dx__server_http_hold(ws, data, len);
+    return;
+  }
   if (!ws->hs.len && !ws->http_served && len && data[0] == 0x16 &&
       !dx__stream_is_tls(&ws->stream)) {
     /* A TLS ClientHello on a plain port: no HTTP answer would be read. */
@@ -71,12 +75,17 @@ void dx__server_on_request_bytes(dx_ws *ws, uint8_t *data, size_t len) {
     /* Kept alive: what follows is the next request (pipelined), if any. */
     if (buf == ws->hs.buf) {
       dx__gather_consume(&ws->hs, buf, have, used);
+      if (ws->http_deferred) return; /* kept until the deferred answer is done */
       data = NULL;
       len = 0;
       if (!ws->hs.len) return;
     } else {
       data = buf + used;
       len = have - used;
+      if (ws->http_deferred) {
+        dx__server_http_hold(ws, data, len);
+        return;
+      }
       if (!len) return;
     }
   }

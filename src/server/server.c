@@ -21,6 +21,7 @@ static void on_released(dx_ws *ws) {
   dx__server_slot_del(srv, ws);
   srv->nconns--;
   dx__server_group_give(srv->opts.group, 1);
+  dx__server_http_gone(ws); /* a deferred handler request: on_gone */
   if (ws->http_body_held) {
     dx__static_body_free(ws->http_body);
     ws->http_body = NULL;
@@ -265,6 +266,12 @@ void dx_server_shutdown(dx_server *srv, int timeout_ms, void (*done)(dx_server *
       if (ws->phase == DX_WS_OPEN) {
         dx_ws_close(ws, DX_CLOSE_GOING_AWAY, "server shutting down");
         open++;
+      } else if (ws->http_deferred && ws != srv->in_handler) {
+        /* A deferred or streamed handler answer: on_gone, then let what
+         * is queued out (a stream ends without its last chunk). */
+        dx__server_http_gone(ws);
+        dx__ws_begin_http(ws);
+        dx__ws_finish(ws);
       } else if (ws->phase == DX_WS_HANDSHAKE && ws->http_served && !ws->hs.len) {
         /* An idle kept-alive HTTP connection: let its last response out. */
         dx__ws_begin_http(ws);
@@ -313,6 +320,8 @@ void dx_server_free(dx_server *srv) {
     dx_ws *ws = dx__server_slot_ws(srv, i);
     if (!ws) continue;
     dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, 0, NULL);
+    /* A deferred handler request: on_gone. */
+    dx__server_http_gone(ws);
     if (ws->http_body_held && ws->http_body) { /* a static download cut short */
       dx__static_body_free(ws->http_body);
       ws->http_body = NULL;

@@ -10,6 +10,8 @@
  *   upgrade.c     the WebSocket upgrade
  *   http_handler.c plain HTTP handlers (dx_server_http): bodies, keep-alive,
  *                 the dx_http_req accessors and dx_http_respond
+ *   http_stream.c  deferred and streamed handler answers (dx_http_defer,
+ *                 dx_http_stream_*): long-polling and Server-Sent Events
  *   post.c        work handed over from other threads
  */
 #ifndef DX_SERVER_INTERNAL_H
@@ -151,6 +153,46 @@ void dx__server_free_http_routes(dx_server *srv);
  * waits for more of the body. */
 size_t dx__server_serve_http(dx_ws *ws, const dx_http_route *route, dx_http_request *req,
                              uint8_t *buf, size_t have, size_t head_len);
+
+/* A request being served by a handler (http_handler.c); heap-allocated,
+ * kept past the handler by dx_http_defer (http_stream.c), then held by the
+ * connection in ws->http_body with ws->http_deferred set. */
+struct dx_http_req {
+  dx_ws *ws;
+  const dx_http_request *r; /* NULL once the handler returned */
+  const uint8_t *body;
+  size_t body_len;
+  int status;      /* as answered (or streamed); 0 until the head is queued */
+  bool keep_alive; /* the client asked for it and the server allows it */
+  bool head;       /* HEAD: no body in the response */
+  bool http10;     /* an HTTP/1.0 request */
+  bool in_handler; /* the handler call is running */
+  bool deferred;   /* dx_http_defer ran */
+  bool chunked;    /* streamed with Transfer-Encoding: chunked */
+  bool finished;   /* the answer is complete */
+  bool gone;       /* detached from the connection; freed at the end of the turn */
+  void (*on_gone)(dx_http_req *req, void *user);
+  void *user;
+  dx_deferred resume; /* after a kept-alive answer: serve the pipelined requests */
+};
+
+/* Queue the response head (status line, headers, `framing`: the
+ * Content-Length or Transfer-Encoding line, or ""). 0 or DX_E*. */
+int dx__server_http_head(dx_http_req *req, int status, const char *content_type,
+                         const char *extra_headers, const char *framing);
+
+/* ---- http_stream.c ---- */
+
+/* Take the deferred request off the connection (it is answered). */
+void dx__server_http_detach(dx_ws *ws);
+/* The connection of a deferred request is going away: on_gone (unless
+ * answered), detach, free at the end of the turn. */
+void dx__server_http_gone(dx_ws *ws);
+/* A deferred request was answered after its handler: close, or serve the
+ * next request. */
+void dx__server_http_complete(dx_http_req *req);
+/* Bytes read while a deferred request waits: kept for later, in order. */
+void dx__server_http_hold(dx_ws *ws, const uint8_t *data, size_t len);
 
 /* ---- post.c ---- */
 

@@ -95,6 +95,7 @@ struct dx_ws {
   bool proto_ready;     /* dx_proto_init ran (the connection was opened) */
   bool http_body_held;  /* the union above holds http_body, not pmd */
   bool http_served;     /* server: answered a handler's request; kept alive */
+  bool http_deferred;   /* server: http_body is a deferred dx_http_req, not a file */
   /* dx_proto, then the user's data, follow inline. */
   alignas(max_align_t) unsigned char tail[];
 };

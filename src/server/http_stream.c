@@ -1,0 +1,182 @@
+/* Deferred and streamed answers of plain HTTP handlers (duplex/http.h):
+ * dx_http_defer keeps the request past its handler (long-polling), the
+ * dx_http_stream_* functions send a chunked (HTTP/1.1) or close-delimited
+ * (HTTP/1.0) body in pieces (Server-Sent Events).
+ *
+ * A deferred request is held by its connection (ws->http_body with
+ * ws->http_deferred), which stays in DX_WS_HANDSHAKE with its timer
+ * stopped. Bytes read meanwhile (pipelined requests) are kept in ws->hs
+ * unparsed and served once the answer is complete (from a deferred call,
+ * never inside the caller's dx_http_respond). Every way the connection
+ * goes (on_released, dx_server_free, dx_server_shutdown) goes through
+ * dx__server_http_gone, which runs on_gone once unless answered. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "server/server_internal.h"
+
+static dx_http_req *held(const dx_ws *ws) {
+  return ws->http_deferred ? (dx_http_req *)ws->http_body : NULL;
+}
+
+void dx__server_http_detach(dx_ws *ws) {
+  dx_http_req *req = held(ws);
+  if (!req) return;
+  dx_deferred_cancel(&req->resume);
+  ws->http_body = NULL;
+  ws->http_body_held = false;
+  ws->http_deferred = false;
+}
+
+void dx__server_http_gone(dx_ws *ws) {
+  dx_http_req *req = held(ws);
+  if (!req) return;
+  dx__server_http_detach(ws);
+  bool tell = !req->finished && req->on_gone && !req->gone;
+  req->gone = true;
+  req->finished = true; /* no more answers */
+  if (tell) req->on_gone(req, req->user);
+  /* Callers up the stack (the handler, a stream write) may still hold it. */
+  dx_loop_free_later(dx_stream_loop(&ws->stream), req, free);
+}
+
+void dx__server_http_hold(dx_ws *ws, const uint8_t *data, size_t len) {
+  if (!len) return;
+  dx_gather *g = &ws->hs;
+  size_t total = (size_t)g->len + len;
+  if (total > g->cap) {
+    uint8_t *b = total <= UINT32_MAX ? realloc(g->buf, total) : NULL;
+    if (!b) {
+      dx_stream_abort(&ws->stream);
+      return;
+    }
+    g->buf = b;
+    g->cap = (uint32_t)total;
+  }
+  memcpy(g->buf + g->len, data, len);
+  g->len = (uint32_t)total;
+  g->want = 0;
+  /* Enough for a request head and a body waiting: read no more until the
+   * answer is done (the peer's sends then block). */
+  dx_server *srv = ws->owner;
+  if (total > srv->limits.max_size + srv->opts.max_body) dx_stream_pause_read(&ws->stream);
+}
+
+/* The connection waits for its next request; serve those already read. */
+static void resume(dx_loop *loop, void *arg) {
+  (void)loop;
+  dx_http_req *req = arg;
+  dx_ws *ws = req->ws;
+  dx__server_http_detach(ws);
+  free(req);
+  dx__ws_arm_handshake(ws);
+  if (!dx_stream_reading(&ws->stream)) dx_stream_resume_read(&ws->stream);
+  if (ws->hs.len) dx__server_on_request_bytes(ws, NULL, 0);
+}
+
+void dx__server_http_complete(dx_http_req *req) {
+  dx_ws *ws = req->ws;
+  dx_server *srv = ws->owner;
+  if (!req->keep_alive || srv->shutting_down || dx_stream_closing(&ws->stream)) {
+    dx__server_http_detach(ws);
+    req->gone = true;
+    dx_loop_free_later(dx_stream_loop(&ws->stream), req, free);
+    if (!dx_stream_closing(&ws->stream)) {
+      dx__ws_begin_http(ws);
+      dx__ws_finish(ws);
+    }
+    return;
+  }
+  /* Still held (bytes keep being kept, in order) until resume runs. */
+  dx_loop_defer(srv->loop, &req->resume, resume, req);
+}
+
+int dx_http_defer(dx_http_req *req, void (*on_gone)(dx_http_req *req, void *user), void *user) {
+  dx_ws *ws = req->ws;
+  DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
+  if (!req->in_handler || req->deferred || req->status || req->finished) return DX_ESTATE;
+  if (dx_stream_closing(&ws->stream)) return DX_ECLOSED;
+  req->deferred = true;
+  req->on_gone = on_gone;
+  req->user = user;
+  ws->http_body = req;
+  ws->http_body_held = true;
+  ws->http_deferred = true;
+  return 0;
+}
+
+int dx_http_stream_start(dx_http_req *req, int status, const char *content_type,
+                         const char *extra_headers) {
+  dx_ws *ws = req->ws;
+  DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
+  if (req->status || req->finished) return DX_ESTATE;
+  if (status == 204 || status == 304) return DX_EINVAL;
+  /* HTTP/1.0 has no chunked encoding: the body ends with the connection. */
+  if (req->http10) req->keep_alive = false;
+  bool chunked = !req->http10;
+  int rc = dx__server_http_head(req, status, content_type, extra_headers,
+                                chunked ? "Transfer-Encoding: chunked\r\n" : "");
+  if (rc) return rc;
+  req->chunked = chunked;
+  return 0;
+}
+
+static int write_state(const dx_http_req *req) {
+  if (req->gone) return DX_ECLOSED;
+  if (!req->status || req->finished) return DX_ESTATE;
+  if (dx_stream_closing(&req->ws->stream)) return DX_ECLOSED;
+  return 0;
+}
+
+int dx_http_stream_write(dx_http_req *req, const void *data, size_t len) {
+  dx_ws *ws = req->ws;
+  DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
+  int rc = write_state(req);
+  if (rc) return rc;
+  if (len && !data) return DX_EINVAL;
+  if (len && !req->head) {
+    char size[24] = "";
+    int n = req->chunked ? snprintf(size, sizeof size, "%zx\r\n", len) : 0;
+    size_t add = len + (size_t)n + (req->chunked ? 2 : 0);
+    /* As dx_ws_send: a piece into an empty queue always goes. */
+    size_t unsent = dx_stream_buffered(&ws->stream);
+    if (unsent && unsent + add > ws->cfg->max_buffered) {
+      char peer[64];
+      dx_log_info("%s: streamed response past max_buffered (%zu bytes unsent); closing",
+                  dx__ws_peer(ws, peer, sizeof peer), unsent);
+      dx_stream_abort(&ws->stream);
+      return DX_EBACKPRESSURE;
+    }
+    if ((n && dx_stream_write(&ws->stream, size, (size_t)n) != 0) ||
+        dx_stream_write(&ws->stream, data, len) != 0 ||
+        (req->chunked && dx_stream_write(&ws->stream, "\r\n", 2) != 0)) {
+      dx_stream_abort(&ws->stream); /* a piece cut short cannot be taken back */
+      return DX_ENOMEM;
+    }
+  }
+  return dx_stream_buffered(&ws->stream) > ws->cfg->low_water ? DX_BUFFERED : DX_SENT;
+}
+
+int dx_http_stream_end(dx_http_req *req) {
+  dx_ws *ws = req->ws;
+  DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
+  int rc = write_state(req);
+  if (rc) return rc;
+  if (req->chunked && !req->head && dx_stream_write(&ws->stream, "0\r\n\r\n", 5) != 0) {
+    dx_stream_abort(&ws->stream);
+    return DX_ENOMEM;
+  }
+  req->finished = true;
+  if (req->deferred && !req->in_handler) dx__server_http_complete(req);
+  return 0;
+}
+
+size_t dx_http_buffered(const dx_http_req *req) {
+  return req->gone ? 0 : dx_stream_buffered(&req->ws->stream);
+}
+
+const char *dx_http_peer_str(const dx_http_req *req, char *buf, size_t cap) {
+  return dx__ws_peer(req->ws, buf, cap);
+}
