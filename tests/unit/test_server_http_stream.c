@@ -54,7 +54,12 @@ static void on_timer(dx_timer *t) {
     a->req = NULL;
     return;
   }
-  if (!a->sent) CHECK_EQ_INT(dx_http_stream_start(a->req, 200, "text/event-stream", NULL), 0);
+  if (!a->sent) {
+    CHECK_EQ_INT(dx_http_defer(a->req, on_gone, a), DX_ESTATE); /* outside the handler */
+    CHECK_STR(dx_http_path(a->req), "");                        /* the strings were the call's */
+    CHECK_EQ_INT(dx_http_stream_start(a->req, 200, "text/event-stream", NULL), 0);
+    CHECK_EQ_INT(dx_http_respond(a->req, 200, NULL, NULL, "x", 1), DX_ESTATE); /* streaming */
+  }
   if (a->sent < a->pieces) {
     char piece[64];
     int n = snprintf(piece, sizeof piece, "data: %d\n\n", a->sent);
