@@ -147,6 +147,7 @@ static void on_sweep(dx_timer *t) {
                         memory_order_relaxed);
   hl->sweep_due = now + SWEEP_MS;
   hub_sessions_tick(hl, hub_wall_s());
+  hub_sse_heartbeat(hl);
   if (hl->index == 0) {
     hub_core_sweep(hl->hub->core, hub_now_ms(hl));
     hub_peers_sweep(&hl->hub->ips, hub_now_ms(hl));
@@ -198,6 +199,7 @@ int dx_hub_attach(dx_hub *h, dx_server *srv) {
   if (!rc) rc = hub_ws_attach(hl);
   if (!rc) rc = hub_api_attach(hl);
   if (!rc) rc = hub_metrics_attach(hl);
+  if (!rc) rc = hub_sse_attach(hl);
   if (rc) {
     hub_core_free(core);
     free(hl);

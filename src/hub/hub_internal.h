@@ -65,6 +65,8 @@ typedef struct hub_loop {
                      also expires history and forgets idle topics */
   struct hub_session *timed; /* sessions with an auth deadline or a token exp */
   uint64_t sweep_due;        /* when the sweep timer should fire (loop lag) */
+  struct sse_conn *sse;      /* open Server-Sent Events streams (heartbeats) */
+  unsigned sse_ticks;
   _Atomic uint64_t stats[ST_COUNT];
   bool detached;
 } hub_loop;
@@ -175,5 +177,7 @@ void hub_session_close(hub_session *s);
 int hub_ws_attach(hub_loop *hl);
 int hub_api_attach(hub_loop *hl);
 int hub_metrics_attach(hub_loop *hl); /* GET /metrics, /readyz */
+int hub_sse_attach(hub_loop *hl);     /* GET /sse */
+void hub_sse_heartbeat(hub_loop *hl); /* from the per-second tick */
 
 #endif

@@ -1,0 +1,273 @@
+/* The hub over Server-Sent Events (GET /sse): for clients that cannot open
+ * a WebSocket. Receive-only: the topics are named in the URL
+ * (?topics=a,b[&token=JWT]), every publication is an event whose id holds
+ * the position of every topic of the stream, so the browser's own
+ * EventSource reconnect (Last-Event-ID) resumes without loss. A thin layer:
+ * subscribing goes through the same session code as WebSocket requests. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "duplex/http.h"
+#include "duplex/log.h"
+#include "hub/hub_internal.h"
+#include "hub/topic_name.h"
+
+#define SSE_MAX_TOPICS 16
+#define SSE_HEARTBEAT_TICKS 15 /* a comment line every 15 s keeps proxies from timing out */
+#define SSE_ID_MAX (SSE_MAX_TOPICS * (20 + 1 + HUB_EPOCH_LEN + 1) + 1)
+
+typedef struct sse_conn {
+  hub_session s; /* first: a hub_member* is an sse_conn* */
+  dx_http_req *req; /* NULL once the stream is gone */
+  hub_loop *hl;
+  hub_peer *ip;
+  dx_deferred finish; /* leaving the topics waits for the end of the turn */
+  bool finishing;
+  struct sse_conn *prev, *next; /* hl->sse, for heartbeats */
+  size_t ntopics;
+  struct sse_topic {
+    char name[HUB_TOPIC_MAX + 1];
+    size_t len;
+    hub_position pos; /* of the last event sent (offset 0: none yet) */
+  } topics[SSE_MAX_TOPICS];
+} sse_conn;
+
+static sse_conn *conn_of(hub_member *m) { return (sse_conn *)(void *)m; }
+
+static int write_event(sse_conn *c, const char *event, const char *id, const char *data,
+                       size_t len) {
+  if (!c->req) return HUB_SEND_CLOSED;
+  /* One chunk per event; data is compact JSON (no raw newline). */
+  size_t head = strlen(event) + (id ? strlen(id) + 5 : 0) + 16;
+  char *buf = malloc(head + len + 3);
+  if (!buf) return HUB_SEND_CLOSED;
+  int n = id ? snprintf(buf, head, "id: %s\nevent: %s\ndata: ", id, event)
+             : snprintf(buf, head, "event: %s\ndata: ", event);
+  memcpy(buf + n, data, len);
+  memcpy(buf + n + len, "\n\n", 2);
+  int rc = dx_http_stream_write(c->req, buf, (size_t)n + len + 2);
+  free(buf);
+  return rc >= 0 ? 0 : rc == DX_EBACKPRESSURE ? HUB_SEND_SLOW : HUB_SEND_CLOSED;
+}
+
+/* The envelope's "type" (our encoder writes it first). */
+static const char *event_name(const char *env, char *out, size_t cap) {
+  static const char key[] = "{\"type\":\"";
+  snprintf(out, cap, "message");
+  if (strncmp(env, key, sizeof key - 1) == 0) {
+    const char *p = env + sizeof key - 1;
+    size_t n = strcspn(p, "\"");
+    if (n < cap) snprintf(out, cap, "%.*s", (int)n, p);
+  }
+  return out;
+}
+
+/* "offset.epoch" for each topic, in URL order. */
+static const char *event_id(const sse_conn *c, char *buf, size_t cap) {
+  size_t n = 0;
+  for (size_t i = 0; i < c->ntopics && n < cap; i++) {
+    const hub_position *p = &c->topics[i].pos;
+    n += (size_t)snprintf(buf + n, cap - n, "%s%llu.%s", i ? "," : "",
+                          (unsigned long long)p->offset, p->epoch);
+  }
+  return buf;
+}
+
+static struct sse_topic *topic_of(sse_conn *c, const char *name, size_t len) {
+  for (size_t i = 0; i < c->ntopics; i++)
+    if (c->topics[i].len == len && !memcmp(c->topics[i].name, name, len)) return &c->topics[i];
+  return NULL;
+}
+
+static int send_one(hub_member *m, const hub_fanout *f) {
+  sse_conn *c = conn_of(m);
+  char name[32], id[SSE_ID_MAX];
+  event_name(f->env->data, name, sizeof name);
+  struct sse_topic *t = f->offset ? topic_of(c, f->topic, f->topic_len) : NULL;
+  if (t) t->pos.offset = f->offset;
+  return write_event(c, name, t ? event_id(c, id, sizeof id) : NULL, f->env->data, f->env->len);
+}
+static void *prepare(hub_blob *env) { return env; } /* nothing to share: ids differ */
+static int send_prepared(hub_member *m, void *p, const hub_fanout *f) {
+  (void)p;
+  return send_one(m, f);
+}
+static void release(void *p) { (void)p; }
+static int send_env(hub_member *m, const char *data, size_t len) {
+  char name[32];
+  return write_event(conn_of(m), event_name(data, name, sizeof name), NULL, data, len);
+}
+static void subscribed(hub_member *m, const char *topic, size_t len, const hub_position *pos) {
+  struct sse_topic *t = topic_of(conn_of(m), topic, len);
+  if (!t) return;
+  /* A resume keeps the position it came with (the replay advances it);
+   * otherwise the stream starts at the topic's current position. */
+  if (strcmp(t->pos.epoch, pos->epoch) != 0 || t->pos.offset > pos->offset) t->pos = *pos;
+}
+
+static const hub_transport sse_transport = {prepare, send_prepared, release, send_one, send_env,
+                                            subscribed};
+
+static void sse_free(void *p) { free(p); }
+
+/* The stream ended (either side): leave every topic and free. Deferred to
+ * the end of the turn: the end may be noticed inside a send, in the middle
+ * of a fan-out over the very subscriber lists that leaving changes. */
+static void run_finish(dx_loop *loop, void *arg) {
+  (void)loop;
+  sse_conn *c = arg;
+  hub_loop *hl = c->hl;
+  if (c->prev) c->prev->next = c->next;
+  else if (hl->sse == c) hl->sse = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+  hub_session_close(&c->s);
+  hub_stat_add(hl, ST_CONNECTIONS, (uint64_t)-1);
+  hub_peers_release(&hl->hub->ips, c->ip);
+  c->ip = NULL;
+  dx_loop_free_later(hl->loop, c, sse_free);
+}
+
+static void finish(sse_conn *c) {
+  if (c->finishing) return;
+  c->finishing = true;
+  dx_loop_defer(c->hl->loop, &c->finish, run_finish, c);
+}
+
+static void close_session(hub_session *s, uint16_t code, const char *reason) {
+  sse_conn *c = (sse_conn *)(void *)s;
+  if (!c->req) return;
+  char data[200];
+  int n = snprintf(data, sizeof data, "{\"type\":\"close\",\"code\":%u,\"reason\":\"%s\"}", code,
+                   reason); /* reasons are our own fixed ASCII sentences */
+  write_event(c, "close", NULL, data, (size_t)n);
+  dx_http_stream_end(c->req);
+  c->req = NULL;
+  finish(c);
+}
+
+static const char *session_peer(hub_session *s, char *buf, size_t cap) {
+  sse_conn *c = (sse_conn *)(void *)s;
+  return c->req ? dx_http_peer_str(c->req, buf, cap) : "-";
+}
+
+static const hub_session_ops sse_ops = {close_session, session_peer};
+
+static void on_gone(dx_http_req *req, void *user) {
+  (void)req;
+  sse_conn *c = user;
+  c->req = NULL;
+  finish(c);
+}
+
+void hub_sse_heartbeat(hub_loop *hl) {
+  if (++hl->sse_ticks < SSE_HEARTBEAT_TICKS) return;
+  hl->sse_ticks = 0;
+  for (sse_conn *c = hl->sse, *next; c; c = next) {
+    next = c->next;
+    if (c->req) dx_http_stream_write(c->req, ": ping\n\n", 8);
+  }
+}
+
+static void refuse(dx_http_req *req, int status, const char *msg) {
+  dx_http_respond(req, status, "text/plain; charset=utf-8", NULL, msg, strlen(msg));
+}
+
+/* ?topics=a,b into c->topics; Last-Event-ID (or ?since=) into positions. */
+static const char *parse_request(dx_http_req *req, sse_conn *c) {
+  char list[SSE_MAX_TOPICS * (HUB_TOPIC_MAX + 1)];
+  if (dx_http_query_param(req, "topics", list, sizeof list) <= 0)
+    return "name the topics: /sse?topics=a,b (at most 16)\n";
+  char *save = NULL;
+  for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    size_t len = strlen(t);
+    if (!hub_topic_valid(t, len)) return HUB_TOPIC_RULE "\n";
+    if (c->ntopics == SSE_MAX_TOPICS) return "at most 16 topics per stream\n";
+    if (topic_of(c, t, len)) continue;
+    memcpy(c->topics[c->ntopics].name, t, len + 1);
+    c->topics[c->ntopics++].len = len;
+  }
+  char ids[SSE_ID_MAX];
+  const char *last = dx_http_get_header(req, "Last-Event-ID");
+  if (!last && dx_http_query_param(req, "since", ids, sizeof ids) > 0) last = ids;
+  for (size_t i = 0; last && *last && i < c->ntopics; i++) {
+    unsigned long long off;
+    char epoch[HUB_EPOCH_LEN + 1];
+    if (sscanf(last, "%llu.%16[0-9a-f]", &off, epoch) == 2) {
+      c->topics[i].pos.offset = off;
+      memcpy(c->topics[i].pos.epoch, epoch, sizeof epoch);
+    }
+    last = strchr(last, ',');
+    if (last) last++;
+  }
+  return NULL;
+}
+
+static void on_sse(dx_http_req *req, void *user) {
+  hub_loop *hl = user;
+  if (strcmp(dx_http_method(req), "GET") != 0)
+    return refuse(req, 405, "use GET (an EventSource) for /sse\n");
+  sse_conn *c = calloc(1, sizeof *c);
+  if (!c) return refuse(req, 500, "out of memory\n");
+  c->hl = hl;
+  dx_deferred_init(&c->finish);
+  const char *bad = parse_request(req, c);
+  if (bad) {
+    free(c);
+    return refuse(req, 400, bad);
+  }
+  const dx_hub_opts *o = &hl->hub->o;
+  char token[8192];
+  bool have = dx_http_query_param(req, "token", token, sizeof token) > 0;
+  if (hl->hub->verifier && !o->allow_anonymous && !have) {
+    /* A stream cannot send `connect` later: ask for the token now. */
+    free(c);
+    hub_stat_auth_failed(hl, "token missing");
+    return refuse(req, 401, "a token is needed: /sse?topics=...&token=JWT\n");
+  }
+  if (o->max_conns_per_ip || o->connect_rate_per_ip > 0) {
+    char ip[64];
+    const char *why;
+    dx_http_peer_str(req, ip, sizeof ip);
+    char *colon = strrchr(ip, ':');
+    if (colon) *colon = '\0';
+    if (!(c->ip = hub_peers_admit(&hl->hub->ips, ip, hub_now_ms(hl), &why))) {
+      hub_stat_add(hl, ST_REFUSED_ADDRESS, 1);
+      free(c);
+      return refuse(req, 429, "too many connections from this address\n");
+    }
+  }
+  if (dx_http_defer(req, on_gone, c) != 0 ||
+      dx_http_stream_start(req, 200, "text/event-stream; charset=utf-8",
+                           "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n") != 0) {
+    hub_peers_release(&hl->hub->ips, c->ip);
+    free(c);
+    return refuse(req, 500, "could not start the stream\n");
+  }
+  /* Reconnect after 1 s (browsers default to about 3). */
+  dx_http_stream_write(req, "retry: 1000\n\n", 13);
+  c->req = req;
+  c->next = hl->sse;
+  if (hl->sse) hl->sse->prev = c;
+  hl->sse = c;
+  hub_stat_add(hl, ST_CONNECTIONS, 1);
+  hub_stat_add(hl, ST_CONNECTIONS_TOTAL, 1);
+  hub_session_open(&c->s, hl, &sse_transport, &sse_ops, have ? token : NULL);
+  /* Subscribe through the same request path as WebSocket clients: the
+   * same rules, limits and resume. */
+  for (size_t i = 0; i < c->ntopics && c->req; i++) {
+    struct sse_topic *t = &c->topics[i];
+    json_t *q = json_pack("{s:s,s:s%}", "op", "subscribe", "topic", t->name, t->len);
+    if (q && t->pos.epoch[0])
+      json_object_set_new(q, "since", json_pack("{s:I,s:s}", "offset", (json_int_t)t->pos.offset,
+                                                "epoch", t->pos.epoch));
+    json_object_set_new(q, "id", json_integer((json_int_t)i + 1));
+    char *text = q ? json_dumps(q, JSON_COMPACT) : NULL;
+    json_decref(q);
+    if (text) hub_session_request(&c->s, text, strlen(text));
+    free(text);
+  }
+}
+
+int hub_sse_attach(hub_loop *hl) { return dx_server_http(hl->srv, "/sse", on_sse, hl); }
