@@ -27,7 +27,8 @@
 /* Counters of one loop, for /metrics: written by the loop's thread, read
  * by the scrape on any (relaxed atomics). */
 typedef enum hub_stat {
-  ST_CONNECTIONS, /* open now (a gauge: opens minus closes) */
+  ST_CONNECTIONS, /* WebSocket, open now (a gauge: opens minus closes) */
+  ST_CONNECTIONS_SSE, /* Server-Sent Events streams open now */
   ST_CONNECTIONS_TOTAL,
   ST_REQUESTS,
   ST_REQUEST_BYTES,

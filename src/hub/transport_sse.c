@@ -123,7 +123,7 @@ static void run_finish(dx_loop *loop, void *arg) {
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = NULL;
   hub_session_close(&c->s);
-  hub_stat_add(hl, ST_CONNECTIONS, (uint64_t)-1);
+  hub_stat_add(hl, ST_CONNECTIONS_SSE, (uint64_t)-1);
   hub_peers_release(&hl->hub->ips, c->ip);
   c->ip = NULL;
   dx_loop_free_later(hl->loop, c, sse_free);
@@ -251,7 +251,7 @@ static void on_sse(dx_http_req *req, void *user) {
   c->next = hl->sse;
   if (hl->sse) hl->sse->prev = c;
   hl->sse = c;
-  hub_stat_add(hl, ST_CONNECTIONS, 1);
+  hub_stat_add(hl, ST_CONNECTIONS_SSE, 1);
   hub_stat_add(hl, ST_CONNECTIONS_TOTAL, 1);
   hub_session_open(&c->s, hl, &sse_transport, &sse_ops, have ? token : NULL);
   /* Subscribe through the same request path as WebSocket clients: the
