@@ -112,9 +112,10 @@ typedef struct dx_hub_opts {
 dx_hub *dx_hub_new(const dx_hub_opts *opts);
 
 /* Serve the hub on `srv`: the WebSocket endpoint (opts.path, subprotocol
- * duplex.v1) and the HTTP API under /api/. Call once per server, before any
- * of the hub's loops runs. Returns 0, DX_ESTATE (a loop already runs
- * clients), DX_ENOMEM. */
+ * duplex.v1), the HTTP API under /api/, /sse, /metrics and /readyz. Call
+ * once per server, before any of the hub's loops runs. Returns 0,
+ * DX_ESTATE (a loop already runs clients), DX_ENOMEM; after an error the
+ * server may hold some of the hub's routes: free it without running it. */
 int dx_hub_attach(dx_hub *hub, dx_server *srv);
 
 /* Stop serving on `srv` once it was freed (dx_server_free), before its

@@ -172,12 +172,7 @@ static uint32_t rule_history_cap(const char *topic, size_t len, void *user) {
 int dx_hub_attach(dx_hub *h, dx_server *srv) {
   if (!h || !srv) return DX_EINVAL;
   /* The core is sized for the loops: rebuild it (it holds nothing yet). */
-  hub_topic_list tl;
-  if (h->core && (hub_core_topics(h->core, &tl) != 0 || tl.len)) {
-    hub_topic_list_free(&tl);
-    return DX_ESTATE;
-  }
-  if (h->core) hub_topic_list_free(&tl);
+  if (h->core && hub_core_topic_count(h->core)) return DX_ESTATE;
   hub_loop **v = realloc(h->loops, (h->nloops + 1) * sizeof *v);
   if (!v) return DX_ENOMEM;
   h->loops = v;
