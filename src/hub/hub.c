@@ -195,6 +195,7 @@ int dx_hub_attach(dx_hub *h, dx_server *srv) {
   if (!rc) rc = hub_api_attach(hl);
   if (!rc) rc = hub_metrics_attach(hl);
   if (!rc) rc = hub_sse_attach(hl);
+  if (!rc) rc = hub_poll_attach(hl);
   if (rc) {
     hub_core_free(core);
     free(hl);

@@ -29,6 +29,7 @@
 typedef enum hub_stat {
   ST_CONNECTIONS, /* WebSocket, open now (a gauge: opens minus closes) */
   ST_CONNECTIONS_SSE, /* Server-Sent Events streams open now */
+  ST_CONNECTIONS_POLL, /* long-polls waiting now */
   ST_CONNECTIONS_TOTAL,
   ST_REQUESTS,
   ST_REQUEST_BYTES,
@@ -179,6 +180,7 @@ int hub_ws_attach(hub_loop *hl);
 int hub_api_attach(hub_loop *hl);
 int hub_metrics_attach(hub_loop *hl); /* GET /metrics, /readyz */
 int hub_sse_attach(hub_loop *hl);     /* GET /sse */
+int hub_poll_attach(hub_loop *hl);    /* GET /poll, POST /http/request */
 void hub_sse_heartbeat(hub_loop *hl); /* from the per-second tick */
 
 #endif

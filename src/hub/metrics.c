@@ -90,6 +90,7 @@ static void render(const dx_hub *h, out *o) {
   family(o, "duplex_connections", "gauge", "Open client connections.");
   put(o, "duplex_connections{transport=\"websocket\"} %lld\n", (long long)sum(h, ST_CONNECTIONS));
   put(o, "duplex_connections{transport=\"sse\"} %lld\n", (long long)sum(h, ST_CONNECTIONS_SSE));
+  put(o, "duplex_connections{transport=\"poll\"} %lld\n", (long long)sum(h, ST_CONNECTIONS_POLL));
   one(o, "duplex_connections_opened_total", "counter", "Client connections opened.",
       sum(h, ST_CONNECTIONS_TOTAL));
   family(o, "duplex_connections_refused_total", "counter",

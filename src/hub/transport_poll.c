@@ -1,0 +1,325 @@
+/* The hub over plain HTTP, for clients that can hold no stream at all:
+ *   GET  /poll?topics=a,b[&since=IDS][&timeout=S][&token=JWT]  long-polling
+ *   POST /http/request[?token=JWT]  one duplex.v1 request (publish, history,
+ *                                   presence, ping) and its reply
+ * Both are stateless: a poll carries the positions it has seen (the same
+ * OFFSET.EPOCH list as SSE event ids) and answers with what came after
+ * them, at once when something is waiting, else when something arrives or
+ * at the timeout; so any node of a cluster, or any loop, can serve the
+ * next poll. Thin again: a short-lived session does the subscribing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "duplex/http.h"
+#include "duplex/log.h"
+#include "hub/hub_internal.h"
+#include "hub/topic_name.h"
+
+#define POLL_MAX_TOPICS 16
+#define POLL_TIMEOUT_S 25
+#define POLL_TIMEOUT_MAX_S 120
+#define POLL_MAX_EVENTS 1000 /* then answer: the next poll continues */
+#define POLL_ID_MAX (POLL_MAX_TOPICS * (20 + 1 + HUB_EPOCH_LEN + 1) + 1)
+
+typedef struct poll_conn {
+  hub_session s; /* first: a hub_member* is a poll_conn* */
+  dx_http_req *req; /* NULL once answered or gone */
+  hub_loop *hl;
+  json_t *events;
+  dx_timer timeout;
+  dx_deferred answer; /* answer at the end of the turn: batch what arrives in it */
+  bool subscribing, finished;
+  size_t ntopics;
+  struct poll_topic {
+    char name[HUB_TOPIC_MAX + 1];
+    size_t len;
+    hub_position pos;
+  } topics[POLL_MAX_TOPICS];
+} poll_conn;
+
+static poll_conn *conn_of(hub_member *m) { return (poll_conn *)(void *)m; }
+
+static struct poll_topic *topic_of(poll_conn *c, const char *name, size_t len) {
+  for (size_t i = 0; i < c->ntopics; i++)
+    if (c->topics[i].len == len && !memcmp(c->topics[i].name, name, len)) return &c->topics[i];
+  return NULL;
+}
+
+static void positions(const poll_conn *c, char *buf, size_t cap) {
+  size_t n = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < c->ntopics && n < cap; i++)
+    n += (size_t)snprintf(buf + n, cap - n, "%s%llu.%s", i ? "," : "",
+                          (unsigned long long)c->topics[i].pos.offset, c->topics[i].pos.epoch);
+}
+
+static void poll_free(void *p) {
+  poll_conn *c = p;
+  json_decref(c->events);
+  free(c);
+}
+
+/* Leave the topics and free (end of turn). */
+static void finish(poll_conn *c) {
+  if (c->finished) return;
+  c->finished = true;
+  dx_timer_stop(&c->timeout);
+  dx_deferred_cancel(&c->answer);
+  hub_session_close(&c->s);
+  hub_stat_add(c->hl, ST_CONNECTIONS_POLL, (uint64_t)-1);
+  dx_loop_free_later(c->hl->loop, c, poll_free);
+}
+
+static void respond(poll_conn *c) {
+  if (!c->req) return;
+  char since[POLL_ID_MAX];
+  positions(c, since, sizeof since);
+  json_t *o = json_pack("{s:O,s:s}", "events", c->events, "since", since);
+  char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  dx_http_req *req = c->req;
+  c->req = NULL;
+  if (body)
+    dx_http_respond(req, 200, "application/json", "Cache-Control: no-store\r\n", body, strlen(body));
+  else
+    dx_http_respond(req, 500, "text/plain", NULL, "out of memory\n", 14);
+  free(body);
+  finish(c);
+}
+
+static void run_answer(dx_loop *loop, void *arg) {
+  (void)loop;
+  respond(arg);
+}
+
+static void on_timeout(dx_timer *t) { respond(dx_container_of(t, poll_conn, timeout)); }
+
+static int collect(poll_conn *c, const char *data, size_t len) {
+  if (!c->req) return HUB_SEND_CLOSED;
+  json_t *e = json_loadb(data, len, 0, NULL);
+  if (!e || json_array_append_new(c->events, e) != 0) return HUB_SEND_CLOSED;
+  /* Something to hand over: answer at the end of this turn (not while
+   * subscribing: the replay and the replies come first). */
+  if (!c->subscribing && !dx_deferred_pending(&c->answer))
+    dx_loop_defer(c->hl->loop, &c->answer, run_answer, c);
+  return 0;
+}
+
+static int send_one(hub_member *m, const hub_fanout *f) {
+  poll_conn *c = conn_of(m);
+  struct poll_topic *t = f->offset ? topic_of(c, f->topic, f->topic_len) : NULL;
+  if (json_array_size(c->events) >= POLL_MAX_EVENTS) return HUB_SEND_CLOSED; /* next poll */
+  if (t) t->pos.offset = f->offset;
+  return collect(c, f->env->data, f->env->len);
+}
+static void *prepare(hub_blob *env) { return env; }
+static int send_prepared(hub_member *m, void *p, const hub_fanout *f) {
+  (void)p;
+  return send_one(m, f);
+}
+static void release(void *p) { (void)p; }
+static int send_env(hub_member *m, const char *data, size_t len) {
+  /* Replies (subscribe outcomes, errors) go in; the welcome is noise here. */
+  if (!strncmp(data, "{\"type\":\"welcome\"", 17)) return 0;
+  return collect(conn_of(m), data, len);
+}
+static void subscribed(hub_member *m, const char *topic, size_t len, const hub_position *pos) {
+  struct poll_topic *t = topic_of(conn_of(m), topic, len);
+  if (t && (strcmp(t->pos.epoch, pos->epoch) != 0 || t->pos.offset > pos->offset)) t->pos = *pos;
+}
+
+static const hub_transport poll_transport = {prepare, send_prepared, release, send_one, send_env,
+                                             subscribed};
+
+static void close_session(hub_session *s, uint16_t code, const char *reason) {
+  poll_conn *c = (poll_conn *)(void *)s;
+  char data[200];
+  int n = snprintf(data, sizeof data, "{\"type\":\"close\",\"code\":%u,\"reason\":\"%s\"}", code,
+                   reason);
+  collect(c, data, (size_t)n);
+}
+static const char *session_peer(hub_session *s, char *buf, size_t cap) {
+  poll_conn *c = (poll_conn *)(void *)s;
+  return c->req ? dx_http_peer_str(c->req, buf, cap) : "-";
+}
+static const hub_session_ops poll_ops = {close_session, session_peer};
+
+static void on_gone(dx_http_req *req, void *user) {
+  (void)req;
+  poll_conn *c = user;
+  c->req = NULL;
+  finish(c);
+}
+
+static void plain(dx_http_req *req, int status, const char *msg) {
+  dx_http_respond(req, status, "text/plain; charset=utf-8", NULL, msg, strlen(msg));
+}
+
+static const char *parse_poll(dx_http_req *req, poll_conn *c, int *timeout_s) {
+  char list[POLL_MAX_TOPICS * (HUB_TOPIC_MAX + 1)];
+  if (dx_http_query_param(req, "topics", list, sizeof list) <= 0)
+    return "name the topics: /poll?topics=a,b (at most 16)\n";
+  char *save = NULL;
+  for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    size_t len = strlen(t);
+    if (!hub_topic_valid(t, len)) return HUB_TOPIC_RULE "\n";
+    if (c->ntopics == POLL_MAX_TOPICS) return "at most 16 topics per poll\n";
+    if (topic_of(c, t, len)) continue;
+    memcpy(c->topics[c->ntopics].name, t, len + 1);
+    c->topics[c->ntopics++].len = len;
+  }
+  char ids[POLL_ID_MAX], num[16];
+  const char *p = dx_http_query_param(req, "since", ids, sizeof ids) > 0 ? ids : NULL;
+  for (size_t i = 0; p && *p && i < c->ntopics; i++) {
+    unsigned long long off;
+    char epoch[HUB_EPOCH_LEN + 1];
+    if (sscanf(p, "%llu.%16[0-9a-f]", &off, epoch) == 2) {
+      c->topics[i].pos.offset = off;
+      memcpy(c->topics[i].pos.epoch, epoch, sizeof epoch);
+    }
+    p = strchr(p, ',');
+    if (p) p++;
+  }
+  *timeout_s = POLL_TIMEOUT_S;
+  if (dx_http_query_param(req, "timeout", num, sizeof num) > 0) {
+    char *end;
+    long v = strtol(num, &end, 10);
+    if (*end || v < 0 || v > POLL_TIMEOUT_MAX_S) return "timeout: seconds from 0 to 120\n";
+    *timeout_s = (int)v;
+  }
+  return NULL;
+}
+
+/* The token of a plain HTTP client: ?token= or Authorization: Bearer. */
+static bool http_token(dx_http_req *req, char *out, size_t cap) {
+  if (dx_http_query_param(req, "token", out, cap) > 0) return true;
+  const char *a = dx_http_get_header(req, "Authorization");
+  if (!a || strncasecmp(a, "Bearer ", 7) != 0 || strlen(a + 7) >= cap) return false;
+  strcpy(out, a + 7);
+  return true;
+}
+
+static void on_poll(dx_http_req *req, void *user) {
+  hub_loop *hl = user;
+  if (strcmp(dx_http_method(req), "GET") != 0) return plain(req, 405, "use GET for /poll\n");
+  poll_conn *c = calloc(1, sizeof *c);
+  if (!c || !(c->events = json_array())) {
+    free(c);
+    return plain(req, 500, "out of memory\n");
+  }
+  c->hl = hl;
+  int timeout_s;
+  const char *bad = parse_poll(req, c, &timeout_s);
+  char token[8192];
+  bool have = http_token(req, token, sizeof token);
+  if (!bad && hl->hub->verifier && !hl->hub->o.allow_anonymous && !have) {
+    hub_stat_auth_failed(hl, "token missing");
+    json_decref(c->events);
+    free(c);
+    return plain(req, 401, "a token is needed: ?token=JWT or Authorization: Bearer JWT\n");
+  }
+  if (bad || dx_http_defer(req, on_gone, c) != 0) {
+    json_decref(c->events);
+    free(c);
+    return plain(req, bad ? 400 : 500, bad ? bad : "could not keep the request\n");
+  }
+  c->req = req;
+  dx_timer_init(hl->loop, &c->timeout, on_timeout);
+  dx_deferred_init(&c->answer);
+  hub_stat_add(hl, ST_CONNECTIONS_POLL, 1);
+  c->subscribing = true;
+  hub_session_open(&c->s, hl, &poll_transport, &poll_ops, have ? token : NULL);
+  for (size_t i = 0; i < c->ntopics && !c->s.closing; i++) {
+    struct poll_topic *t = &c->topics[i];
+    json_t *q = json_pack("{s:s,s:s%,s:I}", "op", "subscribe", "topic", t->name, t->len, "id",
+                          (json_int_t)i + 1);
+    if (q && t->pos.epoch[0])
+      json_object_set_new(q, "since", json_pack("{s:I,s:s}", "offset", (json_int_t)t->pos.offset,
+                                                "epoch", t->pos.epoch));
+    char *text = q ? json_dumps(q, JSON_COMPACT) : NULL;
+    json_decref(q);
+    if (text) hub_session_request(&c->s, text, strlen(text));
+    free(text);
+  }
+  c->subscribing = false;
+  /* Something already waiting (a replay, a refusal, a close)? Answer now.
+   * Otherwise wait for the first publication or the timeout. */
+  bool ready = c->s.closing || timeout_s == 0;
+  for (size_t i = 0; !ready && i < json_array_size(c->events); i++) {
+    const char *type = json_string_value(json_object_get(json_array_get(c->events, i), "type"));
+    json_t *okv = json_object_get(json_array_get(c->events, i), "ok");
+    ready = (type && strcmp(type, "reply") != 0) || json_is_false(okv);
+  }
+  if (ready) dx_loop_defer(hl->loop, &c->answer, run_answer, c);
+  else dx_timer_start(&c->timeout, (uint64_t)timeout_s * 1000, 0);
+}
+
+/* One request outside any stream; its reply is the answer. */
+typedef struct req_conn {
+  hub_session s;
+  char *reply;
+} req_conn;
+
+static int req_send_env(hub_member *m, const char *data, size_t len) {
+  req_conn *c = (req_conn *)(void *)m;
+  if (!strncmp(data, "{\"type\":\"welcome\"", 17) || c->reply) return 0;
+  c->reply = strndup(data, len);
+  return 0;
+}
+static int req_send_one(hub_member *m, const hub_fanout *f) {
+  (void)m, (void)f; /* it subscribes to nothing */
+  return 0;
+}
+static int req_send_prepared(hub_member *m, void *p, const hub_fanout *f) {
+  (void)p;
+  return req_send_one(m, f);
+}
+static const hub_transport req_transport = {prepare,      req_send_prepared, release,
+                                            req_send_one, req_send_env,      NULL};
+static void req_close(hub_session *s, uint16_t code, const char *reason) {
+  req_conn *c = (req_conn *)(void *)s;
+  if (c->reply) return;
+  char data[200];
+  snprintf(data, sizeof data, "{\"type\":\"close\",\"code\":%u,\"reason\":\"%s\"}", code, reason);
+  c->reply = strdup(data);
+}
+static const char *req_peer(hub_session *s, char *buf, size_t cap) {
+  (void)s;
+  snprintf(buf, cap, "http");
+  return buf;
+}
+static const hub_session_ops req_ops = {req_close, req_peer};
+
+static void on_request(dx_http_req *req, void *user) {
+  hub_loop *hl = user;
+  if (strcmp(dx_http_method(req), "POST") != 0)
+    return plain(req, 405, "POST one duplex.v1 request to /http/request\n");
+  size_t len;
+  const char *body = dx_http_body(req, &len);
+  json_t *r = json_loadb(body, len, 0, NULL);
+  const char *op = json_string_value(json_object_get(r, "op"));
+  bool streaming = op && (!strcmp(op, "subscribe") || !strcmp(op, "unsubscribe"));
+  json_decref(r);
+  if (streaming)
+    return plain(req, 400, "subscribe with /sse or /poll: a plain request holds no subscription\n");
+  char token[8192];
+  bool have = http_token(req, token, sizeof token);
+  if (hl->hub->verifier && !hl->hub->o.allow_anonymous && !have) {
+    hub_stat_auth_failed(hl, "token missing");
+    return plain(req, 401, "a token is needed: ?token=JWT or Authorization: Bearer JWT\n");
+  }
+  req_conn c = {.reply = NULL};
+  hub_session_open(&c.s, hl, &req_transport, &req_ops, have ? token : NULL);
+  if (!c.s.closing) hub_session_request(&c.s, body, len);
+  hub_session_close(&c.s);
+  const char *out = c.reply ? c.reply : "{\"type\":\"reply\",\"ok\":true}";
+  dx_http_respond(req, 200, "application/json", "Cache-Control: no-store\r\n", out, strlen(out));
+  free(c.reply);
+}
+
+int hub_poll_attach(hub_loop *hl) {
+  int rc = dx_server_http(hl->srv, "/poll", on_poll, hl);
+  return rc ? rc : dx_server_http(hl->srv, "/http/request", on_request, hl);
+}
