@@ -15,13 +15,11 @@
 #include "duplex/http.h"
 #include "duplex/log.h"
 #include "hub/hub_internal.h"
-#include "hub/topic_name.h"
+#include "hub/stream_topics.h"
 
-#define POLL_MAX_TOPICS 16
 #define POLL_TIMEOUT_S 25
 #define POLL_TIMEOUT_MAX_S 120
 #define POLL_MAX_EVENTS 1000 /* then answer: the next poll continues */
-#define POLL_ID_MAX (POLL_MAX_TOPICS * (20 + 1 + HUB_EPOCH_LEN + 1) + 1)
 
 typedef struct poll_conn {
   hub_session s; /* first: a hub_member* is a poll_conn* */
@@ -31,29 +29,10 @@ typedef struct poll_conn {
   dx_timer timeout;
   dx_deferred answer; /* answer at the end of the turn: batch what arrives in it */
   bool subscribing, finished;
-  size_t ntopics;
-  struct poll_topic {
-    char name[HUB_TOPIC_MAX + 1];
-    size_t len;
-    hub_position pos;
-  } topics[POLL_MAX_TOPICS];
+  hub_stream_topics topics;
 } poll_conn;
 
 static poll_conn *conn_of(hub_member *m) { return (poll_conn *)(void *)m; }
-
-static struct poll_topic *topic_of(poll_conn *c, const char *name, size_t len) {
-  for (size_t i = 0; i < c->ntopics; i++)
-    if (c->topics[i].len == len && !memcmp(c->topics[i].name, name, len)) return &c->topics[i];
-  return NULL;
-}
-
-static void positions(const poll_conn *c, char *buf, size_t cap) {
-  size_t n = 0;
-  buf[0] = '\0';
-  for (size_t i = 0; i < c->ntopics && n < cap; i++)
-    n += (size_t)snprintf(buf + n, cap - n, "%s%llu.%s", i ? "," : "",
-                          (unsigned long long)c->topics[i].pos.offset, c->topics[i].pos.epoch);
-}
 
 static void poll_free(void *p) {
   poll_conn *c = p;
@@ -74,8 +53,8 @@ static void finish(poll_conn *c) {
 
 static void respond(poll_conn *c) {
   if (!c->req) return;
-  char since[POLL_ID_MAX];
-  positions(c, since, sizeof since);
+  char since[HUB_POSITIONS_MAX];
+  hub_stream_positions_format(&c->topics, since, sizeof since);
   json_t *o = json_pack("{s:O,s:s}", "events", c->events, "since", since);
   char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
@@ -109,9 +88,8 @@ static int collect(poll_conn *c, const char *data, size_t len) {
 
 static int send_one(hub_member *m, const hub_fanout *f) {
   poll_conn *c = conn_of(m);
-  struct poll_topic *t = f->offset ? topic_of(c, f->topic, f->topic_len) : NULL;
   if (json_array_size(c->events) >= POLL_MAX_EVENTS) return HUB_SEND_CLOSED; /* next poll */
-  if (t) t->pos.offset = f->offset;
+  if (f->offset) hub_stream_advance(&c->topics, f->topic, f->topic_len, f->offset);
   return collect(c, f->env->data, f->env->len);
 }
 static void *prepare(hub_blob *env) { return env; }
@@ -126,8 +104,7 @@ static int send_env(hub_member *m, const char *data, size_t len) {
   return collect(conn_of(m), data, len);
 }
 static void subscribed(hub_member *m, const char *topic, size_t len, const hub_position *pos) {
-  struct poll_topic *t = topic_of(conn_of(m), topic, len);
-  if (t && (strcmp(t->pos.epoch, pos->epoch) != 0 || t->pos.offset > pos->offset)) t->pos = *pos;
+  hub_stream_subscribed(&conn_of(m)->topics, topic, len, pos);
 }
 
 static const hub_transport poll_transport = {prepare, send_prepared, release, send_one, send_env,
@@ -158,30 +135,13 @@ static void plain(dx_http_req *req, int status, const char *msg) {
 }
 
 static const char *parse_poll(dx_http_req *req, poll_conn *c, int *timeout_s) {
-  char list[POLL_MAX_TOPICS * (HUB_TOPIC_MAX + 1)];
+  char list[HUB_TOPIC_LIST_MAX], ids[HUB_POSITIONS_MAX], num[16];
   if (dx_http_query_param(req, "topics", list, sizeof list) <= 0)
     return "name the topics: /poll?topics=a,b (at most 16)\n";
-  char *save = NULL;
-  for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-    size_t len = strlen(t);
-    if (!hub_topic_valid(t, len)) return HUB_TOPIC_RULE "\n";
-    if (c->ntopics == POLL_MAX_TOPICS) return "at most 16 topics per poll\n";
-    if (topic_of(c, t, len)) continue;
-    memcpy(c->topics[c->ntopics].name, t, len + 1);
-    c->topics[c->ntopics++].len = len;
-  }
-  char ids[POLL_ID_MAX], num[16];
-  const char *p = dx_http_query_param(req, "since", ids, sizeof ids) > 0 ? ids : NULL;
-  for (size_t i = 0; p && *p && i < c->ntopics; i++) {
-    unsigned long long off;
-    char epoch[HUB_EPOCH_LEN + 1];
-    if (sscanf(p, "%llu.%16[0-9a-f]", &off, epoch) == 2) {
-      c->topics[i].pos.offset = off;
-      memcpy(c->topics[i].pos.epoch, epoch, sizeof epoch);
-    }
-    p = strchr(p, ',');
-    if (p) p++;
-  }
+  const char *bad = hub_stream_topics_parse(&c->topics, list);
+  if (bad) return bad;
+  if (dx_http_query_param(req, "since", ids, sizeof ids) > 0)
+    hub_stream_positions_parse(&c->topics, ids);
   *timeout_s = POLL_TIMEOUT_S;
   if (dx_http_query_param(req, "timeout", num, sizeof num) > 0) {
     char *end;
@@ -231,15 +191,8 @@ static void on_poll(dx_http_req *req, void *user) {
   hub_stat_add(hl, ST_CONNECTIONS_POLL, 1);
   c->subscribing = true;
   hub_session_open(&c->s, hl, &poll_transport, &poll_ops, have ? token : NULL);
-  for (size_t i = 0; i < c->ntopics && !c->s.closing; i++) {
-    struct poll_topic *t = &c->topics[i];
-    json_t *q = json_pack("{s:s,s:s%,s:I}", "op", "subscribe", "topic", t->name, t->len, "id",
-                          (json_int_t)i + 1);
-    if (q && t->pos.epoch[0])
-      json_object_set_new(q, "since", json_pack("{s:I,s:s}", "offset", (json_int_t)t->pos.offset,
-                                                "epoch", t->pos.epoch));
-    char *text = q ? json_dumps(q, JSON_COMPACT) : NULL;
-    json_decref(q);
+  for (size_t i = 0; i < c->topics.n && !c->s.closing; i++) {
+    char *text = hub_stream_subscribe_request(&c->topics, i);
     if (text) hub_session_request(&c->s, text, strlen(text));
     free(text);
   }

@@ -11,11 +11,9 @@
 #include "duplex/http.h"
 #include "duplex/log.h"
 #include "hub/hub_internal.h"
-#include "hub/topic_name.h"
+#include "hub/stream_topics.h"
 
-#define SSE_MAX_TOPICS 16
 #define SSE_HEARTBEAT_TICKS 15 /* a comment line every 15 s keeps proxies from timing out */
-#define SSE_ID_MAX (SSE_MAX_TOPICS * (20 + 1 + HUB_EPOCH_LEN + 1) + 1)
 
 typedef struct sse_conn {
   hub_session s; /* first: a hub_member* is an sse_conn* */
@@ -25,12 +23,7 @@ typedef struct sse_conn {
   dx_deferred finish; /* leaving the topics waits for the end of the turn */
   bool finishing;
   struct sse_conn *prev, *next; /* hl->sse, for heartbeats */
-  size_t ntopics;
-  struct sse_topic {
-    char name[HUB_TOPIC_MAX + 1];
-    size_t len;
-    hub_position pos; /* of the last event sent (offset 0: none yet) */
-  } topics[SSE_MAX_TOPICS];
+  hub_stream_topics topics;
 } sse_conn;
 
 static sse_conn *conn_of(hub_member *m) { return (sse_conn *)(void *)m; }
@@ -63,30 +56,15 @@ static const char *event_name(const char *env, char *out, size_t cap) {
   return out;
 }
 
-/* "offset.epoch" for each topic, in URL order. */
-static const char *event_id(const sse_conn *c, char *buf, size_t cap) {
-  size_t n = 0;
-  for (size_t i = 0; i < c->ntopics && n < cap; i++) {
-    const hub_position *p = &c->topics[i].pos;
-    n += (size_t)snprintf(buf + n, cap - n, "%s%llu.%s", i ? "," : "",
-                          (unsigned long long)p->offset, p->epoch);
-  }
-  return buf;
-}
-
-static struct sse_topic *topic_of(sse_conn *c, const char *name, size_t len) {
-  for (size_t i = 0; i < c->ntopics; i++)
-    if (c->topics[i].len == len && !memcmp(c->topics[i].name, name, len)) return &c->topics[i];
-  return NULL;
-}
-
 static int send_one(hub_member *m, const hub_fanout *f) {
   sse_conn *c = conn_of(m);
-  char name[32], id[SSE_ID_MAX];
+  char name[32], id[HUB_POSITIONS_MAX];
   event_name(f->env->data, name, sizeof name);
-  struct sse_topic *t = f->offset ? topic_of(c, f->topic, f->topic_len) : NULL;
-  if (t) t->pos.offset = f->offset;
-  return write_event(c, name, t ? event_id(c, id, sizeof id) : NULL, f->env->data, f->env->len);
+  if (f->offset) { /* a publication: its id is every topic's position */
+    hub_stream_advance(&c->topics, f->topic, f->topic_len, f->offset);
+    hub_stream_positions_format(&c->topics, id, sizeof id);
+  }
+  return write_event(c, name, f->offset ? id : NULL, f->env->data, f->env->len);
 }
 static void *prepare(hub_blob *env) { return env; } /* nothing to share: ids differ */
 static int send_prepared(hub_member *m, void *p, const hub_fanout *f) {
@@ -99,11 +77,7 @@ static int send_env(hub_member *m, const char *data, size_t len) {
   return write_event(conn_of(m), event_name(data, name, sizeof name), NULL, data, len);
 }
 static void subscribed(hub_member *m, const char *topic, size_t len, const hub_position *pos) {
-  struct sse_topic *t = topic_of(conn_of(m), topic, len);
-  if (!t) return;
-  /* A resume keeps the position it came with (the replay advances it);
-   * otherwise the stream starts at the topic's current position. */
-  if (strcmp(t->pos.epoch, pos->epoch) != 0 || t->pos.offset > pos->offset) t->pos = *pos;
+  hub_stream_subscribed(&conn_of(m)->topics, topic, len, pos);
 }
 
 static const hub_transport sse_transport = {prepare, send_prepared, release, send_one, send_env,
@@ -176,31 +150,14 @@ static void refuse(dx_http_req *req, int status, const char *msg) {
 
 /* ?topics=a,b into c->topics; Last-Event-ID (or ?since=) into positions. */
 static const char *parse_request(dx_http_req *req, sse_conn *c) {
-  char list[SSE_MAX_TOPICS * (HUB_TOPIC_MAX + 1)];
+  char list[HUB_TOPIC_LIST_MAX], ids[HUB_POSITIONS_MAX];
   if (dx_http_query_param(req, "topics", list, sizeof list) <= 0)
     return "name the topics: /sse?topics=a,b (at most 16)\n";
-  char *save = NULL;
-  for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-    size_t len = strlen(t);
-    if (!hub_topic_valid(t, len)) return HUB_TOPIC_RULE "\n";
-    if (c->ntopics == SSE_MAX_TOPICS) return "at most 16 topics per stream\n";
-    if (topic_of(c, t, len)) continue;
-    memcpy(c->topics[c->ntopics].name, t, len + 1);
-    c->topics[c->ntopics++].len = len;
-  }
-  char ids[SSE_ID_MAX];
+  const char *bad = hub_stream_topics_parse(&c->topics, list);
+  if (bad) return bad;
   const char *last = dx_http_get_header(req, "Last-Event-ID");
   if (!last && dx_http_query_param(req, "since", ids, sizeof ids) > 0) last = ids;
-  for (size_t i = 0; last && *last && i < c->ntopics; i++) {
-    unsigned long long off;
-    char epoch[HUB_EPOCH_LEN + 1];
-    if (sscanf(last, "%llu.%16[0-9a-f]", &off, epoch) == 2) {
-      c->topics[i].pos.offset = off;
-      memcpy(c->topics[i].pos.epoch, epoch, sizeof epoch);
-    }
-    last = strchr(last, ',');
-    if (last) last++;
-  }
+  hub_stream_positions_parse(&c->topics, last);
   return NULL;
 }
 
@@ -256,15 +213,8 @@ static void on_sse(dx_http_req *req, void *user) {
   hub_session_open(&c->s, hl, &sse_transport, &sse_ops, have ? token : NULL);
   /* Subscribe through the same request path as WebSocket clients: the
    * same rules, limits and resume. */
-  for (size_t i = 0; i < c->ntopics && c->req; i++) {
-    struct sse_topic *t = &c->topics[i];
-    json_t *q = json_pack("{s:s,s:s%}", "op", "subscribe", "topic", t->name, t->len);
-    if (q && t->pos.epoch[0])
-      json_object_set_new(q, "since", json_pack("{s:I,s:s}", "offset", (json_int_t)t->pos.offset,
-                                                "epoch", t->pos.epoch));
-    json_object_set_new(q, "id", json_integer((json_int_t)i + 1));
-    char *text = q ? json_dumps(q, JSON_COMPACT) : NULL;
-    json_decref(q);
+  for (size_t i = 0; i < c->topics.n && c->req; i++) {
+    char *text = hub_stream_subscribe_request(&c->topics, i);
     if (text) hub_session_request(&c->s, text, strlen(text));
     free(text);
   }

@@ -1,0 +1,68 @@
+#include "hub/stream_topics.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+hub_stream_topic *hub_stream_topic_find(hub_stream_topics *st, const char *name, size_t len) {
+  for (size_t i = 0; i < st->n; i++)
+    if (st->t[i].len == len && !memcmp(st->t[i].name, name, len)) return &st->t[i];
+  return NULL;
+}
+
+const char *hub_stream_topics_parse(hub_stream_topics *st, char *list) {
+  char *save = NULL;
+  for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    size_t len = strlen(t);
+    if (!hub_topic_valid(t, len)) return HUB_TOPIC_RULE "\n";
+    if (st->n == HUB_STREAM_MAX_TOPICS) return "at most 16 topics\n";
+    if (hub_stream_topic_find(st, t, len)) continue;
+    memcpy(st->t[st->n].name, t, len + 1);
+    st->t[st->n++].len = len;
+  }
+  return st->n ? NULL : "name the topics: ?topics=a,b (at most 16)\n";
+}
+
+void hub_stream_positions_parse(hub_stream_topics *st, const char *p) {
+  for (size_t i = 0; p && *p && i < st->n; i++) {
+    unsigned long long off;
+    char epoch[HUB_EPOCH_LEN + 1];
+    if (sscanf(p, "%llu.%16[0-9a-f]", &off, epoch) == 2) {
+      st->t[i].pos.offset = off;
+      memcpy(st->t[i].pos.epoch, epoch, sizeof epoch);
+    }
+    p = strchr(p, ',');
+    if (p) p++;
+  }
+}
+
+void hub_stream_positions_format(const hub_stream_topics *st, char *buf, size_t cap) {
+  size_t n = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < st->n && n < cap; i++)
+    n += (size_t)snprintf(buf + n, cap - n, "%s%llu.%s", i ? "," : "",
+                          (unsigned long long)st->t[i].pos.offset, st->t[i].pos.epoch);
+}
+
+void hub_stream_subscribed(hub_stream_topics *st, const char *name, size_t len,
+                           const hub_position *pos) {
+  hub_stream_topic *t = hub_stream_topic_find(st, name, len);
+  if (t && (strcmp(t->pos.epoch, pos->epoch) != 0 || t->pos.offset > pos->offset)) t->pos = *pos;
+}
+
+void hub_stream_advance(hub_stream_topics *st, const char *name, size_t len, uint64_t offset) {
+  hub_stream_topic *t = hub_stream_topic_find(st, name, len);
+  if (t) t->pos.offset = offset;
+}
+
+char *hub_stream_subscribe_request(const hub_stream_topics *st, size_t i) {
+  const hub_stream_topic *t = &st->t[i];
+  json_t *q = json_pack("{s:s,s:s%,s:I}", "op", "subscribe", "topic", t->name, t->len, "id",
+                        (json_int_t)i + 1);
+  if (q && t->pos.epoch[0])
+    json_object_set_new(q, "since", json_pack("{s:I,s:s}", "offset", (json_int_t)t->pos.offset,
+                                              "epoch", t->pos.epoch));
+  char *text = q ? json_dumps(q, JSON_COMPACT) : NULL;
+  json_decref(q);
+  return text;
+}
