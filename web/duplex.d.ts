@@ -15,6 +15,9 @@ export interface Position {
 
 export type State = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
+/** How the client reaches the hub: a WebSocket, or a fallback (SSE + POST, long-polling + POST). */
+export type Transport = 'websocket' | 'sse' | 'poll';
+
 export interface StateEvent {
   state: State;
   previous: State;
@@ -37,6 +40,8 @@ export interface StateEvent {
   client?: string;
   /** Closed with 'gave_up': what ended the last attempt. */
   cause?: string;
+  /** The transport in use (open) or being tried (connecting, reconnecting). */
+  transport: Transport;
 }
 
 export interface Options {
@@ -63,6 +68,23 @@ export interface Options {
   stableAfter?: number;
   /** Close codes after which not to reconnect (default: isFatalCloseCode). */
   fatalCodes?: number[] | ((code: number) => boolean);
+  /**
+   * The transports to use, in order of preference (default ['websocket', 'sse',
+   * 'poll']; those this environment lacks are left out: no EventSource, no 'sse').
+   */
+  transports?: Transport[];
+  /** WebSocket attempts that fail before opening, in a row, before the next transport is tried (default 2). */
+  fallbackAfter?: number;
+  /** On a fallback transport, try WebSocket again after a second, then this often, in ms (default 60000; 0: never). */
+  retryWebSocket?: number;
+  /** Seconds a long-poll waits for publications (default 25, at most 120). */
+  pollTimeout?: number;
+  /** The base of /sse, /poll and /http/request (default: the WebSocket URL without its last path segment, http(s)). */
+  httpUrl?: string;
+  /** The EventSource constructor (default: globalThis.EventSource). */
+  EventSource?: unknown;
+  /** The fetch function (default: globalThis.fetch). */
+  fetch?: unknown;
 }
 
 /** A publication as delivered (`message` event) or returned by history(). */
@@ -170,6 +192,8 @@ interface Emitter<Events> {
 
 export interface ClientEvents {
   state: (ev: StateEvent) => void;
+  /** The client moved to another transport (it reconnects on it next). */
+  transport: (ev: { transport: Transport; previous: Transport }) => void;
   welcome: (w: Welcome) => void;
   broadcast: (data: Json | Uint8Array, raw: object) => void;
   /** A request without id failed, or the server sent something unreadable. */
@@ -194,6 +218,8 @@ export declare class Client implements Emitter<ClientEvents> {
   constructor(url?: string | URL, options?: Options);
   readonly url: string;
   readonly state: State;
+  /** The transport in use (or being tried). */
+  readonly transport: Transport;
   readonly connected: boolean;
   /** This connection's client id (null until open; changes with every connection). */
   readonly id: string | null;

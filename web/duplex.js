@@ -11,7 +11,9 @@
 // resubscribes every topic from the last position seen (missed messages
 // arrive once and in order; `onReset` when the hub cannot recover them),
 // pings to notice dead connections, and queues publishes made while
-// disconnected (bounded) to send them after the reconnect.
+// disconnected (bounded) to send them after the reconnect. Where WebSocket
+// cannot be opened it falls back to SSE, then long-polling (each with POST
+// /http/request for requests) and tries WebSocket again now and then.
 
 export const PROTOCOL = 'duplex.v1';
 export const VERSION = '1.0.0';
@@ -23,6 +25,10 @@ const DEFAULTS = {
   requestTimeout: 10000,
   queue: 100,
   stableAfter: 5000, // a connection open this long resets the backoff
+  transports: ['websocket', 'sse', 'poll'],
+  fallbackAfter: 2, // WebSocket upgrades failed in a row before trying the next transport
+  retryWebSocket: 60000, // on a fallback transport, try WebSocket again this often (ms)
+  pollTimeout: 25, // seconds a long-poll waits
 };
 
 // Close codes after which reconnecting cannot help (docs/PROTOCOL.md, "Close codes").
@@ -180,10 +186,24 @@ export class Client extends Emitter {
       fatalCodes: typeof o.fatalCodes === 'function' ? o.fatalCodes
         : Array.isArray(o.fatalCodes) ? (c) => o.fatalCodes.includes(c) : isFatalCloseCode,
     };
+    this.options.transports = o.transports || DEFAULTS.transports;
+    this.options.fallbackAfter = o.fallbackAfter ?? DEFAULTS.fallbackAfter;
+    this.options.retryWebSocket = o.retryWebSocket ?? DEFAULTS.retryWebSocket;
+    this.options.pollTimeout = o.pollTimeout ?? DEFAULTS.pollTimeout;
+    this.options.httpUrl = o.httpUrl;
     this._WebSocket = o.WebSocket || globalThis.WebSocket;
-    if (typeof this._WebSocket !== 'function')
+    this._EventSource = o.EventSource || globalThis.EventSource;
+    this._fetch = o.fetch || (typeof fetch === 'function' ? fetch.bind(globalThis) : null);
+    const can = { websocket: typeof this._WebSocket === 'function', sse: typeof this._EventSource === 'function' &&
+      !!this._fetch, poll: !!this._fetch };
+    this._transports = this.options.transports.filter((t) => can[t]);
+    if (!this._transports.length)
       throw new DuplexError('no_websocket',
         'connect(): no WebSocket here; in Node < 22 pass { WebSocket } from the "ws" package');
+    /** The transport in use (or being tried): 'websocket' | 'sse' | 'poll'. */
+    this.transport = this._transports[0];
+    this._tIdx = 0;
+    this._fails = 0; // connection attempts on this transport that failed before opening, in a row
     /** 'connecting' | 'open' | 'reconnecting' | 'closed' */
     this.state = 'connecting';
     /** This connection's client id (from the welcome), null until open. */
@@ -319,7 +339,7 @@ export class Client extends Emitter {
     const left = exp * 1000 - Date.now();
     const at = Math.max(1000, Math.min(left - 30000, left * 0.8));
     this._timer('refresh', Math.min(at, 2 ** 31 - 1), () => {
-      if (this.state !== 'open') return;
+      if (this.state !== 'open' || this.transport !== 'websocket') return; // /http/request has no refresh
       // A refused refresh changes nothing: the hub closes with 4001 at exp and
       // the reconnect asks the token function again.
       this.refresh().catch((e) => this._emit('error', e instanceof DuplexError ? e
@@ -373,7 +393,7 @@ export class Client extends Emitter {
   _setState(state, info = {}) {
     const previous = this.state;
     this.state = state;
-    this._emit('state', { state, previous, ...info });
+    this._emit('state', { state, previous, transport: this.transport, ...info });
   }
 
   _dial() {
@@ -393,11 +413,19 @@ export class Client extends Emitter {
   }
 
   _open(token) {
-    const { url, protocols } = withToken(this.url, token);
     this._token = token;
+    this._sockOpened = false;
+    this.transport = this._transports[this._tIdx];
     let ws;
     try {
-      ws = new this._WebSocket(url, protocols);
+      if (this.transport !== 'websocket') ws = new HttpSocket(this, this.transport, token);
+      else {
+        const { url, protocols } = withToken(this.url, token);
+        ws = new this._WebSocket(url, protocols);
+        ws.onopen = () => {
+          if (ws === this._ws) this._sockOpened = true;
+        };
+      }
     } catch (e) {
       this._retry({ reason: 'error', message: String(e && e.message || e) });
       return;
@@ -429,6 +457,12 @@ export class Client extends Emitter {
       case 'reply':
         this._onReply(m);
         break;
+      case 'resumed': {
+        // (fallback transports) a topic resubscribed by the transport itself
+        const sub = this._subs.get(m.topic);
+        if (sub && sub._live) sub._onReply({ ...m, type: 'reply' }, true);
+        break;
+      }
       case 'join':
       case 'leave': {
         const sub = this._subs.get(m.topic);
@@ -448,6 +482,10 @@ export class Client extends Emitter {
 
   _onWelcome(ws, m) {
     this._clear('connect');
+    this._sockOpened = true;
+    if (this.transport !== 'sse') this._fails = 0; // an SSE stream counts once it streams
+    if (this.transport === 'websocket') this._wsWorked = true;
+    else this._scheduleUpgrade(true);
     this.id = m.client;
     this.user = m.user ?? '';
     this.limits = m.limits || null;
@@ -490,6 +528,8 @@ export class Client extends Emitter {
   }
 
   _lost(info) {
+    this._clear('upgrade');
+    this._fallback(this._ws);
     const stable = this._openedAt != null && now() - this._openedAt >= this.options.stableAfter;
     this._openedAt = null;
     this._ws = null;
@@ -520,6 +560,74 @@ export class Client extends Emitter {
       return;
     }
     this._retry(info);
+  }
+
+  // Count attempts that never opened; after fallbackAfter WebSocket ones (or
+  // one SSE stream that never streamed) the next transport is tried; a
+  // fallback transport that cannot reach the hub either goes back to the first.
+  _fallback(ws) {
+    const t = this.transport;
+    const opened = t === 'sse' && ws instanceof HttpSocket
+      ? ws.streamed || (this._sockOpened && !ws._topics.length) : this._sockOpened;
+    if (opened) {
+      this._fails = 0;
+      return;
+    }
+    // Once WebSocket worked here (or while the browser is offline) a failure
+    // means the hub or the network is down, not that WebSocket cannot pass.
+    const offline = typeof navigator !== 'undefined' && navigator.onLine === false;
+    if (t === 'websocket' && (this._wsWorked || offline)) return;
+    this._fails++;
+    if (t === 'websocket' && this._fails < this.options.fallbackAfter) return;
+    this._fails = 0;
+    const next = this._tIdx + 1 < this._transports.length;
+    this._tIdx = t !== 'poll' && next ? this._tIdx + 1 : 0;
+    if (this._transports[this._tIdx] !== t) this._emit('transport', { transport: this._transports[this._tIdx], previous: t });
+  }
+
+  // On a fallback transport: probe WebSocket now and then; when it opens,
+  // move back to it (once no request waits for a reply).
+  // The first probe comes soon (the hub may just have come back), then every retryWebSocket ms.
+  _scheduleUpgrade(first) {
+    const every = this.options.retryWebSocket;
+    const wsAt = this._transports.indexOf('websocket');
+    if (!(every > 0) || wsAt < 0 || this._tIdx === wsAt) return;
+    this._timer('upgrade', first ? Math.min(every, 1000) : every, () => {
+      if (this.state !== 'open' || this.transport === 'websocket') return;
+      let probe;
+      const { url, protocols } = withToken(this.url, this._token);
+      try {
+        probe = new this._WebSocket(url, protocols);
+      } catch {
+        return this._scheduleUpgrade();
+      }
+      const done = (ok) => {
+        probe.onopen = probe.onclose = probe.onmessage = null;
+        probe.onerror = () => {};
+        try {
+          probe.close();
+        } catch {
+          /* closing */
+        }
+        if (!ok || this.state !== 'open' || this.transport === 'websocket') return this._scheduleUpgrade();
+        this._switchBack(wsAt);
+      };
+      probe.onopen = () => done(true);
+      probe.onclose = () => done(false);
+      probe.onerror = () => {};
+    });
+  }
+  _switchBack(wsAt) {
+    const busy = [...this._pending.values()].some((r) => !r.sub && !r.ping);
+    if (busy) return this._timer('upgrade', 1000, () => this.state === 'open' && this._switchBack(wsAt));
+    const ws = this._ws;
+    const from = this.transport;
+    this._tIdx = wsAt;
+    this._fails = 0;
+    this._attempt = 0;
+    this._emit('transport', { transport: 'websocket', previous: from });
+    this.transport = 'websocket'; // so the drop below counts as no failure
+    this._drop(ws, { reason: 'upgrade', message: `WebSocket works again (was on ${from})` });
   }
 
   _retry(info) {
@@ -826,5 +934,244 @@ export class Subscription extends Emitter {
   }
   unsubscribe() {
     return this.client.unsubscribe(this);
+  }
+}
+
+// ---- fallback transports: SSE or long-polling + POST /http/request -----------
+//
+// A stand-in for a WebSocket (readyState, send, close, onmessage, onclose)
+// so the Client above drives it unchanged: subscribes become the stream's
+// (or the poll's) topic list with each topic's position, other requests go
+// one at a time (in call order) to POST /http/request.
+
+function httpBase(wsUrl, override) {
+  if (override) return String(override).replace(/\/+$/, '');
+  const u = new URL(wsUrl);
+  u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+  u.pathname = u.pathname.replace(/\/[^/]*$/, '');
+  u.search = u.hash = '';
+  return u.href.replace(/\/+$/, '');
+}
+
+class HttpSocket {
+  constructor(client, kind, token) {
+    this.kind = kind; // 'sse' | 'poll'
+    this.readyState = 0;
+    this.onmessage = this.onclose = this.onerror = null;
+    this.streamed = false; // the SSE stream (or a poll) answered at least once
+    this._base = httpBase(client.url, client.options.httpUrl);
+    this._token = token == null || token === '' ? null : String(token);
+    this._fetch = client._fetch;
+    this._ES = client._EventSource;
+    this._pollTimeout = client.options.pollTimeout;
+    this._topics = []; // {topic, pos: 'OFFSET.EPOCH' | '', pending: request id | null}
+    this._chain = Promise.resolve();
+    this._gen = 0;
+    this._ac = null;
+    this._es = null;
+    this._post({ op: 'ping' }).then(() => {
+      if (this.readyState !== 0) return;
+      this.readyState = 1;
+      this._deliver({ type: 'welcome', version: 1, client: null, user: '', limits: null, transport: kind });
+    }, (e) => this._fail(e.closeCode ?? 1006, e.message));
+  }
+
+  _headers(json) {
+    const h = {};
+    if (json) h['Content-Type'] = 'application/json';
+    if (this._token) h.Authorization = `Bearer ${this._token}`;
+    return h;
+  }
+
+  _deliver(m) {
+    if (this.readyState === 3) return;
+    this.onmessage?.({ data: JSON.stringify(m) });
+  }
+
+  _fail(code, reason) {
+    if (this.readyState === 3) return;
+    this._stop();
+    this.onclose?.({ code, reason: reason || '' });
+  }
+
+  _stop() {
+    this.readyState = 3;
+    this._gen++;
+    try {
+      this._ac?.abort();
+    } catch {
+      /* gone */
+    }
+    this._es?.close();
+    this._es = this._ac = null;
+  }
+
+  close(code = 1000, reason = '') {
+    if (this.readyState === 3) return;
+    this._stop();
+    queueMicrotask(() => this.onclose?.({ code, reason }));
+  }
+  terminate() {
+    this._stop();
+  }
+
+  // One request at a time, in order; rejects with {closeCode} when the hub is unreachable.
+  _post(body) {
+    const run = async () => {
+      let res;
+      try {
+        res = await this._fetch(`${this._base}/http/request`, {
+          method: 'POST', headers: this._headers(true), body: JSON.stringify(body),
+        });
+      } catch (e) {
+        throw Object.assign(new Error(`POST /http/request failed: ${e && e.message || e}`), { closeCode: 1006 });
+      }
+      const text = await res.text().catch(() => '');
+      if (res.status === 401) throw Object.assign(new Error(text.trim() || 'unauthorized'), { closeCode: UNAUTHORIZED });
+      if (res.status >= 500 || res.status === 404) throw Object.assign(new Error(`POST /http/request: HTTP ${res.status}`), { closeCode: 1006 });
+      try {
+        return JSON.parse(text);
+      } catch {
+        return { type: 'reply', ok: false, error: { code: `http_${res.status}`, message: text.trim() } };
+      }
+    };
+    const p = this._chain.then(run, run);
+    this._chain = p.catch(() => {});
+    return p;
+  }
+
+  send(text) {
+    if (this.readyState !== 1) return;
+    const m = JSON.parse(text);
+    if (m.op === 'subscribe') {
+      const pos = m.since && m.since.epoch ? `${m.since.offset}.${m.since.epoch}` : '';
+      const old = this._topics.find((t) => t.topic === m.topic);
+      if (old) Object.assign(old, { pos, pending: m.id });
+      else this._topics.push({ topic: m.topic, pos, pending: m.id });
+      this._restart();
+      return;
+    }
+    if (m.op === 'unsubscribe') {
+      const i = this._topics.findIndex((t) => t.topic === m.topic);
+      if (i >= 0) this._topics.splice(i, 1);
+      this._restart();
+      queueMicrotask(() => this._deliver({ type: 'reply', id: m.id, ok: i >= 0 }));
+      return;
+    }
+    this._post(m).then((r) => {
+      if (m.id != null) r.id = m.id;
+      this._deliver(r);
+    }, (e) => this._fail(e.closeCode ?? 1006, e.message));
+  }
+
+  // A subscribe reply (ids 1, 2, ... in the list's order).
+  _reply(list, ev) {
+    const t = list[ev.id - 1];
+    if (!t || !this._topics.includes(t)) return;
+    if (t.pending != null) {
+      const id = t.pending;
+      t.pending = null;
+      if (!ev.ok) this._topics.splice(this._topics.indexOf(t), 1);
+      this._deliver({ ...ev, id });
+    } else if (!ev.ok || ev.recovered === false) {
+      // A topic resumed by a new stream (or poll) could not be: the
+      // subscription reports the reset (or the refusal) as for a resume.
+      if (!ev.ok) this._topics.splice(this._topics.indexOf(t), 1);
+      this._deliver({ ...ev, type: 'resumed', id: undefined });
+    }
+  }
+
+  _positions(list, ids) {
+    const parts = String(ids || '').split(',');
+    list.forEach((t, i) => {
+      if (parts[i] && /^\d+\.[0-9a-f]+$/.test(parts[i])) t.pos = parts[i];
+    });
+  }
+
+  _query(list) {
+    let q = `topics=${encodeURIComponent(list.map((t) => t.topic).join(','))}`;
+    if (list.some((t) => t.pos)) q += `&since=${encodeURIComponent(list.map((t) => t.pos).join(','))}`;
+    return q;
+  }
+
+  _restart() {
+    if (this.readyState !== 1) return;
+    const gen = ++this._gen;
+    try {
+      this._ac?.abort();
+    } catch {
+      /* gone */
+    }
+    this._es?.close();
+    this._es = this._ac = null;
+    if (!this._topics.length) return;
+    if (this.kind === 'sse') this._openStream(gen);
+    else this._poll(gen);
+  }
+
+  _openStream(gen) {
+    const list = this._topics.slice();
+    let url = `${this._base}/sse?${this._query(list)}`;
+    if (this._token) url += `&token=${encodeURIComponent(this._token)}`;
+    const es = new this._ES(url);
+    this._es = es;
+    const live = () => gen === this._gen && es === this._es;
+    es.addEventListener('welcome', () => {
+      if (live()) this.streamed = true;
+    });
+    es.addEventListener('reply', (e) => {
+      if (live()) this._reply(list, JSON.parse(e.data));
+    });
+    for (const type of ['message', 'join', 'leave']) {
+      es.addEventListener(type, (e) => {
+        if (!live()) return;
+        if (e.lastEventId) this._positions(list, e.lastEventId);
+        this._deliver(JSON.parse(e.data));
+      });
+    }
+    es.addEventListener('close', (e) => {
+      if (!live()) return;
+      let c = {};
+      try {
+        c = JSON.parse(e.data);
+      } catch {
+        /* no detail */
+      }
+      this._fail(c.code || 1006, c.reason || 'the server closed the stream');
+    });
+    es.onerror = () => {
+      if (!live()) return;
+      this._fail(1006, this.streamed ? 'the event stream was lost' : 'the event stream could not be opened');
+    };
+  }
+
+  async _poll(gen) {
+    while (gen === this._gen && this.readyState === 1 && this._topics.length) {
+      const list = this._topics.slice();
+      const ac = typeof AbortController === 'function' ? new AbortController() : null;
+      this._ac = ac;
+      let body;
+      try {
+        const res = await this._fetch(`${this._base}/poll?${this._query(list)}&timeout=${list.some((t) => t.pending != null) ? 0 : this._pollTimeout}`,
+          { headers: this._headers(false), signal: ac?.signal });
+        if (gen !== this._gen) return;
+        if (res.status === 401) return this._fail(UNAUTHORIZED, 'unauthorized');
+        if (!res.ok) return this._fail(1006, `GET /poll: HTTP ${res.status}`);
+        body = await res.json();
+      } catch (e) {
+        if (gen === this._gen) this._fail(1006, `GET /poll failed: ${e && e.message || e}`);
+        return;
+      }
+      if (gen !== this._gen) return; // restarted for other topics: the next poll asks again
+      this.streamed = true;
+      for (const ev of body.events || []) {
+        if (gen !== this._gen || this.readyState !== 1) return;
+        if (ev.type === 'reply') this._reply(list, ev);
+        else if (ev.type === 'close') return this._fail(ev.code || 1006, ev.reason || 'closed by the server');
+        else this._deliver(ev);
+      }
+      if (gen !== this._gen) return;
+      this._positions(list, body.since);
+    }
   }
 }

@@ -17,4 +17,10 @@ ctype=$(curl -s -o /dev/null -w '%{content_type}' "http://127.0.0.1:$PORT/duplex
 # The TAP reporter prints one "ok N - name" / "not ok N - name" per test.
 DUPLEX=$DUPLEX DX_HUB_PORT=$PORT DX_HUB_KEY=$key run_helper "duplex.js" timeout -k 5 150 \
   node --experimental-websocket --test --test-reporter=tap "$DX_SOURCE_DIR/tests/interop/duplexjs.test.mjs"
+# The fallback transports (tests/interop/duplexjs_fallback.test.mjs): SSE
+# through Node's EventSource where this Node has one, and long-polling.
+es_flag=()
+node --experimental-eventsource -e 0 2>/dev/null && es_flag=(--experimental-eventsource)
+DUPLEX=$DUPLEX DX_HUB_PORT=$PORT DX_HUB_KEY=$key run_helper "duplex.js fallback" timeout -k 5 150 \
+  node --experimental-websocket ${es_flag[@]+"${es_flag[@]}"} --test --test-reporter=tap "$DX_SOURCE_DIR/tests/interop/duplexjs_fallback.test.mjs"
 finish
