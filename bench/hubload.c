@@ -76,6 +76,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "load_stats.h"
+
 #define MAX_PENDING_CONNECTS 200
 #define HS_BUF 2048
 #define NKEYS 64
@@ -140,11 +142,6 @@ struct pub {
   size_t errbody_len;
 };
 
-struct hist {
-  uint64_t b[128 + (64 - 7) * 64];
-  uint64_t n, max;
-};
-
 static struct {
   const char *host, *api_key, *out_json;
   int port, subs, topics, pubs, server_pid;
@@ -199,12 +196,6 @@ static void on_signal(int sig) {
   stop_flag = 1;
 }
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void die(const char *msg) {
   fprintf(stderr, "hubload: %s\n", msg);
   exit(1);
@@ -214,76 +205,6 @@ static void *xrealloc(void *p, size_t n) {
   p = realloc(p, n);
   if (!p) die("out of memory");
   return p;
-}
-
-/* ---- latency histogram (as loadgen.c: 64 sub-buckets per power of two) -- */
-static unsigned hist_index(uint64_t v) {
-  if (v < 128) return (unsigned)v;
-  unsigned msb = 63u - (unsigned)__builtin_clzll(v);
-  return 128u + (msb - 7u) * 64u + (unsigned)((v >> (msb - 6)) - 64u);
-}
-static uint64_t hist_value(unsigned i) {
-  if (i < 128) return i;
-  unsigned shift = (i - 128u) / 64u + 1u;
-  uint64_t top = (i - 128u) % 64u + 64u;
-  return (top << shift) + ((1ull << shift) >> 1);
-}
-static void hist_add(struct hist *h, uint64_t v) {
-  h->b[hist_index(v)]++;
-  h->n++;
-  if (v > h->max) h->max = v;
-}
-static double hist_pct_us(const struct hist *h, double p) {
-  if (!h->n) return 0;
-  uint64_t want = (uint64_t)ceil(p * (double)h->n), acc = 0;
-  if (want < 1) want = 1;
-  for (unsigned i = 0; i < sizeof h->b / sizeof h->b[0]; i++) {
-    acc += h->b[i];
-    if (acc >= want) {
-      uint64_t v = hist_value(i);
-      return (double)(v < h->max ? v : h->max) / 1000.0;
-    }
-  }
-  return (double)h->max / 1000.0;
-}
-
-/* ---- /proc -------------------------------------------------------------- */
-static double proc_cpu_s(int pid) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return -1;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  char *p = strrchr(buf, ')');
-  if (!p) return -1;
-  unsigned long long ut = 0, st = 0;
-  if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-    return -1;
-  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static long proc_rss_kb(int pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return -1;
-  long kb = -1;
-  while (fgets(line, sizeof line, f))
-    if (!strncmp(line, "VmRSS:", 6)) {
-      kb = strtol(line + 6, NULL, 10);
-      break;
-    }
-  fclose(f);
-  return kb;
-}
-
-static double self_cpu_s(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 /* ---- sockets -------------------------------------------------------------- */

@@ -44,6 +44,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "load_stats.h"
+
 #define MAX_PENDING_CONNECTS 200 /* connects in flight at once: no SYN floods */
 #define HS_BUF 1024              /* room for the server's 101 response */
 #define HS_TIMEOUT_NS (10ull * 1000000000ull)
@@ -63,15 +65,6 @@ struct opts {
   enum mode mode;
   bool json, text, verify;
   int pid; /* server process to charge CPU time to, 0 = none */
-};
-
-/* Latency histogram: exact below 128 ns, then 64 sub-buckets per power of
- * two (at most 1.6% error), over the whole uint64 range. */
-#define H_SUB 6
-#define H_N (128 + (64 - 7) * 64)
-struct hist {
-  uint64_t b[H_N];
-  uint64_t n, max;
 };
 
 /* One connection. Kept small: --idle holds 10,000 of them. */
@@ -130,12 +123,6 @@ static void on_signal(int sig) {
   stop_flag = 1;
 }
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void die(const char *msg) {
   fprintf(stderr, "loadgen: %s\n", msg);
   exit(1);
@@ -145,66 +132,6 @@ static void *xmalloc(size_t n) {
   void *p = malloc(n);
   if (!p) die("out of memory");
   return p;
-}
-
-static unsigned hist_index(uint64_t v) {
-  if (v < 128) return (unsigned)v;
-  unsigned msb = 63u - (unsigned)__builtin_clzll(v);
-  unsigned shift = msb - H_SUB;
-  return 128u + (msb - 7u) * 64u + (unsigned)((v >> shift) - 64u);
-}
-
-static uint64_t hist_value(unsigned i) {
-  if (i < 128) return i;
-  unsigned e = (i - 128u) / 64u, shift = e + 1u;
-  uint64_t top = (i - 128u) % 64u + 64u;
-  return (top << shift) + ((1ull << shift) >> 1); /* bucket midpoint */
-}
-
-static void hist_add(struct hist *h, uint64_t v) {
-  h->b[hist_index(v)]++;
-  h->n++;
-  if (v > h->max) h->max = v;
-}
-
-static double hist_pct_us(const struct hist *h, double p) {
-  if (!h->n) return 0;
-  uint64_t want = (uint64_t)ceil(p * (double)h->n), acc = 0;
-  if (want < 1) want = 1;
-  for (unsigned i = 0; i < H_N; i++) {
-    acc += h->b[i];
-    if (acc >= want) {
-      uint64_t v = hist_value(i);
-      return (double)(v < h->max ? v : h->max) / 1000.0; /* midpoints may pass max */
-    }
-  }
-  return (double)h->max / 1000.0;
-}
-
-/* utime+stime of a process in seconds, or -1. */
-static double proc_cpu_s(int pid) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return -1;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  char *p = strrchr(buf, ')'); /* the command name may contain spaces */
-  if (!p) return -1;
-  unsigned long long ut = 0, st = 0;
-  /* after ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt
-   * majflt cmajflt utime(14) stime(15) */
-  if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-    return -1;
-  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double self_cpu_s(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 /* The payload pattern depends on the byte's offset so that --verify catches
