@@ -353,3 +353,23 @@ need_node_modules() {
   done
   command -v node >/dev/null || fail "node is not installed: run scripts/deps.sh --test"
 }
+
+# start_example NAME: run examples/NAME on a free port (argument 0) in the
+# background; sets pid, log_file and PORT (from the first "ws://127.0.0.1:P"
+# or "http://127.0.0.1:P" it prints), within 5 s.
+start_example() {
+  local bin="$DX_BUILD_DIR/examples/$1"
+  [[ -x "$bin" ]] || fail "no $bin: the examples were not built"
+  log_file="$DX_TMP/$1.out"
+  "$bin" 0 >"$log_file" 2>&1 &
+  pid=$!
+  DX_SERVER_PIDS+=("$pid")
+  DX_SERVER_LOGS+=("$log_file")
+  PORT=""
+  for _ in $(seq 100); do
+    PORT=$(grep -m1 -oE '(ws|http)://127\.0\.0\.1:[0-9]+' "$log_file" | grep -oE '[0-9]+$' || true)
+    [[ -n "$PORT" ]] && break
+    sleep 0.05
+  done
+  [[ -n "$PORT" ]] || fail "$1 printed no listening line"
+}

@@ -7,24 +7,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 need_node_modules ws
 
-# start_example NAME: run examples/NAME on a free port in the background;
-# sets pid, log_file and PORT (from its "listening on ws://..." line).
-start_example() {
-  local bin="$DX_BUILD_DIR/examples/$1"
-  [[ -x "$bin" ]] || fail "no $bin: the examples were not built"
-  log_file="$DX_TMP/$1.out"
-  "$bin" 0 >"$log_file" 2>&1 &
-  pid=$!
-  DX_SERVER_PIDS+=("$pid")
-  DX_SERVER_LOGS+=("$log_file")
-  PORT=""
-  for _ in $(seq 100); do
-    PORT=$(grep -m1 -oE 'ws://127\.0\.0\.1:[0-9]+' "$log_file" | grep -oE '[0-9]+$' || true)
-    [[ -n "$PORT" ]] && break
-    sleep 0.05
-  done
-  [[ -n "$PORT" ]] || fail "$1 printed no listening line"
-}
 
 start_example echo_server
 pass "echo_server listens on port $PORT"

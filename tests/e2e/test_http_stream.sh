@@ -10,20 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 command -v curl >/dev/null || fail "curl is missing"
 
-bin="$DX_BUILD_DIR/examples/http_stream"
-[[ -x "$bin" ]] || fail "no $bin: the examples were not built"
-log_file="$DX_TMP/http_stream.out"
-"$bin" 0 >"$log_file" 2>&1 &
-pid=$!
-DX_SERVER_PIDS+=("$pid")
-DX_SERVER_LOGS+=("$log_file")
-PORT=""
-for _ in $(seq 100); do
-  PORT=$(grep -m1 -oE 'http://127\.0\.0\.1:[0-9]+' "$log_file" | grep -oE '[0-9]+$' || true)
-  [[ -n "$PORT" ]] && break
-  sleep 0.05
-done
-[[ -n "$PORT" ]] || fail "http_stream printed no listening line"
+start_example http_stream
 url="http://127.0.0.1:$PORT/events"
 
 # 1. curl -N: each event stamped on arrival; they come ~100 ms apart.
