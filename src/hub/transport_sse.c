@@ -33,14 +33,15 @@ static int write_event(sse_conn *c, const char *event, const char *id, const cha
   if (!c->req) return HUB_SEND_CLOSED;
   /* One chunk per event; data is compact JSON (no raw newline). */
   size_t head = strlen(event) + (id ? strlen(id) + 5 : 0) + 16;
-  char *buf = malloc(head + len + 3);
+  char small[2048]; /* most events: no allocation per subscriber */
+  char *buf = head + len + 3 <= sizeof small ? small : malloc(head + len + 3);
   if (!buf) return HUB_SEND_CLOSED;
   int n = id ? snprintf(buf, head, "id: %s\nevent: %s\ndata: ", id, event)
              : snprintf(buf, head, "event: %s\ndata: ", event);
   memcpy(buf + n, data, len);
   memcpy(buf + n + len, "\n\n", 2);
-  int rc = dx_http_stream_write(c->req, buf, (size_t)n + len + 2);
-  free(buf);
+  int rc = dx_http_stream_write(c->req, buf, (size_t)n + len + 2); /* copies */
+  if (buf != small) free(buf);
   return rc >= 0 ? 0 : rc == DX_EBACKPRESSURE ? HUB_SEND_SLOW : HUB_SEND_CLOSED;
 }
 
