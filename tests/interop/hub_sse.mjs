@@ -75,6 +75,10 @@ await group('stream basics', async () => {
     `${ea.data} vs ${JSON.stringify(wa)}`);
   check('event ids carry every topic\'s position', ea.id === `${pa.offset}.${pa.epoch},${r2.json.offset}.${r2.json.epoch}` &&
     eb.id === `${pa.offset}.${pa.epoch},${pb.offset}.${pb.epoch}`, `${ea.id} | ${eb.id}`);
+  const big = 'x'.repeat(5000); /* larger than the event's stack buffer */
+  await api('/api/publish', { topic: 'sse:a', data: big });
+  const eBig = await s.next(isMsg('sse:a'), 'large message');
+  check('a large publication arrives whole', eBig.json.data === big, eBig.data.length);
   s.req.destroy();
   await ws.close();
 });
