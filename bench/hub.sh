@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# hub.sh: pub/sub fan-out, duplex serve vs nchan vs Socket.IO, side by side.
+# hub.sh: pub/sub fan-out, duplex serve vs nchan vs Socket.IO, side by side,
+# with WebSocket subscribers (and Server-Sent Events ones, see --servers).
 #
 # usage: bench/hub.sh [OPTIONS]
 #   --quick            smoke run: 1 round, 2 s, a tenth of the subscribers
@@ -8,8 +9,11 @@
 #   --duration T       measured seconds of publishing per run (default 10)
 #   --warmup T         seconds of publishing before that (default 2)
 #   --drain T          at most this long for late deliveries (default 10)
-#   --scenarios LIST   comma-separated subset of a,b,c,d (default all)
-#   --servers LIST     comma-separated subset of duplex,nchan,socketio (default all)
+#   --scenarios LIST   comma-separated subset of a,b,c,d,e (default a,b,c,d)
+#   --servers LIST     comma-separated subset of duplex,nchan,socketio (the
+#                      default), duplex-sse (duplex's GET /sse) and nchan-sse
+#                      (nchan's EventSource subscribers): the -sse servers
+#                      are the same servers with SSE subscribers
 #   --duplex PATH      use this duplex binary instead of building one
 #   --publish MODE     how duplex is published to: http (default; POST
 #                      /api/publish, as the peers) or ws (one WebSocket)
@@ -22,10 +26,11 @@
 #   (b) 10,000 subscribers x 1 topic,  1,000/s
 #   (c)  1,000 subscribers x 1 topic,  1,000/s
 #   (d) 10,000 subscribers on 1,000 topics (10 each), 1,000/s
+#   (e)  1,000 subscribers x 1 topic,  100/s
 #
 # Every run starts its server fresh on a free loopback port, pinned to CPU 0;
 # hubload runs on CPU 1 and reads the server's CPU time and RSS from /proc.
-# Servers alternate (duplex, nchan, socketio, duplex, ...); the table shows
+# Servers alternate (in --servers order, round after round); the table shows
 # medians over the rounds, with duplex / peer ratios. Environment:
 # HUB_ROUNDS, HUB_QUICK=1 (as --quick), DUPLEX_SERVE_ARGS (extra flags for
 # duplex serve, e.g. "--max-buffered 16M"), DUPLEX_REV (noted in the results
@@ -78,7 +83,7 @@ fi
 
 # --- peers and tools -----------------------------------------------------------
 nchan_so=/usr/lib/nginx/modules/ngx_nchan_module.so
-if has "$servers" nchan && { [[ ! -f "$nchan_so" ]] || ! command -v nginx >/dev/null; }; then
+if { has "$servers" nchan || has "$servers" nchan-sse; } && { [[ ! -f "$nchan_so" ]] || ! command -v nginx >/dev/null; }; then
   ((install)) || { log "nginx / libnginx-mod-nchan missing (and --no-install)"; exit 1; }
   log "installing nginx and libnginx-mod-nchan"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-nchan >/dev/null
@@ -96,7 +101,7 @@ log "building hubload into $bin"
 "$here/build.sh" "$bin" >&2
 duplex_given=0
 [[ -n "$duplex_bin" ]] && duplex_given=1
-if has "$servers" duplex && [[ -z "$duplex_bin" ]]; then
+if { has "$servers" duplex || has "$servers" duplex-sse; } && [[ -z "$duplex_bin" ]]; then
   # A build tree of our own, so that nobody else's rebuild swaps the binary
   # between rounds.
   log "building duplex (Release) in build/bench/"
@@ -150,8 +155,8 @@ free_port() { # a port nothing listens on, outside the ephemeral range
 }
 
 measure_pid="" # whose CPU time and RSS hubload reads: the server, or nginx's worker
-start_server() { # NAME PORT
-  local name=$1 port=$2
+start_server() { # NAME PORT (NAME-sse: the same server)
+  local name=${1%-sse} port=$2
   measure_pid=""
   case "$name" in
   duplex)
@@ -189,12 +194,15 @@ scenario_args() { # SCENARIO -> hubload arguments
   b) echo "--subscribers $((10000 / scale)) --topics 1 --rate 1000" ;;
   c) echo "--subscribers $((1000 / scale)) --topics 1 --rate 1000" ;;
   d) echo "--subscribers $((10000 / scale)) --topics $((1000 / scale)) --rate 1000" ;;
+  e) echo "--subscribers $((1000 / scale)) --topics 1 --rate 100" ;;
   esac
 }
 
 dialect_args() { # SERVER
   case "$1" in
   duplex) echo "--dialect duplex --api-key $api_key --publish $publish" ;;
+  duplex-sse) echo "--dialect duplex --api-key $api_key --publish $publish --transport sse" ;;
+  nchan-sse) echo "--dialect nchan --transport sse" ;;
   *) echo "--dialect $1" ;;
   esac
 }

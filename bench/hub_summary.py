@@ -5,9 +5,10 @@ usage: python3 bench/hub_summary.py RESULTS_FILE
 
 Lines are `scenario server round {json}` as written by hub.sh (hubload's
 --json output). Prints one Markdown table per scenario, then one for the
-RSS per idle subscribed connection. Ratios are duplex / peer of the medians:
-for deliveries per server CPU-second above 1 means duplex does more work per
-CPU-second; for p99 latency below 1 means duplex is faster.
+RSS per idle subscribed connection. Ratios are duplex / peer of the medians
+(and duplex-sse / peer when SSE subscribers were measured): for deliveries
+per server CPU-second above 1 means duplex does more work per CPU-second; for
+p99 latency below 1 means duplex is faster.
 """
 import json
 import statistics
@@ -18,7 +19,9 @@ NAMES = {
     'b': '(b) 10,000 subscribers x 1 topic, 1,000 publications/s offered',
     'c': '(c) 1,000 subscribers x 1 topic, 1,000 publications/s offered',
     'd': '(d) 1,000 topics x 10 subscribers, 1,000 publications/s offered',
+    'e': '(e) 1,000 subscribers x 1 topic, 100 publications/s offered',
 }
+BASES = ('duplex', 'duplex-sse')  # the servers ratios are taken against
 
 
 def med(runs, key):
@@ -46,15 +49,15 @@ def main(path):
             continue
         rows.setdefault(sc, {}).setdefault(srv, []).append(d)
     out = []
+    bases = [b for b in BASES if any(b in srvs for srvs in rows.values())] or ['duplex']
     for sc in sorted(set(rows) | set(failed)):
         srvs = rows.get(sc, {})
         out.append('')
         out.append(NAMES.get(sc, sc))
         out.append('| server | runs | deliveries/s | deliveries per server CPU-s (range) '
-                   '| server CPU | hubload CPU | latency p50 / p99 / max | loss | closed subs '
-                   '| duplex / server, per CPU-s | duplex / server, p99 |')
-        out.append('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
-        base = srvs.get('duplex')
+                   '| server CPU | hubload CPU | latency p50 / p99 / max | loss | closed subs |'
+                   + ''.join(f' {b} / server, per CPU-s | {b} / server, p99 |' for b in bases))
+        out.append('| --- |' + ' ---: |' * (8 + 2 * len(bases)))
         for s, runs in srvs.items():
             pc = med(runs, 'deliveries_per_server_cpu_s')
             lo = min(r['deliveries_per_server_cpu_s'] for r in runs)
@@ -62,18 +65,22 @@ def main(path):
             span = [r['seconds'] + r['drain_s'] for r in runs]
             lg = statistics.median(r['loadgen_cpu_s'] / t for r, t in zip(runs, span) if t)
             p99 = med(runs, 'p99_us')
-            ratio = f"{med(base, 'deliveries_per_server_cpu_s') / pc:.2f}" if base and pc else '-'
-            rp99 = f"{med(base, 'p99_us') / p99:.2f}" if base and p99 else '-'
+            ratios = ''
+            for b in bases:
+                base = srvs.get(b)
+                ratio = f"{med(base, 'deliveries_per_server_cpu_s') / pc:.2f}" if base and pc else '-'
+                rp99 = f"{med(base, 'p99_us') / p99:.2f}" if base and p99 else '-'
+                ratios += f' {ratio} | {rp99} |'
             loss = f"{med(runs, 'loss_pct'):.1f}%"
             out.append(
                 f"| {s} | {len(runs)} | {med(runs, 'deliveries_per_s'):,.0f} "
                 f"| {pc:,.0f} ({lo:,.0f}-{hi:,.0f}) | {med(runs, 'server_cpu_pct'):.0f}% "
                 f"| {100 * lg:.0f}% | {fmt_us(med(runs, 'p50_us'))} / {fmt_us(p99)} / "
-                f"{fmt_us(med(runs, 'max_us'))} | {loss} | {med(runs, 'closed_subs'):.0f} "
-                f"| {ratio} | {rp99} |")
+                f"{fmt_us(med(runs, 'max_us'))} | {loss} | {med(runs, 'closed_subs'):.0f} |"
+                + ratios)
         for s, why in failed.get(sc, {}).items():
-            out.append(f"| {s} | {len(why)} failed ({', '.join(sorted(set(why)))}) "
-                       '| - | - | - | - | - | - | - | - | - |')
+            out.append(f"| {s} | {len(why)} failed ({', '.join(sorted(set(why)))}) |"
+                       + ' - |' * (7 + 2 * len(bases)))
     # Memory: RSS per idle subscribed connection, from every run.
     out.append('')
     out.append('RSS per idle subscribed connection (VmRSS after subscribing minus before '

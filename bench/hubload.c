@@ -5,7 +5,7 @@
  * are measured by the same neutral client. One thread, epoll (level
  * triggered), non-blocking sockets, a minimal WebSocket client.
  *
- * It opens S subscriber WebSocket connections (at most --ramp new ones per
+ * It opens S subscriber WebSocket (or SSE, below) connections (at most --ramp new ones per
  * second, 200 pending at once), subscribes subscriber i to topic
  * "t<i mod T>", then publishes at a fixed offered rate (open loop: a 1 ms
  * timer keeps the schedule whatever the server answers) 64-byte payloads to
@@ -31,6 +31,16 @@
  *             421["join",t], server 431[...] (the ack: subscribed); events
  *             42["msg",<payload>]; engine.io ping "2" is answered "3".
  *             Publishes POST /publish {"topic":t,"data":"<payload>"}.
+ *
+ * Subscriber transport (--transport):
+ *   ws        WebSocket, as above (default).
+ *   sse       Server-Sent Events over plain HTTP/1.1, for duplex and nchan:
+ *             duplex GET /sse?topics=t (subscribed once the subscribe reply
+ *             event says ok), nchan GET /sub/<t> with Accept:
+ *             text/event-stream (subscribed once the 200 arrives). The body
+ *             is de-chunked if chunked, split into lines, and every `data:`
+ *             line is looked at like a WebSocket message (the payload inside
+ *             it); `id:`, `event:`, `retry:` and comments are skipped.
  *
  * Timeline: baseline RSS of --server-pid (after one throwaway subscriber
  * has come and gone, so one-time costs are not charged to the S
@@ -90,6 +100,9 @@
 enum dialect { D_DUPLEX, D_NCHAN, D_SOCKETIO };
 static const char *const dialect_names[] = {"duplex", "nchan", "socketio"};
 
+/* The de-chunker of an SSE subscriber (CH_NONE: the body is not chunked). */
+enum chunk_state { CH_NONE, CH_SIZE, CH_EXT, CH_DATA, CH_DATA_END, CH_LAST };
+
 /* Subscriber (and WebSocket publisher) states. */
 enum sstate {
   S_FREE,
@@ -102,12 +115,16 @@ enum sstate {
   S_DEAD, /* closed (by the server, or an error); counted */
 };
 
-/* One WebSocket connection. Kept small: 10,000 of them on one CPU. */
+/* One subscriber connection (WebSocket, or an SSE stream with --transport
+ * sse; msg then holds a partial line), or the WebSocket publisher. Kept
+ * small: 10,000 of them on one CPU. */
 struct ws {
   int fd;
   uint8_t state;
   uint8_t hdr_len; /* bytes of the frame header collected, 0xff = in payload */
   uint8_t frame_op, frame_fin, msg_op, key, is_pub;
+  uint8_t chunk_state; /* SSE: enum chunk_state */
+  uint32_t chunk_left; /* SSE: bytes left in the current chunk */
   uint8_t hdr[14];
   uint16_t hs_len;
   uint32_t topic;
@@ -147,7 +164,7 @@ static struct {
   int port, subs, topics, pubs, server_pid;
   double rate, duration, warmup, drain, quiet, ramp, connect_timeout, settle;
   enum dialect dialect;
-  bool publish_ws, json;
+  bool publish_ws, sse, json;
 } o = {.host = "127.0.0.1",
        .api_key = "",
        .port = 8080,
@@ -189,7 +206,8 @@ static struct hist hist;
 
 enum phase { P_CONNECT, P_SETTLE, P_WARMUP, P_MEASURE, P_DRAIN, P_DONE };
 static enum phase phase = P_CONNECT;
-static const char *const phase_names[] = {"connect", "settle", "warmup", "measure", "drain", "done"};
+static const char *const phase_names[] = {"connect", "settle", "warmup",
+                                          "measure", "drain",  "done"};
 
 static void on_signal(int sig) {
   (void)sig;
@@ -246,9 +264,7 @@ static int tcp_connect(void) {
 }
 
 /* ---- WebSocket client ------------------------------------------------------ */
-static uint64_t ws_tag(struct ws *c) {
-  return c->is_pub ? TAG_WSPUB : (uint64_t)(c - subs);
-}
+static uint64_t ws_tag(struct ws *c) { return c->is_pub ? TAG_WSPUB : (uint64_t)(c - subs); }
 
 static void build_keys(void) {
   static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -265,8 +281,10 @@ static void build_keys(void) {
 
 static void ws_dead(struct ws *c, const char *why) {
   if (c->state == S_DEAD || c->state == S_FREE) return;
-  if (c->state == S_CONNECTING || c->state == S_HANDSHAKE) n_pending--;
-  else n_open--;
+  if (c->state == S_CONNECTING || c->state == S_HANDSHAKE)
+    n_pending--;
+  else
+    n_open--;
   if (c->state == S_SUBSCRIBED && !c->is_pub) {
     n_subscribed--;
     subs_of_topic[c->topic]--;
@@ -349,9 +367,7 @@ static bool ws_send(struct ws *c, int op, const void *payload, size_t len) {
   return ok;
 }
 
-static bool ws_send_text(struct ws *c, const char *s) {
-  return ws_send(c, 1, s, strlen(s));
-}
+static bool ws_send_text(struct ws *c, const char *s) { return ws_send(c, 1, s, strlen(s)); }
 
 static void ws_start(struct ws *c, int idx) {
   c->fd = tcp_connect();
@@ -367,7 +383,21 @@ static void ws_start(struct ws *c, int idx) {
   ep_ctl(c->fd, ws_tag(c), EPOLLOUT, EPOLL_CTL_ADD);
 }
 
+/* An SSE subscriber's request: plain HTTP/1.1, the stream is the answer. */
+static void sse_send_request(struct ws *c) {
+  char req[512];
+  int len = snprintf(req, sizeof req,
+                     "GET %s%u HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n"
+                     "Cache-Control: no-cache\r\n\r\n",
+                     o.dialect == D_DUPLEX ? "/sse?topics=t" : "/sub/t", c->topic, hostport);
+  if (!ws_write(c, req, (size_t)len)) ws_dead(c, strerror(errno));
+}
+
 static void ws_send_request(struct ws *c) {
+  if (o.sse && !c->is_pub) {
+    sse_send_request(c);
+    return;
+  }
   char req[512], path[200];
   const char *extra = "";
   switch (o.dialect) {
@@ -408,12 +438,19 @@ static void set_subscribed(struct ws *c) {
   subs_of_topic[c->topic]++;
 }
 
-/* After the 101: the dialect's first step. */
+/* After the 101 (or an SSE stream's 200): the dialect's first step. */
 static void ws_opened(struct ws *c) {
   n_pending--;
   n_open++;
   if (c->is_pub) {
     c->state = S_SUBSCRIBED; /* a publisher has nothing to subscribe */
+    return;
+  }
+  if (o.sse) { /* duplex: the topic is in the URL, its reply event follows */
+    if (o.dialect == D_DUPLEX)
+      c->state = S_SUBSCRIBING;
+    else
+      set_subscribed(c);
     return;
   }
   char buf[200];
@@ -434,8 +471,8 @@ static void ws_opened(struct ws *c) {
 
 static inline int hexval(uint8_t ch) {
   if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  return -1;
+  ch |= 0x20; /* chunk sizes may be upper case */
+  return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
 /* A payload of ours in this message? Then count the delivery. */
@@ -460,8 +497,10 @@ static bool find_payload(struct ws *c, const uint8_t *m, size_t n, uint64_t now)
   if (phase == P_MEASURE) n_deliv_window++;
   if (seq < nseq_cap) deliv_count[seq]++;
   if (seq % (uint64_t)o.topics != c->topic) n_misrouted++;
-  if (seq + 1 <= c->last_seq) n_reorder++;
-  else c->last_seq = (uint32_t)(seq + 1);
+  if (seq + 1 <= c->last_seq)
+    n_reorder++;
+  else
+    c->last_seq = (uint32_t)(seq + 1);
   if (phase >= P_MEASURE) hist_add(&hist, now > ts ? now - ts : 0);
   return true;
 }
@@ -475,8 +514,10 @@ static void on_message(struct ws *c, const uint8_t *m, size_t n, uint64_t now) {
       if (c->state == S_SUBSCRIBING && ok) {
         set_subscribed(c);
       } else if (!ok) {
-        if (c->is_pub) n_pub_err++;
-        else n_errors++;
+        if (c->is_pub)
+          n_pub_err++;
+        else
+          n_errors++;
         if (n_errors + n_pub_err <= 5) fprintf(stderr, "hubload: error reply: %.*s\n", (int)n, m);
         if (c->state == S_SUBSCRIBING) ws_dead(c, "subscribe refused");
       }
@@ -631,6 +672,110 @@ static bool parse_frames(struct ws *c, const uint8_t *p, size_t n, uint64_t now)
   return true;
 }
 
+/* One complete SSE line (without its line end): a `data:` line is looked
+ * at as a message; the other fields and comments need nothing. */
+static void sse_line(struct ws *c, const uint8_t *l, size_t n, uint64_t now) {
+  if (n < 5 || memcmp(l, "data:", 5)) return;
+  l += 5;
+  n -= 5;
+  if (n && *l == ' ') {
+    l++;
+    n--;
+  }
+  on_message(c, l, n, now);
+}
+
+/* De-chunked body bytes: split into lines (LF or CRLF; our servers send
+ * no lone CR), a partial line kept in msg until its end arrives. */
+static bool sse_text(struct ws *c, const uint8_t *p, size_t n, uint64_t now) {
+  while (n && c->state != S_DEAD) {
+    const uint8_t *nl = memchr(p, '\n', n);
+    if (!nl) return msg_append(c, p, n);
+    size_t take = (size_t)(nl - p);
+    const uint8_t *l = p;
+    size_t ln = take;
+    if (c->msg_len) { /* the line began in an earlier read */
+      if (!msg_append(c, p, take)) return false;
+      l = c->msg;
+      ln = c->msg_len;
+    }
+    if (ln && l[ln - 1] == '\r') ln--;
+    sse_line(c, l, ln, now);
+    c->msg_len = 0;
+    p += take + 1;
+    n -= take + 1;
+  }
+  return true;
+}
+
+/* Body bytes of an SSE stream; false on a malformed chunked encoding or a
+ * line longer than MAX_MSG. The end of the body ends the stream. */
+static bool sse_feed(struct ws *c, const uint8_t *p, size_t n, uint64_t now) {
+  if (c->chunk_state == CH_NONE) return sse_text(c, p, n, now);
+  while (n && c->state != S_DEAD) {
+    switch (c->chunk_state) {
+    case CH_SIZE: {
+      int v = hexval(*p);
+      if (v >= 0) {
+        if (c->chunk_left > MAX_MSG) return false;
+        c->chunk_left = c->chunk_left << 4 | (uint32_t)v;
+      } else if (*p == '\n') {
+        c->chunk_state = c->chunk_left ? CH_DATA : CH_LAST;
+      } else if (*p == ';') {
+        c->chunk_state = CH_EXT;
+      } else if (*p != '\r') {
+        return false;
+      }
+      p++;
+      n--;
+      break;
+    }
+    case CH_EXT:
+      if (*p == '\n') c->chunk_state = c->chunk_left ? CH_DATA : CH_LAST;
+      p++;
+      n--;
+      break;
+    case CH_DATA: {
+      size_t take = c->chunk_left < n ? c->chunk_left : n;
+      if (!sse_text(c, p, take, now)) return false;
+      p += take;
+      n -= take;
+      c->chunk_left -= (uint32_t)take;
+      if (!c->chunk_left) c->chunk_state = CH_DATA_END;
+      break;
+    }
+    case CH_DATA_END: /* the CRLF after a chunk's data */
+      if (*p == '\n')
+        c->chunk_state = CH_SIZE;
+      else if (*p != '\r')
+        return false;
+      p++;
+      n--;
+      break;
+    case CH_LAST:
+    case CH_NONE:
+      ws_dead(c, "the server ended the event stream");
+      return true;
+    }
+  }
+  return true;
+}
+
+/* The response to an SSE subscriber's request: 200, text/event-stream.
+ * Sets the de-chunker; false if the server said anything else. */
+static bool sse_check_response(struct ws *c, const char *resp) {
+  if (strncmp(resp, "HTTP/1.1 200", 12) || !strcasestr(resp, "text/event-stream")) return false;
+  c->chunk_state = CH_NONE;
+  c->chunk_left = 0;
+  for (const char *p = resp; (p = strchr(p, '\n')); p++)
+    if (!strncasecmp(p + 1, "transfer-encoding:", 18)) {
+      const char *e = strchr(p + 1, '\r');
+      size_t len = e ? (size_t)(e - p) : strlen(p);
+      if (memmem(p, len, "chunked", 7)) c->chunk_state = CH_SIZE;
+    }
+  return true;
+}
+
 static void ws_handshake_read(struct ws *c, uint64_t now) {
   if (!c->hs) {
     c->hs = xrealloc(NULL, HS_BUF);
@@ -654,7 +799,8 @@ static void ws_handshake_read(struct ws *c, uint64_t now) {
     return;
   }
   *end = 0;
-  if (!check_accept(c->hs, c->key)) {
+  bool sse = o.sse && !c->is_pub;
+  if (sse ? !sse_check_response(c, c->hs) : !check_accept(c->hs, c->key)) {
     if (n_errors < 3) fprintf(stderr, "hubload: bad handshake response:\n%s\n", c->hs);
     n_errors++;
     ws_dead(c, "bad handshake response");
@@ -667,7 +813,8 @@ static void ws_handshake_read(struct ws *c, uint64_t now) {
   c->hs = NULL;
   c->hdr_len = 0;
   ws_opened(c);
-  if (c->state != S_DEAD && rest && !parse_frames(c, early, rest, now)) {
+  if (c->state != S_DEAD && rest &&
+      !(sse ? sse_feed(c, early, rest, now) : parse_frames(c, early, rest, now))) {
     n_errors++;
     ws_dead(c, "bad frame");
   }
@@ -709,9 +856,10 @@ static void ws_event(struct ws *c, uint32_t ev, uint64_t now) {
       ws_dead(c, "server closed the connection");
       return;
     }
-    if (!parse_frames(c, rxbuf, (size_t)r, now)) {
+    bool sse = o.sse && !c->is_pub;
+    if (!(sse ? sse_feed(c, rxbuf, (size_t)r, now) : parse_frames(c, rxbuf, (size_t)r, now))) {
       n_errors++;
-      ws_dead(c, "protocol error in server frames");
+      ws_dead(c, sse ? "malformed event stream" : "protocol error in server frames");
       return;
     }
     if ((size_t)r < RX_BUF || c->state == S_DEAD) return;
@@ -730,8 +878,7 @@ static void pub_connect(struct pub *p) {
 }
 
 static void pub_arm(struct pub *p, bool want_out) {
-  ep_ctl(p->fd, TAG_PUB | (uint64_t)(p - pubs), EPOLLIN | (want_out ? EPOLLOUT : 0),
-         EPOLL_CTL_MOD);
+  ep_ctl(p->fd, TAG_PUB | (uint64_t)(p - pubs), EPOLLIN | (want_out ? EPOLLOUT : 0), EPOLL_CTL_MOD);
 }
 
 static bool pub_flush(struct pub *p) {
@@ -839,8 +986,8 @@ static bool pub_parse(struct pub *p, const uint8_t *d, size_t n) {
     case H_CHUNK_DATA: {
       size_t take = p->body_left < n ? (size_t)p->body_left : n;
       if (p->status >= 300 && p->errbody_len < sizeof p->errbody) {
-        size_t k = sizeof p->errbody - p->errbody_len < take ? sizeof p->errbody - p->errbody_len
-                                                               : take;
+        size_t k =
+            sizeof p->errbody - p->errbody_len < take ? sizeof p->errbody - p->errbody_len : take;
         memcpy(p->errbody + p->errbody_len, d, k);
         p->errbody_len += k;
       }
@@ -848,8 +995,10 @@ static bool pub_parse(struct pub *p, const uint8_t *d, size_t n) {
       n -= take;
       p->body_left -= take;
       if (!p->body_left) {
-        if (p->hs == H_BODY) pub_response_done(p);
-        else p->hs = H_CHUNK_CRLF;
+        if (p->hs == H_BODY)
+          pub_response_done(p);
+        else
+          p->hs = H_CHUNK_CRLF;
       }
       break;
     }
@@ -939,8 +1088,10 @@ static void publish_one(uint64_t now) {
     int bl = snprintf(body, sizeof body, "{\"op\":\"publish\",\"topic\":\"t%u\",\"data\":\"%s\"}",
                       topic, payload);
     if (wspub.state == S_SUBSCRIBED) {
-      if (!ws_send(&wspub, 1, body, (size_t)bl)) ws_dead(&wspub, strerror(errno));
-      else n_acked++; /* fire and forget: errors come back as replies */
+      if (!ws_send(&wspub, 1, body, (size_t)bl))
+        ws_dead(&wspub, strerror(errno));
+      else
+        n_acked++; /* fire and forget: errors come back as replies */
     } else {
       n_pub_lost++;
     }
@@ -979,43 +1130,47 @@ static double parse_seconds(const char *s) {
   char *end;
   double v = strtod(s, &end);
   if (end == s || v < 0) die("bad duration");
-  if (!strcmp(end, "ms")) v /= 1000;
-  else if (*end && strcmp(end, "s")) die("bad duration suffix (use s or ms)");
+  if (!strcmp(end, "ms"))
+    v /= 1000;
+  else if (*end && strcmp(end, "s"))
+    die("bad duration suffix (use s or ms)");
   return v;
 }
 
 static void usage(FILE *f) {
-  fputs(
-      "usage: hubload --dialect duplex|nchan|socketio [OPTIONS]\n"
-      "\n"
-      "Fan-out load generator for pub/sub hubs: S WebSocket subscribers on T topics\n"
-      "(round robin), publications of 64 B at a fixed offered rate (open loop).\n"
-      "\n"
-      "  --host ADDR          server address (default 127.0.0.1)\n"
-      "  --port N             server port (default 8080)\n"
-      "  --dialect D          duplex (duplex.v1 on /ws, POST /api/publish), nchan\n"
-      "                       (/sub/<t>, POST /pub/<t>), socketio (engine.io v4,\n"
-      "                       \"join\" event, POST /publish)\n"
-      "  --subscribers S      subscriber connections (default 1000)\n"
-      "  --topics T           topics t0..t<T-1> (default 1)\n"
-      "  --rate R             publications per second offered, all topics (default 100)\n"
-      "  --publishers P       HTTP publisher connections, pipelined (default 4)\n"
-      "  --publish ws         duplex only: publish over one WebSocket instead of HTTP\n"
-      "  --api-key K          duplex: the HTTP API key\n"
-      "  --duration T         measured seconds of publishing (default 10)\n"
-      "  --warmup W           seconds of publishing before that (default 2)\n"
-      "  --drain D            at most this long for late deliveries (default 10)\n"
-      "  --quiet Q            ... ending early after Q s with no delivery (default 2)\n"
-      "  --ramp N             new connections per second at most (default 3000)\n"
-      "  --connect-timeout T  all subscribed within T s or fail (default 120)\n"
-      "  --settle T           wait after subscribing before the RSS reading (default 1)\n"
-      "  --server-pid PID     read the server's CPU time and RSS from /proc\n"
-      "  --json               print only the JSON result line on stdout\n"
-      "  -h, --help           this help\n"
-      "\n"
-      "Progress goes to stderr once a second. Exit status 0 when the run completed\n"
-      "(loss is reported, not an error), 1 when subscribers could not be set up.\n",
-      f);
+  fputs("usage: hubload --dialect duplex|nchan|socketio [OPTIONS]\n"
+        "\n"
+        "Fan-out load generator for pub/sub hubs: S WebSocket (or SSE) subscribers on T topics\n"
+        "(round robin), publications of 64 B at a fixed offered rate (open loop).\n"
+        "\n"
+        "  --host ADDR          server address (default 127.0.0.1)\n"
+        "  --port N             server port (default 8080)\n"
+        "  --dialect D          duplex (duplex.v1 on /ws, POST /api/publish), nchan\n"
+        "                       (/sub/<t>, POST /pub/<t>), socketio (engine.io v4,\n"
+        "                       \"join\" event, POST /publish)\n"
+        "  --subscribers S      subscriber connections (default 1000)\n"
+        "  --topics T           topics t0..t<T-1> (default 1)\n"
+        "  --rate R             publications per second offered, all topics (default 100)\n"
+        "  --publishers P       HTTP publisher connections, pipelined (default 4)\n"
+        "  --publish ws         duplex only: publish over one WebSocket instead of HTTP\n"
+        "  --transport T        subscribers over ws (WebSocket, default) or sse (Server-\n"
+        "                       Sent Events: duplex GET /sse?topics=<t>, nchan GET\n"
+        "                       /sub/<t> with Accept: text/event-stream)\n"
+        "  --api-key K          duplex: the HTTP API key\n"
+        "  --duration T         measured seconds of publishing (default 10)\n"
+        "  --warmup W           seconds of publishing before that (default 2)\n"
+        "  --drain D            at most this long for late deliveries (default 10)\n"
+        "  --quiet Q            ... ending early after Q s with no delivery (default 2)\n"
+        "  --ramp N             new connections per second at most (default 3000)\n"
+        "  --connect-timeout T  all subscribed within T s or fail (default 120)\n"
+        "  --settle T           wait after subscribing before the RSS reading (default 1)\n"
+        "  --server-pid PID     read the server's CPU time and RSS from /proc\n"
+        "  --json               print only the JSON result line on stdout\n"
+        "  -h, --help           this help\n"
+        "\n"
+        "Progress goes to stderr once a second. Exit status 0 when the run completed\n"
+        "(loss is reported, not an error), 1 when subscribers could not be set up.\n",
+        f);
 }
 
 static void parse_args(int argc, char **argv) {
@@ -1027,6 +1182,7 @@ static void parse_args(int argc, char **argv) {
                                      {"rate", 1, 0, 'r'},
                                      {"publishers", 1, 0, 'P'},
                                      {"publish", 1, 0, 'W'},
+                                     {"transport", 1, 0, 'E'},
                                      {"api-key", 1, 0, 'k'},
                                      {"duration", 1, 0, 'd'},
                                      {"warmup", 1, 0, 'w'},
@@ -1043,40 +1199,89 @@ static void parse_args(int argc, char **argv) {
   bool have_dialect = false;
   while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
     switch (ch) {
-    case 'H': o.host = optarg; break;
-    case 'p': o.port = atoi(optarg); break;
+    case 'H':
+      o.host = optarg;
+      break;
+    case 'p':
+      o.port = atoi(optarg);
+      break;
     case 'D':
       have_dialect = true;
-      if (!strcmp(optarg, "duplex")) o.dialect = D_DUPLEX;
-      else if (!strcmp(optarg, "nchan")) o.dialect = D_NCHAN;
-      else if (!strcmp(optarg, "socketio")) o.dialect = D_SOCKETIO;
-      else die("unknown --dialect (duplex, nchan, socketio)");
+      if (!strcmp(optarg, "duplex"))
+        o.dialect = D_DUPLEX;
+      else if (!strcmp(optarg, "nchan"))
+        o.dialect = D_NCHAN;
+      else if (!strcmp(optarg, "socketio"))
+        o.dialect = D_SOCKETIO;
+      else
+        die("unknown --dialect (duplex, nchan, socketio)");
       break;
-    case 's': o.subs = atoi(optarg); break;
-    case 't': o.topics = atoi(optarg); break;
-    case 'r': o.rate = atof(optarg); break;
-    case 'P': o.pubs = atoi(optarg); break;
+    case 's':
+      o.subs = atoi(optarg);
+      break;
+    case 't':
+      o.topics = atoi(optarg);
+      break;
+    case 'r':
+      o.rate = atof(optarg);
+      break;
+    case 'P':
+      o.pubs = atoi(optarg);
+      break;
     case 'W':
-      if (!strcmp(optarg, "ws")) o.publish_ws = true;
-      else if (strcmp(optarg, "http")) die("--publish is http or ws");
+      if (!strcmp(optarg, "ws"))
+        o.publish_ws = true;
+      else if (strcmp(optarg, "http"))
+        die("--publish is http or ws");
       break;
-    case 'k': o.api_key = optarg; break;
-    case 'd': o.duration = parse_seconds(optarg); break;
-    case 'w': o.warmup = parse_seconds(optarg); break;
-    case 'x': o.drain = parse_seconds(optarg); break;
-    case 'q': o.quiet = parse_seconds(optarg); break;
-    case 'R': o.ramp = atof(optarg); break;
-    case 'T': o.connect_timeout = parse_seconds(optarg); break;
-    case 'S': o.settle = parse_seconds(optarg); break;
-    case 'i': o.server_pid = atoi(optarg); break;
-    case 'j': o.json = true; break;
-    case 'h': usage(stdout); exit(0);
-    default: usage(stderr); exit(2);
+    case 'E':
+      if (!strcmp(optarg, "sse"))
+        o.sse = true;
+      else if (strcmp(optarg, "ws"))
+        die("--transport is ws or sse");
+      break;
+    case 'k':
+      o.api_key = optarg;
+      break;
+    case 'd':
+      o.duration = parse_seconds(optarg);
+      break;
+    case 'w':
+      o.warmup = parse_seconds(optarg);
+      break;
+    case 'x':
+      o.drain = parse_seconds(optarg);
+      break;
+    case 'q':
+      o.quiet = parse_seconds(optarg);
+      break;
+    case 'R':
+      o.ramp = atof(optarg);
+      break;
+    case 'T':
+      o.connect_timeout = parse_seconds(optarg);
+      break;
+    case 'S':
+      o.settle = parse_seconds(optarg);
+      break;
+    case 'i':
+      o.server_pid = atoi(optarg);
+      break;
+    case 'j':
+      o.json = true;
+      break;
+    case 'h':
+      usage(stdout);
+      exit(0);
+    default:
+      usage(stderr);
+      exit(2);
     }
   }
   if (optind < argc || !have_dialect || o.port <= 0 || o.port > 65535 || o.subs <= 0 ||
       o.topics <= 0 || o.topics > o.subs || o.rate <= 0 || o.pubs <= 0 || o.pubs > MAX_PUBS ||
-      o.ramp <= 0 || (o.publish_ws && o.dialect != D_DUPLEX)) {
+      o.ramp <= 0 || (o.publish_ws && o.dialect != D_DUPLEX) ||
+      (o.sse && o.dialect == D_SOCKETIO)) {
     usage(stderr);
     exit(2);
   }
@@ -1205,8 +1410,9 @@ int main(int argc, char **argv) {
           ws_dead(c, "timed out before subscribing");
         }
       }
-      fprintf(stderr, "[%5.1fs] connect  started %d/%d  open %llu  subscribed %llu  pending %llu"
-                      "  closed %llu  (%.0f subscribed/s)\n",
+      fprintf(stderr,
+              "[%5.1fs] connect  started %d/%d  open %llu  subscribed %llu  pending %llu"
+              "  closed %llu  (%.0f subscribed/s)\n",
               (double)(now - t0) / 1e9, next, o.subs, (unsigned long long)n_open,
               (unsigned long long)n_subscribed, (unsigned long long)n_pending,
               (unsigned long long)n_dead, (double)n_subscribed / ((double)(now - t_conn) / 1e9));
@@ -1219,8 +1425,9 @@ int main(int argc, char **argv) {
           (unsigned long long)n_dead);
   if ((int)n_subscribed != o.subs) {
     if (o.json)
-      printf("{\"dialect\":\"%s\",\"failed\":\"subscribe\",\"subscribed\":%llu,\"subscribers\":%d}\n",
-             dialect_names[o.dialect], (unsigned long long)n_subscribed, o.subs);
+      printf(
+          "{\"dialect\":\"%s\",\"failed\":\"subscribe\",\"subscribed\":%llu,\"subscribers\":%d}\n",
+          dialect_names[o.dialect], (unsigned long long)n_subscribed, o.subs);
     fprintf(stderr, "hubload: only %llu of %d subscribers subscribed\n",
             (unsigned long long)n_subscribed, o.subs);
     return 1;
@@ -1315,8 +1522,9 @@ int main(int argc, char **argv) {
       double dt = (double)(now - t_last_tick) / 1e9;
       uint64_t backlog = 0;
       for (int i = 0; i < o.pubs; i++) backlog += pubs[i].inflight;
-      fprintf(stderr, "[%5.1fs] %-7s  published %6.0f/s  acked %6.0f/s  delivered %9.0f/s"
-                      "  unanswered %llu  subscribed %llu  closed %llu\n",
+      fprintf(stderr,
+              "[%5.1fs] %-7s  published %6.0f/s  acked %6.0f/s  delivered %9.0f/s"
+              "  unanswered %llu  subscribed %llu  closed %llu\n",
               (double)(now - t0) / 1e9, phase_names[phase], (double)sec_pub / dt,
               (double)sec_ack / dt, (double)sec_deliv / dt, (unsigned long long)backlog,
               (unsigned long long)n_subscribed, (unsigned long long)n_dead);
@@ -1356,37 +1564,39 @@ int main(int argc, char **argv) {
   long rss_per_sub = rss0 >= 0 && rss1 >= 0 ? (rss1 - rss0) * 1024 / o.subs : -1;
   double loss_pct = expected ? 100.0 * (double)missing / (double)expected : 0;
 
-  printf("{\"dialect\":\"%s\",\"publish\":\"%s\",\"subscribers\":%d,\"topics\":%d,\"rate\":%.0f,"
+  printf("{\"dialect\":\"%s\",\"transport\":\"%s\",\"publish\":\"%s\",\"subscribers\":%d,"
+         "\"topics\":%d,\"rate\":%.0f,"
          "\"publishers\":%d,\"size\":%d,\"seconds\":%.3f,\"drain_s\":%.3f,\"connect_s\":%.2f,"
-         "\"offered\":%llu,\"published_all\":%llu,\"acked\":%llu,\"pub_errors\":%llu,\"unanswered\":%llu,"
+         "\"offered\":%llu,\"published_all\":%llu,\"acked\":%llu,\"pub_errors\":%llu,"
+         "\"unanswered\":%llu,"
          "\"expected\":%llu,\"delivered\":%llu,\"loss\":%llu,\"loss_pct\":%.3f,\"dups\":%llu,"
          "\"reorders\":%llu,\"misrouted\":%llu,\"unknown_msgs\":%llu,\"closed_subs\":%llu,"
          "\"deliveries_per_s\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,"
          "\"server_cpu_s\":%.3f,\"server_cpu_pct\":%.1f,\"deliveries_per_server_cpu_s\":%.1f,"
          "\"loadgen_cpu_s\":%.3f,\"rss_before_kb\":%ld,\"rss_subscribed_kb\":%ld,"
          "\"rss_end_kb\":%ld,\"rss_per_sub_bytes\":%ld,\"errors\":%llu}\n",
-         dialect_names[o.dialect], o.publish_ws ? "ws" : "http", o.subs, o.topics, o.rate,
-         o.publish_ws ? 1 : o.pubs, PAYLOAD, secs, drain_s, connect_s,
+         dialect_names[o.dialect], o.sse ? "sse" : "ws", o.publish_ws ? "ws" : "http", o.subs,
+         o.topics, o.rate, o.publish_ws ? 1 : o.pubs, PAYLOAD, secs, drain_s, connect_s,
          (unsigned long long)offered_measured, (unsigned long long)seq_next,
-         (unsigned long long)n_acked, (unsigned long long)n_pub_err,
-         (unsigned long long)unanswered, (unsigned long long)expected,
-         (unsigned long long)delivered, (unsigned long long)missing, loss_pct, (unsigned long long)dups, (unsigned long long)n_reorder,
-         (unsigned long long)n_misrouted, (unsigned long long)n_unknown,
-         (unsigned long long)n_dead, dps, hist_pct_us(&hist, 0.50), hist_pct_us(&hist, 0.99),
-         (double)hist.max / 1000.0, cpu_server,
-         span > 0 && cpu_server >= 0 ? 100 * cpu_server / span : -1, per_cpu, cpu_self, rss0, rss1, rss2, rss_per_sub, (unsigned long long)n_errors);
+         (unsigned long long)n_acked, (unsigned long long)n_pub_err, (unsigned long long)unanswered,
+         (unsigned long long)expected, (unsigned long long)delivered, (unsigned long long)missing,
+         loss_pct, (unsigned long long)dups, (unsigned long long)n_reorder,
+         (unsigned long long)n_misrouted, (unsigned long long)n_unknown, (unsigned long long)n_dead,
+         dps, hist_pct_us(&hist, 0.50), hist_pct_us(&hist, 0.99), (double)hist.max / 1000.0,
+         cpu_server, span > 0 && cpu_server >= 0 ? 100 * cpu_server / span : -1, per_cpu, cpu_self,
+         rss0, rss1, rss2, rss_per_sub, (unsigned long long)n_errors);
   if (!o.json) {
-    printf("\n%s: %d subscribers on %d topic(s), %.0f publications/s offered (%s, %d "
+    printf("\n%s: %d %s subscribers on %d topic(s), %.0f publications/s offered (%s, %d "
            "connection(s))\n",
-           dialect_names[o.dialect], o.subs, o.topics, o.rate, o.publish_ws ? "WebSocket" : "HTTP",
-           o.publish_ws ? 1 : o.pubs);
+           dialect_names[o.dialect], o.subs, o.sse ? "SSE" : "WebSocket", o.topics, o.rate,
+           o.publish_ws ? "WebSocket" : "HTTP", o.publish_ws ? 1 : o.pubs);
     printf("subscribe   %d in %.2f s\n", o.subs, connect_s);
     printf("window      %.2f s measured + %.2f s drain\n", secs, drain_s);
     printf("published   %llu offered in the window (%llu with the warmup); %llu acknowledged, "
            "%llu errors, %llu unanswered\n",
            (unsigned long long)offered_measured, (unsigned long long)seq_next,
-           (unsigned long long)n_acked,
-           (unsigned long long)n_pub_err, (unsigned long long)unanswered);
+           (unsigned long long)n_acked, (unsigned long long)n_pub_err,
+           (unsigned long long)unanswered);
     printf("deliveries  %.0f/s in the window; %llu of %llu expected (loss %llu = %.2f%%), "
            "%llu dups, %llu reordered, %llu misrouted\n",
            dps, (unsigned long long)delivered, (unsigned long long)expected,
@@ -1402,8 +1612,8 @@ int main(int argc, char **argv) {
       printf("server rss  %ld kB before, %ld kB subscribed (%ld B per subscriber), %ld kB at "
              "the end\n",
              rss0, rss1, rss_per_sub, rss2);
-    printf("closed      %llu subscribers (%llu before publishing)\n",
-           (unsigned long long)n_dead, (unsigned long long)dead_before_publish);
+    printf("closed      %llu subscribers (%llu before publishing)\n", (unsigned long long)n_dead,
+           (unsigned long long)dead_before_publish);
   }
   return 0;
 }
