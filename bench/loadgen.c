@@ -60,6 +60,7 @@ enum cstate { C_FREE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSING };
 struct opts {
   const char *host, *path;
   int port, conns, inflight, fragment;
+  int sources; /* > 1: bind to 127.0.0.1 .. 127.0.0.<sources>, round robin */
   size_t size;
   double duration, warmup;
   enum mode mode;
@@ -253,6 +254,19 @@ static bool conn_start(struct conn *c, int idx) {
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (o.sources > 1 && addr.ss_family == AF_INET) {
+    /* One source address has ~28k ephemeral ports (32768-60999) per server
+     * address and port; 50,000 connections need more than one. The port is
+     * chosen at connect (not bind), so each address gets its own range. */
+    struct sockaddr_in src = {.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(idx % o.sources))};
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) {
+      close(fd);
+      n_errors++;
+      return false;
+    }
+  }
   c->fd = fd;
   c->key = (uint8_t)(idx % NKEYS);
   c->state = C_CONNECTING;
@@ -599,6 +613,8 @@ static void usage(FILE *f) {
         "  --fragment F       send each message as frames of F payload bytes\n"
         "  --text             text messages (ASCII) instead of binary\n"
         "  --verify           check every echoed byte, length and opcode\n"
+        "  --sources N        spread connections over source addresses 127.0.0.1..N\n"
+        "                     (more than ~28k connections to one server port)\n"
         "  --pid PID          server PID: report its CPU time in the measured window\n"
         "  --json             print the result as one JSON line on stdout\n"
         "  -h, --help         this help\n"
@@ -610,23 +626,13 @@ static void usage(FILE *f) {
 }
 
 static void parse_args(int argc, char **argv) {
-  static const struct option lo[] = {{"host", 1, 0, 'H'},
-                                     {"port", 1, 0, 'p'},
-                                     {"path", 1, 0, 'P'},
-                                     {"connections", 1, 0, 'c'},
-                                     {"size", 1, 0, 's'},
-                                     {"inflight", 1, 0, 'k'},
-                                     {"duration", 1, 0, 'd'},
-                                     {"warmup", 1, 0, 'w'},
-                                     {"fragment", 1, 0, 'f'},
-                                     {"text", 0, 0, 't'},
-                                     {"verify", 0, 0, 'v'},
-                                     {"pid", 1, 0, 'i'},
-                                     {"json", 0, 0, 'j'},
-                                     {"handshakes", 0, 0, 'S'},
-                                     {"idle", 0, 0, 'I'},
-                                     {"help", 0, 0, 'h'},
-                                     {0, 0, 0, 0}};
+  static const struct option lo[] = {
+      {"host", 1, 0, 'H'},        {"port", 1, 0, 'p'},   {"path", 1, 0, 'P'},
+      {"connections", 1, 0, 'c'}, {"size", 1, 0, 's'},   {"inflight", 1, 0, 'k'},
+      {"duration", 1, 0, 'd'},    {"warmup", 1, 0, 'w'}, {"fragment", 1, 0, 'f'},
+      {"text", 0, 0, 't'},        {"verify", 0, 0, 'v'}, {"pid", 1, 0, 'i'},
+      {"sources", 1, 0, 'o'},     {"json", 0, 0, 'j'},   {"handshakes", 0, 0, 'S'},
+      {"idle", 0, 0, 'I'},        {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
     switch (ch) {
@@ -666,6 +672,9 @@ static void parse_args(int argc, char **argv) {
     case 'i':
       o.pid = atoi(optarg);
       break;
+    case 'o':
+      o.sources = atoi(optarg);
+      break;
     case 'j':
       o.json = true;
       break;
@@ -684,7 +693,7 @@ static void parse_args(int argc, char **argv) {
     }
   }
   if (optind < argc || o.port <= 0 || o.port > 65535 || o.conns <= 0 || o.inflight <= 0 ||
-      o.inflight > 1 << 20) {
+      o.sources < 0 || o.sources > 254 || o.inflight > 1 << 20) {
     usage(stderr);
     exit(2);
   }
