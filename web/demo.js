@@ -73,9 +73,12 @@ const REASONS = {
   client: 'closed',
 };
 
+const TRANSPORTS = { websocket: 'WebSocket', sse: 'SSE', poll: 'long-polling' };
+
 /**
- * Connect to the hub of this page's origin and show the connection state in
- * #status (top bar) and #banner. Returns the client.
+ * Connect to the hub of this page's origin and show the connection state
+ * and the transport in use (WebSocket, or the SSE / long-polling fallback)
+ * in #status (top bar) and #banner. Returns the client.
  */
 export function startClient(options = {}) {
   const client = connect(undefined, options);
@@ -93,10 +96,12 @@ export function startClient(options = {}) {
   const render = (e) => {
     clearInterval(countdown);
     const s = e.state;
+    const t = e.transport || client.transport;
     status.dataset.state = s;
+    status.dataset.transport = document.body.dataset.transport = t;
     document.body.dataset.connection = s;
     if (s === 'open') {
-      status.textContent = 'Live';
+      status.textContent = `Live · ${TRANSPORTS[t] || t}`;
       banner.hidden = true;
     } else if (s === 'connecting') {
       status.textContent = 'Connecting…';

@@ -571,12 +571,15 @@ export class Client extends Emitter {
       ? ws.streamed || (this._sockOpened && !ws._topics.length) : this._sockOpened;
     if (opened) {
       this._fails = 0;
+      if (t === 'sse' && ws.streamed) this._sseWorked = true;
       return;
     }
-    // Once WebSocket worked here (or while the browser is offline) a failure
-    // means the hub or the network is down, not that WebSocket cannot pass.
+    // Once WebSocket (or an SSE stream) worked here, or while the browser is
+    // offline, a failure to reach the hub means the hub or the network is
+    // down, not that the transport cannot pass.
     const offline = typeof navigator !== 'undefined' && navigator.onLine === false;
     if (t === 'websocket' && (this._wsWorked || offline)) return;
+    if (t === 'sse' && !this._sockOpened && (this._sseWorked || offline)) return;
     this._fails++;
     if (t === 'websocket' && this._fails < this.options.fallbackAfter) return;
     this._fails = 0;

@@ -9,7 +9,8 @@
 //   node web_chat.mjs SCREENSHOT_DIR      (DUPLEX names the binary)
 import path from 'node:path';
 import {
-  api, Checks, LAPTOP, launchChromium, PHONE, Serve, SOURCE_DIR, TcpProxy, waitFor, waitOpen,
+  api, chatLines as lines, chatSend as send, Checks, expectChatOnce as expectOnce, LAPTOP, launchChromium, PHONE, Serve,
+  SOURCE_DIR, TcpProxy, waitOpen,
 } from './web_common.mjs';
 
 const shots = process.argv[2];
@@ -21,37 +22,6 @@ const hub = await new Serve(['--static', path.join(SOURCE_DIR, 'web'), '--api-ke
 const proxy = await new TcpProxy(hub.port).start();
 const browser = await launchChromium();
 const base = `http://127.0.0.1:${proxy.port}`;
-
-// Every message line of a page: [{epoch, lines: [[offset, text], ...]}].
-const lines = (page) => page.evaluate(() => [...document.querySelectorAll('#log .epoch')].map((s) => ({
-  epoch: s.dataset.epoch,
-  lines: [...s.querySelectorAll('.msg')].map((m) => [Number(m.dataset.offset), m.querySelector('.bubble').textContent]),
-})));
-const texts = async (page) => (await lines(page)).flatMap((s) => s.lines.map((l) => l[1]));
-
-// Each wanted text once, every section in strictly increasing offsets.
-async function expectOnce(page, label, wanted, ms = 10000) {
-  await waitFor(async () => {
-    const t = await texts(page);
-    return wanted.every((w) => t.includes(w));
-  }, ms, async () => `${label} to show ${JSON.stringify(wanted)} (has ${JSON.stringify(await texts(page))})`);
-  const secs = await lines(page);
-  for (const s of secs) {
-    for (let i = 1; i < s.lines.length; i++) {
-      if (s.lines[i][0] <= s.lines[i - 1][0]) throw new Error(`${label}: offsets out of order or doubled: ${JSON.stringify(s.lines)}`);
-    }
-  }
-  const all = secs.flatMap((s) => s.lines.map((l) => l[1]));
-  for (const w of wanted) {
-    const n = all.filter((t) => t === w).length;
-    if (n !== 1) throw new Error(`${label}: "${w}" shown ${n} times`);
-  }
-}
-
-async function send(page, text) {
-  await page.fill('#text', text);
-  await page.click('#send');
-}
 
 const state = (page) => page.getAttribute('#status', 'data-state');
 async function shot(page, name) {

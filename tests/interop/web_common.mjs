@@ -244,7 +244,7 @@ export class Checks {
     page.on('console', (m) => {
       if (m.type() !== 'error') return;
       const text = m.text();
-      if (this.allowNetworkErrors && /WebSocket connection to .* failed|ERR_CONNECTION_(REFUSED|RESET|CLOSED)/.test(text)) {
+      if (this.allowNetworkErrors && /WebSocket connection to .* failed|ERR_CONNECTION_(REFUSED|RESET|CLOSED)|ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_SOCKET_NOT_CONNECTED|ERR_EMPTY_RESPONSE/.test(text)) {
         this.expectedNetworkErrors++;
         return;
       }
@@ -268,4 +268,42 @@ export class Checks {
 /** Wait until a page's client is open (the top bar's state). */
 export function waitOpen(page, ms = 10000) {
   return page.waitForFunction(() => document.body.dataset.connection === 'open', null, { timeout: ms });
+}
+
+// ---- the chat page (web/chat.html) ------------------------------------------
+
+/** Every message line of a chat page: [{epoch, lines: [[offset, text], ...]}]. */
+export const chatLines = (page) => page.evaluate(() => [...document.querySelectorAll('#log .epoch')].map((s) => ({
+  epoch: s.dataset.epoch,
+  lines: [...s.querySelectorAll('.msg')].map((m) => [Number(m.dataset.offset), m.querySelector('.bubble').textContent]),
+})));
+export const chatTexts = async (page) => (await chatLines(page)).flatMap((s) => s.lines.map((l) => l[1]));
+
+/** Wait until a chat page shows each wanted text once, every section in strictly increasing offsets. */
+export async function expectChatOnce(page, label, wanted, ms = 10000) {
+  try {
+    await waitFor(async () => {
+      const t = await chatTexts(page);
+      return wanted.every((w) => t.includes(w));
+    }, ms, `${label} to show ${JSON.stringify(wanted)}`);
+  } catch (e) {
+    throw new Error(`${e.message} (has ${JSON.stringify(await chatTexts(page))})`);
+  }
+  const secs = await chatLines(page);
+  for (const s of secs) {
+    for (let i = 1; i < s.lines.length; i++) {
+      if (s.lines[i][0] <= s.lines[i - 1][0]) throw new Error(`${label}: offsets out of order or doubled: ${JSON.stringify(s.lines)}`);
+    }
+  }
+  const all = secs.flatMap((s) => s.lines.map((l) => l[1]));
+  for (const w of wanted) {
+    const n = all.filter((t) => t === w).length;
+    if (n !== 1) throw new Error(`${label}: "${w}" shown ${n} times`);
+  }
+}
+
+/** Type a message into a chat page and send it. */
+export async function chatSend(page, text) {
+  await page.fill('#text', text);
+  await page.click('#send');
 }
