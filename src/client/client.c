@@ -47,7 +47,7 @@ static void stop_connecting(dx_client *c) {
 }
 
 static void release_ws_memory(dx_client *c, dx_ws *ws) {
-  free(ws->strs);
+  dx__strs_unref(ws->strs);
   ws->strs = NULL;
   dx_loop_free_later(c->loop, ws, free);
 }

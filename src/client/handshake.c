@@ -111,7 +111,7 @@ void dx__client_on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
   dx_str path = {target, q ? (size_t)(q - target) : strlen(target)};
   dx_str query = {q ? q + 1 : "", q ? strlen(q + 1) : 0};
   const char *proto = up.protocol_index >= 0 ? c->protocols[up.protocol_index] : NULL;
-  if (dx__ws_keep_strings(ws, path, query, proto, 0) != 0) {
+  if (dx__ws_keep_strings(ws, path, query, proto, 0, NULL) != 0) {
     dx__client_attempt_fail(c, DX_ENOMEM, "out of memory");
     return;
   }

@@ -26,7 +26,7 @@ static void on_released(dx_ws *ws) {
     dx__static_body_free(ws->http_body);
     ws->http_body = NULL;
   }
-  free(ws->strs);
+  dx__strs_unref(ws->strs);
   ws->strs = NULL;
   /* Callers up the stack may still hold ws this turn. */
   dx_loop_free_later(srv->loop, ws, free);
@@ -300,6 +300,7 @@ static void free_server_memory(void *p) {
   SSL_CTX_free(srv->tls_ctx);
   for (int i = 0; i < 4; i++) free(srv->tls_strs[i]);
   free(srv->slots);
+  dx__strs_unref(srv->strs_cache);
   free(srv);
 }
 

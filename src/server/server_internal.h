@@ -69,6 +69,7 @@ struct dx_server {
   uint32_t free_slot; /* head of the free list, or DX_NO_SLOT */
   uint32_t generation;
   size_t nconns;
+  char *strs_cache;       /* the last connection's strings, shared by the next alike */
   dx_post_anchor *anchor; /* what posted jobs hold instead of srv */
   dx_http_limits limits;
   /* Shutdown. */

@@ -28,7 +28,8 @@ static int keep_strings(dx_ws *ws, const dx_http_request *req, const char *proto
       offered += req->headers[i].value.len;
     if (offered > room) room = offered;
   }
-  return dx__ws_keep_strings(ws, req->path, req->query, protocol, room);
+  return dx__ws_keep_strings(ws, req->path, req->query, protocol, room,
+                             &((dx_server *)ws->owner)->strs_cache);
 }
 
 /* Server only, inside on_upgrade: `proto` must be one of the client's

@@ -35,11 +35,43 @@ void dx__ws_config_resolve(dx_ws_config *cfg) {
   if (!cfg->low_water) cfg->low_water = (size_t)64 << 10;
 }
 
-int dx__ws_keep_strings(dx_ws *ws, dx_str path, dx_str query, const char *protocol, size_t room) {
+/* The strings behind a reference count, so that connections with the
+ * same path, query and protocol share one block. */
+typedef struct strs_block {
+  uint32_t refs;
+  uint32_t size; /* bytes of s */
+  char s[];
+} strs_block;
+
+static strs_block *block_of(char *s) { return dx_container_of(s, strs_block, s); }
+
+void dx__strs_unref(char *s) {
+  if (s && --block_of(s)->refs == 0) free(block_of(s));
+}
+
+int dx__ws_keep_strings(dx_ws *ws, dx_str path, dx_str query, const char *protocol, size_t room,
+                        char **cache) {
   size_t pl = protocol ? strlen(protocol) : 0;
+  /* With room beyond the protocol, dx_ws_set_protocol may write another
+   * choice into it: such strings are this connection's alone. */
+  if (room > pl) cache = NULL;
   if (room < pl) room = pl;
-  char *s = malloc(path.len + query.len + room + 3);
-  if (!s) return DX_ENOMEM;
+  size_t size = path.len + query.len + room + 3;
+  if (size > UINT32_MAX) return DX_ENOMEM;
+  char *c = cache ? *cache : NULL;
+  if (c && block_of(c)->size == size && memcmp(c, path.ptr, path.len) == 0 && !c[path.len] &&
+      (!query.len || memcmp(c + path.len + 1, query.ptr, query.len) == 0) &&
+      !c[path.len + 1 + query.len] && (!pl || memcmp(c + size - pl - 1, protocol, pl) == 0)) {
+    block_of(c)->refs++;
+    dx__strs_unref(ws->strs);
+    ws->strs = c;
+    return 0;
+  }
+  strs_block *b = malloc(sizeof *b + size);
+  if (!b) return DX_ENOMEM;
+  b->refs = 1;
+  b->size = (uint32_t)size;
+  char *s = b->s;
   memcpy(s, path.ptr, path.len);
   s[path.len] = 0;
   char *q = s + path.len + 1;
@@ -48,8 +80,13 @@ int dx__ws_keep_strings(dx_ws *ws, dx_str path, dx_str query, const char *protoc
   char *p = q + query.len + 1;
   if (pl) memcpy(p, protocol, pl);
   p[pl] = 0;
-  free(ws->strs);
+  dx__strs_unref(ws->strs);
   ws->strs = s;
+  if (cache) { /* the next connection will likely ask for the same */
+    b->refs++;
+    dx__strs_unref(*cache);
+    *cache = s;
+  }
   return 0;
 }
 
@@ -224,7 +261,7 @@ void dx__ws_drop_handshake(dx_ws *ws) { dx__gather_free(&ws->hs); }
 /* ---- orphans: connections whose owner is going away ---- */
 
 static void orphan_released(dx_ws *ws) {
-  free(ws->strs);
+  dx__strs_unref(ws->strs);
   ws->strs = NULL;
   dx_loop_free_later(dx_stream_loop(&ws->stream), ws, free);
 }
@@ -237,7 +274,7 @@ void dx__ws_orphan(dx_ws *ws, dx_loop *loop) {
   ws->route = &no_handlers;
   ws->ops = &orphan_ops;
   if (!ws->stream.tp) { /* a client attempt that never got a socket */
-    free(ws->strs);
+    dx__strs_unref(ws->strs);
     ws->strs = NULL;
     dx_loop_free_later(loop, ws, free);
     return;

@@ -117,8 +117,8 @@ int dx__ws_init(dx_ws *ws, dx_loop *loop, int fd, const dx_ws_owner_ops *ops, vo
 void dx__ws_open(dx_ws *ws, dx_role role, const dx_ws_route *route, uint8_t *rest, size_t rest_len);
 
 /* Deliver on_error (if err) and on_close once. */
-void dx__ws_notify_close(dx_ws *ws, uint16_t code, const char *reason, size_t reason_len, bool clean,
-                         int err, const char *errmsg);
+void dx__ws_notify_close(dx_ws *ws, uint16_t code, const char *reason, size_t reason_len,
+                         bool clean, int err, const char *errmsg);
 
 /* The owner (client or server) is going away: no more handler calls, the
  * timer stops, the stream is dropped, and the memory frees itself once the
@@ -178,8 +178,15 @@ void dx__http_terminate(const dx_http_header *h, size_t n);
  * dx_ws_path, dx_ws_query and dx_ws_protocol), with room for `room`
  * protocol bytes (at least protocol's own) so that a later choice can
  * replace it in place without moving path and query, whose pointers the
- * application may hold. Both roles. Returns 0 or DX_ENOMEM. */
-int dx__ws_keep_strings(dx_ws *ws, dx_str path, dx_str query, const char *protocol, size_t room);
+ * application may hold. Both roles. The strings are reference counted:
+ * with `cache` (a server's), connections with the same strings and no
+ * spare room share one block (most connections of a server ask for the
+ * same path: 32 bytes each saved). Returns 0 or DX_ENOMEM. */
+int dx__ws_keep_strings(dx_ws *ws, dx_str path, dx_str query, const char *protocol, size_t room,
+                        char **cache);
+
+/* Drop a reference to strings kept by dx__ws_keep_strings (NULL: none). */
+void dx__strs_unref(char *s);
 
 /* "ip:port" of the peer into buf. */
 const char *dx__ws_peer(const dx_ws *ws, char *buf, size_t cap);
