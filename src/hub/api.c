@@ -20,7 +20,8 @@ static void respond_json(dx_http_req *req, int status, json_t *o) {
   char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   if (!s) {
-    static const char oom[] = "{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+    static const char oom[] =
+        "{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
     dx_http_respond(req, 500, "application/json", NULL, oom, sizeof oom - 1);
     return;
   }
@@ -34,6 +35,7 @@ static json_t *error_obj(const char *code, const char *message) {
 
 static int status_of(const char *code) {
   if (!strcmp(code, "message_too_big")) return 413;
+  if (!strcmp(code, "unavailable")) return 503;
   if (!strcmp(code, "internal")) return 500;
   if (!strcmp(code, "forbidden")) return 403;
   return 400;
@@ -94,8 +96,10 @@ static int get_payload(json_t *o, json_t **data, const char **b64, size_t *b64_l
     return -1;
   }
   if (b) {
-    if (!json_is_string(b) || hub_b64_decoded_len(json_string_value(b), json_string_length(b)) < 0) {
-      hub_error_set(err, "bad_request", "\"b64\" must be a base64 string (standard alphabet, padded)");
+    if (!json_is_string(b) ||
+        hub_b64_decoded_len(json_string_value(b), json_string_length(b)) < 0) {
+      hub_error_set(err, "bad_request",
+                    "\"b64\" must be a base64 string (standard alphabet, padded)");
       return -1;
     }
     *b64 = json_string_value(b);
@@ -104,32 +108,100 @@ static int get_payload(json_t *o, json_t **data, const char **b64, size_t *b64_l
   return 0;
 }
 
-/* One publication {topic, data|b64}: its result object, or NULL with err. */
-static json_t *publish_one(hub_loop *hl, json_t *p, hub_error *err) {
+/* A call whose answer waits for the broker (Redis answers later): the
+ * request is deferred until every publication of it is answered. */
+typedef struct api_call {
+  dx_http_req *req; /* NULL once the client has gone */
+  unsigned waiting; /* answers still to come, +1 while the handler runs */
+  bool batch;
+  json_t *results; /* one per publication, in order (batch) */
+  json_t *result;  /* the single publication's */
+  hub_error err;   /* the single publication's failure */
+} api_call;
+
+typedef struct api_slot {
+  api_call *call;
+  size_t index;
+} api_slot;
+
+static void call_answer(api_call *c) {
+  if (c->req && c->batch) {
+    respond_json(c->req, 200, json_pack("{s:b,s:O}", "ok", 1, "results", c->results));
+  } else if (c->req) {
+    if (c->result)
+      respond_json(c->req, 200, json_incref(c->result));
+    else
+      respond_error(c->req, &c->err);
+  }
+  json_decref(c->results);
+  json_decref(c->result);
+  free(c);
+}
+
+/* One answer (or the handler's end) less: answer when none is left. */
+static void call_settle(api_call *c) {
+  if (--c->waiting == 0) call_answer(c);
+}
+
+static void call_gone(dx_http_req *req, void *user) {
+  (void)req;
+  ((api_call *)user)->req = NULL;
+}
+
+static void set_result(api_call *c, size_t i, json_t *r, const hub_error *err) {
+  if (c->batch)
+    json_array_set_new(c->results, i, r ? r : error_obj(err->code, err->message));
+  else if (r)
+    c->result = r;
+  else
+    c->err = *err;
+}
+
+static void on_api_published(void *ctx, int status, const hub_position *pos) {
+  api_slot *sl = ctx;
+  api_call *c = sl->call;
+  hub_error err;
+  json_t *r = NULL;
+  if (status == 0)
+    r = json_pack("{s:b,s:I,s:s}", "ok", 1, "offset", (json_int_t)pos->offset, "epoch", pos->epoch);
+  else
+    hub_broker_error(status, &err);
+  if (!r && !status) hub_error_set(&err, "internal", "out of memory");
+  set_result(c, sl->index, r, &err);
+  free(sl);
+  call_settle(c);
+}
+
+/* One publication {topic, data|b64}: its result goes to slot i of c. */
+static void publish_one(hub_loop *hl, json_t *p, api_call *c, size_t i) {
+  hub_error err;
   json_t *t = json_is_object(p) ? json_object_get(p, "topic") : NULL;
   if (!json_is_string(t)) {
-    hub_error_set(err, "bad_request", "\"topic\" (a string) is required");
-    return NULL;
+    hub_error_set(&err, "bad_request", "\"topic\" (a string) is required");
+    return set_result(c, i, NULL, &err);
   }
   const char *topic = json_string_value(t);
   size_t tlen = json_string_length(t);
   if (!hub_topic_valid(topic, tlen)) {
-    hub_error_set(err, "bad_topic", "%s", HUB_TOPIC_RULE);
-    return NULL;
+    hub_error_set(&err, "bad_topic", "%s", HUB_TOPIC_RULE);
+    return set_result(c, i, NULL, &err);
   }
   json_t *data;
   const char *b64;
   size_t b64_len;
-  if (get_payload(p, &data, &b64, &b64_len, err) ||
-      hub_check_payload(hl->hub, topic, tlen, data, b64, b64_len, err))
-    return NULL;
-  hub_position pos;
-  if (hub_publish(hl, topic, tlen, data, b64, b64_len, NULL, 0, &pos) != 0) {
-    hub_error_set(err, "internal", "out of memory");
-    return NULL;
+  if (get_payload(p, &data, &b64, &b64_len, &err) ||
+      hub_check_payload(hl->hub, topic, tlen, data, b64, b64_len, &err))
+    return set_result(c, i, NULL, &err);
+  api_slot *sl = malloc(sizeof *sl);
+  if (!sl) {
+    hub_error_set(&err, "internal", "out of memory");
+    return set_result(c, i, NULL, &err);
   }
+  *sl = (api_slot){c, i};
   hub_stat_add(hl, ST_PUBLISH_API, 1);
-  return json_pack("{s:b,s:I,s:s}", "ok", 1, "offset", (json_int_t)pos.offset, "epoch", pos.epoch);
+  c->waiting++;
+  hub_pub pub = {topic, tlen, data, b64, b64_len, NULL, 0};
+  hub_publish(hl, &pub, on_api_published, sl);
 }
 
 static void api_publish(hub_loop *hl, dx_http_req *req) {
@@ -137,26 +209,38 @@ static void api_publish(hub_loop *hl, dx_http_req *req) {
   json_t *body = parse_body(req, &err);
   if (!body) return respond_error(req, &err);
   json_t *batch = json_object_get(body, "publications");
-  if (!batch) {
-    json_t *r = publish_one(hl, body, &err);
+  if (batch && (!json_is_array(batch) || json_array_size(batch) > BATCH_MAX)) {
     json_decref(body);
-    if (!r) return respond_error(req, &err);
-    return respond_json(req, 200, r);
-  }
-  if (!json_is_array(batch) || json_array_size(batch) > BATCH_MAX) {
-    json_decref(body);
-    hub_error_set(&err, "bad_request", "\"publications\" must be an array of at most %d", BATCH_MAX);
+    hub_error_set(&err, "bad_request", "\"publications\" must be an array of at most %d",
+                  BATCH_MAX);
     return respond_error(req, &err);
   }
-  json_t *results = json_array();
-  size_t i;
-  json_t *p;
-  json_array_foreach(batch, i, p) {
-    json_t *r = publish_one(hl, p, &err);
-    json_array_append_new(results, r ? r : error_obj(err.code, err.message));
+  api_call *c = calloc(1, sizeof *c);
+  if (!c || (batch && !(c->results = json_array()))) {
+    free(c);
+    json_decref(body);
+    hub_error_set(&err, "internal", "out of memory");
+    return respond_error(req, &err);
+  }
+  c->req = req;
+  c->waiting = 1; /* this handler */
+  c->batch = batch != NULL;
+  if (!batch) {
+    publish_one(hl, body, c, 0);
+  } else {
+    size_t i;
+    json_t *p;
+    json_array_foreach(batch, i, p) json_array_append_new(c->results, json_null());
+    json_array_foreach(batch, i, p) publish_one(hl, p, c, i);
   }
   json_decref(body);
-  respond_json(req, 200, json_pack("{s:b,s:o}", "ok", 1, "results", results));
+  if (c->waiting > 1 && dx_http_defer(req, call_gone, c) != 0) {
+    /* Cannot wait: the answers that come later go nowhere. */
+    c->req = NULL;
+    hub_error_set(&err, "internal", "out of memory");
+    respond_error(req, &err);
+  }
+  call_settle(c);
 }
 
 static void api_broadcast(hub_loop *hl, dx_http_req *req) {
@@ -204,13 +288,43 @@ static int query_uint(dx_http_req *req, const char *name, uint64_t max, uint64_t
   char *end;
   unsigned long long v = strtoull(buf, &end, 10);
   if (!n || *end || buf[0] == '-' || v > max) {
-    hub_error_set(err, "bad_request", "the query parameter \"%s\" must be an integer from 0 to %llu",
-                  name, (unsigned long long)max);
+    hub_error_set(err, "bad_request",
+                  "the query parameter \"%s\" must be an integer from 0 to %llu", name,
+                  (unsigned long long)max);
     return -1;
   }
   *out = v;
   *present = true;
   return 0;
+}
+
+typedef struct history_call {
+  dx_http_req *req; /* NULL once answered or gone */
+  bool waiting;     /* the handler still runs (it frees the call) */
+  hub_history_query q;
+  char epoch[40];
+  char topic[];
+} history_call;
+
+static void history_gone(dx_http_req *req, void *user) {
+  (void)req;
+  ((history_call *)user)->req = NULL;
+}
+
+static void on_api_history(void *ctx, hub_history_result *r) {
+  history_call *c = ctx;
+  if (c->req) {
+    hub_error err;
+    json_t *f = hub_history_fields(&c->q, r, &err);
+    if (f) {
+      json_object_set_new(f, "ok", json_true());
+      respond_json(c->req, 200, f);
+    } else {
+      respond_error(c->req, &err);
+    }
+    c->req = NULL;
+  }
+  if (!c->waiting) free(c);
 }
 
 static void api_history(hub_loop *hl, dx_http_req *req) {
@@ -230,11 +344,27 @@ static void api_history(hub_loop *hl, dx_http_req *req) {
     hub_error_set(&err, "bad_request", "\"since\" needs \"epoch\" (from a reply or a message)");
     return respond_error(req, &err);
   }
-  json_t *f = hub_history_fields(hl->hub, hub_now_ms(hl), topic, (size_t)tlen, has_since, since,
-                                 epoch, (uint32_t)limit, &err);
-  if (!f) return respond_error(req, &err);
-  json_object_set_new(f, "ok", json_true());
-  respond_json(req, 200, f);
+  history_call *c = calloc(1, sizeof *c + (size_t)tlen + 1);
+  if (!c) {
+    hub_error_set(&err, "internal", "out of memory");
+    return respond_error(req, &err);
+  }
+  memcpy(c->topic, topic, (size_t)tlen);
+  snprintf(c->epoch, sizeof c->epoch, "%s", epoch);
+  c->q = (hub_history_query){c->topic, (size_t)tlen, has_since, since, c->epoch, (uint32_t)limit};
+  c->req = req;
+  c->waiting = true;
+  hl->hub->broker->ops->history(hl->hub->broker, hl, &c->q, on_api_history, c);
+  if (c->req && c->waiting) { /* the broker answers later */
+    c->waiting = false;
+    if (dx_http_defer(req, history_gone, c) != 0) {
+      c->req = NULL;
+      hub_error_set(&err, "internal", "out of memory");
+      respond_error(req, &err);
+    }
+    return;
+  }
+  free(c); /* answered already */
 }
 
 static void api_presence(hub_loop *hl, dx_http_req *req) {
@@ -260,27 +390,26 @@ static void api_topics(hub_loop *hl, dx_http_req *req) {
     json_array_append_new(a, json_pack("{s:s,s:i,s:I,s:s,s:i}", "topic", l.items[i].name,
                                        "subscribers", (int)l.items[i].subscribers, "offset",
                                        (json_int_t)l.items[i].pos.offset, "epoch",
-                                       l.items[i].pos.epoch, "retained",
-                                       (int)l.items[i].retained));
+                                       l.items[i].pos.epoch, "retained", (int)l.items[i].retained));
   hub_topic_list_free(&l);
   respond_json(req, 200, json_pack("{s:b,s:o}", "ok", 1, "topics", a));
 }
 
-typedef struct api_call {
+typedef struct api_route {
   const char *name, *method;
   void (*fn)(hub_loop *, dx_http_req *);
-} api_call;
+} api_route;
 
-static const api_call calls[] = {
-    {"publish", "POST", api_publish},   {"broadcast", "POST", api_broadcast},
-    {"history", "GET", api_history},    {"presence", "GET", api_presence},
+static const api_route calls[] = {
+    {"publish", "POST", api_publish}, {"broadcast", "POST", api_broadcast},
+    {"history", "GET", api_history},  {"presence", "GET", api_presence},
     {"topics", "GET", api_topics},
 };
 
 static void on_api(dx_http_req *req, void *user) {
   hub_loop *hl = user;
   const char *name = dx_http_path(req) + strlen(API_PREFIX);
-  const api_call *c = NULL;
+  const api_route *c = NULL;
   for (size_t i = 0; i < sizeof calls / sizeof *calls; i++)
     if (!strcmp(calls[i].name, name)) c = &calls[i];
   if (!c)
@@ -304,7 +433,8 @@ static void on_api(dx_http_req *req, void *user) {
   if (strcmp(m, c->method) != 0 && !head_ok) {
     char msg[64], allow[48];
     snprintf(msg, sizeof msg, "use %s for /api/%s", c->method, c->name);
-    snprintf(allow, sizeof allow, "Allow: %s\r\n", strcmp(c->method, "GET") ? c->method : "GET, HEAD");
+    snprintf(allow, sizeof allow, "Allow: %s\r\n",
+             strcmp(c->method, "GET") ? c->method : "GET, HEAD");
     json_t *o = error_obj("method_not_allowed", msg);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);

@@ -32,15 +32,19 @@ dx_hub *dx_hub_new(const dx_hub_opts *opts) {
   dx_hub *h = calloc(1, sizeof *h);
   if (!h) return NULL;
   if (opts) h->o = *opts;
-  h->history_size = h->o.history_size < 0 ? 0 : h->o.history_size ? (uint32_t)h->o.history_size : 100;
+  h->history_size = h->o.history_size < 0 ? 0
+                    : h->o.history_size   ? (uint32_t)h->o.history_size
+                                          : 100;
   h->history_ttl_ms = h->o.history_ttl_ms < 0 ? 0
-                      : h->o.history_ttl_ms  ? (uint64_t)h->o.history_ttl_ms
-                                             : 300000;
+                      : h->o.history_ttl_ms   ? (uint64_t)h->o.history_ttl_ms
+                                              : 300000;
   if (!h->o.max_publication) h->o.max_publication = 64 * 1024;
   if (!h->o.max_subscriptions) h->o.max_subscriptions = 128;
   /* Limits: 0 means default, negative (or ~0 for counts) means off. */
   h->o.publish_rate = h->o.publish_rate < 0 ? 0 : h->o.publish_rate ? h->o.publish_rate : 1000;
-  h->o.subscribe_rate = h->o.subscribe_rate < 0 ? 0 : h->o.subscribe_rate ? h->o.subscribe_rate : 100;
+  h->o.subscribe_rate = h->o.subscribe_rate < 0 ? 0
+                        : h->o.subscribe_rate   ? h->o.subscribe_rate
+                                                : 100;
   h->o.connect_rate_per_ip = h->o.connect_rate_per_ip < 0 ? 0 : h->o.connect_rate_per_ip;
   if (!h->o.max_conns_per_user) h->o.max_conns_per_user = 100;
   if (h->o.max_conns_per_user == ~0u) h->o.max_conns_per_user = 0;
@@ -55,7 +59,8 @@ dx_hub *dx_hub_new(const dx_hub_opts *opts) {
   h->o.rules = NULL; /* the caller's; ours are in h->rules */
   h->o.path = strdup(h->o.path ? h->o.path : "/ws");
   h->o.api_key = h->o.api_key ? strdup(h->o.api_key) : NULL;
-  if (!h->o.path || !rules_ok || (opts && opts->api_key && !h->o.api_key)) {
+  h->broker = hub_broker_memory_new();
+  if (!h->broker || !h->o.path || !rules_ok || (opts && opts->api_key && !h->o.api_key)) {
     dx_hub_free(h);
     return NULL;
   }
@@ -148,6 +153,7 @@ static void on_sweep(dx_timer *t) {
   hl->sweep_due = now + SWEEP_MS;
   hub_sessions_tick(hl, hub_wall_s());
   hub_sse_heartbeat(hl);
+  hl->hub->broker->ops->tick(hl->hub->broker, hl);
   if (hl->index == 0) {
     hub_core_sweep(hl->hub->core, hub_now_ms(hl));
     hub_peers_sweep(&hl->hub->ips, hub_now_ms(hl));
@@ -228,6 +234,7 @@ void dx_hub_free(dx_hub *h) {
     free(h->loops[i]);
   }
   free(h->loops);
+  if (h->broker) h->broker->ops->free(h->broker);
   hub_core_free(h->core);
   hub_verifier_free(h->verifier);
   for (struct hub_ruleset *r = h->rules, *older; r; r = older) {
@@ -244,25 +251,12 @@ void dx_hub_free(dx_hub *h) {
 
 /* ---- publishing ---- */
 
-typedef struct env_ctx {
-  const char *topic;
-  size_t topic_len;
-  json_t *data;
-  const char *b64;
-  size_t b64_len;
-  const char *from;
-} env_ctx;
-
-static hub_blob *make_message(uint64_t offset, void *arg) {
-  env_ctx *c = arg;
-  return hub_env_message(c->topic, c->topic_len, offset, c->data, c->b64, c->b64_len, c->from);
+hub_blob *hub_pub_envelope(const hub_pub *p, uint64_t offset) {
+  return hub_env_message(p->topic, p->topic_len, offset, p->data, p->b64, p->b64_len, p->from);
 }
 
-int hub_publish(hub_loop *hl, const char *topic, size_t topic_len, json_t *data, const char *b64,
-                size_t b64_len, const char *from, uint64_t skip_conn, hub_position *pos) {
-  env_ctx c = {topic, topic_len, data, b64, b64_len, from};
-  return hub_core_publish(hl->hub->core, topic, topic_len, make_message, &c, skip_conn,
-                          hub_now_ms(hl), pos);
+void hub_publish(hub_loop *hl, const hub_pub *p, hub_broker_done done, void *ctx) {
+  hl->hub->broker->ops->publish(hl->hub->broker, hl, p, done, ctx);
 }
 
 int hub_check_payload(const dx_hub *h, const char *topic, size_t topic_len, json_t *data,
@@ -278,26 +272,45 @@ int hub_check_payload(const dx_hub *h, const char *topic, size_t topic_len, json
   return 0;
 }
 
-/* A publish handed over from a thread that runs none of the hub's loops. */
+/* A publish from the C API: its outcome is logged (the caller has gone on;
+ * a synchronous caller on a loop thread of the memory broker gets the
+ * offset from `published`). */
 typedef struct publish_job {
   hub_loop *hl;
   json_t *data;
   char *b64;
   size_t b64_len;
+  uint64_t *offset; /* the caller's, while it waits (a synchronous answer) */
+  bool *answered;   /* likewise */
   size_t topic_len;
   char topic[];
 } publish_job;
 
-static void run_publish(dx_loop *loop, void *arg) {
-  (void)loop;
-  publish_job *j = arg;
-  hub_position pos;
-  if (!j->hl->detached &&
-      hub_publish(j->hl, j->topic, j->topic_len, j->data, j->b64, j->b64_len, NULL, 0, &pos) != 0)
-    dx_log_error("hub: out of memory publishing on '%.*s'", (int)j->topic_len, j->topic);
+static void publish_job_free(publish_job *j) {
   json_decref(j->data);
   free(j->b64);
   free(j);
+}
+
+static void on_api_published(void *ctx, int status, const hub_position *pos) {
+  publish_job *j = ctx;
+  if (status) {
+    hub_error err;
+    hub_broker_error(status, &err);
+    dx_log_error("hub: publishing on '%.*s' failed: %s", (int)j->topic_len, j->topic, err.message);
+  } else if (j->offset) {
+    *j->offset = pos->offset;
+  }
+  if (j->answered) *j->answered = true;
+  publish_job_free(j);
+}
+
+static void run_publish(dx_loop *loop, void *arg) {
+  (void)loop;
+  publish_job *j = arg;
+  if (j->hl->detached) return publish_job_free(j);
+  hub_pub p = {j->topic, j->topic_len, j->data, j->b64, j->b64_len, NULL, 0};
+  hub_publish(j->hl, &p, on_api_published, j);
 }
 
 static hub_loop *current_loop(dx_hub *h) {
@@ -311,22 +324,14 @@ static int publish_any_thread(dx_hub *h, const char *topic, json_t *data, const 
   if (offset) *offset = 0;
   size_t tlen = topic ? strlen(topic) : 0;
   hub_error err;
-  if (!hub_topic_valid(topic, tlen) || hub_check_payload(h, topic, tlen, data, b64, b64_len, &err) != 0) {
+  if (!hub_topic_valid(topic, tlen) ||
+      hub_check_payload(h, topic, tlen, data, b64, b64_len, &err) != 0) {
     json_decref(data);
     return DX_EINVAL;
   }
   if (!h->nloops) {
     json_decref(data);
     return DX_ESTATE;
-  }
-  hub_loop *hl = current_loop(h);
-  if (hl) {
-    hub_position pos;
-    int rc = hub_publish(hl, topic, tlen, data, b64, b64_len, NULL, 0, &pos);
-    json_decref(data);
-    if (rc) return DX_ENOMEM;
-    if (offset) *offset = pos.offset;
-    return 0;
   }
   publish_job *j = calloc(1, sizeof *j + tlen);
   char *b = b64 ? strndup(b64, b64_len) : NULL;
@@ -336,10 +341,20 @@ static int publish_any_thread(dx_hub *h, const char *topic, json_t *data, const 
     json_decref(data);
     return DX_ENOMEM;
   }
-  *j = (publish_job){h->loops[0], data, b, b64_len, tlen};
+  hub_loop *hl = current_loop(h);
+  bool answered = false;
+  *j = (publish_job){hl ? hl : h->loops[0], data, b, b64_len, offset, &answered, tlen};
   memcpy(j->topic, topic, tlen);
+  if (hl) { /* on a loop thread: publish now (the memory broker answers at once) */
+    hub_pub p = {j->topic, tlen, data, b, b64_len, NULL, 0};
+    hub_publish(hl, &p, on_api_published, j);
+    if (!answered) j->offset = NULL, j->answered = NULL; /* later: only logged */
+    return 0;
+  }
+  j->offset = NULL;
+  j->answered = NULL;
   if (dx_loop_post(h->loops[0]->loop, run_publish, j) != 0) {
-    run_publish(NULL, (j->hl = &(hub_loop){.detached = true}, j));
+    publish_job_free(j);
     return DX_ENOMEM;
   }
   return 0;

@@ -11,6 +11,7 @@
 #include "duplex/hub.h"
 #include "duplex/loop.h"
 #include "duplex/server.h"
+#include "hub/broker.h"
 #include "hub/codec.h"
 #include "hub/core.h"
 #include "hub/node.h"
@@ -27,8 +28,8 @@
 /* Counters of one loop, for /metrics: written by the loop's thread, read
  * by the scrape on any (relaxed atomics). */
 typedef enum hub_stat {
-  ST_CONNECTIONS, /* WebSocket, open now (a gauge: opens minus closes) */
-  ST_CONNECTIONS_SSE, /* Server-Sent Events streams open now */
+  ST_CONNECTIONS,      /* WebSocket, open now (a gauge: opens minus closes) */
+  ST_CONNECTIONS_SSE,  /* Server-Sent Events streams open now */
   ST_CONNECTIONS_POLL, /* long-polls waiting now */
   ST_CONNECTIONS_TOTAL,
   ST_REQUESTS,
@@ -63,8 +64,8 @@ typedef struct hub_loop {
   dx_server *srv;
   dx_loop *loop;
   hub_node node;
-  dx_timer sweep; /* once a second: auth deadlines, token expiry; loop 0
-                     also expires history and forgets idle topics */
+  dx_timer sweep;            /* once a second: auth deadlines, token expiry; loop 0
+                                also expires history and forgets idle topics */
   struct hub_session *timed; /* sessions with an auth deadline or a token exp */
   uint64_t sweep_due;        /* when the sweep timer should fire (loop lag) */
   struct sse_conn *sse;      /* open Server-Sent Events streams (heartbeats) */
@@ -84,7 +85,8 @@ struct dx_hub {
   uint32_t history_size;
   uint64_t history_ttl_ms;
   hub_core *core;
-  bool shared; /* several loops: the core locks and fan-out is posted */
+  hub_broker *broker; /* memory (the core) or redis */
+  bool shared;        /* several loops: the core locks and fan-out is posted */
   hub_loop **loops;
   unsigned nloops;
   hub_verifier *verifier; /* NULL: no tokens, everyone is anonymous */
@@ -94,18 +96,18 @@ struct dx_hub {
     dx_hub_topic_rule *v;
     size_t n;
     struct hub_ruleset *older;
-  } *_Atomic rules;
-  hub_peers ips, users;     /* connection counts and rates */
+  } * _Atomic rules;
+  hub_peers ips, users; /* connection counts and rates */
   int leeway_s;
   atomic_uint_fast64_t next_conn;
   char id_prefix[8]; /* of client ids: random per hub, so ids differ across restarts */
 };
 
-/* Publish from a loop thread of the hub (hl's). `from` is the publishing
- * client's id or NULL; skip_conn excludes a connection (0: none).
- * Returns 0 (pos set) or -1 out of memory. */
-int hub_publish(hub_loop *hl, const char *topic, size_t topic_len, json_t *data, const char *b64,
-                size_t b64_len, const char *from, uint64_t skip_conn, hub_position *pos);
+/* Publish from a loop thread of the hub (hl's), through the broker; done
+ * runs on hl's thread, maybe before this returns (see broker.h). */
+void hub_publish(hub_loop *hl, const hub_pub *p, hub_broker_done done, void *ctx);
+/* A broker failure as an error reply (unavailable, internal). */
+void hub_broker_error(int status, hub_error *err);
 
 /* Check a payload against max_publication (the topic's rule, or the
  * hub's); 0 or -1 with err set. */
@@ -126,9 +128,7 @@ json_t *hub_presence_fields(dx_hub *h, const char *topic, size_t len, hub_error 
 
 /* The `history` result as JSON fields (offset, epoch, publications,
  * complete), shared by the protocol and the HTTP API. NULL with err set. */
-json_t *hub_history_fields(dx_hub *h, uint64_t now_ms, const char *topic, size_t topic_len,
-                           bool has_since, uint64_t since_offset, const char *since_epoch,
-                           uint32_t limit, hub_error *err);
+json_t *hub_history_fields(const hub_history_query *q, hub_history_result *r, hub_error *err);
 
 /* ---- one client, transport-neutral (session.c) ---- */
 typedef struct hub_session hub_session;
@@ -136,7 +136,20 @@ typedef struct hub_session_ops {
   void (*close)(hub_session *s, uint16_t code, const char *reason);
   /* The peer's address ("ip:port") into buf, for log lines. */
   const char *(*peer)(hub_session *s, char *buf, size_t cap);
+  /* Optional: the last request that was waiting for the broker has been
+   * answered (hub_session_busy is false again). */
+  void (*settled)(hub_session *s);
 } hub_session_ops;
+
+/* A request waiting for the broker (a publish, subscribe or history that
+ * Redis answers later). It outlives its session: s is NULL once the
+ * session has closed, and the completion then only cleans up. */
+typedef struct hub_pending {
+  hub_session *s;
+  struct hub_pending *prev, *next;
+  json_t *id;   /* the request's id (a reference), or NULL */
+  uint8_t kind; /* subscribe, publish, history */
+} hub_pending;
 
 typedef enum hub_auth {
   HUB_AUTH_ANONYMOUS = 0, /* no token (allowed) */
@@ -152,9 +165,10 @@ struct hub_session {
   hub_token tok;
   hub_peer *user_peer; /* counted in hub->users while authenticated */
   hub_bucket pub_rate, sub_rate;
-  uint32_t rate_logged_ms; /* last "rate limited" log line */
-  int64_t deadline; /* pending: close at this time (s); token: its exp */
+  uint32_t rate_logged_ms;         /* last "rate limited" log line */
+  int64_t deadline;                /* pending: close at this time (s); token: its exp */
   struct hub_session *prev, *next; /* in hl->timed while deadline is set */
+  hub_pending *pending;            /* requests the broker has not answered yet */
   uint16_t bad_in_row;
   uint8_t auth; /* hub_auth */
   bool closing;
@@ -172,8 +186,12 @@ int64_t hub_wall_s(void);
 void hub_session_request(hub_session *s, const char *text, size_t len);
 /* Report a request that could not be read as one (e.g. a binary frame). */
 void hub_session_reject(hub_session *s, const char *code, const char *message);
-/* The client is gone: leave every topic (leave events to the others). */
+/* The client is gone: leave every topic (leave events to the others);
+ * requests still waiting for the broker are answered to nobody. */
 void hub_session_close(hub_session *s);
+/* Whether requests are still waiting for the broker (a one-shot HTTP
+ * transport answers once this is false: ops->settled tells). */
+static inline bool hub_session_busy(const hub_session *s) { return s->pending != NULL; }
 
 /* ---- transports and the HTTP API ---- */
 int hub_ws_attach(hub_loop *hl);

@@ -21,17 +21,19 @@ static void send_text(hub_session *s, char *text) {
 }
 
 static const char *auth_name(const hub_session *s) {
-  return s->auth == HUB_AUTH_PENDING ? "required" : s->auth == HUB_AUTH_TOKEN ? "token" : "anonymous";
+  return s->auth == HUB_AUTH_PENDING ? "required"
+         : s->auth == HUB_AUTH_TOKEN ? "token"
+                                     : "anonymous";
 }
 
 static void welcome(hub_session *s) {
   const dx_hub *h = s->hl->hub;
-  json_t *o = json_pack("{s:s,s:i,s:s,s:s,s:s,s:{s:I,s:I,s:I,s:I}}", "type", "welcome", "version",
-                        1, "client", s->client, "user", s->user, "auth", auth_name(s), "limits",
-                        "max_publication", (json_int_t)h->o.max_publication, "max_subscriptions",
-                        (json_int_t)h->o.max_subscriptions, "history_size",
-                        (json_int_t)h->history_size, "history_ttl",
-                        (json_int_t)(h->history_ttl_ms / 1000));
+  json_t *o =
+      json_pack("{s:s,s:i,s:s,s:s,s:s,s:{s:I,s:I,s:I,s:I}}", "type", "welcome", "version", 1,
+                "client", s->client, "user", s->user, "auth", auth_name(s), "limits",
+                "max_publication", (json_int_t)h->o.max_publication, "max_subscriptions",
+                (json_int_t)h->o.max_subscriptions, "history_size", (json_int_t)h->history_size,
+                "history_ttl", (json_int_t)(h->history_ttl_ms / 1000));
   send_text(s, o ? json_dumps(o, JSON_COMPACT) : NULL);
   json_decref(o);
 }
@@ -47,8 +49,10 @@ static void timed_set(hub_session *s, int64_t deadline) {
     if (hl->timed) hl->timed->prev = s;
     hl->timed = s;
   } else if (s->deadline && !deadline) {
-    if (s->prev) s->prev->next = s->next;
-    else hl->timed = s->next;
+    if (s->prev)
+      s->prev->next = s->next;
+    else
+      hl->timed = s->next;
     if (s->next) s->next->prev = s->prev;
     s->prev = s->next = NULL;
   }
@@ -90,8 +94,10 @@ static int adopt(hub_session *s, hub_token *t) {
 
 static int verify(hub_session *s, const char *token, hub_token *t, const char **why) {
   int rc = hub_token_verify(s->hl->hub->verifier, token, hub_wall_s(), t, why);
-  if (rc) hub_stat_auth_failed(s->hl, *why);
-  else hub_stat_add(s->hl, ST_AUTH_OK, 1);
+  if (rc)
+    hub_stat_auth_failed(s->hl, *why);
+  else
+    hub_stat_add(s->hl, ST_AUTH_OK, 1);
   if (rc) {
     char peer[64];
     dx_log_info("hub: %s client %s: token refused: %s", s->ops->peer(s, peer, sizeof peer),
@@ -264,15 +270,165 @@ static bool presence_off(const dx_hub *h, const hub_request *r) {
   return rule && rule->no_presence;
 }
 
+/* ---- requests that wait for the broker ---- */
+
+enum { PENDING_SUBSCRIBE, PENDING_PUBLISH, PENDING_HISTORY };
+
+static void pending_add(hub_session *s, hub_pending *p, uint8_t kind, json_t *id) {
+  p->s = s;
+  p->kind = kind;
+  p->id = id ? json_incref(id) : NULL;
+  p->prev = NULL;
+  p->next = s->pending;
+  if (s->pending) s->pending->prev = p;
+  s->pending = p;
+}
+
+/* Unlink (if the session is still there) and drop the id; tells the
+ * transport when nothing is waiting any more. */
+static void pending_done(hub_pending *p) {
+  hub_session *s = p->s;
+  if (s) {
+    if (p->prev)
+      p->prev->next = p->next;
+    else
+      s->pending = p->next;
+    if (p->next) p->next->prev = p->prev;
+  }
+  json_decref(p->id);
+  p->id = NULL;
+  p->s = NULL;
+  if (s && !s->pending && s->ops->settled) s->ops->settled(s);
+}
+
+void hub_broker_error(int status, hub_error *err) {
+  if (status == HUB_BROKER_DOWN)
+    hub_error_set(err, "unavailable", "the broker is unreachable; nothing was done: retry");
+  else if (status == HUB_BROKER_UNKNOWN)
+    hub_error_set(err, "unavailable",
+                  "the broker's connection broke before it answered; it may have been done");
+  else
+    hub_error_set(err, "internal", "out of memory");
+}
+
+typedef struct sub_wait {
+  hub_pending p;
+  uint32_t history;
+  bool has_since, presence, no_presence;
+  uint64_t since_offset;
+  char *since_epoch; /* as given (any length: a wrong one must stay wrong), or NULL */
+  char *info;        /* presence info as JSON text, or NULL */
+  size_t topic_len;
+  char topic[];
+} sub_wait;
+
+/* Whether a subscribe to this topic is waiting for the broker. */
+static bool subscribing(const hub_session *s, const char *topic, size_t len) {
+  for (const hub_pending *p = s->pending; p; p = p->next) {
+    const sub_wait *w = (const sub_wait *)p;
+    if (p->kind == PENDING_SUBSCRIBE && w->topic_len == len && !memcmp(w->topic, topic, len))
+      return true;
+  }
+  return false;
+}
+
+static uint32_t subscribes_waiting(const hub_session *s) {
+  uint32_t n = 0;
+  for (const hub_pending *p = s->pending; p; p = p->next) n += p->kind == PENDING_SUBSCRIBE;
+  return n;
+}
+
+/* The broker holds the topic: join the core and the node, answer, replay. */
+static int join(hub_session *s, sub_wait *w, hub_error *err) {
+  dx_hub *h = s->hl->hub;
+  hub_sub_req q = {
+      .topic = w->topic,
+      .topic_len = w->topic_len,
+      .node = s->hl->index,
+      .who = who(s, w->info),
+      .has_since = w->has_since,
+      .since_offset = w->since_offset,
+      .since_epoch = w->since_epoch,
+      .history = w->history,
+      .join_env = hub_env_presence("join", w->topic, w->topic_len, s->client, s->user, w->info),
+      .no_presence = w->no_presence};
+  hub_position pos;
+  hub_recovery rec;
+  hub_replay replay;
+  int rc =
+      q.join_env ? hub_core_subscribe(h->core, &q, hub_now_ms(s->hl), &pos, &rec, &replay) : -1;
+  hub_blob_unref(q.join_env);
+  if (rc == 0 &&
+      hub_node_add(&s->hl->node, &s->m, w->topic, w->topic_len, pos.offset, w->presence) != 0) {
+    hub_core_unsubscribe(h->core, w->topic, w->topic_len, s->hl->index, &q.who, NULL);
+    hub_replay_free(&replay);
+    rc = -1;
+  }
+  if (rc) {
+    hub_error_set(err, "internal", "out of memory");
+    return -1;
+  }
+  if (rec != HUB_RECOVERY_NONE)
+    hub_stat_add(s->hl,
+                 rec == HUB_RECOVERED       ? ST_RESUME_RECOVERED
+                 : rec == HUB_TOO_OLD       ? ST_RESUME_TOO_OLD
+                 : rec == HUB_EPOCH_CHANGED ? ST_RESUME_EPOCH_CHANGED
+                                            : ST_RESUME_OFFSET_AHEAD,
+                 1);
+  if (w->p.id) {
+    json_t *f = position(&pos);
+    json_object_set_new(f, "topic", json_stringn(w->topic, w->topic_len));
+    if (rec != HUB_RECOVERY_NONE) {
+      json_object_set_new(f, "recovered", json_boolean(rec == HUB_RECOVERED));
+      if (rec != HUB_RECOVERED) json_object_set_new(f, "reason", json_string(reason_name(rec)));
+    }
+    send_text(s, hub_reply_ok(w->p.id, f));
+  }
+  if (s->m.tr->subscribed) s->m.tr->subscribed(&s->m, w->topic, w->topic_len, &pos);
+  /* The replay is the latest retained run, so it ends at pos.offset. */
+  for (uint32_t i = 0; i < replay.len; i++) {
+    hub_fanout f = {w->topic, w->topic_len, pos.offset - replay.len + 1 + i, replay.envs[i], 0};
+    s->m.tr->send_one(&s->m, &f);
+    hub_stat_add(s->hl, ST_REPLIES, 1);
+    hub_stat_add(s->hl, ST_REPLY_BYTES, replay.envs[i]->len);
+  }
+  hub_replay_free(&replay);
+  return 0;
+}
+
+static void fail(hub_session *s, json_t *id, const hub_error *err);
+
+static void on_topic_ready(void *ctx, int status, const hub_position *pos) {
+  (void)pos;
+  sub_wait *w = ctx;
+  hub_session *s = w->p.s;
+  hub_loop *hl = s ? s->hl : NULL;
+  hub_error err;
+  if (s && !s->closing && status == 0 && join(s, w, &err) == 0) {
+    /* subscribed: the broker's interest now belongs to the subscription */
+  } else {
+    if (s && !s->closing) {
+      if (status) hub_broker_error(status, &err);
+      fail(s, w->p.id, &err);
+    }
+    if (hl) hl->hub->broker->ops->unwant(hl->hub->broker, hl, w->topic, w->topic_len);
+  }
+  pending_done(&w->p);
+  free(w->info);
+  free(w->since_epoch);
+  free(w);
+}
+
 static int subscribe(hub_session *s, hub_request *r, hub_error *err) {
   dx_hub *h = s->hl->hub;
   if (check_topic(r, err) || rate_ok(s, false, err) || authorize(s, DX_HUB_SUBSCRIBE, r, err))
     return -1;
-  if (hub_member_find(&s->m, r->topic, r->topic_len) >= 0) {
+  if (hub_member_find(&s->m, r->topic, r->topic_len) >= 0 ||
+      subscribing(s, r->topic, r->topic_len)) {
     hub_error_set(err, "already_subscribed", "already subscribed to '%s'", r->topic);
     return -1;
   }
-  if (s->m.nsubs >= h->o.max_subscriptions) {
+  if (s->m.nsubs + subscribes_waiting(s) >= h->o.max_subscriptions) {
     hub_error_set(err, "too_many_subscriptions", "at most %u subscriptions per connection",
                   h->o.max_subscriptions);
     return -1;
@@ -284,58 +440,26 @@ static int subscribe(hub_session *s, hub_request *r, hub_error *err) {
     free(info);
     return -1;
   }
-  hub_sub_req q = {.topic = r->topic,
-                   .topic_len = r->topic_len,
-                   .node = s->hl->index,
-                   .who = who(s, info),
-                   .has_since = r->has_since,
-                   .since_offset = r->since_offset,
-                   .since_epoch = r->since_epoch,
-                   .history = r->history,
-                   .join_env = hub_env_presence("join", r->topic, r->topic_len, s->client,
-                                                s->user, info),
-                   .no_presence = presence_off(h, r)};
-  hub_position pos;
-  hub_recovery rec;
-  hub_replay replay;
-  int rc = q.join_env ? hub_core_subscribe(h->core, &q, hub_now_ms(s->hl), &pos, &rec, &replay)
-                      : -1;
-  hub_blob_unref(q.join_env);
-  free(info);
-  if (rc == 0 && hub_node_add(&s->hl->node, &s->m, r->topic, r->topic_len, pos.offset,
-                              r->presence) != 0) {
-    hub_core_unsubscribe(h->core, r->topic, r->topic_len, s->hl->index, &q.who, NULL);
-    hub_replay_free(&replay);
-    rc = -1;
-  }
-  if (rc) {
+  sub_wait *w = calloc(1, sizeof *w + r->topic_len + 1);
+  char *epoch = r->since_epoch ? strdup(r->since_epoch) : NULL;
+  if (!w || (r->info && !info) || (r->since_epoch && !epoch)) {
+    free(w);
+    free(info);
+    free(epoch);
     hub_error_set(err, "internal", "out of memory");
     return -1;
   }
-  if (rec != HUB_RECOVERY_NONE)
-    hub_stat_add(s->hl, rec == HUB_RECOVERED     ? ST_RESUME_RECOVERED
-                        : rec == HUB_TOO_OLD     ? ST_RESUME_TOO_OLD
-                        : rec == HUB_EPOCH_CHANGED ? ST_RESUME_EPOCH_CHANGED
-                                                 : ST_RESUME_OFFSET_AHEAD,
-                 1);
-  if (r->id) {
-    json_t *f = position(&pos);
-    json_object_set_new(f, "topic", json_stringn(r->topic, r->topic_len));
-    if (rec != HUB_RECOVERY_NONE) {
-      json_object_set_new(f, "recovered", json_boolean(rec == HUB_RECOVERED));
-      if (rec != HUB_RECOVERED) json_object_set_new(f, "reason", json_string(reason_name(rec)));
-    }
-    send_text(s, hub_reply_ok(r->id, f));
-  }
-  if (s->m.tr->subscribed) s->m.tr->subscribed(&s->m, r->topic, r->topic_len, &pos);
-  /* The replay is the latest retained run, so it ends at pos.offset. */
-  for (uint32_t i = 0; i < replay.len; i++) {
-    hub_fanout f = {r->topic, r->topic_len, pos.offset - replay.len + 1 + i, replay.envs[i], 0};
-    s->m.tr->send_one(&s->m, &f);
-    hub_stat_add(s->hl, ST_REPLIES, 1);
-    hub_stat_add(s->hl, ST_REPLY_BYTES, replay.envs[i]->len);
-  }
-  hub_replay_free(&replay);
+  w->history = r->history;
+  w->has_since = r->has_since;
+  w->since_offset = r->since_offset;
+  w->since_epoch = epoch;
+  w->presence = r->presence;
+  w->no_presence = presence_off(h, r);
+  w->info = info;
+  w->topic_len = r->topic_len;
+  memcpy(w->topic, r->topic, r->topic_len);
+  pending_add(s, &w->p, PENDING_SUBSCRIBE, r->id);
+  h->broker->ops->want(h->broker, s->hl, w->topic, w->topic_len, on_topic_ready, w);
   return 0;
 }
 
@@ -350,6 +474,7 @@ static void leave(hub_session *s, uint32_t i) {
   hub_who w = who(s, NULL);
   hub_core_unsubscribe(s->hl->hub->core, topic, len, s->hl->index, &w, env);
   hub_blob_unref(env);
+  s->hl->hub->broker->ops->unwant(s->hl->hub->broker, s->hl, topic, len);
 }
 
 static int unsubscribe(hub_session *s, hub_request *r, hub_error *err) {
@@ -364,19 +489,37 @@ static int unsubscribe(hub_session *s, hub_request *r, hub_error *err) {
   return 0;
 }
 
+static void on_published(void *ctx, int status, const hub_position *pos) {
+  hub_pending *p = ctx;
+  hub_session *s = p->s;
+  if (s && !s->closing) {
+    if (status == 0) {
+      hub_stat_add(s->hl, ST_PUBLISH_CLIENT, 1);
+      if (p->id) send_text(s, hub_reply_ok(p->id, position(pos)));
+    } else {
+      hub_error err;
+      hub_broker_error(status, &err);
+      fail(s, p->id, &err);
+    }
+  }
+  pending_done(p);
+  free(p);
+}
+
 static int publish(hub_session *s, hub_request *r, hub_error *err) {
   dx_hub *h = s->hl->hub;
   if (check_topic(r, err) || rate_ok(s, true, err) || authorize(s, DX_HUB_PUBLISH, r, err) ||
       hub_check_payload(h, r->topic, r->topic_len, r->data, r->b64, r->b64_len, err))
     return -1;
-  hub_position pos;
-  if (hub_publish(s->hl, r->topic, r->topic_len, r->data, r->b64, r->b64_len, s->client,
-                  r->skip_self ? s->m.conn : 0, &pos) != 0) {
+  hub_pending *p = calloc(1, sizeof *p);
+  if (!p) {
     hub_error_set(err, "internal", "out of memory");
     return -1;
   }
-  hub_stat_add(s->hl, ST_PUBLISH_CLIENT, 1);
-  if (r->id) send_text(s, hub_reply_ok(r->id, position(&pos)));
+  pending_add(s, p, PENDING_PUBLISH, r->id);
+  hub_pub pub = {
+      r->topic, r->topic_len, r->data, r->b64, r->b64_len, s->client, r->skip_self ? s->m.conn : 0};
+  hub_publish(s->hl, &pub, on_published, p);
   return 0;
 }
 
@@ -407,44 +550,77 @@ static int presence(hub_session *s, hub_request *r, hub_error *err) {
   if (check_topic(r, err)) return -1;
   json_t *f = hub_presence_fields(s->hl->hub, r->topic, r->topic_len, err);
   if (!f) return -1;
-  if (r->id) send_text(s, hub_reply_ok(r->id, f));
-  else json_decref(f);
+  if (r->id)
+    send_text(s, hub_reply_ok(r->id, f));
+  else
+    json_decref(f);
   return 0;
 }
 
-json_t *hub_history_fields(dx_hub *h, uint64_t now_ms, const char *topic, size_t topic_len,
-                           bool has_since, uint64_t since_offset, const char *since_epoch,
-                           uint32_t limit, hub_error *err) {
-  hub_position pos;
-  hub_replay out;
-  bool complete;
-  int rc = hub_core_history(h->core, topic, topic_len, has_since, since_offset, since_epoch, limit,
-                            now_ms, &pos, &out, &complete);
-  if (rc == 1) {
+json_t *hub_history_fields(const hub_history_query *q, hub_history_result *r, hub_error *err) {
+  if (r->status == 1) {
     hub_error_set(err, "epoch_changed", "the topic's epoch is no longer '%s'",
-                  since_epoch ? since_epoch : "");
+                  q->since_epoch ? q->since_epoch : "");
     return NULL;
   }
-  json_t *pubs = rc == 0 ? hub_envs_array(out.envs, out.len) : NULL;
-  hub_replay_free(&out);
-  json_t *f = pubs ? position(&pos) : NULL;
+  if (r->status) {
+    hub_broker_error(r->status, err);
+    return NULL;
+  }
+  json_t *pubs = hub_envs_array(r->pubs.envs, r->pubs.len);
+  json_t *f = pubs ? position(&r->pos) : NULL;
   if (!f) {
     json_decref(pubs);
     hub_error_set(err, "internal", "out of memory");
     return NULL;
   }
   json_object_set_new(f, "publications", pubs);
-  json_object_set_new(f, "complete", json_boolean(complete));
+  json_object_set_new(f, "complete", json_boolean(r->complete));
   return f;
+}
+
+typedef struct history_wait {
+  hub_pending p;
+  hub_history_query q;
+  char *since_epoch;
+  char topic[];
+} history_wait;
+
+static void on_history(void *ctx, hub_history_result *res) {
+  history_wait *w = ctx;
+  hub_session *s = w->p.s;
+  if (s && !s->closing) {
+    hub_error err;
+    json_t *f = hub_history_fields(&w->q, res, &err);
+    if (!f)
+      fail(s, w->p.id, &err);
+    else if (w->p.id)
+      send_text(s, hub_reply_ok(w->p.id, f));
+    else
+      json_decref(f);
+  }
+  pending_done(&w->p);
+  free(w->since_epoch);
+  free(w);
 }
 
 static int history(hub_session *s, hub_request *r, hub_error *err) {
   if (check_topic(r, err)) return -1;
-  json_t *f = hub_history_fields(s->hl->hub, hub_now_ms(s->hl), r->topic, r->topic_len,
-                                 r->has_since, r->since_offset, r->since_epoch, r->limit, err);
-  if (!f) return -1;
-  if (r->id) send_text(s, hub_reply_ok(r->id, f));
-  else json_decref(f);
+  history_wait *w = calloc(1, sizeof *w + r->topic_len + 1);
+  char *epoch = r->since_epoch ? strdup(r->since_epoch) : NULL;
+  if (!w || (r->since_epoch && !epoch)) {
+    free(w);
+    free(epoch);
+    hub_error_set(err, "internal", "out of memory");
+    return -1;
+  }
+  memcpy(w->topic, r->topic, r->topic_len);
+  w->since_epoch = epoch;
+  w->q = (hub_history_query){
+      w->topic, r->topic_len, r->has_since, r->since_offset, r->since_epoch ? w->since_epoch : NULL,
+      r->limit};
+  pending_add(s, &w->p, PENDING_HISTORY, r->id);
+  s->hl->hub->broker->ops->history(s->hl->hub->broker, s->hl, &w->q, on_history, w);
   return 0;
 }
 
@@ -507,12 +683,21 @@ void hub_session_request(hub_session *s, const char *text, size_t len) {
       break;
     }
   }
-  if (rc == 0) s->bad_in_row = 0;
-  else if (rc < 0) fail(s, r.id, &err);
+  if (rc == 0)
+    s->bad_in_row = 0;
+  else if (rc < 0)
+    fail(s, r.id, &err);
   hub_request_free(&r);
 }
 
 void hub_session_close(hub_session *s) {
+  /* Answers still to come go to nobody (their completions free them). */
+  for (hub_pending *p = s->pending, *next; p; p = next) {
+    next = p->next;
+    p->s = NULL;
+    p->prev = p->next = NULL;
+  }
+  s->pending = NULL;
   timed_set(s, 0);
   hub_peers_release(&s->hl->hub->users, s->user_peer);
   s->user_peer = NULL;

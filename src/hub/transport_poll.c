@@ -22,7 +22,7 @@
 #define POLL_MAX_EVENTS 1000 /* then answer: the next poll continues */
 
 typedef struct poll_conn {
-  hub_session s; /* first: a hub_member* is a poll_conn* */
+  hub_session s;    /* first: a hub_member* is a poll_conn* */
   dx_http_req *req; /* NULL once answered or gone */
   hub_loop *hl;
   json_t *events;
@@ -61,7 +61,8 @@ static void respond(poll_conn *c) {
   dx_http_req *req = c->req;
   c->req = NULL;
   if (body)
-    dx_http_respond(req, 200, "application/json", "Cache-Control: no-store\r\n", body, strlen(body));
+    dx_http_respond(req, 200, "application/json", "Cache-Control: no-store\r\n", body,
+                    strlen(body));
   else
     dx_http_respond(req, 500, "text/plain", NULL, "out of memory\n", 14);
   free(body);
@@ -107,8 +108,8 @@ static void subscribed(hub_member *m, const char *topic, size_t len, const hub_p
   hub_stream_subscribed(&conn_of(m)->topics, topic, len, pos);
 }
 
-static const hub_transport poll_transport = {prepare, send_prepared, release, send_one, send_env,
-                                             subscribed};
+static const hub_transport poll_transport = {prepare,  send_prepared, release,
+                                             send_one, send_env,      subscribed};
 
 static void close_session(hub_session *s, uint16_t code, const char *reason) {
   poll_conn *c = (poll_conn *)(void *)s;
@@ -121,7 +122,7 @@ static const char *session_peer(hub_session *s, char *buf, size_t cap) {
   poll_conn *c = (poll_conn *)(void *)s;
   return c->req ? dx_http_peer_str(c->req, buf, cap) : "-";
 }
-static const hub_session_ops poll_ops = {close_session, session_peer};
+static const hub_session_ops poll_ops = {.close = close_session, .peer = session_peer};
 
 static void on_gone(dx_http_req *req, void *user) {
   (void)req;
@@ -205,14 +206,17 @@ static void on_poll(dx_http_req *req, void *user) {
     json_t *okv = json_object_get(json_array_get(c->events, i), "ok");
     ready = (type && strcmp(type, "reply") != 0) || json_is_false(okv);
   }
-  if (ready) dx_loop_defer(hl->loop, &c->answer, run_answer, c);
-  else dx_timer_start(&c->timeout, (uint64_t)timeout_s * 1000, 0);
+  if (ready)
+    dx_loop_defer(hl->loop, &c->answer, run_answer, c);
+  else
+    dx_timer_start(&c->timeout, (uint64_t)timeout_s * 1000, 0);
 }
 
 /* One request outside any stream; its reply is the answer. */
 typedef struct req_conn {
   hub_session s;
   char *reply;
+  dx_http_req *req; /* while the answer waits for the broker */
 } req_conn;
 
 static int req_send_env(hub_member *m, const char *data, size_t len) {
@@ -243,7 +247,38 @@ static const char *req_peer(hub_session *s, char *buf, size_t cap) {
   snprintf(buf, cap, "http");
   return buf;
 }
-static const hub_session_ops req_ops = {req_close, req_peer};
+
+/* Answer with the reply and end the one-shot session. */
+static void req_finish(req_conn *c, dx_http_req *req) {
+  if (hub_session_busy(&c->s) && !c->reply) /* could not wait for the broker */
+    c->reply = strdup("{\"type\":\"reply\",\"ok\":false,\"error\":{\"code\":\"internal\","
+                      "\"message\":\"out of memory\"}}");
+  hub_session_close(&c->s);
+  const char *out = c->reply ? c->reply : "{\"type\":\"reply\",\"ok\":true}";
+  dx_http_respond(req, 200, "application/json", "Cache-Control: no-store\r\n", out, strlen(out));
+  free(c->reply);
+  free(c);
+}
+
+/* The broker answered the request that was waiting (e.g. a publish on Redis). */
+static void req_settled(hub_session *s) {
+  req_conn *c = (req_conn *)(void *)s;
+  dx_http_req *req = c->req;
+  if (!req) return; /* still in the handler: it answers */
+  c->req = NULL;
+  req_finish(c, req);
+}
+
+static void req_gone(dx_http_req *req, void *user) {
+  (void)req;
+  req_conn *c = user;
+  hub_session_close(&c->s); /* the broker's answer goes to nobody */
+  free(c->reply);
+  free(c);
+}
+
+static const hub_session_ops req_ops = {
+    .close = req_close, .peer = req_peer, .settled = req_settled};
 
 static void on_request(dx_http_req *req, void *user) {
   hub_loop *hl = user;
@@ -263,13 +298,12 @@ static void on_request(dx_http_req *req, void *user) {
     hub_stat_auth_failed(hl, "token missing");
     return plain(req, 401, "a token is needed: ?token=JWT or Authorization: Bearer JWT\n");
   }
-  req_conn c = {.reply = NULL};
-  hub_session_open(&c.s, hl, &req_transport, &req_ops, have ? token : NULL);
-  if (!c.s.closing) hub_session_request(&c.s, body, len);
-  hub_session_close(&c.s);
-  const char *out = c.reply ? c.reply : "{\"type\":\"reply\",\"ok\":true}";
-  dx_http_respond(req, 200, "application/json", "Cache-Control: no-store\r\n", out, strlen(out));
-  free(c.reply);
+  req_conn *c = calloc(1, sizeof *c);
+  if (!c) return plain(req, 500, "out of memory\n");
+  hub_session_open(&c->s, hl, &req_transport, &req_ops, have ? token : NULL);
+  if (!c->s.closing) hub_session_request(&c->s, body, len);
+  if (!hub_session_busy(&c->s) || dx_http_defer(req, req_gone, c) != 0) return req_finish(c, req);
+  c->req = req; /* req_settled answers */
 }
 
 int hub_poll_attach(hub_loop *hl) {

@@ -127,7 +127,7 @@ static const char *session_peer(hub_session *s, char *buf, size_t cap) {
   return c->req ? dx_http_peer_str(c->req, buf, cap) : "-";
 }
 
-static const hub_session_ops sse_ops = {close_session, session_peer};
+static const hub_session_ops sse_ops = {.close = close_session, .peer = session_peer};
 
 static void on_gone(dx_http_req *req, void *user) {
   (void)req;

@@ -42,7 +42,7 @@ static void close_session(hub_session *s, uint16_t code, const char *reason) {
 static const char *session_peer(hub_session *s, char *buf, size_t cap) {
   return dx_ws_peer_str(((ws_conn *)(void *)s)->ws, buf, cap);
 }
-static const hub_session_ops ws_session_ops = {close_session, session_peer};
+static const hub_session_ops ws_session_ops = {.close = close_session, .peer = session_peer};
 
 /* Does a Sec-WebSocket-Protocol list name duplex.v1? */
 static bool offers_v1(const char *list) {
