@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# compare.sh: duplex echo vs Node ws vs libwebsockets, side by side.
+# compare.sh: duplex echo vs Node ws vs libwebsockets (and uWebSockets when
+# a checkout is given), side by side.
 #
 # usage: bench/compare.sh [OPTIONS]
 #   --quick            2 rounds of 2 s runs (default: 5 rounds of 5 s runs)
 #   --rounds R         rounds (each round runs every server once, in turn)
 #   --duration T       measured seconds per run (warmup is 1 s on top)
-#   --scenarios LIST   comma-separated subset of a,b,c,d,e,f (default all)
-#   --servers LIST     comma-separated subset of duplex,node,lws (default all)
+#   --scenarios LIST   comma-separated subset of a..k (default all)
+#   --servers LIST     comma-separated subset of duplex,node,lws,uws (default
+#                      all; uws only with UWS_DIR)
 #   --duplex PATH      use this duplex binary instead of building one
 #   --no-install       do not apt-get/npm install missing peers
 #   --out FILE         raw results file (default bench/results/<date>.txt)
@@ -14,7 +16,14 @@
 #
 # Scenarios: (a) 100 conns x 16 B x 1 in flight, (b) 100 x 16 B x 8,
 # (c) 100 x 4 KiB x 1, (d) 1,000 x 16 B x 1, (e) handshakes (50 at a time),
-# (f) memory per idle connection at 10,000 connections.
+# (f) memory per idle connection at 10,000 connections; large binary
+# messages: (g) 100 x 4 KiB x 4, (h) 100 x 64 KiB x 1, (i) 100 x 64 KiB x 4,
+# (j) 10 x 1 MiB x 1, (k) 10 x 1 MiB x 4.
+#
+# uWebSockets: with UWS_DIR=/path/to/uWebSockets (a checkout; uSockets in its
+# uSockets/ submodule or at USOCKETS_DIR) the script builds
+# bench/peers/uws_echo.cpp against it (g++ -std=c++20, zlib) and adds the
+# "uws" server. Nothing of it is copied into this repository.
 #
 # Servers run in alternation (duplex, node, lws, duplex, ...), each started
 # fresh for each run, pinned to CPU 0; loadgen is pinned to CPU 1. The key
@@ -27,17 +36,18 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 rounds=5 duration=5 warmup=1 quick=0 install=1
-scenarios="a,b,c,d,e,f" servers="duplex,node,lws" duplex_bin="" out=""
+scenarios="a,b,c,d,e,f,g,h,i,j,k" servers="duplex,node,lws" duplex_bin="" out=""
 port_base=9301
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
+uws_dir="${UWS_DIR:-}" servers_given=0
 while (($#)); do
   case "$1" in
   --quick) quick=1 rounds=2 duration=2 ;;
   --rounds) rounds="$2"; shift ;;
   --duration) duration="$2"; shift ;;
   --scenarios) scenarios="$2"; shift ;;
-  --servers) servers="$2"; shift ;;
+  --servers) servers="$2" servers_given=1; shift ;;
   --duplex) duplex_bin="$2"; shift ;;
   --no-install) install=0 ;;
   --out) out="$2"; shift ;;
@@ -49,6 +59,11 @@ done
 
 log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 has() { [[ ",$1," == *",$2,"* ]]; }
+
+if [[ -n "$uws_dir" ]] && ((!servers_given)); then servers="$servers,uws"; fi
+if has "$servers" uws && [[ -z "$uws_dir" ]]; then
+  log "the uws server needs UWS_DIR=/path/to/uWebSockets"; exit 2
+fi
 
 # --- file descriptors: 10,000 idle connections need 10k fds on each side ----
 ulimit -Hn 65536 2>/dev/null || true
@@ -76,6 +91,22 @@ fi
 bin="$root/build-bench"
 log "building loadgen and lws_echo into $bin"
 "$here/build.sh" "$bin" >&2
+uws_rev=-
+if has "$servers" uws; then
+  usockets_dir="${USOCKETS_DIR:-$uws_dir/uSockets}"
+  [[ -f "$uws_dir/src/App.h" && -f "$usockets_dir/src/libusockets.h" ]] || {
+    log "UWS_DIR=$uws_dir needs src/App.h and uSockets (in uSockets/ or USOCKETS_DIR) with src/libusockets.h"
+    exit 1
+  }
+  uws_rev="$(git -C "$uws_dir" describe --tags --always 2>/dev/null || echo ?), uSockets $(git -C "$usockets_dir" describe --tags --always 2>/dev/null || echo ?)"
+  log "building uws_echo from $uws_dir ($uws_rev)"
+  rm -rf "$bin/uws-obj" && mkdir -p "$bin/uws-obj"
+  # uSockets as C (plain TCP, epoll), uWS header-only over it.
+  (cd "$bin/uws-obj" && gcc -O3 -DLIBUS_NO_SSL -std=c11 -I"$usockets_dir/src" -c \
+    "$usockets_dir"/src/*.c "$usockets_dir"/src/eventing/*.c "$usockets_dir"/src/crypto/*.c)
+  g++ -O3 -std=c++20 -DLIBUS_NO_SSL -I"$uws_dir/src" -I"$usockets_dir/src" \
+    -o "$bin/uws_echo" "$here/peers/uws_echo.cpp" "$bin"/uws-obj/*.o -lz
+fi
 if [[ -z "$duplex_bin" ]]; then
   # A build tree of our own, so that nobody else's rebuild swaps the binary
   # between rounds.
@@ -94,6 +125,7 @@ out="${out:-$here/results/$(date +%Y-%m-%d-%H%M%S).txt}"
   echo "# cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; kernel $(uname -r)"
   echo "# duplex: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$root" diff --quiet 2>/dev/null || echo ' (dirty tree)')"
   echo "# libwebsockets: $(pkg-config --modversion libwebsockets 2>/dev/null || echo -)"
+  echo "# uWebSockets: $uws_rev"
   echo "# node: $(node --version 2>/dev/null || echo -), ws: $(node -p "require('$here/node_modules/ws/package.json').version" 2>/dev/null || echo -)"
   echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "# columns: scenario server round json"
@@ -110,6 +142,7 @@ server_cmd() { # NAME PORT
   duplex) echo "$duplex_bin echo --host 127.0.0.1 --port $2 --log-level warn --max-connections 50000" ;;
   node) echo "node $here/peers/node_ws_echo.mjs --host 127.0.0.1 --port $2" ;;
   lws) echo "$bin/lws_echo --host 127.0.0.1 --port $2" ;;
+  uws) echo "$bin/uws_echo --host 127.0.0.1 --port $2" ;;
   esac
 }
 # shellcheck source=bench/lib.sh
@@ -131,6 +164,11 @@ scenario_args() {
   d) echo "--connections 1000 --size 16 --inflight 1" ;;
   e) echo "--handshakes --connections 50" ;;
   f) echo "--idle --connections 10000" ;;
+  g) echo "--connections 100 --size 4K --inflight 4" ;;
+  h) echo "--connections 100 --size 64K --inflight 1" ;;
+  i) echo "--connections 100 --size 64K --inflight 4" ;;
+  j) echo "--connections 10 --size 1M --inflight 1" ;;
+  k) echo "--connections 10 --size 1M --inflight 4" ;;
   esac
 }
 
@@ -238,7 +276,10 @@ for line in open(sys.argv[1]):
     rows.setdefault(sc, {}).setdefault(srv, []).append(d)
 names = {'a': '(a) 100 conns x 16 B x 1 in flight', 'b': '(b) 100 conns x 16 B x 8 in flight',
          'c': '(c) 100 conns x 4 KiB x 1 in flight', 'd': '(d) 1,000 conns x 16 B x 1 in flight',
-         'e': '(e) handshakes, 50 at a time', 'f': '(f) memory per idle connection, 10,000 conns'}
+         'e': '(e) handshakes, 50 at a time', 'f': '(f) memory per idle connection, 10,000 conns',
+         'g': '(g) 100 conns x 4 KiB x 4 in flight', 'h': '(h) 100 conns x 64 KiB x 1 in flight',
+         'i': '(i) 100 conns x 64 KiB x 4 in flight', 'j': '(j) 10 conns x 1 MiB x 1 in flight',
+         'k': '(k) 10 conns x 1 MiB x 4 in flight'}
 med = lambda runs, k: statistics.median(r[k] for r in runs)
 for sc in sorted(rows):
     srvs = rows[sc]
