@@ -42,6 +42,7 @@ enum {
 _Static_assert(sizeof(dx_stream) <= 96, "dx_stream grew past 96 bytes");
 
 static void dx__stream_on_io(dx_io *io, unsigned events);
+static void dx__flush_answer(dx_stream *s);
 
 static void dx__mark_pending(dx_stream *s) {
   if (s->flags & DX__S_PENDING) return;
@@ -106,6 +107,7 @@ static void dx__read(dx_stream *s) {
     ssize_t n = s->tp->read(s, loop->read_buf, loop->read_buf_size);
     if (n > 0) {
       s->cb->on_read(s->user, loop->read_buf, (size_t)n);
+      dx__flush_answer(s);
       /* Level-triggered: one read per event is fair; the transport's own
        * buffered input would never raise an event, so drain some of it. */
       if (!s->tp->pending || s->tp->pending(s) == 0) return;
@@ -169,6 +171,20 @@ static int dx__flush_once(dx_stream *s) {
     return 0;
   }
   return (int)n;
+}
+
+/* What on_read queued (an echo, a reply) goes out right after it returns,
+ * not in the before-sleep flush: the bytes are still in cache, and the
+ * queue's block returns to the thread's cache at once, so the next
+ * connection's answer reuses the same hot block instead of each connection
+ * holding one until the end of the turn (the turn's working set was one
+ * block per readable connection). Same writev count: a stream is read once
+ * per turn. The stream stays pending; the before-sleep pass does the rest
+ * (drain, close, interest). */
+static void dx__flush_answer(dx_stream *s) {
+  if (!s->wq.bytes || (s->flags & (DX__S_DEAD | DX__S_WAIT_OUT | DX__S_WR_WANTS_R))) return;
+  int rc = dx__flush_once(s);
+  if (rc) dx__finish(s, rc);
 }
 
 static void dx__process(dx_stream *s) {
