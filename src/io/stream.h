@@ -12,8 +12,9 @@
  * Writing: dx_stream_write* only queue. NOTHING touches the socket inside a
  * write call; the stream joins the loop's pending list, and right before
  * the loop sleeps every pending stream is flushed with ONE writev of up to
- * IOV_MAX pieces. Whatever the kernel does not take waits for EPOLLOUT and
- * goes out in a later turn, in order.
+ * IOV_MAX pieces. What on_read queued (a reply) is flushed the same way
+ * right after on_read returns, while it is in cache. Whatever the kernel
+ * does not take waits for EPOLLOUT and goes out in a later turn, in order.
  *
  * Closing: on_close is called exactly once, always from the loop (never
  * from inside a dx_stream_* call or from inside on_read), during the
