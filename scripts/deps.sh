@@ -5,7 +5,8 @@
 #   scripts/deps.sh --test   also what the test suite needs (peers, fuzzing)
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev libjansson-dev libjwt-dev openssl ca-certificates)
+pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev libjansson-dev libjwt-dev libhiredis-dev openssl
+      ca-certificates)
 if [[ "${1:-}" == "--test" ]]; then
   # clang + compiler-rt for ASan/UBSan/libFuzzer; real peers for interop.
   pkgs+=(clang libclang-rt-14-dev python3 python3-websockets python3-prometheus-client nodejs npm chromium curl
@@ -13,6 +14,9 @@ if [[ "${1:-}" == "--test" ]]; then
   # nm, objdump, readelf (test_symbols, test_install) and dpkg-shlibdeps for
   # cpack -G DEB (test_install); build-essential brings them, named here anyway.
   pkgs+=(binutils dpkg-dev)
+  # Real Redis for the hub's Redis tests (tests/lib.sh start_redis, start_sentinel,
+  # start_redis_cluster): Debian's redis-server runs sentinels (--sentinel) and serves TLS.
+  pkgs+=(redis-server redis-tools)
 fi
 
 missing=()

@@ -373,3 +373,265 @@ start_example() {
   done
   [[ -n "$PORT" ]] || fail "$1 printed no listening line"
 }
+
+# ---- Redis services (redis-server, sentinel, cluster) on loopback -------------
+#
+#   start_redis [--password PW] [--tls] [REDIS ARGS...]   sets REDIS_PORT, REDIS_PID, REDIS_URL
+#   stop_redis PORT [--term]    SIGKILL (a crash) or SIGTERM; waits until it is gone
+#   restart_redis PORT          start it again on the same port with the same arguments
+#   start_sentinel [N]          a master, a replica, N (1-3) sentinels: SENTINEL_PORTS,
+#                               SENTINEL_MASTER_PORT, SENTINEL_REPLICA_PORT, SENTINEL_NAME,
+#                               SENTINEL_URL (redis+sentinel://...)
+#   start_redis_cluster         3 masters, no replicas: CLUSTER_PORTS, CLUSTER_URL
+#   rcli PORT ARGS...           redis-cli against a started instance (knows its password, TLS)
+#
+# Every instance runs in the foreground of a background job, on 127.0.0.1, without persistence
+# (--save "" --appendonly no), with its files under $DX_TMP/redis.PORT; each is a server of this
+# test (stopped at exit, a death not asked for fails the test). Every wait is bounded (10 s, 20 s
+# for a cluster). --tls serves TLS only (--port 0 --tls-port PORT) with tests/tls_certs.sh's
+# server.pem (127.0.0.1, localhost); REDIS_TLS_CA is the CA to trust.
+
+declare -A DX_REDIS_ARGS=() DX_REDIS_PID=() DX_REDIS_PASS=() DX_REDIS_TLS=()
+
+need_redis() {
+  local c
+  for c in redis-server redis-cli "$@"; do
+    command -v "$c" >/dev/null || fail "$c is not installed: run scripts/deps.sh --test"
+  done
+}
+
+# free_port [--bus]: print a TCP port free on 127.0.0.1 (--bus: PORT+10000 too, for a cluster).
+free_port() {
+  "$PY" - "${1:-}" <<'PYEOF'
+import random, socket, sys
+bus = sys.argv[1] == "--bus"
+for _ in range(200):
+    p = random.randint(20000, 50000)
+    socks = []
+    try:
+        for q in ([p, p + 10000] if bus else [p]):
+            s = socket.socket()
+            s.bind(("127.0.0.1", q))
+            socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(p)
+    break
+PYEOF
+}
+
+# wait_for SECONDS CMD...: run CMD every 50 ms until it succeeds; 1 if it never did.
+wait_for() {
+  local secs=$1 t0
+  shift
+  t0=$(now_us)
+  until "$@" >/dev/null 2>&1; do
+    (($(now_us) - t0 < secs * 1000000)) || return 1
+    sleep 0.05
+  done
+}
+
+rcli() {
+  local port=$1
+  shift
+  local a=(redis-cli -h 127.0.0.1 -p "$port")
+  [[ -n "${DX_REDIS_PASS[$port]:-}" ]] && a+=(-a "${DX_REDIS_PASS[$port]}" --no-auth-warning)
+  [[ -n "${DX_REDIS_TLS[$port]:-}" ]] && a+=(--tls --cacert "$REDIS_TLS_CA")
+  timeout -k 2 10 "${a[@]}" "$@"
+}
+
+_redis_pong() { [[ "$(rcli "$1" PING 2>/dev/null)" == PONG ]]; }
+
+# _redis_launch PORT ARGS...: run redis-server ARGS in the background, wait for its PONG.
+_redis_launch() {
+  local port=$1
+  shift
+  local dir="$DX_TMP/redis.$port" log pid
+  mkdir -p "$dir"
+  log="$dir/redis.log"
+  redis-server "$@" --bind 127.0.0.1 --dir "$dir" --daemonize no --logfile "" </dev/null >>"$log" 2>&1 &
+  pid=$!
+  DX_SERVER_PIDS+=("$pid")
+  DX_SERVER_LOGS+=("$log")
+  DX_REDIS_PID[$port]=$pid
+  local t0
+  t0=$(now_us)
+  until _redis_pong "$port"; do
+    if proc_gone "$pid"; then
+      reap_server "$pid" || true
+      log "redis-server on port $port exited: $(tail -n 5 "$log")"
+      return 1
+    fi
+    (($(now_us) - t0 < 10000000)) || fail "redis-server on port $port did not answer PING within 10 s"
+    sleep 0.05
+  done
+}
+
+start_redis() {
+  need_redis
+  local pass="" tls="" args=()
+  while (($#)); do
+    case $1 in
+    --password) pass=$2; shift 2 ;;
+    --tls) tls=1; shift ;;
+    *) args+=("$1"); shift ;;
+    esac
+  done
+  local try port
+  for try in 1 2 3 4 5; do
+    port=$(free_port)
+    local a=(--save "" --appendonly no --protected-mode no --enable-debug-command local)
+    [[ -n "$pass" ]] && a+=(--requirepass "$pass" --masterauth "$pass")
+    if [[ -n "$tls" ]]; then
+      _redis_certs
+      a+=(--port 0 --tls-port "$port" --tls-cert-file "$DX_TMP/redis-certs/server.pem"
+        --tls-key-file "$DX_TMP/redis-certs/server.key" --tls-ca-cert-file "$REDIS_TLS_CA"
+        --tls-auth-clients no --tls-replication yes)
+    else
+      a+=(--port "$port")
+    fi
+    a+=("${args[@]+"${args[@]}"}")
+    DX_REDIS_PASS[$port]=$pass
+    DX_REDIS_TLS[$port]=$tls
+    DX_REDIS_ARGS[$port]=$(printf '%q ' "${a[@]}")
+    if _redis_launch "$port" "${a[@]}"; then
+      REDIS_PORT=$port
+      REDIS_PID=${DX_REDIS_PID[$port]}
+      local auth=""
+      [[ -n "$pass" ]] && auth=":$pass@"
+      if [[ -n "$tls" ]]; then
+        REDIS_URL="rediss://${auth}127.0.0.1:$port?ca=$REDIS_TLS_CA"
+      else
+        REDIS_URL="redis://${auth}127.0.0.1:$port"
+      fi
+      export REDIS_PORT REDIS_PID REDIS_URL
+      log "redis-server pid $REDIS_PID on port $port${tls:+ (TLS)}"
+      return 0
+    fi
+  done
+  fail "redis-server would not start (5 tries; see $DX_TMP/redis.*/redis.log)"
+}
+
+_redis_certs() {
+  REDIS_TLS_CA="$DX_TMP/redis-certs/ca.pem"
+  export REDIS_TLS_CA
+  [[ -f "$REDIS_TLS_CA" ]] && return 0
+  # shellcheck source=tls_certs.sh
+  source "$DX_SOURCE_DIR/tests/tls_certs.sh"
+  make_test_certs "$DX_TMP/redis-certs" || fail "could not make test certificates"
+}
+
+stop_redis() {
+  local port=$1 sig=KILL pid
+  [[ "${2:-}" == --term ]] && sig=TERM
+  pid=${DX_REDIS_PID[$port]:-}
+  [[ -n "$pid" ]] || fail "stop_redis: no redis started on port $port"
+  kill -"$sig" "$pid" 2>/dev/null || true
+  wait_gone "$pid" 10 || fail "redis-server pid $pid (port $port) still runs 10 s after SIG$sig"
+  reap_server "$pid" || true
+  DX_REDIS_PID[$port]=""
+}
+
+restart_redis() {
+  local port=$1 args i
+  [[ -n "${DX_REDIS_ARGS[$port]:-}" ]] || fail "restart_redis: no redis was started on port $port"
+  eval "args=(${DX_REDIS_ARGS[$port]})"
+  # The port can stay busy for a moment after a kill; a few tries.
+  for i in 1 2 3 4 5; do
+    _redis_launch "$port" "${args[@]}" && return 0
+    sleep 0.2
+  done
+  fail "redis-server would not restart on port $port"
+}
+
+start_sentinel() {
+  local n=${1:-1} i
+  ((n >= 1 && n <= 3)) || fail "start_sentinel: 1 to 3 sentinels"
+  need_redis
+  SENTINEL_NAME=mymaster
+  start_redis
+  SENTINEL_MASTER_PORT=$REDIS_PORT
+  start_redis --replicaof 127.0.0.1 "$SENTINEL_MASTER_PORT"
+  SENTINEL_REPLICA_PORT=$REDIS_PORT
+  wait_for 10 _redis_link_up "$SENTINEL_REPLICA_PORT" ||
+    fail "the replica on port $SENTINEL_REPLICA_PORT did not sync with its master within 10 s"
+  SENTINEL_PORTS=()
+  local quorum=$((n / 2 + 1)) port conf hosts=""
+  for ((i = 0; i < n; i++)); do
+    port=$(free_port)
+    mkdir -p "$DX_TMP/redis.$port"
+    conf="$DX_TMP/redis.$port/sentinel.conf"
+    cat >"$conf" <<CONF
+port $port
+bind 127.0.0.1
+protected-mode no
+sentinel monitor $SENTINEL_NAME 127.0.0.1 $SENTINEL_MASTER_PORT $quorum
+sentinel down-after-milliseconds $SENTINEL_NAME 1000
+sentinel failover-timeout $SENTINEL_NAME 5000
+sentinel parallel-syncs $SENTINEL_NAME 1
+CONF
+    DX_REDIS_ARGS[$port]=$(printf '%q ' "$conf" --sentinel)
+    _redis_launch "$port" "$conf" --sentinel || fail "redis-server --sentinel did not start on port $port"
+    SENTINEL_PORTS+=("$port")
+    hosts+="${hosts:+,}127.0.0.1:$port"
+  done
+  for port in "${SENTINEL_PORTS[@]}"; do
+    wait_for 10 _sentinel_ready "$port" "$((n - 1))" ||
+      fail "sentinel on port $port did not see the replica and $((n - 1)) other sentinels within 10 s"
+  done
+  SENTINEL_URL="redis+sentinel://$hosts/$SENTINEL_NAME"
+  export SENTINEL_NAME SENTINEL_MASTER_PORT SENTINEL_REPLICA_PORT SENTINEL_URL
+  log "sentinels on ${SENTINEL_PORTS[*]} watch master $SENTINEL_MASTER_PORT, replica $SENTINEL_REPLICA_PORT"
+}
+
+_redis_link_up() { rcli "$1" INFO replication | grep -q '^master_link_status:up'; }
+
+# _sentinel_ready PORT OTHERS: knows the master's replica and OTHERS other sentinels.
+_sentinel_ready() {
+  local info
+  info=$(rcli "$1" SENTINEL master "$SENTINEL_NAME" | paste -sd' ') || return 1
+  [[ "$info" =~ num-slaves\ ([0-9]+) ]] && ((BASH_REMATCH[1] >= 1)) || return 1
+  [[ "$info" =~ num-other-sentinels\ ([0-9]+) ]] && ((BASH_REMATCH[1] >= $2))
+}
+
+# sentinel_master_port SENTINEL_PORT: the port the sentinel names as master now.
+sentinel_master_port() {
+  rcli "$1" SENTINEL get-master-addr-by-name "$SENTINEL_NAME" | sed -n 2p
+}
+
+start_redis_cluster() {
+  need_redis
+  local i port try hosts=() create_log="$DX_TMP/redis-cluster-create.log"
+  CLUSTER_PORTS=()
+  for i in 1 2 3; do
+    for try in 1 2 3 4 5; do
+      port=$(free_port --bus)
+      DX_REDIS_ARGS[$port]=$(printf '%q ' --port "$port" --save "" --appendonly no --protected-mode no \
+        --cluster-enabled yes --cluster-config-file "$DX_TMP/redis.$port/nodes.conf" \
+        --cluster-node-timeout 2000 --enable-debug-command local)
+      local a
+      eval "a=(${DX_REDIS_ARGS[$port]})"
+      _redis_launch "$port" "${a[@]}" && break
+      port=""
+    done
+    [[ -n "$port" ]] || fail "a cluster node would not start"
+    CLUSTER_PORTS+=("$port")
+    hosts+=("127.0.0.1:$port")
+  done
+  timeout -k 2 20 redis-cli --cluster create "${hosts[@]}" --cluster-yes >"$create_log" 2>&1 ||
+    fail "redis-cli --cluster create failed: $(tail -n 10 "$create_log")"
+  for port in "${CLUSTER_PORTS[@]}"; do
+    wait_for 20 _cluster_ok "$port" || fail "cluster node $port not cluster_state:ok within 20 s"
+  done
+  CLUSTER_URL="redis+cluster://$(
+    IFS=,
+    echo "${hosts[*]}"
+  )"
+  export CLUSTER_URL
+  log "redis cluster on ${CLUSTER_PORTS[*]}"
+}
+
+_cluster_ok() { rcli "$1" CLUSTER INFO | grep -q '^cluster_state:ok'; }

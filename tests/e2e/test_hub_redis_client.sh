@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The hub's Redis client (src/hub/redis_client.c) against real redis-server instances started on
+# loopback ports by tests/lib.sh: pipelining, pub/sub pushes (sharded too), AUTH, SELECT, a
+# killed and restarted server, a reply timeout, TLS, a Sentinel failover, a 3-master cluster.
+# The checks are in redis_client_check.c; this script runs the servers and the faults.
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../lib.sh"
+need_redis
+check_bin="$DX_BUILD_DIR/tests/redis_client_check"
+[[ -x "$check_bin" ]] || fail "no $check_bin (build the tests)"
+
+only=${DX_REDIS_CASES:-basic pubsub auth restart timeout tls sentinel cluster}
+want() { [[ " $only " == *" $1 "* ]]; }
+
+if want basic || want pubsub || want timeout; then
+  start_redis
+  want basic && run_helper basic "$check_bin" basic "$REDIS_URL/3"
+  want pubsub && run_helper pubsub "$check_bin" pubsub "$REDIS_URL"
+  want timeout && run_helper timeout "$check_bin" timeout "$REDIS_URL"
+fi
+
+if want auth; then
+  start_redis --password 's3cret:@x'
+  run_helper auth "$check_bin" auth "redis://:s3cret%3A%40x@127.0.0.1:$REDIS_PORT" \
+    "redis://:wrong@127.0.0.1:$REDIS_PORT" "redis://127.0.0.1:$REDIS_PORT"
+fi
+
+if want restart; then
+  start_redis
+  port=$REDIS_PORT
+  out="$DX_TMP/restart.out"
+  "$check_bin" restart "$REDIS_URL" >"$out" 2>&1 &
+  helper=$!
+  wait_for 10 grep -q '^up 1' "$out" || fail "restart: the client did not come up: $(cat "$out")"
+  stop_redis "$port"
+  wait_for 10 grep -q '^down' "$out" || fail "restart: no on_down after the kill: $(cat "$out")"
+  sleep 0.5 # a few failed attempts while it is down
+  restart_redis "$port"
+  wait_gone "$helper" 20 || fail "restart: the client did not finish within 20 s: $(cat "$out")"
+  rc=0
+  wait "$helper" || rc=$?
+  tally_helper restart "$rc" "$out"
+fi
+
+if want tls; then
+  start_redis --tls
+  run_helper tls "$check_bin" tls "$REDIS_URL" "rediss://127.0.0.1:$REDIS_PORT"
+fi
+
+if want sentinel; then
+  start_sentinel 3
+  run_helper sentinel "$check_bin" sentinel "$SENTINEL_URL" "${SENTINEL_PORTS[0]}" \
+    "$SENTINEL_MASTER_PORT" "$SENTINEL_REPLICA_PORT"
+fi
+
+if want cluster; then
+  start_redis_cluster
+  run_helper cluster "$check_bin" cluster "$CLUSTER_URL"
+fi
+finish
