@@ -11,6 +11,9 @@ if [[ "${1:-}" == "--test" ]]; then
   # clang + compiler-rt for ASan/UBSan/libFuzzer; real peers for interop.
   pkgs+=(clang libclang-rt-14-dev python3 python3-websockets python3-prometheus-client nodejs npm chromium curl
          fonts-wqy-microhei fonts-noto-color-emoji)
+  # nginx in front of the hub (test_hub_nginx runs its own, as this user, on
+  # a free loopback port; a system nginx the package may start is left alone).
+  pkgs+=(nginx)
   # nm, objdump, readelf (test_symbols, test_install) and dpkg-shlibdeps for
   # cpack -G DEB (test_install); build-essential brings them, named here anyway.
   pkgs+=(binutils dpkg-dev)
