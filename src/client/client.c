@@ -92,6 +92,21 @@ void dx__client_attempt_fail(dx_client *c, int err, const char *msg) {
 
 static void on_released(dx_ws *ws) { attempt_over(ws->owner, ws); }
 
+/* The connection's timeout: one client, one connection, one timer. */
+static void client_arm(dx_ws *ws, int ms) {
+  dx_client *c = ws->owner;
+  if (ms < 0) {
+    dx_timer_stop(&c->conn_timer);
+    return;
+  }
+  c->timed_ws = ws;
+  dx_timer_start(&c->conn_timer, (uint64_t)ms, 0);
+}
+
+static void on_conn_timer(dx_timer *t) {
+  dx__ws_timeout(dx_container_of(t, dx_client, conn_timer)->timed_ws);
+}
+
 /* Runs before the user's on_close. A close this side started -- the
  * application's dx_ws_close on the client's connection, not only
  * dx_client_close -- means "no reconnect", like a close by the user: our
@@ -108,7 +123,8 @@ static void client_on_close(dx_ws *ws, uint16_t code, const char *reason, size_t
   if (c->user_on_close) c->user_on_close(ws, code, reason, reason_len, clean, user);
 }
 
-static const dx_ws_owner_ops client_ops = {dx__client_on_handshake_read, on_released, false, NULL};
+static const dx_ws_owner_ops client_ops = {dx__client_on_handshake_read, on_released, false, NULL,
+                                           client_arm};
 
 dx_client *dx_ws_client(const dx_ws *ws) {
   return ws->ops == &client_ops ? (dx_client *)ws->owner : NULL;
@@ -137,8 +153,7 @@ static void connected(dx_client *c) {
   /* connect_timeout bounds DNS + TCP + handshake together: the handshake
    * gets what is left, not a fresh period (dx__ws_init armed a full one). */
   uint64_t now = dx_loop_now(c->loop);
-  if (c->opts.connect_timeout > 0)
-    dx_timer_start(&ws->timer, c->deadline > now ? c->deadline - now : 0, 0);
+  if (c->opts.connect_timeout > 0) client_arm(ws, c->deadline > now ? (int)(c->deadline - now) : 0);
   if (c->use_proxy) {
     c->hs_step = HS_PROXY;
     dx__client_write_connect(c, ws);
@@ -306,6 +321,7 @@ dx_client *dx_connect(dx_loop *loop, const char *url, const dx_client_opts *opts
   c->route.h.on_close = client_on_close;
   c->route.user = user;
   dx_timer_init(loop, &c->timer, on_timer);
+  dx_timer_init(loop, &c->conn_timer, on_conn_timer);
   /* The loop's clock is cached per turn and dx_connect is often called
    * before the loop runs (after slow setup): refresh it so the connect
    * deadline counts from now, not from the last wake-up. */
@@ -373,6 +389,7 @@ void dx_client_free(dx_client *c) {
   dx_timer_stop(&c->timer);
   dx_ws *ws = c->ws;
   c->ws = NULL;
+  /* The orphan stops its timeout (conn_timer) through client_ops. */
   /* No handler calls from here on (not on_close, and not on_message for
    * frames already read this turn: this may run inside on_open,
    * on_message, on_error or on_close). */

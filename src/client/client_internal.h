@@ -43,8 +43,10 @@ struct dx_client {
   SSL_CTX *tls_ctx;  /* wss:// */
   dx_deferred first; /* the first attempt starts after dx_connect returns */
 
-  dx_ws *ws;      /* current attempt, any phase */
-  dx_timer timer; /* connect deadline, then reconnect wait */
+  dx_ws *ws;           /* current attempt, any phase */
+  dx_timer timer;      /* connect deadline, then reconnect wait */
+  dx_timer conn_timer; /* the connection's timeout (handshake, heartbeat, close) */
+  dx_ws *timed_ws;     /* whose it is */
   dx_resolve *resolving;
   struct addrinfo *addrs, *next_addr;
   int fd; /* socket while TCP-connecting, else -1 */

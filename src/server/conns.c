@@ -49,6 +49,9 @@ int dx__server_slot_add(dx_server *srv, dx_ws *ws) {
       uintptr_t *v = realloc(srv->slots, cap * sizeof *v);
       if (!v) return DX_ENOMEM;
       srv->slots = v;
+      uint32_t *d = realloc(srv->due, cap * sizeof *d);
+      if (!d) return DX_ENOMEM; /* slots grew; the next try grows due */
+      srv->due = d;
       srv->slots_cap = cap;
     }
     i = srv->slots_len++;
@@ -56,12 +59,14 @@ int dx__server_slot_add(dx_server *srv, dx_ws *ws) {
   if (++srv->generation == 0) srv->generation = 1; /* ids are never 0 */
   ws->id = (uint64_t)srv->generation << 32 | i;
   srv->slots[i] = (uintptr_t)ws;
+  srv->due[i] = 0;
   return 0;
 }
 
 void dx__server_slot_del(dx_server *srv, dx_ws *ws) {
   uint32_t i = (uint32_t)ws->id;
   srv->slots[i] = (uintptr_t)srv->free_slot << 1 | 1;
+  srv->due[i] = 0;
   srv->free_slot = i;
 }
 

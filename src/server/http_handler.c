@@ -181,7 +181,7 @@ size_t dx__server_serve_http(dx_ws *ws, const dx_http_route *route, dx_http_requ
   if (r->deferred && !r->finished) {
     /* Answered later: no timeout while it waits, pipelined bytes wait too. */
     log_request(ws, req, 0);
-    dx_timer_stop(&ws->timer);
+    dx__ws_disarm(ws);
     if (srv->shutting_down) {
       dx__server_http_gone(ws);
       dx__ws_begin_http(ws);

@@ -34,7 +34,7 @@ static void on_released(dx_ws *ws) {
 }
 
 static const dx_ws_owner_ops server_ops = {dx__server_on_request_bytes, on_released, true,
-                                           dx__server_on_http_drain};
+                                           dx__server_on_http_drain, dx__server_arm};
 
 static void accept_conn(dx_server *srv, int fd, SSL_CTX *tls);
 
@@ -137,6 +137,7 @@ dx_server *dx_server_new(dx_loop *loop, const dx_server_opts *opts) {
       .backpressure = o->backpressure,
   };
   dx__ws_config_resolve(&srv->cfg);
+  dx__server_timeouts_init(srv);
   dx_timer_init(loop, &srv->shutdown_timer, shutdown_timeout);
   dx_deferred_init(&srv->shutdown_done);
   return srv;
@@ -300,6 +301,7 @@ static void free_server_memory(void *p) {
   SSL_CTX_free(srv->tls_ctx);
   for (int i = 0; i < 4; i++) free(srv->tls_strs[i]);
   free(srv->slots);
+  free(srv->due);
   dx__strs_unref(srv->strs_cache);
   free(srv);
 }
@@ -311,6 +313,7 @@ void dx_server_free(dx_server *srv) {
   srv->freed = true;
   srv->done = NULL; /* never called once freed */
   dx_timer_stop(&srv->shutdown_timer);
+  dx_timer_stop(&srv->sweep);
   dx_deferred_cancel(&srv->shutdown_done);
   if (srv->listener) dx_listener_close(srv->listener);
   if (srv->tls_listener) dx_listener_close(srv->tls_listener);

@@ -13,6 +13,7 @@
  *   http_stream.c  deferred and streamed handler answers (dx_http_defer,
  *                 dx_http_stream_*): long-polling and Server-Sent Events
  *   post.c        work handed over from other threads
+ *   timeouts.c    connection timeouts: a deadline per slot, one sweep timer
  */
 #ifndef DX_SERVER_INTERNAL_H
 #define DX_SERVER_INTERNAL_H
@@ -68,6 +69,13 @@ struct dx_server {
   uint32_t slots_len, slots_cap;
   uint32_t free_slot; /* head of the free list, or DX_NO_SLOT */
   uint32_t generation;
+  /* Beside each slot, its connection's timeout (timeouts.c): loop ms
+   * truncated to 32 bits, 0 = none. Same capacity as slots. */
+  uint32_t *due;
+  dx_timer sweep;      /* the next sweep over due[] */
+  uint64_t sweep_at;   /* when sweep fires, while active */
+  uint64_t last_sweep; /* when the last sweep ran */
+  uint32_t grain;      /* ms: sweeps at most this often */
   size_t nconns;
   char *strs_cache;       /* the last connection's strings, shared by the next alike */
   dx_post_anchor *anchor; /* what posted jobs hold instead of srv */
@@ -109,6 +117,15 @@ struct dx_server_group {
 /* Take a slot in the group unless it is full; give n back. */
 bool dx__server_group_take(dx_server_group *g);
 void dx__server_group_give(dx_server_group *g, size_t n);
+
+/* ---- timeouts.c ---- */
+
+/* Pick the sweep grain from srv->cfg (resolved) and bind the sweep timer. */
+void dx__server_timeouts_init(dx_server *srv);
+
+/* Owner op: start (ms >= 0) or stop (ms < 0) ws's timeout; when it comes,
+ * dx__ws_timeout(ws) runs. */
+void dx__server_arm(dx_ws *ws, int ms);
 
 /* ---- routes.c ---- */
 

@@ -104,14 +104,12 @@ void dx__http_terminate(const dx_http_header *h, size_t n) {
 /* ---- timers ---- */
 
 static void arm(dx_ws *ws, int ms) {
-  if (ms < 0) {
-    dx_timer_stop(&ws->timer);
-    return;
-  }
-  dx_timer_start(&ws->timer, (uint64_t)ms, 0);
+  if (ws->ops->arm) ws->ops->arm(ws, ms);
 }
 
-/* Heartbeat and idle: one timer per connection, re-armed only when it
+void dx__ws_disarm(dx_ws *ws) { arm(ws, -1); }
+
+/* Heartbeat and idle: one timeout per connection, re-armed only when it
  * fires (receiving data just stamps last_rx: no timer work per message). */
 static uint32_t now32(const dx_ws *ws) {
   return (uint32_t)dx_loop_now(dx_stream_loop(&ws->stream));
@@ -145,11 +143,7 @@ static void arm_heartbeat(dx_ws *ws) {
     uint32_t t = left(ws, c->idle_timeout, ws->last_msg);
     if (t < next) next = t;
   }
-  if (next == UINT32_MAX) {
-    dx_timer_stop(&ws->timer);
-    return;
-  }
-  dx_timer_start(&ws->timer, next, 0);
+  arm(ws, next == UINT32_MAX ? -1 : (int)next);
 }
 
 static void heartbeat(dx_ws *ws) {
@@ -179,8 +173,7 @@ static void heartbeat(dx_ws *ws) {
   arm_heartbeat(ws);
 }
 
-static void on_timer(dx_timer *t) {
-  dx_ws *ws = dx_container_of(t, dx_ws, timer);
+void dx__ws_timeout(dx_ws *ws) {
   char peer[64];
   switch (ws->phase) {
   case DX_WS_HANDSHAKE:
@@ -266,10 +259,11 @@ static void orphan_released(dx_ws *ws) {
   dx_loop_free_later(dx_stream_loop(&ws->stream), ws, free);
 }
 
-static const dx_ws_owner_ops orphan_ops = {NULL, orphan_released, false, NULL};
+static const dx_ws_owner_ops orphan_ops = {NULL, orphan_released, false, NULL, NULL};
 static const dx_ws_route no_handlers;
 
 void dx__ws_orphan(dx_ws *ws, dx_loop *loop) {
+  arm(ws, -1);                /* the owner's deadline goes with the owner */
   ws->closed_notified = true; /* no handler runs from here on */
   ws->route = &no_handlers;
   ws->ops = &orphan_ops;
@@ -279,7 +273,6 @@ void dx__ws_orphan(dx_ws *ws, dx_loop *loop) {
     dx_loop_free_later(loop, ws, free);
     return;
   }
-  dx_timer_stop(&ws->timer);
   /* Inside the stream's on_close (stream_done), on_released comes next and
    * frees through orphan_ops; otherwise end the stream now. */
   if (!ws->stream_done) dx_stream_abort(&ws->stream);
@@ -332,7 +325,7 @@ static void on_read(void *user, uint8_t *data, size_t len) {
 static void on_stream_close(void *user, int err, const char *why) {
   dx_ws *ws = user;
   ws->stream_done = true;
-  dx_timer_stop(&ws->timer);
+  arm(ws, -1);
   if (!ws->closed_notified) {
     dx_proto *p = dx__ws_proto(ws);
     bool clean = ws->phase >= DX_WS_OPEN && dx_proto_close_received(p) && dx_proto_close_sent(p);
@@ -390,7 +383,6 @@ int dx__ws_init(dx_ws *ws, dx_loop *loop, int fd, const dx_ws_owner_ops *ops, vo
                : dx_stream_init_tcp(&ws->stream, loop, fd, &stream_cb, ws);
   if (rc) return rc;
   dx_stream_set_limits(&ws->stream, cfg->low_water);
-  dx_timer_init(loop, &ws->timer, on_timer);
   ws->last_rx = ws->last_msg = (uint32_t)dx_loop_now(loop);
   arm(ws, cfg->handshake_timeout);
   return 0;

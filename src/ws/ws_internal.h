@@ -53,11 +53,15 @@ typedef struct dx_ws_owner_ops {
   bool tls_server;
   /* The connection drained while answering plain HTTP (DX_WS_HTTP). */
   void (*on_http_drain)(dx_ws *ws);
+  /* Start (ms >= 0) or stop (ms < 0) the connection's one timeout, kept
+   * by the owner (a server: a deadline per slot and one sweep, no timer
+   * per connection); when it comes, the owner calls dx__ws_timeout. NULL:
+   * no timeouts (orphans). */
+  void (*arm)(dx_ws *ws, int ms);
 } dx_ws_owner_ops;
 
 struct dx_ws {
   dx_stream stream;
-  dx_timer timer; /* handshake, heartbeat/idle, or close timeout */
   const dx_ws_owner_ops *ops;
   void *owner; /* dx_server * or the client */
   const dx_ws_route *route;
@@ -138,6 +142,13 @@ void dx__ws_arm_http(dx_ws *ws);
 /* Start the handshake timeout again: a kept-alive HTTP connection waits
  * for its next request (server). */
 void dx__ws_arm_handshake(dx_ws *ws);
+
+/* The connection's timeout came (handshake, heartbeat/idle, HTTP stall
+ * or close, by phase). */
+void dx__ws_timeout(dx_ws *ws);
+
+/* Stop the connection's timeout. */
+void dx__ws_disarm(dx_ws *ws);
 
 /* Graceful transport close bounded by the close timeout. */
 void dx__ws_finish(dx_ws *ws);

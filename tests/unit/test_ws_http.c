@@ -60,7 +60,25 @@ static void on_http_drain(dx_ws *ws) {
   dx_stream_write(&ws->stream, piece, sizeof piece);
 }
 
-static const dx_ws_owner_ops ops = {on_handshake_read, on_released, false, on_http_drain};
+/* The owner keeps the connection's timeout: one timer for its one
+ * connection, as a client does. */
+static dx_timer timeout;
+static dx_ws *timed;
+
+static void on_timeout(dx_timer *t) {
+  (void)t;
+  dx__ws_timeout(timed);
+}
+
+static void arm(dx_ws *ws, int ms) {
+  timed = ws;
+  if (ms < 0)
+    dx_timer_stop(&timeout);
+  else
+    dx_timer_start(&timeout, (uint64_t)ms, 0);
+}
+
+static const dx_ws_owner_ops ops = {on_handshake_read, on_released, false, on_http_drain, arm};
 
 TEST(stall_check_counts_bytes_sent_not_bytes_unsent) {
   dx_loop *loop = dx_loop_new(NULL);
@@ -68,6 +86,7 @@ TEST(stall_check_counts_bytes_sent_not_bytes_unsent) {
   dx__ws_config_resolve(&cfg);
   int sv[2];
   CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+  dx_timer_init(loop, &timeout, on_timeout);
   dx_ws *ws = calloc(1, dx__ws_alloc_size(0));
   CHECK(dx__ws_init(ws, loop, sv[0], &ops, NULL, &cfg, NULL, NULL) == 0);
   ws->stream.tp = &fake; /* the test decides what "the kernel" takes */
