@@ -126,6 +126,7 @@ try {
   await checks.step('a third page keeps WebSocket', async () => {
     ws = await openChat('websocket', 'wes', LAPTOP);
     await expectTransport(ws, 'websocket');
+    if (!ws.requests.ws || ws.requests.sse || ws.requests.poll) throw new Error(`requests: ${JSON.stringify(ws.requests)}`);
     all = [['wes (websocket)', ws], ['sia (sse)', sse], ['pol (poll)', poll]];
   });
 
