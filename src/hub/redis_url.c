@@ -166,6 +166,9 @@ int hub_redis_url_parse(const char *s, hub_redis_url *u, char *err, size_t errle
   if (!s || !*s) return fail(err, errlen, expect, "empty");
   size_t slen = strlen(s);
   if (slen > 4096) return fail(err, errlen, expect, "longer than 4096 bytes");
+  for (const char *c = s; *c; c++)
+    if ((unsigned char)*c <= ' ' || *c == 0x7f)
+      return fail(err, errlen, expect, "space or control character at offset %zu", (size_t)(c - s));
   const char *p = NULL;
   for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
     size_t n = strlen(schemes[i].scheme);
@@ -185,9 +188,6 @@ int hub_redis_url_parse(const char *s, hub_redis_url *u, char *err, size_t errle
                 "unknown scheme '%.*s' (redis, rediss, redis+sentinel, redis+cluster)",
                 (int)(sep - s > 32 ? 32 : sep - s), s);
   }
-  for (const char *c = s; *c; c++)
-    if ((unsigned char)*c <= ' ' || *c == 0x7f)
-      return fail(err, errlen, expect, "space or control character at offset %zu", (size_t)(c - s));
   /* Split authority / path / query. The query is only after the path or authority. */
   const char *q = strchr(p, '?');
   const char *end = q ? q : p + strlen(p);

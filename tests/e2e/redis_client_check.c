@@ -67,8 +67,7 @@ typedef struct tclient {
   unsigned ups, downs;
   bool last_was_up;
   char why[256];
-  redisReply *pushes[256]; /* copies: type + strings joined by '|' */
-  char push_text[256][128];
+  char push_text[256][128]; /* each push: its strings and integers joined by "|" */
   unsigned npush;
 } tclient;
 
@@ -510,6 +509,85 @@ static void mode_cluster(const char *url) {
     }
   }
   check(!bad, "hub_redis_slot == CLUSTER KEYSLOT for 16 keys with hash tags", "%d differ", bad);
+  /* A client on each node (opts.addr), and their ids. */
+  tclient node[3];
+  char id[3][64];
+  for (int i = 0; i < 3; i++) {
+    tclient_start(&node[i], url, &t.url.addrs[i], false, 0);
+    check(wait_up(&node[i], 5000), "connects to a node given by opts.addr", "%s", node[i].why);
+    result res = cmd(&node[i], "CLUSTER", "MYID", NULL);
+    snprintf(id[i], sizeof id[i], "%.*s", (int)res.len, res.str);
+  }
+  /* A shard channel that node 0 does not own: SSUBSCRIBE there gets -MOVED slot host:port. */
+  tclient p0;
+  tclient_start(&p0, url, &t.url.addrs[0], true, 0);
+  check(wait_up(&p0, 5000), "pubsub client on node 0", "%s", p0.why);
+  char chan[32] = "";
+  int owner = -1;
+  for (int i = 0; i < 50 && owner < 0; i++) {
+    snprintf(chan, sizeof chan, "news%d", i);
+    result res = cmd(&p0, "SSUBSCRIBE", chan, NULL);
+    if (res.type != REDIS_REPLY_ERROR) {
+      cmd(&p0, "SUNSUBSCRIBE", chan, NULL);
+      continue;
+    }
+    const char *colon = strrchr(res.str, ':');
+    int port = colon ? atoi(colon + 1) : 0;
+    for (int k = 0; k < 3; k++)
+      if (t.url.addrs[k].port == port) owner = k;
+    check(!strncmp(res.str, "MOVED ", 6) && owner > 0, "SSUBSCRIBE on a non-owner: -MOVED", "'%s'",
+          res.str);
+  }
+  if (owner < 0) {
+    hub_redis_free(p0.r);
+    for (int i = 0; i < 3; i++) hub_redis_free(node[i].r);
+    hub_redis_free(t.r);
+    return;
+  }
+  check(p0.up && p0.npush == 0, "an error reply to SSUBSCRIBE is no push", "%u", p0.npush);
+  tclient p;
+  tclient_start(&p, url, &t.url.addrs[owner], true, 0);
+  check(wait_up(&p, 5000), "pubsub client on the owner", "%s", p.why);
+  result res = cmd(&p, "SSUBSCRIBE", chan, NULL);
+  check(res.type == REDIS_REPLY_ARRAY && !strcmp(res.elem[1], chan), "SSUBSCRIBE on the owner",
+        "type %d %s", res.type, res.str);
+  cmd(&node[owner], "SPUBLISH", chan, "hello", NULL);
+  for (uint64_t end = dx_loop_now(loop) + 3000; p.npush < 1 && dx_loop_now(loop) < end;)
+    dx_loop_run_once(loop, 20);
+  char want[96];
+  snprintf(want, sizeof want, "smessage|%s|hello", chan);
+  check(p.npush == 1 && !strcmp(p.push_text[0], want), "SPUBLISH -> smessage push", "%u %s",
+        p.npush, p.npush ? p.push_text[0] : "");
+  /* Move the (empty) slot to node 0: the owner tells its subscribers with an sunsubscribe that no
+   * command asked for. */
+  char slotstr[16];
+  snprintf(slotstr, sizeof slotstr, "%u", hub_redis_slot(chan, strlen(chan)));
+  result r1 = cmd(&node[0], "CLUSTER", "SETSLOT", slotstr, "IMPORTING", id[owner], NULL);
+  result r2 = cmd(&node[owner], "CLUSTER", "SETSLOT", slotstr, "MIGRATING", id[0], NULL);
+  int moved_ok = r1.type == REDIS_REPLY_STATUS && r2.type == REDIS_REPLY_STATUS;
+  for (int i = 0; i < 3; i++) {
+    result r3 = cmd(&node[i], "CLUSTER", "SETSLOT", slotstr, "NODE", id[0], NULL);
+    if (r3.type != REDIS_REPLY_STATUS) {
+      moved_ok = 0;
+      fprintf(stderr, "SETSLOT NODE on %d: %s\n", i, r3.str);
+    }
+  }
+  check(moved_ok, "slot moved with CLUSTER SETSLOT", "%s / %s", r1.str, r2.str);
+  for (uint64_t end = dx_loop_now(loop) + 3000; p.npush < 2 && dx_loop_now(loop) < end;)
+    dx_loop_run_once(loop, 20);
+  snprintf(want, sizeof want, "sunsubscribe|%s|0", chan);
+  check(p.npush == 2 && !strcmp(p.push_text[1], want) && hub_redis_up(p.r),
+        "slot moved: an unsolicited sunsubscribe goes to on_push", "%u '%s'", p.npush,
+        p.npush > 1 ? p.push_text[1] : "");
+  res = cmd(&p, "SSUBSCRIBE", chan, NULL);
+  check(res.type == REDIS_REPLY_ERROR && !strncmp(res.str, "MOVED", 5),
+        "SSUBSCRIBE again on the old owner: -MOVED", "type %d '%s'", res.type, res.str);
+  res = cmd(&p0, "SSUBSCRIBE", chan, NULL);
+  check(res.type == REDIS_REPLY_ARRAY, "SSUBSCRIBE on the new owner", "type %d '%s'", res.type,
+        res.str);
+  hub_redis_free(p.r);
+  hub_redis_free(p0.r);
+  for (int i = 0; i < 3; i++) hub_redis_free(node[i].r);
   hub_redis_free(t.r);
 }
 
