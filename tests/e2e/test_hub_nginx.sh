@@ -4,11 +4,15 @@
 # tests/e2e/hub_nginx.py checks SSE without buffering, Last-Event-ID resume,
 # WebSocket, long-polling and POST /http/request through nginx; then the
 # first hub stops and the standby takes over (epoch_changed, live again).
-# nginx runs in the foreground as this user, everything in a temp prefix.
+# Chromium loads the chat page through nginx on WebSocket, SSE and long-poll
+# (tests/interop/web_nginx.mjs). nginx runs in the foreground, everything in
+# a temp prefix.
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 NGINX=${DX_NGINX:-/usr/sbin/nginx}
 [[ -x "$NGINX" ]] || fail "no $NGINX: run scripts/deps.sh --test (package nginx)"
+need_node_modules playwright-core
+[[ -x /usr/bin/chromium ]] || fail "no /usr/bin/chromium: run scripts/deps.sh --test"
 "$PY" -c 'import websockets' 2>/dev/null || fail "$PY lacks websockets: run scripts/deps.sh --test"
 key="nginx-key-$RANDOM"
 
@@ -83,6 +87,8 @@ DX_SERVER_LOGS+=("$prefix/error.log")
 log "nginx pid $nginx_pid on port $nport in front of hubs $hub1 and $hub2 (standby)"
 
 run_helper "through nginx" timeout -k 5 90 "$PY" "$here/hub_nginx.py" "$nport" "$key" main "$DX_TMP/last-id"
+
+run_helper "Chromium through nginx" timeout -k 5 90 node "$DX_SOURCE_DIR/tests/interop/web_nginx.mjs" "$nport"
 
 # The access log shows each transport went through nginx.
 for want in '"GET /sse?topics=' '"GET /ws HTTP/1.1" 101' '"GET /poll?topics=' '"POST /http/request HTTP/1.1" 200'; do

@@ -307,3 +307,53 @@ export async function chatSend(page, text) {
   await page.fill('#text', text);
   await page.click('#send');
 }
+
+// ---- the fallback transports (duplex.js without WebSocket or EventSource) ---
+
+// What a page's browser "lacks" on each transport: removed before any script runs.
+const REMOVE = {
+  websocket: [],
+  sse: ['WebSocket'],
+  poll: ['WebSocket', 'EventSource'],
+};
+const TRANSPORT_LABEL = { websocket: 'WebSocket', sse: 'SSE', poll: 'long-polling' };
+
+/**
+ * Open `url` in a new context of `browser` whose pages lack what `kind`
+ * ('websocket' | 'sse' | 'poll') needs them to lack; `page.requests` counts
+ * the WebSockets, SSE streams, polls and POST /http/request it made.
+ */
+export async function openChatOn(browser, checks, kind, url, device) {
+  const ctx = await browser.newContext(device);
+  await ctx.addInitScript((names) => {
+    for (const n of names) delete window[n];
+  }, REMOVE[kind]);
+  const page = checks.watch(await ctx.newPage(), `${new URL(url).searchParams.get('name')} (${kind})`);
+  page.requests = { ws: 0, sse: 0, poll: 0, post: 0 };
+  page.on('websocket', () => page.requests.ws++);
+  page.on('request', (r) => {
+    const p = new URL(r.url()).pathname;
+    if (p === '/sse') page.requests.sse++;
+    else if (p === '/poll') page.requests.poll++;
+    else if (p === '/http/request') page.requests.post++;
+  });
+  await page.goto(url);
+  return page;
+}
+
+/** The page is open on `kind`: the client says so, and so does the top bar. */
+export async function expectTransport(page, kind) {
+  await waitOpen(page, 20000);
+  const s = await page.evaluate(() => ({
+    transport: window.demo.client.transport,
+    attr: document.querySelector('#status').dataset.transport,
+    text: document.querySelector('#status').textContent,
+    ws: typeof window.WebSocket,
+    es: typeof window.EventSource,
+  }));
+  if (s.transport !== kind || s.attr !== kind || s.text !== `Live · ${TRANSPORT_LABEL[kind]}`) {
+    throw new Error(`expected ${kind}, page says ${JSON.stringify(s)}`);
+  }
+  if (REMOVE[kind].includes('WebSocket') && s.ws !== 'undefined') throw new Error('window.WebSocket was not removed');
+  if (REMOVE[kind].includes('EventSource') && s.es !== 'undefined') throw new Error('window.EventSource was not removed');
+}

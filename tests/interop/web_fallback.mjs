@@ -12,8 +12,8 @@
 //   node web_fallback.mjs SCREENSHOT_DIR      (DUPLEX names the binary)
 import path from 'node:path';
 import {
-  api, chatLines, chatSend, Checks, expectChatOnce, LAPTOP, launchChromium, PHONE, Serve, SOURCE_DIR, TcpProxy, waitFor,
-  waitOpen,
+  api, chatLines, chatSend, Checks, expectChatOnce, expectTransport, LAPTOP, launchChromium, openChatOn, PHONE, Serve,
+  SOURCE_DIR, TcpProxy, waitFor,
 } from './web_common.mjs';
 
 const shots = process.argv[2];
@@ -26,49 +26,8 @@ const proxy = await new TcpProxy(hub.port).start();
 const browser = await launchChromium();
 const base = `http://127.0.0.1:${proxy.port}`;
 
-// Before any script of the page runs: take away what this browser "lacks".
-const REMOVE = {
-  websocket: [],
-  sse: ['WebSocket'],
-  poll: ['WebSocket', 'EventSource'],
-};
-const LABEL = { websocket: 'WebSocket', sse: 'SSE', poll: 'long-polling' };
-
-// A chat page in its own context; `requests` counts what it asked the hub for.
-async function openChat(kind, name, device) {
-  const ctx = await browser.newContext(device);
-  await ctx.addInitScript((names) => {
-    for (const n of names) delete window[n];
-  }, REMOVE[kind]);
-  const page = checks.watch(await ctx.newPage(), `${name} (${kind})`);
-  page.requests = { ws: 0, sse: 0, poll: 0, post: 0 };
-  page.on('websocket', () => page.requests.ws++);
-  page.on('request', (r) => {
-    const p = new URL(r.url()).pathname;
-    if (p === '/sse') page.requests.sse++;
-    else if (p === '/poll') page.requests.poll++;
-    else if (p === '/http/request') page.requests.post++;
-  });
-  await page.goto(`${base}/chat.html?name=${name}#${ROOM}`);
-  return page;
-}
-
-// The page is open on `kind`: the client says so and so does the top bar.
-async function expectTransport(page, kind) {
-  await waitOpen(page, 20000);
-  const s = await page.evaluate(() => ({
-    transport: window.demo.client.transport,
-    attr: document.querySelector('#status').dataset.transport,
-    text: document.querySelector('#status').textContent,
-    ws: typeof window.WebSocket,
-    es: typeof window.EventSource,
-  }));
-  if (s.transport !== kind || s.attr !== kind || s.text !== `Live · ${LABEL[kind]}`) {
-    throw new Error(`expected ${kind}, page says ${JSON.stringify(s)}`);
-  }
-  if (REMOVE[kind].includes('WebSocket') && s.ws !== 'undefined') throw new Error('window.WebSocket was not removed');
-  if (REMOVE[kind].includes('EventSource') && s.es !== 'undefined') throw new Error('window.EventSource was not removed');
-}
+// A chat page of this room in its own context, on `kind`'s transport.
+const openChat = (kind, name, device) => openChatOn(browser, checks, kind, `${base}/chat.html?name=${name}#${ROOM}`, device);
 
 // The ordered [offset, text] lines of the current epoch (the last section).
 async function current(page) {
