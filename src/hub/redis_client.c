@@ -45,6 +45,7 @@ struct hub_redis {
   bool has_fixed;
   char name[64];
   bool pubsub;
+  hub_redis *watch; /* sentinel: subscribed to +switch-master on a sentinel (NULL otherwise) */
   uint32_t connect_timeout_ms, reply_timeout_ms, backoff_min_ms, backoff_max_ms;
   void (*on_up)(hub_redis *r, void *user);
   void (*on_down)(hub_redis *r, const char *why, bool was_up, void *user);
@@ -168,19 +169,20 @@ static void close_conn(hub_redis *r) {
   r->gen++;
 }
 
-static void log_down(hub_redis *r, const char *why, bool was_up) {
+/* One line per change: going down, or a new reason while down; the same reason again is logged
+ * at most every 30 s, with the count of the attempts in between. */
+static void log_down(hub_redis *r, const char *why, bool was_up, enum phase ph) {
   uint64_t now = dx_loop_now(r->loop);
-  const char *what = r->phase == PH_SENTINEL ? "sentinels" : "";
   if (was_up) {
     dx_log_warn("redis %s: down (%s:%u: %s); reconnecting", r->name, r->cur.host, r->cur.port, why);
   } else if (strcmp(why, r->last_why) || now - r->last_log_ms >= 30000) {
-    if (r->quiet)
-      dx_log_warn("redis %s: cannot connect%s%s (%s) (%u more failed attempts since the last line)",
-                  r->name, *what ? " to the " : "", what, why, r->quiet);
-    else if (r->phase == PH_SENTINEL)
-      dx_log_warn("redis %s: cannot connect to the sentinels (%s)", r->name, why);
+    char where[300], more[64] = "";
+    if (ph == PH_SENTINEL)
+      snprintf(where, sizeof where, "the sentinels");
     else
-      dx_log_warn("redis %s: cannot connect to %s:%u (%s)", r->name, r->cur.host, r->cur.port, why);
+      snprintf(where, sizeof where, "%s:%u", r->cur.host, r->cur.port);
+    if (r->quiet) snprintf(more, sizeof more, " (and %u more failed attempts)", r->quiet);
+    dx_log_warn("redis %s: cannot connect to %s (%s)%s", r->name, where, why, more);
     r->quiet = 0;
   } else {
     r->quiet++;
@@ -218,6 +220,7 @@ static void fail(hub_redis *r, const char *fmt, ...) {
     memcpy(why, all, sizeof why);
   }
   r->state = ST_IDLE;
+  enum phase ph = r->phase;
   if (r->url.sentinel) r->phase = PH_SENTINEL; /* look the master up again */
   r->sentinel_tried = 0;
   if (!r->has_fixed && r->url.naddrs > 1) r->addr_idx++; /* next sentinel / seed */
@@ -227,7 +230,7 @@ static void fail(hub_redis *r, const char *fmt, ...) {
   d = d / 2 + rnd(r) % (d / 2 + 1);
   if (r->attempts < 32) r->attempts++;
   dx_timer_start(&r->t_conn, d, 0);
-  log_down(r, why, was_up);
+  log_down(r, why, was_up, ph);
   fail_pending(r);
   if (!r->dead && r->on_down) r->on_down(r, why, was_up, r->user);
 }
@@ -772,6 +775,61 @@ static void on_reply_timer(dx_timer *t) {
   leave(r);
 }
 
+/* ---- sentinel: watching for +switch-master ---------------------------- */
+
+/* Sentinel reconfigures the old master only when it next looks at it (INFO, every 10 s), and a
+ * master that was failed over while alive accepts writes until then. Sentinels announce the
+ * switch on their +switch-master channel at once: a watcher connection (a pubsub hub_redis to the
+ * sentinels in turn) hears it and sends the data connection to look the master up again. */
+static void watch_up(hub_redis *w, void *user) {
+  (void)user;
+  hub_redis_command(w, NULL, NULL, 2, (const char *[]){"SUBSCRIBE", "+switch-master"}, NULL);
+}
+
+static void watch_push(hub_redis *w, redisReply *m, void *user) {
+  (void)w;
+  hub_redis *r = user;
+  /* ["message", "+switch-master", "<name> <old-ip> <old-port> <new-ip> <new-port>"] */
+  if (m->elements != 3 || !str_is(m->element[0], "message") ||
+      m->element[2]->type != REDIS_REPLY_STRING)
+    return;
+  char name[128], oldip[64], newip[64];
+  unsigned oldport, newport;
+  char line[512];
+  snprintf(line, sizeof line, "%.*s", (int)m->element[2]->len, m->element[2]->str);
+  if (sscanf(line, "%127s %63s %u %63s %u", name, oldip, &oldport, newip, &newport) != 5 ||
+      strcmp(name, r->url.master))
+    return;
+  dx_log_info("redis %s: sentinel: master '%s' switched from %s:%u to %s:%u", r->name, name, oldip,
+              oldport, newip, newport);
+  if (r->phase == PH_DATA && r->state != ST_IDLE &&
+      (strcmp(newip, r->cur.host) || newport != r->cur.port)) {
+    enter(r);
+    fail(r, "the master moved to %s:%u (sentinel +switch-master)", newip, newport);
+    leave(r);
+  }
+}
+
+static hub_redis *watch_new(hub_redis *r) {
+  hub_redis_url wu = r->url;
+  wu.sentinel = wu.cluster = wu.tls = wu.insecure = false;
+  wu.user[0] = wu.password[0] = wu.ca_file[0] = '\0';
+  wu.db = 0;
+  char name[80];
+  snprintf(name, sizeof name, "%s sentinel watch", r->name);
+  hub_redis_opts o = {.url = &wu,
+                      .name = name,
+                      .pubsub = true,
+                      .connect_timeout_ms = r->connect_timeout_ms,
+                      .reply_timeout_ms = r->reply_timeout_ms,
+                      .backoff_min_ms = r->backoff_min_ms,
+                      .backoff_max_ms = r->backoff_max_ms,
+                      .on_up = watch_up,
+                      .on_push = watch_push,
+                      .user = r};
+  return hub_redis_new(r->loop, &o);
+}
+
 /* ---- the API ---------------------------------------------------------- */
 
 hub_redis *hub_redis_new(dx_loop *loop, const hub_redis_opts *o) {
@@ -827,9 +885,11 @@ hub_redis *hub_redis_new(dx_loop *loop, const hub_redis_opts *o) {
       }
     }
   }
+  if (r->url.sentinel && !(r->watch = watch_new(r))) goto fail;
   if (dx_timer_start(&r->t_conn, 0, 0) != 0) goto fail; /* first attempt: next loop turn */
   return r;
 fail:
+  hub_redis_free(r->watch);
   destroy(r);
   return NULL;
 }
@@ -838,6 +898,8 @@ void hub_redis_free(hub_redis *r) {
   if (!r || r->dead) return;
   r->dead = true;
   enter(r);
+  hub_redis_free(r->watch);
+  r->watch = NULL;
   close_conn(r);
   dx_timer_stop(&r->t_conn);
   r->state = ST_IDLE;

@@ -10,6 +10,8 @@
  *   redis_client_check tls URL BADURL      rediss:// with ?ca=; an untrusted server refused
  *   redis_client_check sentinel URL SENTINEL_PORT MASTER_PORT REPLICA_PORT
  *                                          master found, SENTINEL FAILOVER -> the new master
+ *   redis_client_check master-killed URL   prints "up PORT"; the test kills that master; up again
+ *                                          on the promoted replica
  *   redis_client_check cluster URL         hub_redis_slot == CLUSTER KEYSLOT; SSUBSCRIBE on the
  *                                          owner, MOVED elsewhere, sunsubscribe when a slot moves
  *
@@ -477,6 +479,31 @@ static void mode_sentinel(const char *url, const char *sentinel_port, int master
   hub_redis_free(t.r);
 }
 
+/* The test script kills the master: up again on whichever the sentinels promote. */
+static void mode_master_killed(const char *url) {
+  tclient t;
+  tclient_start(&t, url, NULL, false, 1000);
+  check(wait_up(&t, 8000), "the master found through the sentinels", "not up: %s", t.why);
+  unsigned first = hub_redis_addr_now(t.r)->port;
+  printf("up %u\n", first);
+  fflush(stdout);
+  run_until(&t.down_seen, 20000);
+  check(t.down_seen && t.last_was_up, "master killed: on_down(was_up)", "why '%s'", t.why);
+  uint64_t t0 = dx_loop_now(loop);
+  for (uint64_t end = t0 + 30000; dx_loop_now(loop) < end;) {
+    if (t.up && hub_redis_addr_now(t.r)->port != first) break;
+    dx_loop_run_once(loop, 50);
+  }
+  check(t.up && hub_redis_addr_now(t.r)->port != first, "up on the promoted replica",
+        "up %d port %u why '%s'", t.up, hub_redis_addr_now(t.r)->port, t.why);
+  fprintf(stderr, "master killed: up on %u %llu ms after the drop (%u failed attempts)\n",
+          hub_redis_addr_now(t.r)->port, (unsigned long long)(dx_loop_now(loop) - t0), t.downs - 1);
+  result res = cmd(&t, "SET", "after-kill", "1", NULL);
+  check(res.type == REDIS_REPLY_STATUS, "a write to the promoted master", "type %d %s", res.type,
+        res.str);
+  hub_redis_free(t.r);
+}
+
 /* ---- cluster ---------------------------------------------------------- */
 
 static void mode_cluster(const char *url) {
@@ -610,6 +637,8 @@ int main(int argc, char **argv) {
     mode_tls(argv[2], argv[3]);
   else if (!strcmp(mode, "sentinel") && argc == 6)
     mode_sentinel(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
+  else if (!strcmp(mode, "master-killed"))
+    mode_master_killed(argv[2]);
   else if (!strcmp(mode, "cluster"))
     mode_cluster(argv[2]);
   else {

@@ -40,6 +40,14 @@ if want restart; then
   rc=0
   wait "$helper" || rc=$?
   tally_helper restart "$rc" "$out"
+  # One log line for the drop, one for the first refused attempt; the retries are not logged.
+  attempts=$(grep -oE '\(([0-9]+) failed attempts while down' "$out" | grep -oE '[0-9]+' || echo 0)
+  lines=$(grep -c 'cannot connect' "$out" || true)
+  if ((attempts >= 2 && lines == 1)); then
+    pass "restart: $attempts failed attempts, 1 log line"
+  else
+    check_fail "restart: $attempts failed attempts, $lines 'cannot connect' lines (want 1, attempts >= 2)"
+  fi
 fi
 
 if want tls; then
@@ -51,6 +59,17 @@ if want sentinel; then
   start_sentinel 3
   run_helper sentinel "$check_bin" sentinel "$SENTINEL_URL" "${SENTINEL_PORTS[0]}" \
     "$SENTINEL_MASTER_PORT" "$SENTINEL_REPLICA_PORT"
+  # Now kill whichever is master: the sentinels promote the other (down-after 1 s).
+  out="$DX_TMP/master-killed.out"
+  "$check_bin" master-killed "$SENTINEL_URL" >"$out" 2>&1 &
+  helper=$!
+  wait_for 10 grep -q '^up [0-9]' "$out" || fail "master-killed: the client did not come up: $(cat "$out")"
+  master=$(grep -m1 -oE '^up [0-9]+' "$out" | cut -d' ' -f2)
+  stop_redis "$master"
+  wait_gone "$helper" 40 || fail "master-killed: the client did not finish within 40 s: $(cat "$out")"
+  rc=0
+  wait "$helper" || rc=$?
+  tally_helper master-killed "$rc" "$out"
 fi
 
 if want cluster; then
