@@ -3,7 +3,10 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "hub/topic_name.h"
 
 #define ID_MAX_STRING 64
 #define MAX_SAFE_INT ((json_int_t)9007199254740991LL) /* 2^53 - 1 */
@@ -123,7 +126,8 @@ static int parse_fields(hub_request *r, hub_error *err) {
     json_t *b = json_object_get(o, "b64");
     if (!r->data == !b) return bad(err, "exactly one of \"data\" and \"%s\" is required", "b64");
     if (b) {
-      if (!json_is_string(b) || hub_b64_decoded_len(json_string_value(b), json_string_length(b)) < 0)
+      if (!json_is_string(b) ||
+          hub_b64_decoded_len(json_string_value(b), json_string_length(b)) < 0)
         return bad(err, "\"%s\" must be a base64 string (standard alphabet, padded)", "b64");
       r->b64 = json_string_value(b);
       r->b64_len = json_string_length(b);
@@ -211,6 +215,49 @@ hub_blob *hub_env_message(const char *topic, size_t topic_len, uint64_t offset, 
     json_decref(o);
     return NULL;
   }
+  return dump(o);
+}
+
+/* What precedes the offset in a message envelope (json_pack keeps the
+ * order; topic names need no escaping). */
+static int message_head(char *buf, size_t cap, const char *topic, size_t topic_len) {
+  return snprintf(buf, cap, "{\"type\":\"message\",\"topic\":\"%.*s\",\"offset\":", (int)topic_len,
+                  topic);
+}
+
+hub_blob *hub_env_message_tail(const char *topic, size_t topic_len, json_t *data, const char *b64,
+                               size_t b64_len, const char *from) {
+  hub_blob *env = hub_env_message(topic, topic_len, 0, data, b64, b64_len, from);
+  char head[HUB_TOPIC_MAX + 48];
+  int n = message_head(head, sizeof head, topic, topic_len);
+  if (!env || n < 0 || (size_t)n + 1 > env->len || memcmp(env->data, head, (size_t)n) != 0 ||
+      env->data[n] != '0') {
+    hub_blob_unref(env);
+    return NULL;
+  }
+  hub_blob *tail = hub_blob_new(env->data + n + 1, env->len - (size_t)n - 1);
+  hub_blob_unref(env);
+  return tail;
+}
+
+hub_blob *hub_env_message_join(const char *topic, size_t topic_len, uint64_t offset,
+                               const char *tail, size_t tail_len) {
+  char head[HUB_TOPIC_MAX + 72];
+  int n = message_head(head, sizeof head, topic, topic_len);
+  if (n < 0 || (size_t)n + 21 > sizeof head) return NULL;
+  n += snprintf(head + n, sizeof head - (size_t)n, "%llu", (unsigned long long)offset);
+  char *buf = malloc((size_t)n + tail_len + 1);
+  if (!buf) return NULL;
+  memcpy(buf, head, (size_t)n);
+  memcpy(buf + n, tail, tail_len);
+  buf[(size_t)n + tail_len] = '\0';
+  return hub_blob_take(buf);
+}
+
+hub_blob *hub_env_gap(const char *topic, size_t topic_len, const hub_position *pos,
+                      const char *why) {
+  json_t *o = json_pack("{s:s,s:s%,s:I,s:s,s:s}", "type", "gap", "topic", topic, topic_len,
+                        "offset", (json_int_t)pos->offset, "epoch", pos->epoch, "reason", why);
   return dump(o);
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "hub/blob.h"
+#include "hub/core.h"
 
 typedef enum hub_op {
   HUB_OP_SUBSCRIBE,
@@ -45,11 +46,11 @@ typedef struct hub_request {
   uint32_t history;
   bool presence;
   json_t *info;
-  json_t *data;     /* publish: exactly one of data and b64 */
+  json_t *data; /* publish: exactly one of data and b64 */
   const char *b64;
   size_t b64_len;
   bool skip_self;
-  uint32_t limit;   /* history; default 100 */
+  uint32_t limit;    /* history; default 100 */
   const char *token; /* connect, refresh */
 } hub_request;
 
@@ -74,6 +75,17 @@ size_t hub_json_size(const json_t *data);
  * (one of them); `from` may be NULL. */
 hub_blob *hub_env_message(const char *topic, size_t topic_len, uint64_t offset, json_t *data,
                           const char *b64, size_t b64_len, const char *from);
+/* A message envelope cut after its offset, for a broker that numbers it
+ * elsewhere (Redis keeps and carries the tail), and the envelope joined
+ * again from the tail at its offset. NULL when out of memory. */
+hub_blob *hub_env_message_tail(const char *topic, size_t topic_len, json_t *data, const char *b64,
+                               size_t b64_len, const char *from);
+hub_blob *hub_env_message_join(const char *topic, size_t topic_len, uint64_t offset,
+                               const char *tail, size_t tail_len);
+/* {"type":"gap",...}: publications before pos are lost to the subscriber,
+ * which continues after pos (why: "too_old", "epoch_changed"). */
+hub_blob *hub_env_gap(const char *topic, size_t topic_len, const hub_position *pos,
+                      const char *why);
 hub_blob *hub_env_presence(const char *type, const char *topic, size_t topic_len,
                            const char *client, const char *user, const char *info);
 hub_blob *hub_env_broadcast(json_t *data, const char *b64, size_t b64_len);

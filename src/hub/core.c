@@ -2,6 +2,7 @@
 #include "hub/core.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -119,8 +120,8 @@ static topic *find_or_create(hub_core *c, const char *name, size_t len) {
   t->item.key = key;
   t->item.key_len = len;
   new_epoch(c, t->epoch);
-  hub_history_init(&t->hist, c->o.history_cap ? c->o.history_cap(name, len, c->o.user)
-                                              : c->o.history_size);
+  hub_history_init(&t->hist,
+                   c->o.history_cap ? c->o.history_cap(name, len, c->o.user) : c->o.history_size);
   hub_map_put(&c->topics, &t->item);
   return t;
 }
@@ -153,7 +154,7 @@ static void trim(hub_core *c, topic *t) {
  * the table is consistent (see run_pending). */
 static void fanout(hub_core *c, const topic *t, uint64_t offset, hub_blob *env, uint64_t skip) {
   if (!env || !t->subscribers || !c->o.fanout) return;
-  hub_fanout f = {t->item.key, t->item.key_len, offset, env, skip};
+  hub_fanout f = {t->item.key, t->item.key_len, offset, env, skip, NULL};
   for (unsigned n = 0; n < c->o.nodes; n++)
     if (t->node_subs[n] && !c->detached[n]) c->o.fanout(n, &f, c->o.user);
 }
@@ -180,11 +181,93 @@ int hub_core_publish(hub_core *c, const char *name, size_t len, hub_env_fn make,
   } else {
     /* Unlocked and consistent: deliver now (fanout may re-enter us, so the
      * topic pointer is not used after it). */
-    hub_fanout f = {t->item.key, t->item.key_len, t->offset, env, skip_conn};
+    hub_fanout f = {t->item.key, t->item.key_len, t->offset, env, skip_conn, NULL};
     if (t->subscribers && c->o.fanout && !c->detached[0]) c->o.fanout(0, &f, c->o.user);
   }
   hub_blob_unref(env);
   return 0;
+}
+
+/* Retain a publication at the next offset and fan it out. Locked, or one
+ * loop (then delivered at once: like publish, the topic is not used after). */
+static void append(hub_core *c, topic *t, uint64_t offset, hub_blob *env, uint64_t skip,
+                   uint64_t time_ms, uint64_t now_ms) {
+  t->offset = offset;
+  expire(c, t, now_ms);
+  size_t before = t->hist.bytes;
+  hub_history_push(&t->hist, offset, time_ms, env);
+  c->retained += t->hist.bytes - before;
+  trim(c, t);
+  hub_fanout f = {t->item.key, t->item.key_len, offset, env, skip, NULL};
+  if (t->subscribers && c->o.fanout)
+    for (unsigned n = 0; n < c->o.nodes; n++)
+      if (t->node_subs[n] && !c->detached[n]) c->o.fanout(n, &f, c->o.user);
+}
+
+int hub_core_apply(hub_core *c, const char *name, size_t len, const char *epoch, uint64_t offset,
+                   hub_blob *env, uint64_t skip_conn, uint64_t time_ms, uint64_t now_ms) {
+  lock(c);
+  topic *t = find(c, name, len);
+  int rc = !t || strcmp(t->epoch, epoch) != 0 ? 2
+           : offset <= t->offset              ? 1
+           : offset != t->offset + 1          ? 2
+                                              : 0;
+  if (rc == 0) append(c, t, offset, env, skip_conn, time_ms, now_ms);
+  unlock(c);
+  return rc;
+}
+
+static void history_clear(hub_core *c, topic *t) {
+  c->retained -= t->hist.bytes;
+  uint32_t cap = t->hist.cap;
+  hub_history_free(&t->hist);
+  hub_history_init(&t->hist, cap);
+}
+
+int hub_core_sync(hub_core *c, const char *name, size_t len, const char *epoch, uint64_t offset,
+                  const hub_sync_entry *e, size_t n, hub_gap_fn gap, uint64_t now_ms) {
+  lock(c);
+  topic *t = find_or_create(c, name, len);
+  if (!t) {
+    unlock(c);
+    return -1;
+  }
+  bool same = strcmp(t->epoch, epoch) == 0;
+  size_t i = 0;
+  if (same)
+    while (i < n && e[i].offset <= t->offset) i++; /* had those */
+  /* The position just before the broker's run (or its newest, if none). */
+  uint64_t before = i < n ? e[i].offset - 1 : offset;
+  if (!same || before != t->offset) { /* it does not follow on */
+    history_clear(c, t);
+    snprintf(t->epoch, sizeof t->epoch, "%s", epoch);
+    t->offset = before;
+    hub_blob *env = NULL;
+    if (t->subscribers && gap && c->o.fanout) {
+      hub_position pos = {.offset = before};
+      memcpy(pos.epoch, t->epoch, sizeof pos.epoch);
+      env = gap(name, len, &pos, same ? "too_old" : "epoch_changed");
+    }
+    hub_fanout f = {t->item.key, t->item.key_len, before, env, 0, t->epoch};
+    for (unsigned k = 0; env && k < c->o.nodes; k++)
+      if (t->node_subs[k] && !c->detached[k]) c->o.fanout(k, &f, c->o.user);
+    hub_blob_unref(env);
+  }
+  for (; i < n && e[i].offset == t->offset + 1; i++)
+    append(c, t, e[i].offset, e[i].env, 0, e[i].time_ms, now_ms);
+  unlock(c);
+  return 0;
+}
+
+void hub_core_forget(hub_core *c, const char *name, size_t len) {
+  lock(c);
+  topic *t = find(c, name, len);
+  if (t && !t->subscribers) {
+    c->retained -= t->hist.bytes;
+    hub_map_del(&c->topics, &t->item);
+    topic_free(t);
+  }
+  unlock(c);
 }
 
 static int replay_add(hub_replay *r, const hub_history *h, uint32_t from, uint32_t n) {
@@ -277,8 +360,10 @@ int hub_core_subscribe(hub_core *c, const hub_sub_req *req, uint64_t now_ms, hub
   uint32_t from, n;
   *rec = plan_replay(t, req, &from, &n);
   if (replay_add(replay, &t->hist, from, n) != 0) {
-    if (listed) presence_del(t, req->who.client);
-    else if (!req->no_presence) t->presence_overflow--;
+    if (listed)
+      presence_del(t, req->who.client);
+    else if (!req->no_presence)
+      t->presence_overflow--;
     unlock(c);
     return -1;
   }
@@ -292,7 +377,7 @@ int hub_core_subscribe(hub_core *c, const hub_sub_req *req, uint64_t now_ms, hub
   if (c->o.shared) {
     unlock(c);
   } else if (join && t->subscribers > 1 && c->o.fanout && !c->detached[0]) {
-    hub_fanout f = {t->item.key, t->item.key_len, 0, join, req->who.conn};
+    hub_fanout f = {t->item.key, t->item.key_len, 0, join, req->who.conn, NULL};
     c->o.fanout(0, &f, c->o.user);
   }
   return 0;
@@ -316,7 +401,7 @@ void hub_core_unsubscribe(hub_core *c, const char *name, size_t len, unsigned no
     fanout(c, t, 0, leave_env, who->conn);
     unlock(c);
   } else if (leave_env && t->subscribers && c->o.fanout && !c->detached[0]) {
-    hub_fanout f = {t->item.key, t->item.key_len, 0, leave_env, who->conn};
+    hub_fanout f = {t->item.key, t->item.key_len, 0, leave_env, who->conn, NULL};
     c->o.fanout(0, &f, c->o.user);
   }
 }
@@ -447,8 +532,8 @@ size_t hub_core_sweep(hub_core *c, uint64_t now_ms) {
    * every topic gives up its oldest until under. */
   while (c->o.history_memory && c->retained > c->o.history_memory) {
     size_t was = c->retained;
-    for (hub_map_item *it = hub_map_first(&c->topics, &pos); it && c->retained > c->o.history_memory;
-         it = hub_map_next(&c->topics, it, &pos)) {
+    for (hub_map_item *it = hub_map_first(&c->topics, &pos);
+         it && c->retained > c->o.history_memory; it = hub_map_next(&c->topics, it, &pos)) {
       topic *t = (topic *)it;
       size_t before = t->hist.bytes;
       hub_history_drop_oldest(&t->hist);

@@ -34,6 +34,9 @@ typedef struct hub_fanout {
   uint64_t offset;    /* a publication's offset; 0 for a presence event */
   hub_blob *env;      /* the envelope (borrowed: take a reference to keep it) */
   uint64_t skip_conn; /* do not deliver to this connection (0: none) */
+  /* A gap event (not NULL): the broker lost publications this node's
+   * subscribers have not seen; they continue after (gap_epoch, offset). */
+  const char *gap_epoch;
 } hub_fanout;
 
 typedef void (*hub_fanout_fn)(unsigned node, const hub_fanout *f, void *user);
@@ -45,8 +48,8 @@ typedef struct hub_core_opts {
   bool shared;             /* called from several threads: lock (see above) */
   /* A topic's own history size (its rule), or history_size when NULL. */
   uint32_t (*history_cap)(const char *topic, size_t len, void *user);
-  size_t history_memory;   /* envelope bytes retained in all (0: no bound) */
-  uint32_t max_presence;   /* presence entries per topic (0: no bound) */
+  size_t history_memory; /* envelope bytes retained in all (0: no bound) */
+  uint32_t max_presence; /* presence entries per topic (0: no bound) */
   hub_fanout_fn fanout;
   void *user;
 } hub_core_opts;
@@ -73,7 +76,7 @@ int hub_core_publish(hub_core *c, const char *topic, size_t topic_len, hub_env_f
 
 /* Who a subscriber is, for presence. */
 typedef struct hub_who {
-  uint64_t conn;    /* unique per hub, never 0 */
+  uint64_t conn;      /* unique per hub, never 0 */
   const char *client; /* its client id */
   const char *user;   /* "" when anonymous */
   const char *info;   /* presence info as JSON text, or NULL */
@@ -126,7 +129,7 @@ int hub_core_history(hub_core *c, const char *topic, size_t topic_len, bool has_
 typedef struct hub_presence_list {
   struct hub_presence_item {
     char *client, *user, *info; /* info may be NULL */
-  } *items;
+  } * items;
   size_t len;
   bool complete; /* false: more subscribers than max_presence */
 } hub_presence_list;
@@ -138,7 +141,7 @@ typedef struct hub_topic_list {
     char *name;
     uint32_t subscribers, retained;
     hub_position pos;
-  } *items;
+  } * items;
   size_t len;
 } hub_topic_list;
 int hub_core_topics(hub_core *c, hub_topic_list *out);
@@ -148,6 +151,44 @@ void hub_topic_list_free(hub_topic_list *l);
  * and forget topics with no subscriber, presence or history left. Returns
  * how many topics remain. */
 size_t hub_core_sweep(hub_core *c, uint64_t now_ms);
+
+/* ---- mirroring a broker that numbers publications elsewhere (Redis) ----
+ * The topic's position and history come from the broker; the core keeps
+ * the same for the topics that have subscribers here and fans out. */
+
+/* A publication numbered by the broker: retained and fanned out like a
+ * publish when it follows the topic's newest in the same epoch. Returns 0
+ * (applied), 1 (had it already: ignored), 2 (it does not follow: another
+ * epoch, or a hole; nothing done, the caller resyncs the topic), or -1
+ * (out of memory). */
+int hub_core_apply(hub_core *c, const char *topic, size_t len, const char *epoch, uint64_t offset,
+                   hub_blob *env, uint64_t skip_conn, uint64_t time_ms, uint64_t now_ms);
+
+/* One retained publication of the broker's. */
+typedef struct hub_sync_entry {
+  uint64_t offset, time_ms;
+  hub_blob *env; /* borrowed */
+} hub_sync_entry;
+
+/* The gap event for subscribers who continue after pos (why: "too_old",
+ * "epoch_changed"). */
+typedef hub_blob *(*hub_gap_fn)(const char *topic, size_t len, const hub_position *pos,
+                                const char *why);
+
+/* Bring a topic to the broker's state: its epoch, its newest offset and
+ * the publications it retains (oldest first, consecutive offsets ending at
+ * `offset`; those the topic has already are skipped). A topic without
+ * subscribers here just takes that state. With subscribers, publications
+ * that follow on from the topic's position are applied (fanned out); if
+ * they do not (another epoch, or the broker no longer has what this node
+ * missed), subscribers first get a gap event saying where they continue.
+ * Returns 0, or -1 out of memory. */
+int hub_core_sync(hub_core *c, const char *topic, size_t len, const char *epoch, uint64_t offset,
+                  const hub_sync_entry *e, size_t n, hub_gap_fn gap, uint64_t now_ms);
+
+/* Forget a topic that nobody here subscribes to (its mirror would go
+ * stale). */
+void hub_core_forget(hub_core *c, const char *topic, size_t len);
 
 /* Envelope bytes retained in all topics' history. */
 size_t hub_core_retained_bytes(hub_core *c);

@@ -106,6 +106,8 @@ typedef struct fanout_post {
   hub_loop *hl;
   uint64_t offset, skip;
   hub_blob *env;
+  bool gap;
+  char gap_epoch[HUB_EPOCH_LEN + 1];
   size_t topic_len;
   char topic[];
 } fanout_post;
@@ -114,7 +116,8 @@ static void run_fanout(dx_loop *loop, void *arg) {
   (void)loop;
   fanout_post *p = arg;
   if (!p->hl->detached) {
-    hub_fanout f = {p->topic, p->topic_len, p->offset, p->env, p->skip};
+    hub_fanout f = {p->topic, p->topic_len, p->offset,
+                    p->env,   p->skip,      p->gap ? p->gap_epoch : NULL};
     hub_node_deliver(&p->hl->node, &f);
   }
   hub_blob_unref(p->env);
@@ -135,7 +138,9 @@ static void on_fanout(unsigned node, const hub_fanout *f, void *user) {
                  (unsigned long long)f->offset, (int)f->topic_len, f->topic, node);
     return;
   }
-  *p = (fanout_post){hl, f->offset, f->skip_conn, hub_blob_ref(f->env), f->topic_len};
+  *p = (fanout_post){hl, f->offset,   f->skip_conn, hub_blob_ref(f->env), f->gap_epoch != NULL,
+                     "", f->topic_len};
+  if (f->gap_epoch) snprintf(p->gap_epoch, sizeof p->gap_epoch, "%s", f->gap_epoch);
   memcpy(p->topic, f->topic, f->topic_len);
   if (dx_loop_post(hl->loop, run_fanout, p) != 0) {
     dx_log_error("hub: cannot queue a delivery to loop %u (out of memory)", node);

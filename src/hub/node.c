@@ -87,7 +87,8 @@ void hub_node_remove(hub_node *n, hub_member *m, uint32_t i) {
 void hub_node_deliver(hub_node *n, const hub_fanout *f) {
   hub_local_topic *lt = (hub_local_topic *)hub_map_get(&n->topics, f->topic, f->topic_len);
   if (!lt) return;
-  bool presence = f->offset == 0;
+  bool gap = f->gap_epoch != NULL;
+  bool presence = f->offset == 0 && !gap;
   if (presence && !lt->npresence) return;
   void *prepared = NULL;
   const hub_transport *tr = NULL;
@@ -98,7 +99,9 @@ void hub_node_deliver(hub_node *n, const hub_fanout *f) {
       if (!presence && s->last < f->offset) s->last = f->offset;
       continue;
     }
-    if (presence) {
+    if (gap) {
+      s->last = f->offset; /* continue from here, in the new epoch perhaps */
+    } else if (presence) {
       if (!s->presence) continue;
     } else {
       if (s->last >= f->offset) continue; /* replayed already */

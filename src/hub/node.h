@@ -97,7 +97,8 @@ static inline const char *hub_member_topic(const hub_member *m, uint32_t i, size
   return m->subs[i].lt->item.key;
 }
 
-/* Deliver a fan-out to the local subscribers of its topic. */
+/* Deliver a fan-out to the local subscribers of its topic. A gap event
+ * (f->gap_epoch) goes to every subscriber and moves its position. */
 void hub_node_deliver(hub_node *n, const hub_fanout *f);
 
 /* Send to every member of this node's topics... broadcasts go through the

@@ -387,7 +387,8 @@ static int join(hub_session *s, sub_wait *w, hub_error *err) {
   if (s->m.tr->subscribed) s->m.tr->subscribed(&s->m, w->topic, w->topic_len, &pos);
   /* The replay is the latest retained run, so it ends at pos.offset. */
   for (uint32_t i = 0; i < replay.len; i++) {
-    hub_fanout f = {w->topic, w->topic_len, pos.offset - replay.len + 1 + i, replay.envs[i], 0};
+    hub_fanout f = {w->topic, w->topic_len, pos.offset - replay.len + 1 + i, replay.envs[i],
+                    0,        NULL};
     s->m.tr->send_one(&s->m, &f);
     hub_stat_add(s->hl, ST_REPLIES, 1);
     hub_stat_add(s->hl, ST_REPLY_BYTES, replay.envs[i]->len);

@@ -55,13 +55,20 @@ void hub_stream_advance(hub_stream_topics *st, const char *name, size_t len, uin
   if (t) t->pos.offset = offset;
 }
 
+void hub_stream_moved(hub_stream_topics *st, const char *name, size_t len,
+                      const hub_position *pos) {
+  hub_stream_topic *t = hub_stream_topic_find(st, name, len);
+  if (t) t->pos = *pos;
+}
+
 char *hub_stream_subscribe_request(const hub_stream_topics *st, size_t i) {
   const hub_stream_topic *t = &st->t[i];
   json_t *q = json_pack("{s:s,s:s%,s:I}", "op", "subscribe", "topic", t->name, t->len, "id",
                         (json_int_t)i + 1);
   if (q && t->pos.epoch[0])
-    json_object_set_new(q, "since", json_pack("{s:I,s:s}", "offset", (json_int_t)t->pos.offset,
-                                              "epoch", t->pos.epoch));
+    json_object_set_new(
+        q, "since",
+        json_pack("{s:I,s:s}", "offset", (json_int_t)t->pos.offset, "epoch", t->pos.epoch));
   char *text = q ? json_dumps(q, JSON_COMPACT) : NULL;
   json_decref(q);
   return text;

@@ -43,6 +43,9 @@ void hub_stream_subscribed(hub_stream_topics *st, const char *name, size_t len,
 /* A publication handed over: its topic's position moves. */
 void hub_stream_advance(hub_stream_topics *st, const char *name, size_t len, uint64_t offset);
 
+/* A gap event: the topic continues from pos (perhaps in a new epoch). */
+void hub_stream_moved(hub_stream_topics *st, const char *name, size_t len, const hub_position *pos);
+
 /* Build the duplex.v1 subscribe request for topic i (with `since` when it
  * has a position and id i+1). malloc'd JSON text, or NULL. */
 char *hub_stream_subscribe_request(const hub_stream_topics *st, size_t i);

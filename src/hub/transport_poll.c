@@ -90,7 +90,13 @@ static int collect(poll_conn *c, const char *data, size_t len) {
 static int send_one(hub_member *m, const hub_fanout *f) {
   poll_conn *c = conn_of(m);
   if (json_array_size(c->events) >= POLL_MAX_EVENTS) return HUB_SEND_CLOSED; /* next poll */
-  if (f->offset) hub_stream_advance(&c->topics, f->topic, f->topic_len, f->offset);
+  if (f->gap_epoch) { /* publications were lost: continue from here */
+    hub_position pos = {.offset = f->offset};
+    snprintf(pos.epoch, sizeof pos.epoch, "%s", f->gap_epoch);
+    hub_stream_moved(&c->topics, f->topic, f->topic_len, &pos);
+  } else if (f->offset) {
+    hub_stream_advance(&c->topics, f->topic, f->topic_len, f->offset);
+  }
   return collect(c, f->env->data, f->env->len);
 }
 static void *prepare(hub_blob *env) { return env; }

@@ -16,7 +16,7 @@
 #define SSE_HEARTBEAT_TICKS 15 /* a comment line every 15 s keeps proxies from timing out */
 
 typedef struct sse_conn {
-  hub_session s; /* first: a hub_member* is an sse_conn* */
+  hub_session s;    /* first: a hub_member* is an sse_conn* */
   dx_http_req *req; /* NULL once the stream is gone */
   hub_loop *hl;
   hub_peer *ip;
@@ -61,11 +61,17 @@ static int send_one(hub_member *m, const hub_fanout *f) {
   sse_conn *c = conn_of(m);
   char name[32], id[HUB_POSITIONS_MAX];
   event_name(f->env->data, name, sizeof name);
-  if (f->offset) { /* a publication: its id is every topic's position */
+  bool moved = f->offset || f->gap_epoch;
+  if (f->gap_epoch) { /* publications were lost: continue from here */
+    hub_position pos = {.offset = f->offset};
+    snprintf(pos.epoch, sizeof pos.epoch, "%s", f->gap_epoch);
+    hub_stream_moved(&c->topics, f->topic, f->topic_len, &pos);
+  } else if (f->offset) { /* a publication */
     hub_stream_advance(&c->topics, f->topic, f->topic_len, f->offset);
-    hub_stream_positions_format(&c->topics, id, sizeof id);
   }
-  return write_event(c, name, f->offset ? id : NULL, f->env->data, f->env->len);
+  /* Its id is every topic's position. */
+  if (moved) hub_stream_positions_format(&c->topics, id, sizeof id);
+  return write_event(c, name, moved ? id : NULL, f->env->data, f->env->len);
 }
 static void *prepare(hub_blob *env) { return env; } /* nothing to share: ids differ */
 static int send_prepared(hub_member *m, void *p, const hub_fanout *f) {
@@ -81,8 +87,8 @@ static void subscribed(hub_member *m, const char *topic, size_t len, const hub_p
   hub_stream_subscribed(&conn_of(m)->topics, topic, len, pos);
 }
 
-static const hub_transport sse_transport = {prepare, send_prepared, release, send_one, send_env,
-                                            subscribed};
+static const hub_transport sse_transport = {prepare,  send_prepared, release,
+                                            send_one, send_env,      subscribed};
 
 static void sse_free(void *p) { free(p); }
 
@@ -93,8 +99,10 @@ static void run_finish(dx_loop *loop, void *arg) {
   (void)loop;
   sse_conn *c = arg;
   hub_loop *hl = c->hl;
-  if (c->prev) c->prev->next = c->next;
-  else if (hl->sse == c) hl->sse = c->next;
+  if (c->prev)
+    c->prev->next = c->next;
+  else if (hl->sse == c)
+    hl->sse = c->next;
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = NULL;
   hub_session_close(&c->s);

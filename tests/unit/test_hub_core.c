@@ -45,8 +45,8 @@ static void expect(uint64_t conn, const char *want) {
     if (*got) strcat(got, ",");
     strcat(got, log_[i].data);
   }
-  if (strcmp(got, want) != 0) fprintf(stderr, "conn %llu got '%s', want '%s'\n",
-                                      (unsigned long long)conn, got, want);
+  if (strcmp(got, want) != 0)
+    fprintf(stderr, "conn %llu got '%s', want '%s'\n", (unsigned long long)conn, got, want);
   CHECK_STR(got, want);
 }
 
@@ -61,8 +61,8 @@ static void fanout_direct(unsigned n, const hub_fanout *f, void *user) {
 static hub_core *new_core(uint32_t history, uint64_t ttl) {
   nlog = nprepared = 0;
   hub_node_init(&node);
-  hub_core_opts o = {.history_size = history, .history_ttl_ms = ttl, .nodes = 1,
-                     .fanout = fanout_direct};
+  hub_core_opts o = {
+      .history_size = history, .history_ttl_ms = ttl, .nodes = 1, .fanout = fanout_direct};
   return hub_core_new(&o);
 }
 
@@ -101,8 +101,12 @@ static hub_recovery sub(hub_core *c, client *cl, const char *topic, const hub_po
   char join[64];
   snprintf(join, sizeof join, "join:%s", cl->id);
   hub_blob *je = hub_blob_new(join, strlen(join));
-  hub_sub_req q = {.topic = topic, .topic_len = strlen(topic), .node = 0,
-                   .who = {cl->m.conn, cl->id, "", NULL}, .history = history, .join_env = je};
+  hub_sub_req q = {.topic = topic,
+                   .topic_len = strlen(topic),
+                   .node = 0,
+                   .who = {cl->m.conn, cl->id, "", NULL},
+                   .history = history,
+                   .join_env = je};
   if (since) {
     q.has_since = true;
     q.since_offset = since->offset;
@@ -209,9 +213,9 @@ TEST(resume_refusals) {
   hub_core *c = new_core(3, 0);
   client a;
   client_init(&a, 1);
-  hub_position p = pub(c, "t", 0, 0); /* 1 */
+  hub_position p = pub(c, "t", 0, 0);            /* 1 */
   for (int i = 0; i < 4; i++) pub(c, "t", 0, 0); /* 2..5; history keeps 3..5 */
-  hub_position old = p;                           /* saw 1, needs 2: gone */
+  hub_position old = p;                          /* saw 1, needs 2: gone */
   CHECK_EQ_INT(sub(c, &a, "t", &old, 0, false, NULL), HUB_TOO_OLD);
   expect(1, "");
   unsub(c, &a, "t");
@@ -320,7 +324,7 @@ TEST(presence_join_leave_and_query) {
 TEST(sweep_forgets_idle_topics_and_a_new_epoch_follows) {
   hub_core *c = new_core(10, 1000);
   hub_position p1 = pub(c, "t", 0, 0);
-  CHECK_EQ_INT(hub_core_sweep(c, 500), 1); /* history still young */
+  CHECK_EQ_INT(hub_core_sweep(c, 500), 1);  /* history still young */
   CHECK_EQ_INT(hub_core_sweep(c, 5000), 0); /* expired, no subscriber: gone */
   hub_position p2 = pub(c, "t", 0, 6000);
   CHECK_EQ_INT(p2.offset, 1);
@@ -351,7 +355,7 @@ TEST(late_deliveries_after_a_replay_are_not_duplicated) {
   hub_topic_list_free(&tl);
   CHECK_EQ_INT(sub(c, &a, "t", &zero, 0, false, NULL), HUB_RECOVERED);
   hub_blob *late = hub_blob_new("m2", 2);
-  hub_fanout f = {"t", 1, 2, late, 0};
+  hub_fanout f = {"t", 1, 2, late, 0, NULL};
   hub_node_deliver(&node, &f);
   hub_blob_unref(late);
   expect(1, "m1,m2");
@@ -371,8 +375,10 @@ TEST(many_members_join_and_leave_in_any_order) {
   for (int i = 0; i < N; i++) client_init(&cl[i], (uint64_t)i + 1);
   for (int round = 0; round < 2000; round++) {
     int i = rand_r(&seed) % N, t = rand_r(&seed) % 3;
-    if (in[i][t]) unsub(c, &cl[i], topics[t]);
-    else sub(c, &cl[i], topics[t], NULL, 0, false, NULL);
+    if (in[i][t])
+      unsub(c, &cl[i], topics[t]);
+    else
+      sub(c, &cl[i], topics[t], NULL, 0, false, NULL);
     in[i][t] = !in[i][t];
   }
   for (int t = 0; t < 3; t++) {
@@ -390,8 +396,8 @@ TEST(many_members_join_and_leave_in_any_order) {
 }
 
 TEST(history_memory_is_bounded) {
-  hub_core_opts o = {.history_size = 100, .nodes = 1, .fanout = fanout_direct,
-                     .history_memory = 100};
+  hub_core_opts o = {
+      .history_size = 100, .nodes = 1, .fanout = fanout_direct, .history_memory = 100};
   nlog = 0;
   hub_node_init(&node);
   hub_core *c = hub_core_new(&o);
@@ -445,6 +451,106 @@ TEST(shared_core_fans_out_to_nodes_with_subscribers) {
   hub_core_free(c);
 }
 
+/* ---- mirroring a broker (Redis numbers the publications) ---- */
+
+static hub_blob *envn(const char *fmt, uint64_t n) {
+  char s[64];
+  int k = snprintf(s, sizeof s, fmt, (unsigned long long)n);
+  return hub_blob_new(s, (size_t)k);
+}
+
+static int apply(hub_core *c, const char *epoch, uint64_t off, uint64_t skip) {
+  hub_blob *e = envn("m%llu", off);
+  int rc = hub_core_apply(c, "t", 1, epoch, off, e, skip, 0, 0);
+  hub_blob_unref(e);
+  return rc;
+}
+
+static hub_blob *gap_env(const char *topic, size_t len, const hub_position *pos, const char *why) {
+  char s[96];
+  int k = snprintf(s, sizeof s, "gap:%.*s:%s:%llu:%s", (int)len, topic, pos->epoch,
+                   (unsigned long long)pos->offset, why);
+  return hub_blob_new(s, (size_t)k);
+}
+
+/* Sync "t" to the broker's (epoch, offset) with entries [from, offset]. */
+static void sync_to(hub_core *c, const char *epoch, uint64_t from, uint64_t offset) {
+  hub_sync_entry e[16];
+  size_t n = 0;
+  for (uint64_t o = from; from && o <= offset && n < 16; o++)
+    e[n++] = (hub_sync_entry){o, 0, envn("m%llu", o)};
+  CHECK_EQ_INT(hub_core_sync(c, "t", 1, epoch, offset, e, n, gap_env, 0), 0);
+  for (size_t i = 0; i < n; i++) hub_blob_unref(e[i].env);
+}
+
+TEST(mirror_takes_the_brokers_state_then_follows_its_publications) {
+  hub_core *c = new_core(3, 0);
+  client a;
+  client_init(&a, 1);
+  CHECK_EQ_INT(apply(c, "E1", 1, 0), 2); /* unknown topic: resync first */
+  sync_to(c, "E1", 5, 7);                /* the broker keeps 5..7 */
+  hub_position pos;
+  CHECK_EQ_INT(sub(c, &a, "t", NULL, 2, false, &pos), HUB_RECOVERY_NONE);
+  CHECK_STR(pos.epoch, "E1");
+  CHECK_EQ_INT(pos.offset, 7);
+  expect(1, "m6,m7");
+  CHECK_EQ_INT(apply(c, "E1", 7, 0), 1); /* a duplicate */
+  CHECK_EQ_INT(apply(c, "E1", 8, 0), 0);
+  CHECK_EQ_INT(apply(c, "E1", 9, 1), 0);  /* skip_conn: not to its publisher */
+  CHECK_EQ_INT(apply(c, "E1", 11, 0), 2); /* a hole: nothing done */
+  CHECK_EQ_INT(apply(c, "E2", 10, 0), 2); /* another epoch: nothing done */
+  expect(1, "m6,m7,m8");
+  /* resume from the mirror like from the memory broker */
+  client b;
+  client_init(&b, 2);
+  hub_position since = {.offset = 6};
+  strcpy(since.epoch, "E1");
+  CHECK_EQ_INT(sub(c, &b, "t", &since, 0, false, NULL), HUB_RECOVERED);
+  expect(2, "m7,m8,m9");
+  unsub(c, &a, "t");
+  unsub(c, &b, "t");
+  done(c);
+}
+
+TEST(mirror_resync_fills_a_hole_without_loss_or_duplicate) {
+  hub_core *c = new_core(10, 0);
+  client a;
+  client_init(&a, 1);
+  sync_to(c, "E1", 1, 3);
+  sub(c, &a, "t", NULL, 0, false, NULL);
+  CHECK_EQ_INT(apply(c, "E1", 6, 0), 2); /* missed 4 and 5 (the broker went away) */
+  sync_to(c, "E1", 2, 6);                /* the broker still has them */
+  expect(1, "m4,m5,m6");
+  CHECK_EQ_INT(apply(c, "E1", 7, 0), 0);
+  expect(1, "m4,m5,m6,m7");
+  unsub(c, &a, "t");
+  done(c);
+}
+
+TEST(mirror_resync_says_gap_when_the_broker_lost_them) {
+  hub_core *c = new_core(10, 0);
+  client a;
+  client_init(&a, 1);
+  sync_to(c, "E1", 1, 3);
+  sub(c, &a, "t", NULL, 0, false, NULL);
+  sync_to(c, "E1", 8, 9); /* 4..7 are gone from the broker */
+  expect(1, "gap:t:E1:7:too_old,m8,m9");
+  CHECK_EQ_INT(apply(c, "E1", 10, 0), 0);
+  /* Redis restarted empty: a new epoch from 1; the node starts over. */
+  sync_to(c, "E2", 1, 2);
+  expect(1, "gap:t:E1:7:too_old,m8,m9,m10,gap:t:E2:0:epoch_changed,m1,m2");
+  /* with no history at all (entries none), still no silent loss */
+  sync_to(c, "E2", 0, 5);
+  expect(1, "gap:t:E1:7:too_old,m8,m9,m10,gap:t:E2:0:epoch_changed,m1,m2,gap:t:E2:5:too_old");
+  CHECK_EQ_INT(apply(c, "E2", 6, 0), 0);
+  expect(1, "gap:t:E1:7:too_old,m8,m9,m10,gap:t:E2:0:epoch_changed,m1,m2,gap:t:E2:5:too_old,m6");
+  unsub(c, &a, "t");
+  hub_core_forget(c, "t", 1);
+  CHECK_EQ_INT(hub_core_topic_count(c), 0);
+  CHECK_EQ_INT(hub_core_retained_bytes(c), 0);
+  done(c);
+}
+
 int main(void) {
   RUN(offsets_grow_by_one_and_subscribers_get_them_in_order);
   RUN(skip_self);
@@ -458,5 +564,8 @@ int main(void) {
   RUN(many_members_join_and_leave_in_any_order);
   RUN(history_memory_is_bounded);
   RUN(shared_core_fans_out_to_nodes_with_subscribers);
+  RUN(mirror_takes_the_brokers_state_then_follows_its_publications);
+  RUN(mirror_resync_fills_a_hole_without_loss_or_duplicate);
+  RUN(mirror_resync_says_gap_when_the_broker_lost_them);
   return test_report();
 }
