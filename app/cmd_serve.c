@@ -46,6 +46,13 @@ static const char usage[] =
     "                             (default) or 1013\n"
     "      --demo                 publish a simulated market feed on ticker/SYMBOL\n"
     "\n"
+    "Scale-out across machines (docs/SCALING.md):\n"
+    "      --redis URL            share topics, positions and history with every node\n"
+    "                             on this Redis (also DUPLEX_REDIS_URL):\n"
+    "                             redis://[[user]:password@]host[:port][/db], rediss://\n"
+    "                             for TLS, redis+sentinel://h:p,h:p/mastername\n"
+    "      --redis-prefix P       prefix of Redis keys and channels (default duplex:)\n"
+    "\n"
     "Authentication (docs/PROTOCOL.md):\n"
     "      --token-secret S       require HS256 connection tokens signed with S (also\n"
     "                             DUPLEX_TOKEN_SECRET; `duplex token` mints some)\n"
@@ -98,6 +105,8 @@ enum {
   OPT_CONNECT_RATE_IP,
   OPT_HISTORY_MEMORY,
   OPT_MAX_PRESENCE,
+  OPT_REDIS,
+  OPT_REDIS_PREFIX,
 };
 
 /* The names are also the keys of a configuration file (--config); the
@@ -125,6 +134,8 @@ static const server_flag serve_flags[] = {
     {"connect-rate-per-ip", OPT_CONNECT_RATE_IP, SF_NUMBER},
     {"history-memory", OPT_HISTORY_MEMORY, SF_NUMBER},
     {"max-presence", OPT_MAX_PRESENCE, SF_NUMBER},
+    {"redis", OPT_REDIS, SF_SECRET},
+    {"redis-prefix", OPT_REDIS_PREFIX, SF_TEXT},
     {0, 0, 0},
 };
 
@@ -187,6 +198,16 @@ static int parse_extra(int opt, const char *arg, void *user) {
   case OPT_DEMO:
     serve.demo = true;
     return 0;
+  case OPT_REDIS:
+    if (!*arg)
+      return cli_usage_error("serve", "--redis needs a URL such as redis://127.0.0.1:6379");
+    o->redis_url = arg;
+    return 0;
+  case OPT_REDIS_PREFIX:
+    if (!*arg || strlen(arg) > 60)
+      return cli_usage_error("serve", "--redis-prefix must be 1 to 60 characters");
+    o->redis_prefix = arg;
+    return 0;
   case OPT_TOKEN_SECRET:
     if (strlen(arg) < 16)
       return cli_usage_error("serve", "--token-secret must be at least 16 bytes");
@@ -206,15 +227,18 @@ static int parse_extra(int opt, const char *arg, void *user) {
     /* cli_parse_ms reads "0" and "off" as -1: no leeway, or no time at all */
     if (!cli_parse_ms(arg, &ms) || (ms < 0 && opt == OPT_AUTH_TIMEOUT))
       return cli_usage_error("serve", "bad duration '%s' (try 5s or 500ms)", arg);
-    if (opt == OPT_TOKEN_LEEWAY) o->token_leeway_s = ms >= 1000 ? ms / 1000 : -1;
-    else o->auth_timeout_ms = ms;
+    if (opt == OPT_TOKEN_LEEWAY)
+      o->token_leeway_s = ms >= 1000 ? ms / 1000 : -1;
+    else
+      o->auth_timeout_ms = ms;
     return 0;
   case OPT_ALLOW_ANONYMOUS:
     o->allow_anonymous = true;
     return 0;
   case OPT_RULE: {
     char err[160];
-    if (o->nrules == MAX_RULES) return cli_usage_error("serve", "at most %d --rule flags", MAX_RULES);
+    if (o->nrules == MAX_RULES)
+      return cli_usage_error("serve", "at most %d --rule flags", MAX_RULES);
     if (serve_rule_parse((char *)arg, &serve.rules[o->nrules], err, sizeof err) != 0)
       return cli_usage_error("serve", "bad --rule: %s", err);
     o->nrules++;
@@ -229,9 +253,12 @@ static int parse_extra(int opt, const char *arg, void *user) {
     if (end == arg || *end || r < 0 || r > 1e7)
       return cli_usage_error("serve", "bad rate '%s' (per second; 0 turns it off)", arg);
     double rate = r > 0 ? r : -1;
-    if (opt == OPT_PUBLISH_RATE) o->publish_rate = rate;
-    else if (opt == OPT_SUBSCRIBE_RATE) o->subscribe_rate = rate;
-    else o->connect_rate_per_ip = rate;
+    if (opt == OPT_PUBLISH_RATE)
+      o->publish_rate = rate;
+    else if (opt == OPT_SUBSCRIBE_RATE)
+      o->subscribe_rate = rate;
+    else
+      o->connect_rate_per_ip = rate;
     return 0;
   }
   case OPT_CONNS_PER_USER:
@@ -241,9 +268,12 @@ static int parse_extra(int opt, const char *arg, void *user) {
       return cli_usage_error("serve", "bad count '%s' (0 turns the limit off)", arg);
     {
       unsigned n = v ? (unsigned)v : ~0u;
-      if (opt == OPT_CONNS_PER_USER) o->max_conns_per_user = n;
-      else if (opt == OPT_CONNS_PER_IP) o->max_conns_per_ip = n;
-      else o->max_presence = n;
+      if (opt == OPT_CONNS_PER_USER)
+        o->max_conns_per_user = n;
+      else if (opt == OPT_CONNS_PER_IP)
+        o->max_conns_per_ip = n;
+      else
+        o->max_presence = n;
     }
     return 0;
   case OPT_HISTORY_MEMORY:
@@ -402,6 +432,10 @@ static int serve_main(server_main_cfg *cfg, int argc, char **argv) {
     const char *env = getenv("DUPLEX_API_KEY");
     if (env && *env) serve.hub.api_key = env;
   }
+  if (!serve.hub.redis_url) {
+    const char *env = getenv("DUPLEX_REDIS_URL");
+    if (env && *env) serve.hub.redis_url = env;
+  }
   if (!serve.hub.token_secret && !serve.hub.token_key_file) {
     const char *env = getenv("DUPLEX_TOKEN_SECRET");
     if (env && *env) serve.hub.token_secret = env;
@@ -427,7 +461,8 @@ static int serve_main(server_main_cfg *cfg, int argc, char **argv) {
     cfg->reload_arg = &serve;
   }
   if (serve.hub.token_secret || serve.hub.token_key_file)
-    dx_log_info("connections need a token%s", serve.hub.allow_anonymous ? " (or come anonymous)" : "");
+    dx_log_info("connections need a token%s",
+                serve.hub.allow_anonymous ? " (or come anonymous)" : "");
   if (!serve.hub.api_key)
     dx_log_info("HTTP API disabled (no --api-key or DUPLEX_API_KEY): /api/ answers 403");
   return server_main_run(cfg, setup, teardown, &serve);

@@ -97,6 +97,13 @@ typedef struct dx_hub_opts {
   double connect_rate_per_ip; /* new connections per address (default 50/s) */
   size_t history_memory;      /* bytes of retained publications, all topics (default 256 MiB) */
   unsigned max_presence;      /* presence entries per topic (default 10000) */
+  /* Scale-out: NULL for the embedded broker (one process), or a Redis URL
+   * (redis://[[user]:password@]host[:port][/db], rediss://... for TLS,
+   * redis+sentinel://host:port,host:port/mastername) so that every node on
+   * the same Redis shares topics, positions and history. Keys and channels
+   * start with redis_prefix (NULL: "duplex:"). See docs/SCALING.md. */
+  const char *redis_url;
+  const char *redis_prefix;
   /* Optional authorisation hook, called on the loop thread before a client
    * subscribes or publishes: return 0 to allow, anything else to refuse
    * (the client gets a `forbidden` error). `user_id` is "" for anonymous

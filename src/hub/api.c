@@ -121,6 +121,7 @@ typedef struct api_call {
 
 typedef struct api_slot {
   api_call *call;
+  hub_loop *hl;
   size_t index;
 } api_slot;
 
@@ -162,6 +163,7 @@ static void on_api_published(void *ctx, int status, const hub_position *pos) {
   api_call *c = sl->call;
   hub_error err;
   json_t *r = NULL;
+  if (status == 0) hub_stat_add(sl->hl, ST_PUBLISH_API, 1);
   if (status == 0)
     r = json_pack("{s:b,s:I,s:s}", "ok", 1, "offset", (json_int_t)pos->offset, "epoch", pos->epoch);
   else
@@ -197,8 +199,7 @@ static void publish_one(hub_loop *hl, json_t *p, api_call *c, size_t i) {
     hub_error_set(&err, "internal", "out of memory");
     return set_result(c, i, NULL, &err);
   }
-  *sl = (api_slot){c, i};
-  hub_stat_add(hl, ST_PUBLISH_API, 1);
+  *sl = (api_slot){c, hl, i};
   c->waiting++;
   hub_pub pub = {topic, tlen, data, b64, b64_len, NULL, 0};
   hub_publish(hl, &pub, on_api_published, sl);

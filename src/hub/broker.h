@@ -19,10 +19,12 @@
 #define DX_HUB_BROKER_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "duplex/hub.h"
 #include "hub/core.h"
 
 struct hub_loop;
@@ -94,10 +96,16 @@ typedef struct hub_broker_ops {
 
 struct hub_broker {
   const hub_broker_ops *ops;
+  _Atomic uint64_t resyncs; /* topics loaded again (for /metrics) */
 };
 
 /* The embedded broker: the hub's core is the whole truth. */
 hub_broker *hub_broker_memory_new(void);
+
+/* The Redis broker for `url` (see broker_redis.c); keys and channels start
+ * with `prefix` (NULL: "duplex:"). NULL with a message in err. */
+hub_broker *hub_broker_redis_new(dx_hub *h, const char *url, const char *prefix, char *err,
+                                 size_t errlen);
 
 /* The publication's envelope at `offset` (codec.c's message envelope). */
 hub_blob *hub_pub_envelope(const hub_pub *p, uint64_t offset);

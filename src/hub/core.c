@@ -259,6 +259,14 @@ int hub_core_sync(hub_core *c, const char *name, size_t len, const char *epoch, 
   return 0;
 }
 
+bool hub_core_position(hub_core *c, const char *name, size_t len, hub_position *pos) {
+  lock(c);
+  topic *t = find(c, name, len);
+  if (t) set_pos(t, pos);
+  unlock(c);
+  return t != NULL;
+}
+
 void hub_core_forget(hub_core *c, const char *name, size_t len) {
   lock(c);
   topic *t = find(c, name, len);

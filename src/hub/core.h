@@ -186,6 +186,9 @@ typedef hub_blob *(*hub_gap_fn)(const char *topic, size_t len, const hub_positio
 int hub_core_sync(hub_core *c, const char *topic, size_t len, const char *epoch, uint64_t offset,
                   const hub_sync_entry *e, size_t n, hub_gap_fn gap, uint64_t now_ms);
 
+/* The topic's position, when the core knows the topic. */
+bool hub_core_position(hub_core *c, const char *topic, size_t len, hub_position *pos);
+
 /* Forget a topic that nobody here subscribes to (its mirror would go
  * stale). */
 void hub_core_forget(hub_core *c, const char *topic, size_t len);

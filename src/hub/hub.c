@@ -59,7 +59,18 @@ dx_hub *dx_hub_new(const dx_hub_opts *opts) {
   h->o.rules = NULL; /* the caller's; ours are in h->rules */
   h->o.path = strdup(h->o.path ? h->o.path : "/ws");
   h->o.api_key = h->o.api_key ? strdup(h->o.api_key) : NULL;
-  h->broker = hub_broker_memory_new();
+  if (h->o.redis_url) {
+    char err[256];
+    h->broker = hub_broker_redis_new(h, h->o.redis_url, h->o.redis_prefix, err, sizeof err);
+    if (!h->broker) {
+      dx_log_error("hub: %s", err);
+      dx_hub_free(h);
+      return NULL;
+    }
+  } else {
+    h->broker = hub_broker_memory_new();
+  }
+  h->o.redis_url = h->o.redis_prefix = NULL; /* the caller's: used above only */
   if (!h->broker || !h->o.path || !rules_ok || (opts && opts->api_key && !h->o.api_key)) {
     dx_hub_free(h);
     return NULL;
@@ -180,6 +191,13 @@ static uint32_t rule_history_cap(const char *topic, size_t len, void *user) {
 
 /* ---- attach / detach ---- */
 
+/* The broker's share of a loop starts on the loop's thread. */
+static void run_loop_start(dx_loop *loop, void *arg) {
+  (void)loop;
+  hub_loop *hl = arg;
+  if (!hl->detached) hl->hub->broker->ops->loop_start(hl->hub->broker, hl);
+}
+
 int dx_hub_attach(dx_hub *h, dx_server *srv) {
   if (!h || !srv) return DX_EINVAL;
   /* The core is sized for the loops: rebuild it (it holds nothing yet). */
@@ -216,6 +234,7 @@ int dx_hub_attach(dx_hub *h, dx_server *srv) {
   h->core = core;
   h->shared = co.shared;
   h->loops[h->nloops++] = hl;
+  if (dx_loop_post(hl->loop, run_loop_start, hl) != 0) return DX_ENOMEM;
   dx_timer_init(hl->loop, &hl->sweep, on_sweep);
   dx_timer_start(&hl->sweep, SWEEP_MS, SWEEP_MS);
   hl->sweep_due = dx_loop_now(hl->loop) + SWEEP_MS;
@@ -227,6 +246,7 @@ void dx_hub_detach(dx_hub *h, dx_server *srv) {
     hub_loop *hl = h->loops[i];
     if (hl->srv != srv || hl->detached) continue;
     dx_timer_stop(&hl->sweep);
+    h->broker->ops->loop_stop(h->broker, hl);
     hub_core_detach_node(h->core, i);
     hl->detached = true;
   }

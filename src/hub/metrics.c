@@ -12,17 +12,24 @@
 #include "hub/hub_internal.h"
 
 const char *const hub_auth_reasons[ST_AUTH_FAILED_LAST - ST_AUTH_FAILED + 1] = {
-    "token missing",         "malformed token",     "bad signature",
-    "token algorithm not allowed", "token expired", "token not yet valid",
-    "token for another audience",  "token from another issuer",
-    "authentication timeout",      "token without a user",
+    "token missing",
+    "malformed token",
+    "bad signature",
+    "token algorithm not allowed",
+    "token expired",
+    "token not yet valid",
+    "token for another audience",
+    "token from another issuer",
+    "authentication timeout",
+    "token without a user",
     "other",
 };
 #define NREASONS (sizeof hub_auth_reasons / sizeof *hub_auth_reasons)
 
 void hub_stat_auth_failed(hub_loop *hl, const char *why) {
   size_t i = 0;
-  while (i < NREASONS - 1 && strncmp(why, hub_auth_reasons[i], strlen(hub_auth_reasons[i])) != 0) i++;
+  while (i < NREASONS - 1 && strncmp(why, hub_auth_reasons[i], strlen(hub_auth_reasons[i])) != 0)
+    i++;
   hub_stat_add(hl, (hub_stat)(ST_AUTH_FAILED + i), 1);
 }
 
@@ -101,6 +108,13 @@ static void render(const dx_hub *h, out *o) {
       (unsigned long long)sum(h, ST_REFUSED_USER));
   one(o, "duplex_subscriptions", "gauge", "Subscriptions held by connections.",
       NODE_SUM(h, subscriptions));
+  family(o, "duplex_broker_up", "gauge",
+         "1 when the broker (memory, or redis: its connections) is reachable, else 0.");
+  put(o, "duplex_broker_up{broker=\"%s\"} %d\n", h->broker->ops->name,
+      h->broker->ops->up(h->broker) ? 1 : 0);
+  one(o, "duplex_broker_resyncs_total", "counter",
+      "Topics loaded again from the broker because a publication did not follow on.",
+      atomic_load_explicit(&h->broker->resyncs, memory_order_relaxed));
   one(o, "duplex_topics", "gauge", "Topics with subscribers, presence or history.",
       hub_core_topic_count(h->core));
   one(o, "duplex_history_retained_bytes", "gauge", "Bytes of publications kept for resume.",
@@ -112,7 +126,8 @@ static void render(const dx_hub *h, out *o) {
   family(o, "duplex_messages_sent_total", "counter", "Messages sent to clients.");
   put(o, "duplex_messages_sent_total{kind=\"delivery\"} %llu\n",
       (unsigned long long)NODE_SUM(h, delivered));
-  put(o, "duplex_messages_sent_total{kind=\"reply\"} %llu\n", (unsigned long long)sum(h, ST_REPLIES));
+  put(o, "duplex_messages_sent_total{kind=\"reply\"} %llu\n",
+      (unsigned long long)sum(h, ST_REPLIES));
   family(o, "duplex_sent_bytes_total", "counter", "Bytes of messages sent to clients.");
   put(o, "duplex_sent_bytes_total{kind=\"delivery\"} %llu\n",
       (unsigned long long)NODE_SUM(h, delivered_bytes));
@@ -121,12 +136,14 @@ static void render(const dx_hub *h, out *o) {
   family(o, "duplex_publishes_total", "counter", "Publications accepted, by source.");
   put(o, "duplex_publishes_total{source=\"client\"} %llu\n",
       (unsigned long long)sum(h, ST_PUBLISH_CLIENT));
-  put(o, "duplex_publishes_total{source=\"api\"} %llu\n", (unsigned long long)sum(h, ST_PUBLISH_API));
+  put(o, "duplex_publishes_total{source=\"api\"} %llu\n",
+      (unsigned long long)sum(h, ST_PUBLISH_API));
   one(o, "duplex_deliveries_total", "counter", "Publications and presence events delivered.",
       NODE_SUM(h, delivered));
   family(o, "duplex_dropped_total", "counter",
          "Deliveries dropped: the subscriber was too slow (and is closed) or closing.");
-  put(o, "duplex_dropped_total{reason=\"slow\"} %llu\n", (unsigned long long)NODE_SUM(h, dropped_slow));
+  put(o, "duplex_dropped_total{reason=\"slow\"} %llu\n",
+      (unsigned long long)NODE_SUM(h, dropped_slow));
   put(o, "duplex_dropped_total{reason=\"closing\"} %llu\n",
       (unsigned long long)NODE_SUM(h, dropped_closed));
   one(o, "duplex_errors_total", "counter", "Error replies to requests.", sum(h, ST_ERRORS));
@@ -183,10 +200,14 @@ static void on_metrics(dx_http_req *req, void *user) {
  * own condition). */
 static void on_readyz(dx_http_req *req, void *user) {
   hub_loop *hl = user;
-  bool ready = !hl->detached && hl->hub->core;
-  const char *body = ready ? "ready\n" : "not ready\n";
-  dx_http_respond(req, ready ? 200 : 503, "text/plain; charset=utf-8", "Cache-Control: no-store\r\n",
-                  body, strlen(body));
+  dx_hub *h = hl->hub;
+  bool broker = h->broker->ops->up(h->broker);
+  bool ready = !hl->detached && h->core && broker;
+  const char *body = ready    ? "ready\n"
+                     : broker ? "not ready\n"
+                              : "not ready: the broker is unreachable\n";
+  dx_http_respond(req, ready ? 200 : 503, "text/plain; charset=utf-8",
+                  "Cache-Control: no-store\r\n", body, strlen(body));
 }
 
 int hub_metrics_attach(hub_loop *hl) {

@@ -475,7 +475,7 @@ static hub_blob *gap_env(const char *topic, size_t len, const hub_position *pos,
 
 /* Sync "t" to the broker's (epoch, offset) with entries [from, offset]. */
 static void sync_to(hub_core *c, const char *epoch, uint64_t from, uint64_t offset) {
-  hub_sync_entry e[16];
+  hub_sync_entry e[16] = {{0}};
   size_t n = 0;
   for (uint64_t o = from; from && o <= offset && n < 16; o++)
     e[n++] = (hub_sync_entry){o, 0, envn("m%llu", o)};

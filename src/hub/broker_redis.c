@@ -1,0 +1,935 @@
+/* The Redis broker (see broker.h and docs/ARCHITECTURE.md, "Scale-out").
+ *
+ * In Redis, per topic T (the {T} hash tag keeps all three on one cluster
+ * shard):
+ *   PREFIX{T}:m  hash: e (epoch), o (newest offset)
+ *   PREFIX{T}:s  stream: one entry per retained publication, id OFFSET-0,
+ *                fields d (the envelope's tail), t (wall-clock ms)
+ *   PREFIX{T}    channel: "EPOCH OFFSET TIME SKIP\n" + tail per publication
+ * A Lua script numbers, retains and publishes atomically, so every node
+ * sees a topic's publications in offset order and a subscriber resumes on
+ * any node by the same (offset, epoch).
+ *
+ * Here, per node: one subscriber connection (loop 0's) SUBSCRIBEs only to
+ * topics with local subscribers (reference-counted: `interest`); each loop
+ * has a command connection for its publishes and loads. A topic becomes
+ * live in steps: SUBSCRIBE confirmed -> load (script: position + retained
+ * publications, with messages arriving meanwhile queued) -> the core
+ * mirrors it -> waiting subscribes go on. A message that does not follow
+ * on (a lost connection, a Redis restart) makes the topic load again: the
+ * core fills the hole from the stream, or tells subscribers of the gap.
+ *
+ * Threads: the topic table is shared by the loops under `mu`; Redis
+ * connections are each driven by their own loop, and everything on the
+ * subscriber connection happens on loop 0. Lock order: mu, then the
+ * core's lock. */
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/time.h>
+
+#include "duplex/log.h"
+#include "hub/broker.h"
+#include "hub/hub_internal.h"
+#include "hub/map.h"
+#include "hub/redis_client.h"
+#include "hub/topic_name.h"
+
+#define WANT_TIMEOUT_MS 5000              /* a subscribe waits this long for Redis */
+#define LOAD_MAX 100000                   /* publications one load brings at most */
+#define META_TTL_MS (24ull * 3600 * 1000) /* an idle topic's position lives a day */
+#define HUB_MAX_LOOPS 256
+
+/* Number, retain, publish. KEYS: meta, stream. ARGV: tail, maxlen, ttl_ms
+ * (history), epoch if new, channel, skip, now (wall ms), meta ttl ms. */
+static const char PUBLISH_LUA[] =
+    "local e = redis.call('HGET', KEYS[1], 'e')\n"
+    "if not e then e = ARGV[4]; redis.call('DEL', KEYS[2]); redis.call('HSET', KEYS[1], 'e', e) "
+    "end\n"
+    "local o = redis.call('HINCRBY', KEYS[1], 'o', 1)\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[8])\n"
+    "if tonumber(ARGV[2]) > 0 then\n"
+    "  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], o .. '-0', 'd', ARGV[1], 't', ARGV[7])\n"
+    "  if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end\n"
+    "end\n"
+    "redis.call('PUBLISH', ARGV[5], e .. ' ' .. o .. ' ' .. ARGV[7] .. ' ' .. ARGV[6] .. '\\n' .. "
+    "ARGV[1])\n"
+    "return {o, e}\n";
+
+/* A topic's position and retained publications. KEYS: meta, stream. ARGV:
+ * epoch if new, meta ttl ms, after (-1: the newest), the caller's epoch,
+ * count. Returns {epoch, offset, entries, ascending, first}: entries after
+ * `after` (oldest first) when the epochs match, else the newest `count`
+ * (newest first) and the offset of the oldest retained (0: none). */
+static const char LOAD_LUA[] =
+    "local e = redis.call('HGET', KEYS[1], 'e')\n"
+    "if not e then e = ARGV[1]; redis.call('DEL', KEYS[2]); redis.call('HSET', KEYS[1], 'e', e, "
+    "'o', 0) end\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "local o = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')\n"
+    "local after = tonumber(ARGV[3])\n"
+    "if after >= 0 and e == ARGV[4] then\n"
+    "  if after >= o then return {e, o, {}, 1, 0} end\n"
+    "  return {e, o, redis.call('XRANGE', KEYS[2], (after + 1) .. '-0', '+', 'COUNT', ARGV[5]), 1, "
+    "0}\n"
+    "end\n"
+    "local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)\n"
+    "local f = 0\n"
+    "if first[1] then f = tonumber(string.match(first[1][1], '^%d+')) end\n"
+    "return {e, o, redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[5]), 0, f}\n";
+
+enum { T_IDLE, T_SUBSCRIBING, T_LOADING, T_LIVE };
+
+typedef struct waiter {
+  struct waiter *next;
+  hub_loop *hl;
+  hub_broker_done done;
+  void *ctx;
+  uint64_t since_ms; /* loop 0's clock */
+  int status;        /* when posted */
+} waiter;
+
+typedef struct queued {
+  struct queued *next;
+  uint64_t offset, time_ms, skip;
+  char epoch[HUB_EPOCH_LEN + 1];
+  size_t len;
+  char tail[];
+} queued;
+
+typedef struct rtopic {
+  hub_map_item item; /* key: the name, after the struct */
+  uint32_t interest; /* local subscriptions, and subscribes waiting */
+  uint8_t state;
+  bool load_sent; /* a load is out (or must be sent when the connection is up) */
+  bool reload;    /* a message did not follow on during the load: load again */
+  waiter *waiters;
+  queued *q, *q_tail; /* messages that came during the load */
+} rtopic;
+
+typedef struct redis_broker {
+  hub_broker b;
+  dx_hub *hub;
+  hub_redis_url url;
+  char prefix[64];
+  char node_id[17];
+  char sha_publish[41], sha_load[41];
+  pthread_mutex_t mu;
+  hub_map topics;                /* name -> rtopic, under mu */
+  hub_redis *sub;                /* loop 0's subscriber connection */
+  hub_redis *cmd[HUB_MAX_LOOPS]; /* per loop index (each written by its loop) */
+  _Atomic bool sub_up, cmd0_up;
+  bool kick_posted; /* under mu */
+} redis_broker;
+
+static redis_broker *rb_of(hub_broker *b) { return (redis_broker *)b; }
+
+static uint64_t wall_ms(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static void sha1_hex(const char *s, char out[41]) {
+  unsigned char d[SHA_DIGEST_LENGTH];
+  SHA1((const unsigned char *)s, strlen(s), d);
+  for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void random_hex(char *out, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  uint8_t r[32] = {0};
+  if (getrandom(r, n, GRND_NONBLOCK) != (ssize_t)n)
+    for (size_t i = 0; i < n; i++) r[i] = (uint8_t)rand();
+  for (size_t i = 0; i < n; i++) out[i] = hex[r[i] & 15];
+  out[n] = '\0';
+}
+
+/* PREFIX{T}SUFFIX into buf. */
+static size_t key(const redis_broker *rb, char *buf, size_t cap, const char *topic, size_t len,
+                  const char *suffix) {
+  int n = snprintf(buf, cap, "%s{%.*s}%s", rb->prefix, (int)len, topic, suffix);
+  return n < 0 ? 0 : (size_t)n;
+}
+
+static uint32_t topic_cap(dx_hub *h, const char *topic, size_t len) {
+  const dx_hub_topic_rule *r = hub_rule(h, topic, len);
+  if (!r || !r->history_size) return h->history_size;
+  return r->history_size < 0 ? 0 : (uint32_t)r->history_size;
+}
+
+static bool reply_is(const redisReply *r, int type) { return r && r->type == type; }
+
+/* ---- completions on the caller's loop ---- */
+
+static void run_waiter(dx_loop *loop, void *arg) {
+  (void)loop;
+  waiter *w = arg;
+  w->done(w->ctx, w->status, NULL);
+  free(w);
+}
+
+/* Post each waiter's completion to its loop (under mu). */
+static void release_waiters(rtopic *t, int status) {
+  for (waiter *w = t->waiters, *next; w; w = next) {
+    next = w->next;
+    w->status = status;
+    if (dx_loop_post(w->hl->loop, run_waiter, w) != 0) { /* out of memory: complete here */
+      dx_log_error("hub: cannot queue a subscribe's answer to loop %u", w->hl->index);
+      w->done(w->ctx, HUB_BROKER_OOM, NULL);
+      free(w);
+    }
+  }
+  t->waiters = NULL;
+}
+
+static void queue_clear(rtopic *t) {
+  for (queued *m = t->q, *next; m; m = next) {
+    next = m->next;
+    free(m);
+  }
+  t->q = t->q_tail = NULL;
+}
+
+/* ---- loading a topic into the core (loop 0) ---- */
+
+static hub_blob *gap_env(const char *topic, size_t len, const hub_position *pos, const char *why) {
+  return hub_env_gap(topic, len, pos, why);
+}
+
+/* Monotonic time of the loop for a wall-clock time of Redis's entries. */
+static uint64_t local_time(hub_loop *hl, uint64_t wall) {
+  uint64_t now = hub_now_ms(hl), w = wall_ms();
+  return wall >= w ? now : now > w - wall ? now - (w - wall) : 0;
+}
+
+static int apply_msg(redis_broker *rb, hub_loop *hl, const char *topic, size_t len,
+                     const char *epoch, uint64_t offset, uint64_t time_ms, uint64_t skip,
+                     const char *tail, size_t tail_len) {
+  hub_blob *env = hub_env_message_join(topic, len, offset, tail, tail_len);
+  if (!env) return -1;
+  int rc = hub_core_apply(rb->hub->core, topic, len, epoch, offset, env, skip,
+                          local_time(hl, time_ms), hub_now_ms(hl));
+  hub_blob_unref(env);
+  return rc;
+}
+
+static void send_load(redis_broker *rb, rtopic *t);
+
+typedef struct load_ctx {
+  redis_broker *rb;
+  size_t len;
+  char topic[];
+} load_ctx;
+
+static uint64_t entry_offset(const redisReply *id) {
+  return reply_is(id, REDIS_REPLY_STRING) ? strtoull(id->str, NULL, 10) : 0;
+}
+
+/* An entry's fields d and t. */
+static bool entry_fields(const redisReply *e, const redisReply **d, uint64_t *t) {
+  *d = NULL;
+  *t = 0;
+  if (!reply_is(e, REDIS_REPLY_ARRAY) || e->elements != 2 ||
+      !reply_is(e->element[1], REDIS_REPLY_ARRAY))
+    return false;
+  const redisReply *f = e->element[1];
+  for (size_t i = 0; i + 1 < f->elements; i += 2) {
+    if (!reply_is(f->element[i], REDIS_REPLY_STRING)) continue;
+    if (!strcmp(f->element[i]->str, "d"))
+      *d = f->element[i + 1];
+    else if (!strcmp(f->element[i]->str, "t") && reply_is(f->element[i + 1], REDIS_REPLY_STRING))
+      *t = strtoull(f->element[i + 1]->str, NULL, 10);
+  }
+  return reply_is(*d, REDIS_REPLY_STRING);
+}
+
+/* The load script's answer as sync entries (oldest first); envelopes are
+ * references the caller drops. Returns the count, or -1 when malformed. */
+static long load_entries(const redisReply *r, const char *topic, size_t len, hub_loop *hl,
+                         hub_sync_entry **out, char epoch[HUB_EPOCH_LEN + 1], uint64_t *offset) {
+  *out = NULL;
+  if (!reply_is(r, REDIS_REPLY_ARRAY) || r->elements != 5 ||
+      !reply_is(r->element[0], REDIS_REPLY_STRING) || r->element[0]->len > HUB_EPOCH_LEN ||
+      !reply_is(r->element[1], REDIS_REPLY_INTEGER) || !reply_is(r->element[2], REDIS_REPLY_ARRAY))
+    return -1;
+  snprintf(epoch, HUB_EPOCH_LEN + 1, "%s", r->element[0]->str);
+  *offset = (uint64_t)r->element[1]->integer;
+  const redisReply *a = r->element[2];
+  bool ascending = reply_is(r->element[3], REDIS_REPLY_INTEGER) && r->element[3]->integer == 1;
+  if (!a->elements) return 0;
+  hub_sync_entry *e = calloc(a->elements, sizeof *e);
+  if (!e) return -1;
+  size_t n = 0;
+  for (size_t k = 0; k < a->elements; k++) {
+    const redisReply *it = a->element[ascending ? k : a->elements - 1 - k];
+    const redisReply *d;
+    uint64_t t;
+    if (!entry_fields(it, &d, &t)) continue;
+    hub_blob *env = hub_env_message_join(topic, len, entry_offset(it->element[0]), d->str, d->len);
+    if (!env) continue; /* out of memory: the run breaks there (a gap, not a lie) */
+    e[n++] = (hub_sync_entry){entry_offset(it->element[0]), local_time(hl, t), env};
+  }
+  *out = e;
+  return (long)n;
+}
+
+static void entries_free(hub_sync_entry *e, long n) {
+  for (long i = 0; i < n; i++) hub_blob_unref(e[i].env);
+  free(e);
+}
+
+static void on_loaded(hub_redis *r, redisReply *reply, void *priv) {
+  (void)r;
+  load_ctx *lc = priv;
+  redis_broker *rb = lc->rb;
+  hub_loop *hl = rb->hub->loops[0];
+  pthread_mutex_lock(&rb->mu);
+  rtopic *t = (rtopic *)hub_map_get(&rb->topics, lc->topic, lc->len);
+  if (!t || t->state != T_LOADING) goto out; /* unsubscribed meanwhile */
+  t->load_sent = false;
+  char epoch[HUB_EPOCH_LEN + 1];
+  uint64_t offset;
+  hub_sync_entry *e;
+  long n = reply ? load_entries(reply, lc->topic, lc->len, hl, &e, epoch, &offset) : -1;
+  if (n < 0) {
+    if (reply)
+      dx_log_error("hub: redis: unexpected answer loading '%.*s'%s%s", (int)lc->len, lc->topic,
+                   reply->type == REDIS_REPLY_ERROR ? ": " : "",
+                   reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+    goto out; /* tick sends it again */
+  }
+  int rc = hub_core_sync(rb->hub->core, lc->topic, lc->len, epoch, offset, e, (size_t)n, gap_env,
+                         hub_now_ms(hl));
+  entries_free(e, n);
+  if (rc != 0) {
+    dx_log_error("hub: out of memory loading '%.*s' from redis", (int)lc->len, lc->topic);
+    goto out;
+  }
+  /* What came meanwhile, in order; a message that still does not follow on
+   * means more was missed: load again. */
+  t->reload = false;
+  for (queued *m = t->q; m; m = m->next)
+    if (apply_msg(rb, hl, lc->topic, lc->len, m->epoch, m->offset, m->time_ms, m->skip, m->tail,
+                  m->len) == 2)
+      t->reload = true;
+  queue_clear(t);
+  if (t->reload) {
+    send_load(rb, t);
+    goto out;
+  }
+  t->state = T_LIVE;
+  release_waiters(t, 0);
+out:
+  pthread_mutex_unlock(&rb->mu);
+  free(lc);
+}
+
+/* Send the load for t (under mu, on loop 0). When the command connection
+ * is down, the tick sends it later. */
+static void send_load(redis_broker *rb, rtopic *t) {
+  t->state = T_LOADING;
+  t->load_sent = true;
+  hub_redis *c = rb->cmd[0];
+  const char *topic = t->item.key;
+  size_t len = t->item.key_len;
+  char kmeta[HUB_TOPIC_MAX + 80], kstream[HUB_TOPIC_MAX + 80];
+  size_t lm = key(rb, kmeta, sizeof kmeta, topic, len, ":m");
+  size_t ls = key(rb, kstream, sizeof kstream, topic, len, ":s");
+  char epoch_new[HUB_EPOCH_LEN + 1], ttl[24], after[24], count[24];
+  random_hex(epoch_new, HUB_EPOCH_LEN);
+  snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)META_TTL_MS);
+  /* A topic the core already mirrors loads what came after its position. */
+  hub_position pos = {0};
+  bool have = hub_core_position(rb->hub->core, topic, len, &pos);
+  if (have) atomic_fetch_add_explicit(&rb->b.resyncs, 1, memory_order_relaxed);
+  snprintf(after, sizeof after, "%lld", have ? (long long)pos.offset : -1LL);
+  snprintf(count, sizeof count, "%u", have ? LOAD_MAX : topic_cap(rb->hub, topic, len));
+  const char *argv[] = {"EVALSHA", rb->sha_load, "2",   kmeta,     kstream,
+                        epoch_new, ttl,          after, pos.epoch, count};
+  size_t lens[] = {7,
+                   40,
+                   1,
+                   lm,
+                   ls,
+                   HUB_EPOCH_LEN,
+                   strlen(ttl),
+                   strlen(after),
+                   strlen(pos.epoch),
+                   strlen(count)};
+  load_ctx *lc = malloc(sizeof *lc + len);
+  if (lc) {
+    lc->rb = rb;
+    lc->len = len;
+    memcpy(lc->topic, topic, len);
+  }
+  if (!lc || !c || hub_redis_command(c, on_loaded, lc, 10, argv, lens) != 0) {
+    free(lc);
+    t->load_sent = false; /* the tick tries again */
+  }
+}
+
+/* ---- the subscriber connection (loop 0) ---- */
+
+typedef struct sub_ctx {
+  redis_broker *rb;
+  size_t len;
+  char topic[];
+} sub_ctx;
+
+static void on_subscribed(hub_redis *r, redisReply *reply, void *priv) {
+  (void)r;
+  sub_ctx *sc = priv;
+  redis_broker *rb = sc->rb;
+  pthread_mutex_lock(&rb->mu);
+  rtopic *t = (rtopic *)hub_map_get(&rb->topics, sc->topic, sc->len);
+  if (t && t->state == T_SUBSCRIBING && reply && reply->type == REDIS_REPLY_ARRAY) send_load(rb, t);
+  pthread_mutex_unlock(&rb->mu);
+  free(sc);
+}
+
+static void sub_command(redis_broker *rb, const char *verb, const char *topic, size_t len,
+                        hub_redis_reply_fn cb, void *priv) {
+  char ch[HUB_TOPIC_MAX + 80];
+  size_t lc = key(rb, ch, sizeof ch, topic, len, "");
+  const char *argv[] = {verb, ch};
+  size_t lens[] = {strlen(verb), lc};
+  if (hub_redis_command(rb->sub, cb, priv, 2, argv, lens) != 0) free(priv);
+}
+
+static void subscribe_topic(redis_broker *rb, rtopic *t) {
+  sub_ctx *sc = malloc(sizeof *sc + t->item.key_len);
+  if (!sc) return;
+  sc->rb = rb;
+  sc->len = t->item.key_len;
+  memcpy(sc->topic, t->item.key, t->item.key_len);
+  t->state = T_SUBSCRIBING;
+  sub_command(rb, "SUBSCRIBE", t->item.key, t->item.key_len, on_subscribed, sc);
+}
+
+static void drop_topic(redis_broker *rb, rtopic *t) {
+  hub_map_del(&rb->topics, &t->item);
+  queue_clear(t);
+  hub_core_forget(rb->hub->core, t->item.key, t->item.key_len);
+  free(t);
+}
+
+/* Bring every topic's subscription in line with its interest (loop 0). */
+static void reconcile(redis_broker *rb) {
+  bool up = hub_redis_up(rb->sub);
+  size_t pos;
+  for (hub_map_item *it = hub_map_first(&rb->topics, &pos), *next; it; it = next) {
+    next = hub_map_next(&rb->topics, it, &pos);
+    rtopic *t = (rtopic *)it;
+    if (!t->interest) {
+      if (up && t->state != T_IDLE)
+        sub_command(rb, "UNSUBSCRIBE", it->key, it->key_len, NULL, NULL);
+      drop_topic(rb, t);
+    } else if (t->state == T_IDLE && up) {
+      subscribe_topic(rb, t);
+    } else if (t->state == T_LOADING && !t->load_sent && hub_redis_up(rb->cmd[0])) {
+      send_load(rb, t);
+    }
+  }
+}
+
+static void run_kick(dx_loop *loop, void *arg) {
+  (void)loop;
+  redis_broker *rb = arg;
+  pthread_mutex_lock(&rb->mu);
+  rb->kick_posted = false;
+  reconcile(rb);
+  pthread_mutex_unlock(&rb->mu);
+}
+
+/* Have loop 0 reconcile soon (under mu). */
+static void kick(redis_broker *rb) {
+  if (rb->kick_posted || !rb->hub->nloops) return;
+  if (dx_loop_post(rb->hub->loops[0]->loop, run_kick, rb) == 0) rb->kick_posted = true;
+}
+
+/* "EPOCH OFFSET TIME SKIP\n" + tail, from channel PREFIX{T}. */
+static void on_push(hub_redis *r, redisReply *msg, void *user) {
+  (void)r;
+  redis_broker *rb = user;
+  if (!reply_is(msg, REDIS_REPLY_ARRAY) || msg->elements != 3 ||
+      !reply_is(msg->element[0], REDIS_REPLY_STRING) || strcmp(msg->element[0]->str, "message") ||
+      !reply_is(msg->element[1], REDIS_REPLY_STRING) ||
+      !reply_is(msg->element[2], REDIS_REPLY_STRING))
+    return;
+  const redisReply *ch = msg->element[1], *body = msg->element[2];
+  size_t plen = strlen(rb->prefix);
+  if (ch->len < plen + 2 || memcmp(ch->str, rb->prefix, plen) || ch->str[plen] != '{' ||
+      ch->str[ch->len - 1] != '}')
+    return;
+  const char *topic = ch->str + plen + 1;
+  size_t len = ch->len - plen - 2;
+  const char *nl = memchr(body->str, '\n', body->len);
+  char head[160], epoch[HUB_EPOCH_LEN + 1], skip_node[40];
+  unsigned long long offset, time_ms, skip_conn = 0;
+  if (!nl || (size_t)(nl - body->str) >= sizeof head) return;
+  memcpy(head, body->str, (size_t)(nl - body->str));
+  head[nl - body->str] = '\0';
+  if (sscanf(head, "%16s %llu %llu %39s", epoch, &offset, &time_ms, skip_node) != 4) {
+    dx_log_error("hub: redis: a malformed message on %.*s", (int)ch->len, ch->str);
+    return;
+  }
+  char *colon = strchr(skip_node, ':');
+  if (colon) {
+    *colon = '\0';
+    if (!strcmp(skip_node, rb->node_id)) skip_conn = strtoull(colon + 1, NULL, 10);
+  }
+  const char *tail = nl + 1;
+  size_t tail_len = body->len - (size_t)(tail - body->str);
+  hub_loop *hl = rb->hub->loops[0];
+  pthread_mutex_lock(&rb->mu);
+  rtopic *t = (rtopic *)hub_map_get(&rb->topics, topic, len);
+  if (t && t->state == T_LIVE) {
+    if (apply_msg(rb, hl, topic, len, epoch, offset, time_ms, skip_conn, tail, tail_len) == 2) {
+      dx_log_info("hub: redis: '%.*s' is out of step (offset %llu, epoch %s): loading it again",
+                  (int)len, topic, offset, epoch);
+      send_load(rb, t); /* now T_LOADING: this message waits in the queue */
+    }
+  }
+  if (t && t->state == T_LOADING) { /* keep it for after the load */
+    queued *m = malloc(sizeof *m + tail_len);
+    if (m) {
+      *m = (queued){NULL, offset, time_ms, skip_conn, "", tail_len};
+      snprintf(m->epoch, sizeof m->epoch, "%s", epoch);
+      memcpy(m->tail, tail, tail_len);
+      if (t->q_tail)
+        t->q_tail->next = m;
+      else
+        t->q = m;
+      t->q_tail = m;
+    } else {
+      t->reload = true;
+    }
+  }
+  pthread_mutex_unlock(&rb->mu);
+}
+
+static void on_sub_up(hub_redis *r, void *user) {
+  (void)r;
+  redis_broker *rb = user;
+  rb->sub_up = true;
+  dx_log_info("hub: redis: subscriber connection up");
+  pthread_mutex_lock(&rb->mu);
+  reconcile(rb);
+  pthread_mutex_unlock(&rb->mu);
+}
+
+static void on_sub_down(hub_redis *r, const char *why, bool was_up, void *user) {
+  (void)r;
+  redis_broker *rb = user;
+  rb->sub_up = false;
+  if (!was_up) return;
+  dx_log_error("hub: redis: subscriber connection lost (%s): local connections go on; "
+               "topics resume from Redis when it is back",
+               why);
+  /* Every topic subscribes and loads again (filling from the stream). */
+  pthread_mutex_lock(&rb->mu);
+  size_t pos;
+  for (hub_map_item *it = hub_map_first(&rb->topics, &pos); it;
+       it = hub_map_next(&rb->topics, it, &pos)) {
+    rtopic *t = (rtopic *)it;
+    t->state = T_IDLE;
+    t->load_sent = false;
+    queue_clear(t);
+  }
+  pthread_mutex_unlock(&rb->mu);
+}
+
+/* ---- command connections (one per loop) ---- */
+
+static void load_scripts(hub_redis *c) {
+  const char *a1[] = {"SCRIPT", "LOAD", PUBLISH_LUA};
+  const char *a2[] = {"SCRIPT", "LOAD", LOAD_LUA};
+  hub_redis_command(c, NULL, NULL, 3, a1, NULL);
+  hub_redis_command(c, NULL, NULL, 3, a2, NULL);
+}
+
+static void on_cmd_up(hub_redis *r, void *user) {
+  redis_broker *rb = user;
+  load_scripts(r);
+  if (r == rb->cmd[0]) {
+    rb->cmd0_up = true;
+    dx_log_info("hub: redis: connected to %s:%u", hub_redis_addr_now(r)->host,
+                hub_redis_addr_now(r)->port);
+    pthread_mutex_lock(&rb->mu);
+    reconcile(rb); /* loads that waited for the connection */
+    pthread_mutex_unlock(&rb->mu);
+  }
+}
+
+static void on_cmd_down(hub_redis *r, const char *why, bool was_up, void *user) {
+  redis_broker *rb = user;
+  if (r == rb->cmd[0]) rb->cmd0_up = false;
+  if (was_up) /* once per outage: the client logs the attempts, rate-limited */
+    dx_log_error("hub: redis: connection lost (%s); publishes are refused until it is back", why);
+  if (r != rb->cmd[0]) return;
+  /* Loads that were out are lost: send them again once up. */
+  pthread_mutex_lock(&rb->mu);
+  size_t pos;
+  for (hub_map_item *it = hub_map_first(&rb->topics, &pos); it;
+       it = hub_map_next(&rb->topics, it, &pos))
+    ((rtopic *)it)->load_sent = false;
+  pthread_mutex_unlock(&rb->mu);
+}
+
+static hub_redis *connect_redis(redis_broker *rb, hub_loop *hl, bool pubsub) {
+  char name[48];
+  snprintf(name, sizeof name, pubsub ? "redis subscriber" : "redis (loop %u)", hl->index);
+  hub_redis_opts o = {.url = &rb->url,
+                      .name = name,
+                      .pubsub = pubsub,
+                      .on_up = pubsub ? on_sub_up : on_cmd_up,
+                      .on_down = pubsub ? on_sub_down : on_cmd_down,
+                      .on_push = pubsub ? on_push : NULL,
+                      .user = rb};
+  return hub_redis_new(hl->loop, &o);
+}
+
+/* ---- the broker's operations ---- */
+
+static void rb_loop_start(hub_broker *b, hub_loop *hl) {
+  redis_broker *rb = rb_of(b);
+  if (hl->index >= HUB_MAX_LOOPS) {
+    dx_log_error("hub: redis: loop %u has no connection (at most %d loops)", hl->index,
+                 HUB_MAX_LOOPS);
+    return;
+  }
+  rb->cmd[hl->index] = connect_redis(rb, hl, false);
+  if (hl->index == 0) rb->sub = connect_redis(rb, hl, true);
+  if (!rb->cmd[hl->index] || (hl->index == 0 && !rb->sub))
+    dx_log_error("hub: redis: out of memory starting the connections of loop %u", hl->index);
+}
+
+static void rb_loop_stop(hub_broker *b, hub_loop *hl) {
+  redis_broker *rb = rb_of(b);
+  if (hl->index >= HUB_MAX_LOOPS) return;
+  hub_redis_free(rb->cmd[hl->index]);
+  rb->cmd[hl->index] = NULL;
+  if (hl->index == 0) {
+    hub_redis_free(rb->sub);
+    rb->sub = NULL;
+    rb->sub_up = rb->cmd0_up = false;
+  }
+}
+
+typedef struct pub_ctx {
+  hub_broker_done done;
+  void *ctx;
+} pub_ctx;
+
+static void on_published(hub_redis *r, redisReply *reply, void *priv) {
+  (void)r;
+  pub_ctx *pc = priv;
+  hub_position pos = {0};
+  int status = HUB_BROKER_UNKNOWN;
+  if (reply_is(reply, REDIS_REPLY_ARRAY) && reply->elements == 2 &&
+      reply_is(reply->element[0], REDIS_REPLY_INTEGER) &&
+      reply_is(reply->element[1], REDIS_REPLY_STRING)) {
+    pos.offset = (uint64_t)reply->element[0]->integer;
+    snprintf(pos.epoch, sizeof pos.epoch, "%s", reply->element[1]->str);
+    status = 0;
+  } else if (reply) {
+    dx_log_error("hub: redis: publish refused: %s",
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "an unexpected answer");
+    status = HUB_BROKER_DOWN; /* it answered: nothing was done */
+  }
+  pc->done(pc->ctx, status, status ? NULL : &pos);
+  free(pc);
+}
+
+static void rb_publish(hub_broker *b, hub_loop *hl, const hub_pub *p, hub_broker_done done,
+                       void *ctx) {
+  redis_broker *rb = rb_of(b);
+  hub_redis *c = hl->index < HUB_MAX_LOOPS ? rb->cmd[hl->index] : NULL;
+  if (!c || !hub_redis_up(c)) return done(ctx, HUB_BROKER_DOWN, NULL);
+  hub_blob *tail =
+      hub_env_message_tail(p->topic, p->topic_len, p->data, p->b64, p->b64_len, p->from);
+  pub_ctx *pc = malloc(sizeof *pc);
+  if (!tail || !pc) {
+    hub_blob_unref(tail);
+    free(pc);
+    return done(ctx, HUB_BROKER_OOM, NULL);
+  }
+  *pc = (pub_ctx){done, ctx};
+  char kmeta[HUB_TOPIC_MAX + 80], kstream[HUB_TOPIC_MAX + 80], ch[HUB_TOPIC_MAX + 80];
+  size_t lm = key(rb, kmeta, sizeof kmeta, p->topic, p->topic_len, ":m");
+  size_t ls = key(rb, kstream, sizeof kstream, p->topic, p->topic_len, ":s");
+  size_t lc = key(rb, ch, sizeof ch, p->topic, p->topic_len, "");
+  char maxlen[16], ttl[24], now[24], skip[64], epoch_new[HUB_EPOCH_LEN + 1], meta_ttl[24];
+  snprintf(maxlen, sizeof maxlen, "%u", topic_cap(rb->hub, p->topic, p->topic_len));
+  snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)rb->hub->history_ttl_ms);
+  snprintf(now, sizeof now, "%llu", (unsigned long long)wall_ms());
+  snprintf(skip, sizeof skip, "%s:%llu", rb->node_id, (unsigned long long)p->skip_conn);
+  snprintf(meta_ttl, sizeof meta_ttl, "%llu",
+           (unsigned long long)(rb->hub->history_ttl_ms > META_TTL_MS ? rb->hub->history_ttl_ms
+                                                                      : META_TTL_MS));
+  random_hex(epoch_new, HUB_EPOCH_LEN);
+  const char *argv[] = {"EVALSHA", rb->sha_publish, "2", kmeta, kstream, tail->data, maxlen,
+                        ttl,       epoch_new,       ch,  skip,  now,     meta_ttl};
+  size_t lens[] = {7,
+                   40,
+                   1,
+                   lm,
+                   ls,
+                   tail->len,
+                   strlen(maxlen),
+                   strlen(ttl),
+                   HUB_EPOCH_LEN,
+                   lc,
+                   strlen(skip),
+                   strlen(now),
+                   strlen(meta_ttl)};
+  int rc = hub_redis_command(c, on_published, pc, 13, argv, lens);
+  hub_blob_unref(tail);
+  if (rc != 0) {
+    free(pc);
+    done(ctx, HUB_BROKER_DOWN, NULL);
+  }
+}
+
+static void rb_want(hub_broker *b, hub_loop *hl, const char *topic, size_t len,
+                    hub_broker_done done, void *ctx) {
+  redis_broker *rb = rb_of(b);
+  pthread_mutex_lock(&rb->mu);
+  rtopic *t = (rtopic *)hub_map_get(&rb->topics, topic, len);
+  if (!t && (t = calloc(1, sizeof *t + len + 1))) {
+    memcpy((char *)(t + 1), topic, len);
+    t->item.key = (char *)(t + 1);
+    t->item.key_len = len;
+    hub_map_put(&rb->topics, &t->item);
+  }
+  /* Counted whatever happens: the caller's unwant balances it. */
+  if (t) t->interest++;
+  bool live = t && t->state == T_LIVE;
+  waiter *w = t && !live ? malloc(sizeof *w) : NULL;
+  if (w) {
+    *w = (waiter){t->waiters, hl, done, ctx, hub_now_ms(rb->hub->loops[0]), 0};
+    t->waiters = w;
+    kick(rb);
+  }
+  pthread_mutex_unlock(&rb->mu);
+  if (live)
+    done(ctx, 0, NULL);
+  else if (!w)
+    done(ctx, HUB_BROKER_OOM, NULL);
+}
+
+static void rb_unwant(hub_broker *b, hub_loop *hl, const char *topic, size_t len) {
+  (void)hl;
+  redis_broker *rb = rb_of(b);
+  pthread_mutex_lock(&rb->mu);
+  rtopic *t = (rtopic *)hub_map_get(&rb->topics, topic, len);
+  if (t && t->interest && --t->interest == 0) kick(rb);
+  pthread_mutex_unlock(&rb->mu);
+}
+
+typedef struct history_ctx {
+  hub_history_done done;
+  void *ctx;
+  hub_loop *hl;
+  hub_history_query q;
+} history_ctx;
+
+/* Answer a history query from the load script's answer, as the core
+ * answers from its ring (see hub_core_history). */
+static void on_history(hub_redis *r, redisReply *reply, void *priv) {
+  (void)r;
+  history_ctx *hc = priv;
+  const hub_history_query *q = &hc->q;
+  hub_history_result res = {.status = HUB_BROKER_UNKNOWN, .complete = true};
+  hub_sync_entry *e = NULL;
+  long n = reply ? load_entries(reply, q->topic, q->topic_len, hc->hl, &e, res.pos.epoch,
+                                &res.pos.offset)
+                 : -1;
+  if (n >= 0) {
+    res.status = 0;
+    if (q->has_since && (!q->since_epoch || strcmp(q->since_epoch, res.pos.epoch) != 0)) {
+      res.status = 1;
+    } else {
+      long from = 0;
+      if (q->has_since) {
+        res.complete =
+            q->since_offset >= res.pos.offset || (n && e[0].offset == q->since_offset + 1);
+      } else {
+        from = n > (long)q->limit ? n - (long)q->limit : 0;
+        /* as the core: nothing since the topic's start is lost */
+        long long first =
+            reply->element[4]->type == REDIS_REPLY_INTEGER ? reply->element[4]->integer : 0;
+        res.complete = first ? first == 1 : res.pos.offset == 0;
+      }
+      long take = n - from;
+      if (q->has_since && take > (long)q->limit) take = q->limit;
+      if (take > 0 && (res.pubs.envs = malloc((size_t)take * sizeof *res.pubs.envs))) {
+        for (long i = 0; i < take; i++) res.pubs.envs[i] = hub_blob_ref(e[from + i].env);
+        res.pubs.len = (uint32_t)take;
+      } else if (take > 0) {
+        res.status = HUB_BROKER_OOM;
+      }
+    }
+  } else if (reply) {
+    res.status = HUB_BROKER_DOWN;
+  }
+  entries_free(e, n < 0 ? 0 : n);
+  hc->done(hc->ctx, &res);
+  hub_replay_free(&res.pubs);
+  free(hc);
+}
+
+static void rb_history(hub_broker *b, hub_loop *hl, const hub_history_query *q,
+                       hub_history_done done, void *ctx) {
+  redis_broker *rb = rb_of(b);
+  /* A topic live here: the core mirrors Redis, answer from it. */
+  pthread_mutex_lock(&rb->mu);
+  rtopic *t = (rtopic *)hub_map_get(&rb->topics, q->topic, q->topic_len);
+  bool live = t && t->state == T_LIVE;
+  pthread_mutex_unlock(&rb->mu);
+  hub_history_result res = {0};
+  if (live) {
+    res.status = hub_core_history(rb->hub->core, q->topic, q->topic_len, q->has_since,
+                                  q->since_offset, q->since_epoch, q->limit, hub_now_ms(hl),
+                                  &res.pos, &res.pubs, &res.complete);
+    done(ctx, &res);
+    hub_replay_free(&res.pubs);
+    return;
+  }
+  hub_redis *c = hl->index < HUB_MAX_LOOPS ? rb->cmd[hl->index] : NULL;
+  history_ctx *hc = malloc(sizeof *hc);
+  if (!c || !hub_redis_up(c) || !hc) {
+    free(hc);
+    res.status = hc ? HUB_BROKER_DOWN : HUB_BROKER_OOM;
+    return done(ctx, &res);
+  }
+  *hc = (history_ctx){done, ctx, hl, *q};
+  char kmeta[HUB_TOPIC_MAX + 80], kstream[HUB_TOPIC_MAX + 80];
+  size_t lm = key(rb, kmeta, sizeof kmeta, q->topic, q->topic_len, ":m");
+  size_t ls = key(rb, kstream, sizeof kstream, q->topic, q->topic_len, ":s");
+  char epoch_new[HUB_EPOCH_LEN + 1], ttl[24], after[24], count[24];
+  random_hex(epoch_new, HUB_EPOCH_LEN);
+  snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)META_TTL_MS);
+  snprintf(after, sizeof after, "%lld", q->has_since ? (long long)q->since_offset : -1LL);
+  /* With since: everything after it (the answer takes `limit`); without:
+   * the newest `limit` plus one, to tell whether the topic's start is in. */
+  snprintf(count, sizeof count, "%u", q->has_since ? q->limit : q->limit);
+  const char *since_epoch = q->since_epoch ? q->since_epoch : "";
+  const char *argv[] = {"EVALSHA", rb->sha_load, "2",   kmeta,       kstream,
+                        epoch_new, ttl,          after, since_epoch, count};
+  size_t lens[] = {7,
+                   40,
+                   1,
+                   lm,
+                   ls,
+                   HUB_EPOCH_LEN,
+                   strlen(ttl),
+                   strlen(after),
+                   strlen(since_epoch),
+                   strlen(count)};
+  if (hub_redis_command(c, on_history, hc, 10, argv, lens) != 0) {
+    free(hc);
+    res.status = HUB_BROKER_DOWN;
+    done(ctx, &res);
+  }
+}
+
+static void rb_tick(hub_broker *b, hub_loop *hl) {
+  redis_broker *rb = rb_of(b);
+  if (hl->index != 0) return;
+  uint64_t now = hub_now_ms(hl);
+  pthread_mutex_lock(&rb->mu);
+  /* Subscribes that waited too long for Redis get an error. */
+  size_t pos;
+  for (hub_map_item *it = hub_map_first(&rb->topics, &pos); it;
+       it = hub_map_next(&rb->topics, it, &pos)) {
+    rtopic *t = (rtopic *)it;
+    waiter **pw = &t->waiters;
+    while (*pw) {
+      waiter *w = *pw;
+      if (now - w->since_ms < WANT_TIMEOUT_MS) {
+        pw = &w->next;
+        continue;
+      }
+      *pw = w->next;
+      w->status = HUB_BROKER_DOWN;
+      if (dx_loop_post(w->hl->loop, run_waiter, w) != 0) {
+        w->done(w->ctx, HUB_BROKER_DOWN, NULL);
+        free(w);
+      }
+    }
+  }
+  reconcile(rb);
+  pthread_mutex_unlock(&rb->mu);
+}
+
+static bool rb_up(hub_broker *b) {
+  redis_broker *rb = rb_of(b);
+  return rb->sub_up && rb->cmd0_up;
+}
+
+static void rb_free(hub_broker *b) {
+  redis_broker *rb = rb_of(b);
+  for (unsigned i = 0; i < HUB_MAX_LOOPS; i++) hub_redis_free(rb->cmd[i]);
+  hub_redis_free(rb->sub);
+  size_t pos;
+  for (hub_map_item *it = hub_map_first(&rb->topics, &pos), *next; it; it = next) {
+    next = hub_map_next(&rb->topics, it, &pos);
+    rtopic *t = (rtopic *)it;
+    for (waiter *w = t->waiters, *wn; w; w = wn) {
+      wn = w->next;
+      w->done(w->ctx, HUB_BROKER_DOWN, NULL);
+      free(w);
+    }
+    queue_clear(t);
+    free(t);
+  }
+  hub_map_free(&rb->topics);
+  pthread_mutex_destroy(&rb->mu);
+  free(rb);
+}
+
+static const hub_broker_ops redis_ops = {
+    .name = "redis",
+    .loop_start = rb_loop_start,
+    .loop_stop = rb_loop_stop,
+    .publish = rb_publish,
+    .want = rb_want,
+    .unwant = rb_unwant,
+    .history = rb_history,
+    .tick = rb_tick,
+    .up = rb_up,
+    .free = rb_free,
+};
+
+hub_broker *hub_broker_redis_new(dx_hub *h, const char *url, const char *prefix, char *err,
+                                 size_t errlen) {
+  redis_broker *rb = calloc(1, sizeof *rb);
+  if (!rb) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  if (hub_redis_url_parse(url, &rb->url, err, errlen) != 0) {
+    free(rb);
+    return NULL;
+  }
+  if (rb->url.cluster) {
+    snprintf(err, errlen,
+             "redis URL: redis+cluster:// is not supported yet: use one Redis "
+             "(redis://) or Sentinel (redis+sentinel://)");
+    free(rb);
+    return NULL;
+  }
+  rb->b.ops = &redis_ops;
+  rb->hub = h;
+  snprintf(rb->prefix, sizeof rb->prefix, "%s", prefix && *prefix ? prefix : "duplex:");
+  random_hex(rb->node_id, 16);
+  sha1_hex(PUBLISH_LUA, rb->sha_publish);
+  sha1_hex(LOAD_LUA, rb->sha_load);
+  pthread_mutex_init(&rb->mu, NULL);
+  return &rb->b;
+}
