@@ -63,12 +63,15 @@ nginx_pid=""
 for _ in 1 2 3 4 5; do
   nport=$(free_port)
   write_conf "$nport"
+  : >"$prefix/error.log" # this attempt's log only
   "$NGINX" -t -q -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" 2>"$prefix/check.log" ||
     fail "nginx -t rejects the config: $(cat "$prefix/check.log" "$prefix/error.log" 2>/dev/null)"
   "$NGINX" -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" </dev/null >"$prefix/stdout.log" 2>&1 &
   pid=$!
-  for _ in $(seq 100); do
-    if curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$nport/healthz"; then
+  deadline=$(($(now_us) + 10000000)) # up to 10 s for nginx to answer
+  while (($(now_us) < deadline)); do
+    # nginx's answer, not that of whoever else may have the port.
+    if curl -sf -o /dev/null -D - --max-time 1 "http://127.0.0.1:$nport/healthz" | grep -qi '^server: nginx'; then
       nginx_pid=$pid
       break
     fi
@@ -76,8 +79,7 @@ for _ in 1 2 3 4 5; do
     sleep 0.1
   done
   [[ -n "$nginx_pid" ]] && break
-  kill -TERM "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+  stop_server "$pid" || true
   grep -q "Address already in use" "$prefix/error.log" || fail "nginx did not start: $(tail -n 20 "$prefix/error.log")"
   log "port $nport was taken meanwhile; another"
 done
