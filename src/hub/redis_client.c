@@ -63,6 +63,8 @@ struct hub_redis {
   dx_timer t_reply; /* while up: the oldest reply's deadline, or the idle PING */
   dx_deferred d_flush;
   hub_redis_resolve *resolving;
+  hub_redis_sockaddrs sa; /* the addresses of this attempt, tried in turn */
+  unsigned sa_next;
   redisReader *reader;
   char *out; /* RESP not yet written: [out_off, out_len) */
   size_t out_off, out_len, out_cap;
@@ -84,6 +86,7 @@ struct hub_redis {
 };
 
 static void begin_attempt(hub_redis *r);
+static void connect_next(hub_redis *r, int err);
 static void fail(hub_redis *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int enqueue(hub_redis *r, hub_redis_reply_fn cb, void *priv, int argc, const char **argv,
                    const size_t *lens);
@@ -654,7 +657,7 @@ static void on_io(dx_io *io, unsigned events) {
     socklen_t len = sizeof err;
     if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
     if (err) {
-      fail(r, "%s", errno_reason(err));
+      connect_next(r, err);
     } else {
       if (dx_io_start(&r->io, DX_READABLE) == 0)
         on_connected(r);
@@ -679,7 +682,16 @@ static void on_io(dx_io *io, unsigned events) {
   leave(r);
 }
 
-static void connect_to(hub_redis *r, const struct sockaddr *sa, socklen_t salen) {
+/* Connect to the next address of the attempt; when one refuses, the one after (within the same
+ * connect deadline). */
+static void connect_next(hub_redis *r, int err) {
+  if (r->sa_next >= r->sa.n) {
+    fail(r, "%s", errno_reason(err));
+    return;
+  }
+  if (r->fd >= 0) close_conn(r);
+  unsigned i = r->sa_next++;
+  const struct sockaddr *sa = (const struct sockaddr *)&r->sa.ss[i];
   r->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (r->fd < 0) {
     fail(r, "socket: %s", strerror(errno));
@@ -690,7 +702,7 @@ static void connect_to(hub_redis *r, const struct sockaddr *sa, socklen_t salen)
   setsockopt(r->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
   dx_io_init(r->loop, &r->io, r->fd, on_io);
   r->state = ST_CONNECTING;
-  if (connect(r->fd, sa, salen) == 0) {
+  if (connect(r->fd, sa, r->sa.len[i]) == 0) {
     if (dx_io_start(&r->io, DX_READABLE) == 0)
       on_connected(r);
     else
@@ -698,16 +710,18 @@ static void connect_to(hub_redis *r, const struct sockaddr *sa, socklen_t salen)
   } else if (errno == EINPROGRESS) {
     if (dx_io_start(&r->io, DX_WRITABLE) != 0) fail(r, "epoll: cannot watch the socket");
   } else {
-    fail(r, "%s", errno_reason(errno));
+    connect_next(r, errno);
   }
 }
 
-static void on_resolved(void *user, const struct sockaddr *sa, socklen_t salen, const char *why) {
+static void on_resolved(void *user, const hub_redis_sockaddrs *a, const char *why) {
   hub_redis *r = user;
   enter(r);
   r->resolving = NULL;
-  if (sa)
-    connect_to(r, sa, salen);
+  r->sa = *a;
+  r->sa_next = 0;
+  if (a->n)
+    connect_next(r, 0);
   else
     fail(r, "%s", why);
   leave(r);
@@ -728,10 +742,16 @@ static void begin_attempt(hub_redis *r) {
   dx_timer_start(&r->t_conn, r->connect_timeout_ms, 0);
   struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons(a->port)};
   struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons(a->port)};
+  r->sa.n = 1;
+  r->sa_next = 0;
   if (inet_pton(AF_INET, a->host, &v4.sin_addr) == 1) {
-    connect_to(r, (struct sockaddr *)&v4, sizeof v4);
+    memcpy(&r->sa.ss[0], &v4, sizeof v4);
+    r->sa.len[0] = sizeof v4;
+    connect_next(r, 0);
   } else if (inet_pton(AF_INET6, a->host, &v6.sin6_addr) == 1) {
-    connect_to(r, (struct sockaddr *)&v6, sizeof v6);
+    memcpy(&r->sa.ss[0], &v6, sizeof v6);
+    r->sa.len[0] = sizeof v6;
+    connect_next(r, 0);
   } else {
     r->state = ST_RESOLVING;
     r->resolving = hub_redis_resolve_start(r->loop, a->host, a->port, on_resolved, r);

@@ -18,8 +18,7 @@ struct hub_redis_resolve {
   hub_redis_resolve_cb cb;
   void *user;
   /* Written by the thread before it signals efd; read on the loop after. */
-  struct sockaddr_storage ss;
-  socklen_t sslen;
+  hub_redis_sockaddrs a;
   char why[128];
   char host[256];
   char port[8];
@@ -35,10 +34,13 @@ static void *lookup(void *arg) {
   hub_redis_resolve *q = arg;
   struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG}, *res = NULL;
   int rc = getaddrinfo(q->host, q->port, &hints, &res);
-  if (rc == 0 && res && res->ai_addrlen <= sizeof q->ss) {
-    memcpy(&q->ss, res->ai_addr, res->ai_addrlen);
-    q->sslen = res->ai_addrlen;
-  } else {
+  for (struct addrinfo *ai = rc == 0 ? res : NULL; ai && q->a.n < HUB_REDIS_RESOLVE_MAX;
+       ai = ai->ai_next) {
+    if (ai->ai_addrlen > sizeof q->a.ss[0]) continue;
+    memcpy(&q->a.ss[q->a.n], ai->ai_addr, ai->ai_addrlen);
+    q->a.len[q->a.n++] = ai->ai_addrlen;
+  }
+  if (!q->a.n) {
     snprintf(q->why, sizeof q->why, "cannot resolve %.50s: %.50s", q->host,
              rc == EAI_SYSTEM ? strerror(errno)
              : rc             ? gai_strerror(rc)
@@ -56,8 +58,7 @@ static void on_done(dx_io *io, unsigned events) {
   (void)events;
   hub_redis_resolve *q = dx_container_of(io, hub_redis_resolve, io);
   dx_io_stop(io);
-  q->cb(q->user, q->sslen ? (const struct sockaddr *)&q->ss : NULL, q->sslen,
-        q->sslen ? NULL : q->why);
+  q->cb(q->user, &q->a, q->a.n ? NULL : q->why);
   unref(q);
 }
 

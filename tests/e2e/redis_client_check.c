@@ -2,6 +2,7 @@
  * tests/e2e/test_hub_redis_client.sh, which starts the servers (tests/lib.sh) and passes URLs:
  *
  *   redis_client_check basic URL           10k pipelined commands, binary values, SELECT, bound
+ *   redis_client_check names PORT          redis://localhost:PORT; an unknown name
  *   redis_client_check pubsub URL          SUBSCRIBE/PSUBSCRIBE/SSUBSCRIBE pushes, in order
  *   redis_client_check auth GOOD BAD NONE  a right password, a wrong one, none: clear reasons
  *   redis_client_check restart URL         prints "up 1", waits for the test to kill and restart
@@ -269,6 +270,25 @@ static void mode_basic(const char *url) {
   check(of.nulls == 5, "free: pending callbacks get NULL", "%lld", of.nulls);
 }
 
+/* Host names go through the lookup thread. */
+static void mode_names(const char *port) {
+  char url[128];
+  snprintf(url, sizeof url, "redis://localhost:%s", port);
+  tclient t;
+  tclient_start(&t, url, NULL, false, 0);
+  check(wait_up(&t, 5000), "redis://localhost:PORT (a name, looked up off the loop)", "%s", t.why);
+  result res = cmd(&t, "PING", NULL);
+  check(res.type == REDIS_REPLY_STATUS, "commands", "type %d", res.type);
+  hub_redis_free(t.r);
+  tclient_start(&t, "redis://nonexistent.invalid:6379", NULL, false, 0);
+  run_until(&t.down_seen, 5000);
+  check(t.down_seen &&
+            (strstr(t.why, "cannot resolve nonexistent.invalid") || strstr(t.why, "timed out")),
+        "an unknown name: down with the reason", "why '%s'", t.why);
+  fprintf(stderr, "unknown name: %s\n", t.why);
+  hub_redis_free(t.r);
+}
+
 /* ---- pubsub ----------------------------------------------------------- */
 
 static void mode_pubsub(const char *url) {
@@ -477,6 +497,15 @@ static void mode_sentinel(const char *url, const char *sentinel_port, int master
         res.str);
   hub_redis_free(s.r);
   hub_redis_free(t.r);
+  /* A master no sentinel knows: every sentinel is asked, then down with the reason. */
+  char nourl[512];
+  snprintf(nourl, sizeof nourl, "%.*s/nosuch", (int)(strrchr(url, '/') - url), url);
+  tclient_start(&t, nourl, NULL, false, 0);
+  run_until(&t.down_seen, 5000);
+  check(t.down_seen && strstr(t.why, "no sentinel answered for master 'nosuch'") &&
+            strstr(t.why, "sentinel knows no master 'nosuch'"),
+        "an unknown master name: down with the reason", "why '%s'", t.why);
+  hub_redis_free(t.r);
 }
 
 /* The test script kills the master: up again on whichever the sentinels promote. */
@@ -625,6 +654,8 @@ int main(int argc, char **argv) {
   const char *mode = argc > 2 ? argv[1] : "";
   if (!strcmp(mode, "basic"))
     mode_basic(argv[2]);
+  else if (!strcmp(mode, "names"))
+    mode_names(argv[2]);
   else if (!strcmp(mode, "pubsub"))
     mode_pubsub(argv[2]);
   else if (!strcmp(mode, "auth") && argc == 5)
