@@ -109,7 +109,8 @@ bool hub_redis_up(const hub_redis *r);
 const hub_redis_addr *hub_redis_addr_now(const hub_redis *r);
 /* Queue a command (written at the end of the current loop callback, pipelined with the others).
  * 0, or -1 when not up or the output buffer would pass HUB_REDIS_MAX_OUTPUT (cb is not called).
- * lens NULL: the arguments are NUL-terminated strings. */
+ * lens NULL: the arguments are NUL-terminated strings. cb NULL: the reply is dropped. A blocking
+ * command (BLPOP, XREAD BLOCK) needs a reply_timeout_ms above its block time. */
 int hub_redis_command(hub_redis *r, hub_redis_reply_fn cb, void *priv, int argc, const char **argv,
                       const size_t *lens);
 /* Commands whose replies have not come yet. */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The hub is an ordinary user of the library: src/hub/ includes only public
 # headers (duplex/...), its own (hub/...), system and Debian library headers
-# (jansson, OpenSSL) — never a private header of the library's layers.
+# (jansson, OpenSSL, hiredis) — never a private header of the library's layers.
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 bad=$(grep -HnE '^#include "' "$DX_SOURCE_DIR"/src/hub/*.[ch] | grep -vE '#include "(duplex|hub)/' || true)
