@@ -73,6 +73,8 @@ static const char usage[] =
     "      --connect-rate-per-ip N  new connections per second per address (off)\n"
     "      --history-memory SIZE  retained publications in all topics (256M)\n"
     "      --max-presence N       presence entries per topic (10000)\n"
+    "      --session-idle T       a long-poll / SSE session lives this long after its\n"
+    "                             last request (default 30s; presence leaves then)\n"
     "\n" SERVER_OPTIONS_HELP "\n"
     "The default port is 8080 and the largest message 1M.\n"
     "\n"
@@ -107,6 +109,7 @@ enum {
   OPT_MAX_PRESENCE,
   OPT_REDIS,
   OPT_REDIS_PREFIX,
+  OPT_SESSION_IDLE,
 };
 
 /* The names are also the keys of a configuration file (--config); the
@@ -136,6 +139,7 @@ static const server_flag serve_flags[] = {
     {"max-presence", OPT_MAX_PRESENCE, SF_NUMBER},
     {"redis", OPT_REDIS, SF_SECRET},
     {"redis-prefix", OPT_REDIS_PREFIX, SF_TEXT},
+    {"session-idle", OPT_SESSION_IDLE, SF_NUMBER},
     {0, 0, 0},
 };
 
@@ -275,6 +279,12 @@ static int parse_extra(int opt, const char *arg, void *user) {
       else
         o->max_presence = n;
     }
+    return 0;
+  case OPT_SESSION_IDLE:
+    if (!cli_parse_ms(arg, &ms) || ms > 3600000)
+      return cli_usage_error("serve", "bad duration '%s' for --session-idle (try 30s or 500ms)",
+                             arg);
+    o->session_idle_ms = ms;
     return 0;
   case OPT_HISTORY_MEMORY:
     if (!cli_parse_size(arg, &sz))

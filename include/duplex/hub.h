@@ -104,6 +104,11 @@ typedef struct dx_hub_opts {
    * start with redis_prefix (NULL: "duplex:"). See docs/SCALING.md. */
   const char *redis_url;
   const char *redis_prefix;
+  /* A session of the HTTP transports (long-polling, SSE + POST; it keeps a
+   * client's id, presence and rate limits across its requests) expires this
+   * long after its last request ended (default 30000; negative: at the
+   * next sweep). Presence of a long-poller leaves then. */
+  int session_idle_ms;
   /* Optional authorisation hook, called on the loop thread before a client
    * subscribes or publishes: return 0 to allow, anything else to refuse
    * (the client gets a `forbidden` error). `user_id` is "" for anonymous

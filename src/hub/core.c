@@ -359,7 +359,8 @@ int hub_core_subscribe(hub_core *c, const hub_sub_req *req, uint64_t now_ms, hub
   memset(replay, 0, sizeof *replay);
   lock(c);
   topic *t = find_or_create(c, req->topic, req->topic_len);
-  int listed = !t ? -1 : req->no_presence ? 0 : presence_add(c, t, &req->who);
+  bool no_presence = req->no_presence || req->who.unlisted;
+  int listed = !t ? -1 : no_presence ? 0 : presence_add(c, t, &req->who);
   if (listed < 0) {
     unlock(c);
     return -1;
@@ -370,7 +371,7 @@ int hub_core_subscribe(hub_core *c, const hub_sub_req *req, uint64_t now_ms, hub
   if (replay_add(replay, &t->hist, from, n) != 0) {
     if (listed)
       presence_del(t, req->who.client);
-    else if (!req->no_presence)
+    else if (!no_presence)
       t->presence_overflow--;
     unlock(c);
     return -1;
@@ -401,7 +402,9 @@ void hub_core_unsubscribe(hub_core *c, const char *name, size_t len, unsigned no
   }
   t->node_subs[node]--;
   t->subscribers--;
-  if (!presence_del(t, who->client)) {
+  if (who->unlisted) {
+    leave_env = NULL;
+  } else if (!presence_del(t, who->client)) {
     if (t->presence_overflow) t->presence_overflow--;
     leave_env = NULL; /* it was never listed: nobody saw it join */
   }
@@ -412,6 +415,51 @@ void hub_core_unsubscribe(hub_core *c, const char *name, size_t len, unsigned no
     hub_fanout f = {t->item.key, t->item.key_len, 0, leave_env, who->conn, NULL};
     c->o.fanout(0, &f, c->o.user);
   }
+}
+
+/* Fan out a presence event of a listed client that holds no subscription
+ * here (not shared: after the table is consistent, as for publish). */
+static void presence_event(hub_core *c, topic *t, hub_blob *env, uint64_t skip) {
+  if (c->o.shared) {
+    fanout(c, t, 0, env, skip);
+    unlock(c);
+    return;
+  }
+  unlock(c);
+  hub_fanout f = {t->item.key, t->item.key_len, 0, env, skip, NULL};
+  if (env && t->subscribers && c->o.fanout && !c->detached[0]) c->o.fanout(0, &f, c->o.user);
+}
+
+int hub_core_presence_join(hub_core *c, const char *name, size_t len, const hub_who *who,
+                           hub_blob *join_env) {
+  lock(c);
+  topic *t = find_or_create(c, name, len);
+  if (!t) {
+    unlock(c);
+    return -1;
+  }
+  if (hub_map_get(&t->presence, who->client, strlen(who->client))) {
+    unlock(c);
+    return 2;
+  }
+  int listed = presence_add(c, t, who);
+  presence_event(c, t, listed == 1 ? join_env : NULL, who->conn);
+  return listed;
+}
+
+void hub_core_presence_leave(hub_core *c, const char *name, size_t len, const hub_who *who,
+                             hub_blob *leave_env) {
+  lock(c);
+  topic *t = find(c, name, len);
+  if (!t) {
+    unlock(c);
+    return;
+  }
+  if (!presence_del(t, who->client)) {
+    if (t->presence_overflow) t->presence_overflow--;
+    leave_env = NULL;
+  }
+  presence_event(c, t, leave_env, who->conn);
 }
 
 int hub_core_history(hub_core *c, const char *name, size_t len, bool has_since,

@@ -80,6 +80,8 @@ typedef struct hub_who {
   const char *client; /* its client id */
   const char *user;   /* "" when anonymous */
   const char *info;   /* presence info as JSON text, or NULL */
+  bool unlisted;      /* a subscription that is not in presence: its HTTP
+                         session holds the entry (hub_core_presence_join) */
 } hub_who;
 
 typedef struct hub_sub_req {
@@ -119,6 +121,17 @@ int hub_core_subscribe(hub_core *c, const hub_sub_req *req, uint64_t now_ms, hub
  * in the presence list) to the others. */
 void hub_core_unsubscribe(hub_core *c, const char *topic, size_t topic_len, unsigned node,
                           const hub_who *who, hub_blob *leave_env);
+
+/* Presence without a subscription: a long-poll or SSE session is listed
+ * between its requests too, while its deliveries come and go as unlisted
+ * subscriptions. Join returns 1 when newly listed (join_env fanned out),
+ * 2 when it already was (nothing sent), 0 when the list is full (counted
+ * as not listed), -1 out of memory. Leave undoes a join that returned 0
+ * or 1 and fans out leave_env if it was listed. */
+int hub_core_presence_join(hub_core *c, const char *topic, size_t topic_len, const hub_who *who,
+                           hub_blob *join_env);
+void hub_core_presence_leave(hub_core *c, const char *topic, size_t topic_len, const hub_who *who,
+                             hub_blob *leave_env);
 
 /* History query (see PROTOCOL.md `history`). Returns 0, or 1 when since's
  * epoch is not the topic's (nothing returned), or -1 out of memory. */

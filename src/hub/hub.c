@@ -53,6 +53,8 @@ dx_hub *dx_hub_new(const dx_hub_opts *opts) {
   if (h->o.history_memory == ~(size_t)0) h->o.history_memory = 0;
   if (!h->o.max_presence) h->o.max_presence = 10000;
   if (h->o.max_presence == ~0u) h->o.max_presence = 0;
+  if (!h->o.session_idle_ms) h->o.session_idle_ms = 30000;
+  hub_psessions_init(&h->psessions, h->o.session_idle_ms < 0 ? 0 : (uint64_t)h->o.session_idle_ms);
   hub_peers_init(&h->ips, h->o.max_conns_per_ip, h->o.connect_rate_per_ip);
   hub_peers_init(&h->users, h->o.max_conns_per_user, 0);
   bool rules_ok = dx_hub_set_rules(h, h->o.rules, h->o.nrules) == 0;
@@ -171,6 +173,7 @@ static void on_sweep(dx_timer *t) {
   hub_sse_heartbeat(hl);
   hl->hub->broker->ops->tick(hl->hub->broker, hl);
   if (hl->index == 0) {
+    hub_psessions_sweep(hl->hub); /* before the core sweep: leaving may free topics */
     hub_core_sweep(hl->hub->core, hub_now_ms(hl));
     hub_peers_sweep(&hl->hub->ips, hub_now_ms(hl));
     hub_peers_sweep(&hl->hub->users, hub_now_ms(hl));
@@ -260,6 +263,7 @@ void dx_hub_free(dx_hub *h) {
   }
   free(h->loops);
   if (h->broker) h->broker->ops->free(h->broker);
+  hub_psessions_free(h);
   hub_core_free(h->core);
   hub_verifier_free(h->verifier);
   for (struct hub_ruleset *r = h->rules, *older; r; r = older) {

@@ -15,6 +15,7 @@
 #include "hub/codec.h"
 #include "hub/core.h"
 #include "hub/node.h"
+#include "hub/poll_session.h"
 #include "hub/limits.h"
 #include "hub/rules.h"
 #include "hub/token.h"
@@ -100,7 +101,8 @@ struct dx_hub {
   hub_peers ips, users; /* connection counts and rates */
   int leeway_s;
   atomic_uint_fast64_t next_conn;
-  char id_prefix[8]; /* of client ids: random per hub, so ids differ across restarts */
+  char id_prefix[8];       /* of client ids: random per hub, so ids differ across restarts */
+  hub_psessions psessions; /* of the HTTP transports (poll_session.h) */
 };
 
 /* Publish from a loop thread of the hub (hl's), through the broker; done
@@ -173,12 +175,24 @@ struct hub_session {
   uint8_t auth; /* hub_auth */
   bool closing;
   char client[HUB_CLIENT_ID_MAX];
+  hub_psession *ps; /* HTTP transports: the session this request is one of */
 };
 
 /* Start a session: assign its ids, check `token` if the transport brought
  * one (NULL if not), send the welcome — or close 4001 for a bad token. */
 void hub_session_open(hub_session *s, hub_loop *hl, const hub_transport *tr,
                       const hub_session_ops *ops, const char *token);
+/* The same for a request of the HTTP transports, as one of the session
+ * `ps` (held by the request: found by hub_psession_find), or of a new
+ * session when ps is NULL (it then takes over `ip`, an address count, or
+ * NULL). The welcome names the session. Returns 0 (s->ps set), -1 (the
+ * session is closing: a bad token, no memory) or HUB_OPEN_FOREIGN: ps
+ * belongs to another user (or to a user, and no token came), nothing was
+ * sent and ps is still held. */
+#define HUB_OPEN_FOREIGN 1
+int hub_session_open_http(hub_session *s, hub_loop *hl, const hub_transport *tr,
+                          const hub_session_ops *ops, const char *token, hub_psession *ps,
+                          hub_peer *ip);
 /* The per-second check of hl's timed sessions (auth deadline, token exp). */
 void hub_sessions_tick(hub_loop *hl, int64_t now_s);
 int64_t hub_wall_s(void);
@@ -187,7 +201,9 @@ void hub_session_request(hub_session *s, const char *text, size_t len);
 /* Report a request that could not be read as one (e.g. a binary frame). */
 void hub_session_reject(hub_session *s, const char *code, const char *message);
 /* The client is gone: leave every topic (leave events to the others);
- * requests still waiting for the broker are answered to nobody. */
+ * requests still waiting for the broker are answered to nobody. A request
+ * of an HTTP session leaves its deliveries only and releases the session:
+ * its presence stays until the session expires. */
 void hub_session_close(hub_session *s);
 /* Whether requests are still waiting for the broker (a one-shot HTTP
  * transport answers once this is false: ops->settled tells). */

@@ -106,6 +106,14 @@ static void render(const dx_hub *h, out *o) {
       (unsigned long long)sum(h, ST_REFUSED_ADDRESS));
   put(o, "duplex_connections_refused_total{reason=\"user\"} %llu\n",
       (unsigned long long)sum(h, ST_REFUSED_USER));
+  one(o, "duplex_http_sessions", "gauge",
+      "Sessions of the HTTP transports (long-poll, SSE + POST) alive now.",
+      atomic_load_explicit(&((dx_hub *)h)->psessions.open, memory_order_relaxed));
+  one(o, "duplex_http_sessions_opened_total", "counter", "HTTP transport sessions started.",
+      atomic_load_explicit(&((dx_hub *)h)->psessions.opened, memory_order_relaxed));
+  one(o, "duplex_http_sessions_expired_total", "counter",
+      "HTTP transport sessions expired after their idle time.",
+      atomic_load_explicit(&((dx_hub *)h)->psessions.expired, memory_order_relaxed));
   one(o, "duplex_subscriptions", "gauge", "Subscriptions held by connections.",
       NODE_SUM(h, subscriptions));
   family(o, "duplex_broker_up", "gauge",

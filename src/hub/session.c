@@ -34,6 +34,7 @@ static void welcome(hub_session *s) {
                 "max_publication", (json_int_t)h->o.max_publication, "max_subscriptions",
                 (json_int_t)h->o.max_subscriptions, "history_size", (json_int_t)h->history_size,
                 "history_ttl", (json_int_t)(h->history_ttl_ms / 1000));
+  if (o && s->ps) json_object_set_new(o, "session", json_string(hub_psession_id(s->ps)));
   send_text(s, o ? json_dumps(o, JSON_COMPACT) : NULL);
   json_decref(o);
 }
@@ -69,7 +70,7 @@ static void close_session(hub_session *s, uint16_t code, const char *reason) {
 /* Take a verified token as the session's identity. Returns 0, or -1 when
  * the user has too many connections (the session is then closing). */
 static int adopt(hub_session *s, hub_token *t) {
-  if (!s->user_peer) {
+  if (!s->user_peer && !s->ps) { /* a session counts once, when it starts */
     const char *why;
     s->user_peer = hub_peers_admit(&s->hl->hub->users, t->user, hub_now_ms(s->hl), &why);
     if (!s->user_peer) {
@@ -106,26 +107,81 @@ static int verify(hub_session *s, const char *token, hub_token *t, const char **
   return rc;
 }
 
-void hub_session_open(hub_session *s, hub_loop *hl, const hub_transport *tr,
-                      const hub_session_ops *ops, const char *token) {
-  dx_hub *h = hl->hub;
+static void init(hub_session *s, hub_loop *hl, const hub_transport *tr,
+                 const hub_session_ops *ops) {
   memset(s, 0, sizeof *s);
-  s->m.conn = atomic_fetch_add(&h->next_conn, 1);
   s->m.tr = tr;
   s->hl = hl;
   s->ops = ops;
   s->user = "";
-  snprintf(s->client, sizeof s->client, "%s-%llx", h->id_prefix, (unsigned long long)s->m.conn);
+}
+
+/* Check the token the transport brought (NULL: none). 0, or -1 closing. */
+static int authenticate(hub_session *s, const char *token) {
+  dx_hub *h = s->hl->hub;
   if (h->verifier && token) {
     hub_token t;
     const char *why;
-    if (verify(s, token, &t, &why) != 0) return close_session(s, HUB_CLOSE_UNAUTHORIZED, why);
-    if (adopt(s, &t) != 0) return;
+    if (verify(s, token, &t, &why) != 0) {
+      close_session(s, HUB_CLOSE_UNAUTHORIZED, why);
+      return -1;
+    }
+    if (s->ps && strcmp(t.user, hub_psession_user(s->ps)) != 0) {
+      hub_token_clear(&t);
+      return HUB_OPEN_FOREIGN;
+    }
+    if (adopt(s, &t) != 0) return -1;
   } else if (h->verifier && !h->o.allow_anonymous) {
     s->auth = HUB_AUTH_PENDING;
     timed_set(s, hub_wall_s() + (h->o.auth_timeout_ms + 999) / 1000);
   }
+  return 0;
+}
+
+void hub_session_open(hub_session *s, hub_loop *hl, const hub_transport *tr,
+                      const hub_session_ops *ops, const char *token) {
+  init(s, hl, tr, ops);
+  s->m.conn = atomic_fetch_add(&hl->hub->next_conn, 1);
+  snprintf(s->client, sizeof s->client, "%s-%llx", hl->hub->id_prefix,
+           (unsigned long long)s->m.conn);
+  if (authenticate(s, token) == 0) welcome(s);
+}
+
+int hub_session_open_http(hub_session *s, hub_loop *hl, const hub_transport *tr,
+                          const hub_session_ops *ops, const char *token, hub_psession *ps,
+                          hub_peer *ip) {
+  dx_hub *h = hl->hub;
+  init(s, hl, tr, ops);
+  if (ps) {
+    s->ps = ps;
+    s->m.conn = hub_psession_conn(ps);
+    snprintf(s->client, sizeof s->client, "%s", hub_psession_client(ps));
+    int rc = authenticate(s, token);
+    if (rc == 0 && s->auth != HUB_AUTH_TOKEN && *hub_psession_user(ps)) rc = HUB_OPEN_FOREIGN;
+    if (rc) {
+      timed_set(s, 0);
+      s->ps = NULL; /* the caller still holds it */
+      s->closing = true;
+      return rc;
+    }
+    welcome(s);
+    return 0;
+  }
+  s->m.conn = atomic_fetch_add(&h->next_conn, 1);
+  snprintf(s->client, sizeof s->client, "%s-%llx", h->id_prefix, (unsigned long long)s->m.conn);
+  if (authenticate(s, token) != 0) {
+    hub_peers_release(&h->ips, ip);
+    return -1;
+  }
+  s->ps = hub_psession_new(h, s->client, s->m.conn, s->user, &s->user_peer, ip);
+  if (!s->ps) {
+    hub_peers_release(&h->ips, ip);
+    dx_log_error("hub: no memory (or randomness) for the session of client %s", s->client);
+    close_session(s, 1011, "could not start a session");
+    return -1;
+  }
   welcome(s);
+  return 0;
 }
 
 void hub_sessions_tick(hub_loop *hl, int64_t now_s) {
@@ -188,8 +244,10 @@ static int refresh_op(hub_session *s, hub_request *r, hub_error *err) {
   return 0;
 }
 
+/* A request of an HTTP session subscribes unlisted: the session holds the
+ * presence entry, across its requests. */
 static hub_who who(const hub_session *s, const char *info) {
-  return (hub_who){s->m.conn, s->client, s->user, info};
+  return (hub_who){s->m.conn, s->client, s->user, info, s->ps != NULL};
 }
 
 static int check_topic(const hub_request *r, hub_error *err) {
@@ -199,10 +257,13 @@ static int check_topic(const hub_request *r, hub_error *err) {
 }
 
 /* Rate limits: 0, or -1 with a rate_limited error. */
-static int rate_ok(hub_session *s, bool publish, hub_error *err) {
+static int rate_ok(hub_session *s, bool publish, const hub_request *r, hub_error *err) {
   const dx_hub_opts *o = &s->hl->hub->o;
   double rate = publish ? o->publish_rate : o->subscribe_rate;
-  uint32_t wait = hub_bucket_take(publish ? &s->pub_rate : &s->sub_rate, rate, hub_now_ms(s->hl));
+  /* An HTTP session's requests share its buckets, whichever loop serves them. */
+  uint32_t wait =
+      s->ps ? hub_psession_rate(s->hl->hub, s->ps, publish, rate, r->topic, r->topic_len)
+            : hub_bucket_take(publish ? &s->pub_rate : &s->sub_rate, rate, hub_now_ms(s->hl));
   if (!wait) return 0;
   hub_stat_add(s->hl, publish ? ST_RATE_LIMITED_PUBLISH : ST_RATE_LIMITED_SUBSCRIBE, 1);
   /* One line a second at most per connection, not one per refused request. */
@@ -350,14 +411,19 @@ static int join(hub_session *s, sub_wait *w, hub_error *err) {
       .since_offset = w->since_offset,
       .since_epoch = w->since_epoch,
       .history = w->history,
-      .join_env = hub_env_presence("join", w->topic, w->topic_len, s->client, s->user, w->info),
+      .join_env = s->ps ? NULL /* the HTTP session joins (below) */
+                        : hub_env_presence("join", w->topic, w->topic_len, s->client, s->user,
+                                           w->info),
       .no_presence = w->no_presence};
   hub_position pos;
   hub_recovery rec;
   hub_replay replay;
-  int rc =
-      q.join_env ? hub_core_subscribe(h->core, &q, hub_now_ms(s->hl), &pos, &rec, &replay) : -1;
+  int rc = q.join_env || s->ps
+               ? hub_core_subscribe(h->core, &q, hub_now_ms(s->hl), &pos, &rec, &replay)
+               : -1;
   hub_blob_unref(q.join_env);
+  if (rc == 0 && s->ps)
+    hub_psession_join(h, s->ps, w->topic, w->topic_len, w->info, w->no_presence);
   if (rc == 0 &&
       hub_node_add(&s->hl->node, &s->m, w->topic, w->topic_len, pos.offset, w->presence) != 0) {
     hub_core_unsubscribe(h->core, w->topic, w->topic_len, s->hl->index, &q.who, NULL);
@@ -422,7 +488,7 @@ static void on_topic_ready(void *ctx, int status, const hub_position *pos) {
 
 static int subscribe(hub_session *s, hub_request *r, hub_error *err) {
   dx_hub *h = s->hl->hub;
-  if (check_topic(r, err) || rate_ok(s, false, err) || authorize(s, DX_HUB_SUBSCRIBE, r, err))
+  if (check_topic(r, err) || rate_ok(s, false, r, err) || authorize(s, DX_HUB_SUBSCRIBE, r, err))
     return -1;
   if (hub_member_find(&s->m, r->topic, r->topic_len) >= 0 ||
       subscribing(s, r->topic, r->topic_len)) {
@@ -471,7 +537,7 @@ static void leave(hub_session *s, uint32_t i) {
   const char *name = hub_member_topic(&s->m, i, &len);
   memcpy(topic, name, len);
   hub_node_remove(&s->hl->node, &s->m, i);
-  hub_blob *env = hub_env_presence("leave", topic, len, s->client, s->user, NULL);
+  hub_blob *env = s->ps ? NULL : hub_env_presence("leave", topic, len, s->client, s->user, NULL);
   hub_who w = who(s, NULL);
   hub_core_unsubscribe(s->hl->hub->core, topic, len, s->hl->index, &w, env);
   hub_blob_unref(env);
@@ -509,7 +575,7 @@ static void on_published(void *ctx, int status, const hub_position *pos) {
 
 static int publish(hub_session *s, hub_request *r, hub_error *err) {
   dx_hub *h = s->hl->hub;
-  if (check_topic(r, err) || rate_ok(s, true, err) || authorize(s, DX_HUB_PUBLISH, r, err) ||
+  if (check_topic(r, err) || rate_ok(s, true, r, err) || authorize(s, DX_HUB_PUBLISH, r, err) ||
       hub_check_payload(h, r->topic, r->topic_len, r->data, r->b64, r->b64_len, err))
     return -1;
   hub_pending *p = calloc(1, sizeof *p);
@@ -704,4 +770,6 @@ void hub_session_close(hub_session *s) {
   s->user_peer = NULL;
   while (s->m.nsubs) leave(s, s->m.nsubs - 1);
   hub_token_clear(&s->tok);
+  if (s->ps) hub_psession_release(s->hl->hub, s->ps);
+  s->ps = NULL;
 }

@@ -23,6 +23,38 @@ const char *hub_stream_topics_parse(hub_stream_topics *st, char *list) {
   return st->n ? NULL : "name the topics: ?topics=a,b (at most 16)\n";
 }
 
+const char *hub_stream_options_parse(hub_stream_topics *st, char *presence, const char *info,
+                                     const char *history) {
+  char *save = NULL;
+  for (char *t = presence ? strtok_r(presence, ",", &save) : NULL; t;
+       t = strtok_r(NULL, ",", &save)) {
+    hub_stream_topic *x = hub_stream_topic_find(st, t, strlen(t));
+    if (!x) return "presence: topics of the topics list, comma-separated\n";
+    x->presence = true;
+  }
+  if (info) {
+    json_t *o = json_loads(info, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(o)) {
+      json_decref(o);
+      return "info: a JSON object of presence info by topic, {\"topic\": info}\n";
+    }
+    json_decref(st->info);
+    st->info = o;
+  }
+  if (history) {
+    char *end;
+    long v = strtol(history, &end, 10);
+    if (end == history || *end || v < 0 || v > 1000000) return "history: a count, 0 or more\n";
+    st->history = (uint32_t)v;
+  }
+  return NULL;
+}
+
+void hub_stream_topics_clear(hub_stream_topics *st) {
+  json_decref(st->info);
+  st->info = NULL;
+}
+
 void hub_stream_positions_parse(hub_stream_topics *st, const char *p) {
   for (size_t i = 0; p && *p && i < st->n; i++) {
     unsigned long long off;
@@ -69,6 +101,11 @@ char *hub_stream_subscribe_request(const hub_stream_topics *st, size_t i) {
     json_object_set_new(
         q, "since",
         json_pack("{s:I,s:s}", "offset", (json_int_t)t->pos.offset, "epoch", t->pos.epoch));
+  else if (q && st->history)
+    json_object_set_new(q, "history", json_integer(st->history));
+  if (q && t->presence) json_object_set_new(q, "presence", json_true());
+  json_t *info = st->info ? json_object_get(st->info, t->name) : NULL;
+  if (q && info) json_object_set(q, "info", info);
   char *text = q ? json_dumps(q, JSON_COMPACT) : NULL;
   json_decref(q);
   return text;

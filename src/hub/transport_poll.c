@@ -1,12 +1,15 @@
 /* The hub over plain HTTP, for clients that can hold no stream at all:
- *   GET  /poll?topics=a,b[&since=IDS][&timeout=S][&token=JWT]  long-polling
- *   POST /http/request[?token=JWT]  one duplex.v1 request (publish, history,
- *                                   presence, ping) and its reply
- * Both are stateless: a poll carries the positions it has seen (the same
- * OFFSET.EPOCH list as SSE event ids) and answers with what came after
+ *   GET  /poll?topics=a,b[&since=IDS][&timeout=S][&session=SID][&token=JWT]
+ *        long-polling (without topics: open or keep a session)
+ *   POST /http/request[?session=SID][&token=JWT]  one duplex.v1 request
+ *        (publish, history, presence, ping, refresh) and its reply
+ * Deliveries are stateless: a poll carries the positions it has seen (the
+ * same OFFSET.EPOCH list as SSE event ids) and answers with what came after
  * them, at once when something is waiting, else when something arrives or
- * at the timeout; so any node of a cluster, or any loop, can serve the
- * next poll. Thin again: a short-lived session does the subscribing. */
+ * at the timeout; so any loop can serve the next poll. What makes the
+ * polls one client (id, presence, rate limits) is their session
+ * (poll_session.h). Thin again: a short-lived hub_session does the
+ * subscribing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,8 @@ typedef struct poll_conn {
   dx_timer timeout;
   dx_deferred answer; /* answer at the end of the turn: batch what arrives in it */
   bool subscribing, finished;
+  bool fresh; /* a session handshake (no topics, no session): the welcome goes in */
+  char sid[HUB_SID_LEN + 1];
   hub_stream_topics topics;
 } poll_conn;
 
@@ -37,6 +42,7 @@ static poll_conn *conn_of(hub_member *m) { return (poll_conn *)(void *)m; }
 static void poll_free(void *p) {
   poll_conn *c = p;
   json_decref(c->events);
+  hub_stream_topics_clear(&c->topics);
   free(c);
 }
 
@@ -56,13 +62,16 @@ static void respond(poll_conn *c) {
   char since[HUB_POSITIONS_MAX];
   hub_stream_positions_format(&c->topics, since, sizeof since);
   json_t *o = json_pack("{s:O,s:s}", "events", c->events, "since", since);
+  if (o && c->sid[0]) json_object_set_new(o, "session", json_string(c->sid));
   char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   dx_http_req *req = c->req;
   c->req = NULL;
+  char headers[128];
+  snprintf(headers, sizeof headers, "Cache-Control: no-store\r\n%s%s%s",
+           c->sid[0] ? "X-Duplex-Session: " : "", c->sid, c->sid[0] ? "\r\n" : "");
   if (body)
-    dx_http_respond(req, 200, "application/json", "Cache-Control: no-store\r\n", body,
-                    strlen(body));
+    dx_http_respond(req, 200, "application/json", headers, body, strlen(body));
   else
     dx_http_respond(req, 500, "text/plain", NULL, "out of memory\n", 14);
   free(body);
@@ -106,9 +115,11 @@ static int send_prepared(hub_member *m, void *p, const hub_fanout *f) {
 }
 static void release(void *p) { (void)p; }
 static int send_env(hub_member *m, const char *data, size_t len) {
-  /* Replies (subscribe outcomes, errors) go in; the welcome is noise here. */
-  if (!strncmp(data, "{\"type\":\"welcome\"", 17)) return 0;
-  return collect(conn_of(m), data, len);
+  /* Replies (subscribe outcomes, errors) go in; the welcome only in the
+   * answer to the handshake (a poll without topics that starts a session). */
+  poll_conn *c = conn_of(m);
+  if (!c->fresh && !strncmp(data, "{\"type\":\"welcome\"", 17)) return 0;
+  return collect(c, data, len);
 }
 static void subscribed(hub_member *m, const char *topic, size_t len, const hub_position *pos) {
   hub_stream_subscribed(&conn_of(m)->topics, topic, len, pos);
@@ -142,13 +153,23 @@ static void plain(dx_http_req *req, int status, const char *msg) {
 }
 
 static const char *parse_poll(dx_http_req *req, poll_conn *c, int *timeout_s) {
-  char list[HUB_TOPIC_LIST_MAX], ids[HUB_POSITIONS_MAX], num[16];
-  if (dx_http_query_param(req, "topics", list, sizeof list) <= 0)
-    return "name the topics: /poll?topics=a,b (at most 16)\n";
-  const char *bad = hub_stream_topics_parse(&c->topics, list);
-  if (bad) return bad;
+  char list[HUB_TOPIC_LIST_MAX], ids[HUB_POSITIONS_MAX], num[16], pres[HUB_TOPIC_LIST_MAX];
+  char info[HUB_STREAM_INFO_MAX], hist[16];
+  int n = dx_http_query_param(req, "topics", list, sizeof list);
+  if (n == DX_EINVAL) return "topics: at most 16 topic names, comma-separated\n";
+  if (n > 0) { /* no topics: a poll that opens or keeps a session */
+    const char *bad = hub_stream_topics_parse(&c->topics, list);
+    if (bad) return bad;
+  }
   if (dx_http_query_param(req, "since", ids, sizeof ids) > 0)
     hub_stream_positions_parse(&c->topics, ids);
+  bool has_pres = dx_http_query_param(req, "presence", pres, sizeof pres) > 0;
+  int ni = dx_http_query_param(req, "info", info, sizeof info);
+  if (ni == DX_EINVAL) return "info: at most 4 KiB of JSON\n";
+  bool has_hist = dx_http_query_param(req, "history", hist, sizeof hist) > 0;
+  const char *bad = hub_stream_options_parse(&c->topics, has_pres ? pres : NULL,
+                                             ni > 0 ? info : NULL, has_hist ? hist : NULL);
+  if (bad) return bad;
   *timeout_s = POLL_TIMEOUT_S;
   if (dx_http_query_param(req, "timeout", num, sizeof num) > 0) {
     char *end;
@@ -168,6 +189,29 @@ static bool http_token(dx_http_req *req, char *out, size_t cap) {
   return true;
 }
 
+/* A new session counts as a connection of its address (when limited). */
+static int admit_address(dx_http_req *req, hub_loop *hl, hub_peer **ip) {
+  const dx_hub_opts *o = &hl->hub->o;
+  *ip = NULL;
+  if (!o->max_conns_per_ip && !(o->connect_rate_per_ip > 0)) return 0;
+  char addr[64];
+  const char *why;
+  dx_http_peer_str(req, addr, sizeof addr);
+  char *colon = strrchr(addr, ':');
+  if (colon) *colon = '\0';
+  if ((*ip = hub_peers_admit(&hl->hub->ips, addr, hub_now_ms(hl), &why))) return 0;
+  hub_stat_add(hl, ST_REFUSED_ADDRESS, 1);
+  plain(req, 429, "too many sessions from this address\n");
+  return -1;
+}
+
+/* A poll refused before it started. */
+static void drop(poll_conn *c) {
+  hub_stream_topics_clear(&c->topics);
+  json_decref(c->events);
+  free(c);
+}
+
 static void on_poll(dx_http_req *req, void *user) {
   hub_loop *hl = user;
   if (strcmp(dx_http_method(req), "GET") != 0) return plain(req, 405, "use GET for /poll\n");
@@ -183,30 +227,52 @@ static void on_poll(dx_http_req *req, void *user) {
   bool have = http_token(req, token, sizeof token);
   if (!bad && hl->hub->verifier && !hl->hub->o.allow_anonymous && !have) {
     hub_stat_auth_failed(hl, "token missing");
-    json_decref(c->events);
-    free(c);
+    drop(c);
     return plain(req, 401, "a token is needed: ?token=JWT or Authorization: Bearer JWT\n");
   }
-  if (bad || dx_http_defer(req, on_gone, c) != 0) {
-    json_decref(c->events);
-    free(c);
-    return plain(req, bad ? 400 : 500, bad ? bad : "could not keep the request\n");
+  hub_psession *ps = NULL;
+  hub_peer *ip = NULL;
+  if (bad) {
+    drop(c);
+    return plain(req, 400, bad);
+  }
+  if (hub_psession_from_request(req, hl->hub, &ps) != 0 ||
+      (!ps && admit_address(req, hl, &ip) != 0))
+    return drop(c);
+  if (dx_http_defer(req, on_gone, c) != 0) {
+    if (ps) hub_psession_release(hl->hub, ps);
+    hub_peers_release(&hl->hub->ips, ip);
+    drop(c);
+    return plain(req, 500, "could not keep the request\n");
   }
   c->req = req;
+  c->fresh = !ps && !c->topics.n; /* the handshake: GET /poll without topics */
   dx_timer_init(hl->loop, &c->timeout, on_timeout);
   dx_deferred_init(&c->answer);
   hub_stat_add(hl, ST_CONNECTIONS_POLL, 1);
   c->subscribing = true;
-  hub_session_open(&c->s, hl, &poll_transport, &poll_ops, have ? token : NULL);
+  int rc =
+      hub_session_open_http(&c->s, hl, &poll_transport, &poll_ops, have ? token : NULL, ps, ip);
+  if (rc == HUB_OPEN_FOREIGN) {
+    hub_psession_release(hl->hub, ps);
+    c->req = NULL;
+    hub_psession_gone(req);
+    return finish(c);
+  }
+  if (rc != 0 && ps) hub_psession_release(hl->hub, ps); /* a bad token: the close event says */
+  if (c->s.ps) snprintf(c->sid, sizeof c->sid, "%s", hub_psession_id(c->s.ps));
   for (size_t i = 0; i < c->topics.n && !c->s.closing; i++) {
     char *text = hub_stream_subscribe_request(&c->topics, i);
     if (text) hub_session_request(&c->s, text, strlen(text));
     free(text);
   }
+  /* The poll names every topic of the session: it left the others. */
+  if (c->s.ps && !c->s.closing) hub_psession_keep(hl->hub, c->s.ps, &c->topics);
   c->subscribing = false;
-  /* Something already waiting (a replay, a refusal, a close)? Answer now.
-   * Otherwise wait for the first publication or the timeout. */
-  bool ready = c->s.closing || timeout_s == 0;
+  /* Something already waiting (a replay, a refusal, a close), or no topics
+   * to wait for? Answer now. Otherwise wait for the first
+   * publication or the timeout. */
+  bool ready = c->s.closing || timeout_s == 0 || !c->topics.n;
   for (size_t i = 0; !ready && i < json_array_size(c->events); i++) {
     const char *type = json_string_value(json_object_get(json_array_get(c->events, i), "type"));
     json_t *okv = json_object_get(json_array_get(c->events, i), "ok");
@@ -223,6 +289,7 @@ typedef struct req_conn {
   hub_session s;
   char *reply;
   dx_http_req *req; /* while the answer waits for the broker */
+  char sid[HUB_SID_LEN + 1]; /* of its session, or "" */
 } req_conn;
 
 static int req_send_env(hub_member *m, const char *data, size_t len) {
@@ -261,7 +328,10 @@ static void req_finish(req_conn *c, dx_http_req *req) {
                       "\"message\":\"out of memory\"}}");
   hub_session_close(&c->s);
   const char *out = c->reply ? c->reply : "{\"type\":\"reply\",\"ok\":true}";
-  dx_http_respond(req, 200, "application/json", "Cache-Control: no-store\r\n", out, strlen(out));
+  char headers[128];
+  snprintf(headers, sizeof headers, "Cache-Control: no-store\r\n%s%s%s",
+           c->sid[0] ? "X-Duplex-Session: " : "", c->sid, c->sid[0] ? "\r\n" : "");
+  dx_http_respond(req, 200, "application/json", headers, out, strlen(out));
   free(c->reply);
   free(c);
 }
@@ -304,9 +374,25 @@ static void on_request(dx_http_req *req, void *user) {
     hub_stat_auth_failed(hl, "token missing");
     return plain(req, 401, "a token is needed: ?token=JWT or Authorization: Bearer JWT\n");
   }
+  hub_psession *ps;
+  if (hub_psession_from_request(req, hl->hub, &ps) != 0) return;
   req_conn *c = calloc(1, sizeof *c);
-  if (!c) return plain(req, 500, "out of memory\n");
-  hub_session_open(&c->s, hl, &req_transport, &req_ops, have ? token : NULL);
+  if (!c) {
+    if (ps) hub_psession_release(hl->hub, ps);
+    return plain(req, 500, "out of memory\n");
+  }
+  if (ps) { /* one of the session's requests: its client, its buckets */
+    int rc =
+        hub_session_open_http(&c->s, hl, &req_transport, &req_ops, have ? token : NULL, ps, NULL);
+    if (rc) hub_psession_release(hl->hub, ps);
+    if (rc == HUB_OPEN_FOREIGN) {
+      free(c);
+      return hub_psession_gone(req);
+    }
+    snprintf(c->sid, sizeof c->sid, "%s", hub_psession_id(ps));
+  } else { /* a one-shot client of its own */
+    hub_session_open(&c->s, hl, &req_transport, &req_ops, have ? token : NULL);
+  }
   if (!c->s.closing) hub_session_request(&c->s, body, len);
   if (!hub_session_busy(&c->s) || dx_http_defer(req, req_gone, c) != 0) return req_finish(c, req);
   c->req = req; /* req_settled answers */

@@ -1,9 +1,10 @@
 /* The hub over Server-Sent Events (GET /sse): for clients that cannot open
  * a WebSocket. Receive-only: the topics are named in the URL
- * (?topics=a,b[&token=JWT]), every publication is an event whose id holds
- * the position of every topic of the stream, so the browser's own
- * EventSource reconnect (Last-Event-ID) resumes without loss. A thin layer:
- * subscribing goes through the same session code as WebSocket requests. */
+ * (?topics=a,b[&session=SID][&token=JWT]; the stream is one request of an
+ * HTTP session, poll_session.h, which the welcome names), every publication is an event whose id
+ * holds the position of every topic of the stream, so the browser's own EventSource reconnect
+ * (Last-Event-ID) resumes without loss. A thin layer: subscribing goes through the same session
+ * code as WebSocket requests. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,11 @@ static void subscribed(hub_member *m, const char *topic, size_t len, const hub_p
 static const hub_transport sse_transport = {prepare,  send_prepared, release,
                                             send_one, send_env,      subscribed};
 
-static void sse_free(void *p) { free(p); }
+static void sse_free(void *p) {
+  sse_conn *c = p;
+  hub_stream_topics_clear(&c->topics);
+  free(c);
+}
 
 /* The stream ended (either side): leave every topic and free. Deferred to
  * the end of the turn: the end may be noticed inside a send, in the middle
@@ -157,9 +162,11 @@ static void refuse(dx_http_req *req, int status, const char *msg) {
   dx_http_respond(req, status, "text/plain; charset=utf-8", NULL, msg, strlen(msg));
 }
 
-/* ?topics=a,b into c->topics; Last-Event-ID (or ?since=) into positions. */
+/* ?topics=a,b into c->topics; Last-Event-ID (or ?since=) into positions;
+ * the subscribe options (presence=, info=, history=). */
 static const char *parse_request(dx_http_req *req, sse_conn *c) {
-  char list[HUB_TOPIC_LIST_MAX], ids[HUB_POSITIONS_MAX];
+  char list[HUB_TOPIC_LIST_MAX], ids[HUB_POSITIONS_MAX], pres[HUB_TOPIC_LIST_MAX];
+  char info[HUB_STREAM_INFO_MAX], hist[16];
   if (dx_http_query_param(req, "topics", list, sizeof list) <= 0)
     return "name the topics: /sse?topics=a,b (at most 16)\n";
   const char *bad = hub_stream_topics_parse(&c->topics, list);
@@ -167,7 +174,18 @@ static const char *parse_request(dx_http_req *req, sse_conn *c) {
   const char *last = dx_http_get_header(req, "Last-Event-ID");
   if (!last && dx_http_query_param(req, "since", ids, sizeof ids) > 0) last = ids;
   hub_stream_positions_parse(&c->topics, last);
-  return NULL;
+  bool has_pres = dx_http_query_param(req, "presence", pres, sizeof pres) > 0;
+  int ni = dx_http_query_param(req, "info", info, sizeof info);
+  if (ni == DX_EINVAL) return "info: at most 4 KiB of JSON\n";
+  bool has_hist = dx_http_query_param(req, "history", hist, sizeof hist) > 0;
+  return hub_stream_options_parse(&c->topics, has_pres ? pres : NULL, ni > 0 ? info : NULL,
+                                  has_hist ? hist : NULL);
+}
+
+/* Refused before the stream started. */
+static void drop(sse_conn *c) {
+  hub_stream_topics_clear(&c->topics);
+  free(c);
 }
 
 static void on_sse(dx_http_req *req, void *user) {
@@ -180,7 +198,7 @@ static void on_sse(dx_http_req *req, void *user) {
   dx_deferred_init(&c->finish);
   const char *bad = parse_request(req, c);
   if (bad) {
-    free(c);
+    drop(c);
     return refuse(req, 400, bad);
   }
   const dx_hub_opts *o = &hl->hub->o;
@@ -188,10 +206,12 @@ static void on_sse(dx_http_req *req, void *user) {
   bool have = dx_http_query_param(req, "token", token, sizeof token) > 0;
   if (hl->hub->verifier && !o->allow_anonymous && !have) {
     /* A stream cannot send `connect` later: ask for the token now. */
-    free(c);
+    drop(c);
     hub_stat_auth_failed(hl, "token missing");
     return refuse(req, 401, "a token is needed: /sse?topics=...&token=JWT\n");
   }
+  hub_psession *ps;
+  if (hub_psession_from_request(req, hl->hub, &ps) != 0) return drop(c);
   if (o->max_conns_per_ip || o->connect_rate_per_ip > 0) {
     char ip[64];
     const char *why;
@@ -200,7 +220,8 @@ static void on_sse(dx_http_req *req, void *user) {
     if (colon) *colon = '\0';
     if (!(c->ip = hub_peers_admit(&hl->hub->ips, ip, hub_now_ms(hl), &why))) {
       hub_stat_add(hl, ST_REFUSED_ADDRESS, 1);
-      free(c);
+      if (ps) hub_psession_release(hl->hub, ps);
+      drop(c);
       return refuse(req, 429, "too many connections from this address\n");
     }
   }
@@ -208,7 +229,8 @@ static void on_sse(dx_http_req *req, void *user) {
       dx_http_stream_start(req, 200, "text/event-stream; charset=utf-8",
                            "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n") != 0) {
     hub_peers_release(&hl->hub->ips, c->ip);
-    free(c);
+    if (ps) hub_psession_release(hl->hub, ps);
+    drop(c);
     return refuse(req, 500, "could not start the stream\n");
   }
   /* Reconnect after 1 s (browsers default to about 3). */
@@ -219,7 +241,18 @@ static void on_sse(dx_http_req *req, void *user) {
   hl->sse = c;
   hub_stat_add(hl, ST_CONNECTIONS_SSE, 1);
   hub_stat_add(hl, ST_CONNECTIONS_TOTAL, 1);
-  hub_session_open(&c->s, hl, &sse_transport, &sse_ops, have ? token : NULL);
+  /* The stream counts as an address's connection itself: its session
+   * takes none (ip NULL). */
+  int rc =
+      hub_session_open_http(&c->s, hl, &sse_transport, &sse_ops, have ? token : NULL, ps, NULL);
+  if (rc && ps) hub_psession_release(hl->hub, ps);
+  if (rc == HUB_OPEN_FOREIGN) { /* another user's session: as an unknown one */
+    static const char msg[] = "{\"type\":\"close\",\"code\":4001,\"reason\":\"unknown_session\"}";
+    write_event(c, "close", NULL, msg, sizeof msg - 1);
+    dx_http_stream_end(c->req);
+    c->req = NULL;
+    return finish(c);
+  }
   /* Subscribe through the same request path as WebSocket clients: the
    * same rules, limits and resume. */
   for (size_t i = 0; i < c->topics.n && c->req; i++) {
@@ -227,6 +260,8 @@ static void on_sse(dx_http_req *req, void *user) {
     if (text) hub_session_request(&c->s, text, strlen(text));
     free(text);
   }
+  /* The stream names every topic of the session: it left the others. */
+  if (c->s.ps && c->req) hub_psession_keep(hl->hub, c->s.ps, &c->topics);
 }
 
 int hub_sse_attach(hub_loop *hl) { return dx_server_http(hl->srv, "/sse", on_sse, hl); }

@@ -57,7 +57,8 @@ await group('no loss, no duplicate across polls', async () => {
 });
 
 await group('refusals and resume edges', async () => {
-  check('no topics: 400', (await poll('timeout=0')).status === 400);
+  const hs = await poll('timeout=0');
+  check('no topics: a handshake that opens a session (the welcome names it)', hs.status === 200 && hs.body.events[0].type === 'welcome' && /^[0-9a-f]{32}$/.test(hs.body.session) && hs.body.events[0].session === hs.body.session, JSON.stringify(hs.body));
   check('a bad topic: 400', (await poll('topics=a%20b')).status === 400);
   const old = await poll('topics=p:a&since=1.0000000000000000&timeout=0');
   const rep = old.body.events.find((e) => e.type === 'reply');

@@ -104,7 +104,7 @@ static hub_recovery sub(hub_core *c, client *cl, const char *topic, const hub_po
   hub_sub_req q = {.topic = topic,
                    .topic_len = strlen(topic),
                    .node = 0,
-                   .who = {cl->m.conn, cl->id, "", NULL},
+                   .who = {cl->m.conn, cl->id, "", NULL, false},
                    .history = history,
                    .join_env = je};
   if (since) {
@@ -132,7 +132,7 @@ static void unsub(hub_core *c, client *cl, const char *topic) {
   char leave[64];
   snprintf(leave, sizeof leave, "leave:%s", cl->id);
   hub_blob *le = hub_blob_new(leave, strlen(leave));
-  hub_who w = {cl->m.conn, cl->id, "", NULL};
+  hub_who w = {cl->m.conn, cl->id, "", NULL, false};
   hub_core_unsubscribe(c, topic, strlen(topic), 0, &w, le);
   hub_blob_unref(le);
 }
@@ -432,7 +432,7 @@ static void fanout_queue(unsigned n, const hub_fanout *f, void *user) {
 TEST(shared_core_fans_out_to_nodes_with_subscribers) {
   hub_core_opts o = {.history_size = 10, .nodes = 2, .shared = true, .fanout = fanout_queue};
   hub_core *c = hub_core_new(&o);
-  hub_sub_req q = {.topic = "t", .topic_len = 1, .node = 1, .who = {5, "c5", "", NULL}};
+  hub_sub_req q = {.topic = "t", .topic_len = 1, .node = 1, .who = {5, "c5", "", NULL, false}};
   hub_position pos;
   hub_recovery rec;
   hub_replay rp;
