@@ -529,6 +529,7 @@ stop_redis() {
   [[ "${2:-}" == --term ]] && sig=TERM
   pid=${DX_REDIS_PID[$port]:-}
   [[ -n "$pid" ]] || fail "stop_redis: no redis started on port $port"
+  disown "$pid" 2>/dev/null || true # no "Killed" line from bash
   kill -"$sig" "$pid" 2>/dev/null || true
   wait_gone "$pid" 10 || fail "redis-server pid $pid (port $port) still runs 10 s after SIG$sig"
   reap_server "$pid" || true

@@ -177,7 +177,7 @@ static void close_conn(hub_redis *r) {
 static void log_down(hub_redis *r, const char *why, bool was_up, enum phase ph) {
   uint64_t now = dx_loop_now(r->loop);
   if (was_up) {
-    dx_log_warn("redis %s: down (%s:%u: %s); reconnecting", r->name, r->cur.host, r->cur.port, why);
+    dx_log_warn("%s: down (%s:%u: %s); reconnecting", r->name, r->cur.host, r->cur.port, why);
   } else if (strcmp(why, r->last_why) || now - r->last_log_ms >= 30000) {
     char where[300], more[64] = "";
     if (ph == PH_SENTINEL)
@@ -185,7 +185,7 @@ static void log_down(hub_redis *r, const char *why, bool was_up, enum phase ph) 
     else
       snprintf(where, sizeof where, "%s:%u", r->cur.host, r->cur.port);
     if (r->quiet) snprintf(more, sizeof more, " (and %u more failed attempts)", r->quiet);
-    dx_log_warn("redis %s: cannot connect to %s (%s)%s", r->name, where, why, more);
+    dx_log_warn("%s: cannot connect to %s (%s)%s", r->name, where, why, more);
     r->quiet = 0;
   } else {
     r->quiet++;
@@ -209,7 +209,7 @@ static void fail(hub_redis *r, const char *fmt, ...) {
   if (r->phase == PH_SENTINEL && r->sentinel_tried + 1 < r->url.naddrs) {
     const hub_redis_addr *a = &r->url.addrs[r->addr_idx % r->url.naddrs];
     snprintf(r->sentinel_err, sizeof r->sentinel_err, "%s:%u: %s", a->host, a->port, why);
-    dx_log_debug("redis %s: sentinel %s", r->name, r->sentinel_err);
+    dx_log_debug("%s: sentinel %s", r->name, r->sentinel_err);
     r->sentinel_tried++;
     r->addr_idx++;
     fail_pending(r);
@@ -509,10 +509,9 @@ static void on_ready(hub_redis *r, redisReply *rep, void *priv) {
   r->last_io_ms = dx_loop_now(r->loop);
   dx_timer_start(&r->t_reply, r->reply_timeout_ms, 0);
   if (r->url.sentinel)
-    dx_log_info("redis %s: up (master '%s' at %s:%u)", r->name, r->url.master, r->cur.host,
-                r->cur.port);
+    dx_log_info("%s: up (master '%s' at %s:%u)", r->name, r->url.master, r->cur.host, r->cur.port);
   else
-    dx_log_info("redis %s: up (%s:%u)", r->name, r->cur.host, r->cur.port);
+    dx_log_info("%s: up (%s:%u)", r->name, r->cur.host, r->cur.port);
   if (r->on_up) r->on_up(r, r->user);
 }
 
@@ -559,8 +558,8 @@ static void on_master_addr(hub_redis *r, redisReply *rep, void *priv) {
   memcpy(r->cur.host, rep->element[0]->str, rep->element[0]->len);
   r->cur.host[rep->element[0]->len] = '\0';
   r->cur.port = (uint16_t)port;
-  dx_log_debug("redis %s: sentinel says master '%s' is at %s:%u", r->name, r->url.master,
-               r->cur.host, r->cur.port);
+  dx_log_debug("%s: sentinel says master '%s' is at %s:%u", r->name, r->url.master, r->cur.host,
+               r->cur.port);
   /* This reply is the only one pending: close the sentinel connection, connect to the master. */
   close_conn(r);
   r->phase = PH_DATA;
@@ -820,13 +819,15 @@ static void watch_push(hub_redis *w, redisReply *m, void *user) {
   if (sscanf(line, "%127s %63s %u %63s %u", name, oldip, &oldport, newip, &newport) != 5 ||
       strcmp(name, r->url.master))
     return;
-  dx_log_info("redis %s: sentinel: master '%s' switched from %s:%u to %s:%u", r->name, name, oldip,
+  dx_log_info("%s: sentinel: master '%s' switched from %s:%u to %s:%u", r->name, name, oldip,
               oldport, newip, newport);
   if (r->phase == PH_DATA && r->state != ST_IDLE &&
       (strcmp(newip, r->cur.host) || newport != r->cur.port)) {
     enter(r);
     fail(r, "the master moved to %s:%u (sentinel +switch-master)", newip, newport);
     leave(r);
+  } else if (r->state == ST_IDLE && !r->dead) {
+    dx_timer_start(&r->t_conn, 0, 0); /* down and waiting: a master is there now, go */
   }
 }
 
@@ -899,7 +900,7 @@ hub_redis *hub_redis_new(dx_loop *loop, const hub_redis_opts *o) {
                             : SSL_CTX_set_default_verify_paths(r->ssl_ctx) != 1) {
         char eb[160];
         ERR_error_string_n(ERR_get_error(), eb, sizeof eb);
-        dx_log_error("redis %s: cannot load the CA certificates%s%s: %s", r->name,
+        dx_log_error("%s: cannot load the CA certificates%s%s: %s", r->name,
                      r->url.ca_file[0] ? " from " : "", r->url.ca_file, eb);
         goto fail;
       }

@@ -76,7 +76,7 @@ typedef void (*hub_redis_reply_fn)(hub_redis *r, redisReply *reply, void *priv);
 typedef struct hub_redis_opts {
   const hub_redis_url *url;   /* copied */
   const hub_redis_addr *addr; /* connect here instead of url's (cluster: one per node); NULL */
-  const char *name;           /* for log lines ("redis pubsub"); copied */
+  const char *name;           /* starts its log lines ("redis pubsub"; NULL: "redis"); copied */
   /* A subscriber connection: message/smessage/pmessage arrays, and (s|p)(un)subscribe
    * confirmations that no queued command waits for (Redis Cluster sends an sunsubscribe when a
    * slot moves), go to on_push. A (un)subscribe command's callback gets the confirmation of its

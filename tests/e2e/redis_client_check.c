@@ -2,6 +2,7 @@
  * tests/e2e/test_hub_redis_client.sh, which starts the servers (tests/lib.sh) and passes URLs:
  *
  *   redis_client_check basic URL           10k pipelined commands, binary values, SELECT, bound
+ *   redis_client_check reentry URL         commands queued from callbacks; free inside callbacks
  *   redis_client_check names PORT          redis://localhost:PORT; an unknown name
  *   redis_client_check pubsub URL          SUBSCRIBE/PSUBSCRIBE/SSUBSCRIBE pushes, in order
  *   redis_client_check auth GOOD BAD NONE  a right password, a wrong one, none: clear reasons
@@ -114,7 +115,7 @@ static void tclient_start(tclient *t, const char *url, const hub_redis_addr *add
   parse_url(url, &t->url);
   hub_redis_opts o = {.url = &t->url,
                       .addr = addr,
-                      .name = pubsub ? "test pubsub" : "test",
+                      .name = pubsub ? "redis test pubsub" : "redis test",
                       .pubsub = pubsub,
                       .connect_timeout_ms = 1000,
                       .reply_timeout_ms = reply_timeout ? reply_timeout : 5000,
@@ -268,6 +269,94 @@ static void mode_basic(const char *url) {
     hub_redis_command(t.r, on_incr, &of, 1, (const char *[]){"PING"}, NULL);
   hub_redis_free(t.r);
   check(of.nulls == 5, "free: pending callbacks get NULL", "%lld", of.nulls);
+}
+
+/* Callbacks that queue more commands, or free the client in the middle of a batch of replies. */
+typedef struct chain {
+  tclient *t;
+  int left, nulls, done;
+} chain;
+
+static void on_chain(hub_redis *r, redisReply *rep, void *priv) {
+  chain *c = priv;
+  if (!rep) {
+    c->nulls++;
+    return;
+  }
+  if (--c->left > 0) {
+    if (hub_redis_command(r, on_chain, c, 2, (const char *[]){"INCR", "chain"}, NULL) != 0)
+      c->nulls++;
+  } else {
+    c->done = 1;
+  }
+}
+
+typedef struct killer {
+  int seen, nulls, after_free;
+  bool freed;
+} killer;
+
+static void on_kill(hub_redis *r, redisReply *rep, void *priv) {
+  killer *k = priv;
+  if (!rep) {
+    k->nulls++;
+    return;
+  }
+  if (k->freed) k->after_free++;
+  if (++k->seen == 10) {
+    k->freed = true;
+    hub_redis_free(r);
+  }
+}
+
+static tclient *free_in_push_t;
+static void free_in_push(hub_redis *r, redisReply *m, void *user) {
+  (void)m, (void)user;
+  hub_redis_free(r);
+  free_in_push_t->down_seen = true; /* "done" */
+}
+
+static void mode_reentry(const char *url) {
+  tclient t;
+  tclient_start(&t, url, NULL, false, 0);
+  check(wait_up(&t, 5000), "connects", "%s", t.why);
+  chain c = {.t = &t, .left = 2000};
+  hub_redis_command(t.r, on_chain, &c, 2, (const char *[]){"INCR", "chain"}, NULL);
+  for (uint64_t end = dx_loop_now(loop) + 10000; !c.done && dx_loop_now(loop) < end;)
+    dx_loop_run_once(loop, 20);
+  check(c.done && !c.nulls, "2000 commands each queued by the previous one's callback",
+        "left %d nulls %d", c.left, c.nulls);
+  /* Free inside the 10th of 100 pipelined replies (read in one go): the other 90 get NULL. */
+  killer k = {0};
+  for (int i = 0; i < 100; i++)
+    hub_redis_command(t.r, on_kill, &k, 1, (const char *[]){"PING"}, NULL);
+  for (uint64_t end = dx_loop_now(loop) + 3000; !k.freed && dx_loop_now(loop) < end;)
+    dx_loop_run_once(loop, 20);
+  dx_loop_run_once(loop, 50);
+  check(k.freed && k.seen == 10 && k.nulls == 90 && !k.after_free,
+        "free inside a reply callback: the rest get NULL, nothing after",
+        "seen %d nulls %d after %d", k.seen, k.nulls, k.after_free);
+  /* Free inside on_push, with more pushes read in the same go. */
+  tclient s;
+  memset(&s, 0, sizeof s);
+  free_in_push_t = &s;
+  tclient_start(&t, url, NULL, false, 0);
+  hub_redis_url u;
+  parse_url(url, &u);
+  hub_redis_opts o = {
+      .url = &u, .pubsub = true, .on_up = t_up, .on_push = free_in_push, .user = &s};
+  s.r = hub_redis_new(loop, &o);
+  check(wait_up(&s, 5000) && wait_up(&t, 5000), "connects again", "%s", t.why);
+  result res;
+  memset(&res, 0, sizeof res);
+  hub_redis_command(s.r, keep, &res, 2, (const char *[]){"SUBSCRIBE", "reentry"}, NULL);
+  run_until(&res.done, 3000);
+  for (int i = 0; i < 5; i++)
+    hub_redis_command(t.r, NULL, NULL, 3, (const char *[]){"PUBLISH", "reentry", "x"}, NULL);
+  run_until(&s.down_seen, 3000);
+  dx_loop_run_once(loop, 50);
+  check(s.down_seen, "free inside on_push", "no push");
+  hub_redis_free(t.r);
 }
 
 /* Host names go through the lookup thread. */
@@ -654,6 +743,8 @@ int main(int argc, char **argv) {
   const char *mode = argc > 2 ? argv[1] : "";
   if (!strcmp(mode, "basic"))
     mode_basic(argv[2]);
+  else if (!strcmp(mode, "reentry"))
+    mode_reentry(argv[2]);
   else if (!strcmp(mode, "names"))
     mode_names(argv[2]);
   else if (!strcmp(mode, "pubsub"))

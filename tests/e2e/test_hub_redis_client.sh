@@ -9,12 +9,13 @@ need_redis
 check_bin="$DX_BUILD_DIR/tests/redis_client_check"
 [[ -x "$check_bin" ]] || fail "no $check_bin (build the tests)"
 
-only=${DX_REDIS_CASES:-basic names pubsub auth restart timeout tls sentinel cluster}
+only=${DX_REDIS_CASES:-basic reentry names pubsub auth restart timeout tls sentinel cluster}
 want() { [[ " $only " == *" $1 "* ]]; }
 
-if want basic || want names || want pubsub || want timeout; then
+if want basic || want reentry || want names || want pubsub || want timeout; then
   start_redis
   want basic && run_helper basic "$check_bin" basic "$REDIS_URL/3"
+  want reentry && run_helper reentry "$check_bin" reentry "$REDIS_URL"
   want names && run_helper names "$check_bin" names "$REDIS_PORT"
   want pubsub && run_helper pubsub "$check_bin" pubsub "$REDIS_URL"
   want timeout && run_helper timeout "$check_bin" timeout "$REDIS_URL"
