@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # duplex serve behind Debian's nginx, configured by docs/nginx/duplex.conf
-# itself (only its ports changed, and its standby line uncommented):
-# tests/e2e/hub_nginx.py checks SSE without buffering, Last-Event-ID resume,
-# WebSocket, long-polling and POST /http/request through nginx; then the
-# first hub stops and the standby takes over (epoch_changed, live again).
-# Chromium loads the chat page through nginx on WebSocket, SSE and long-poll
-# (tests/interop/web_nginx.mjs). nginx runs in the foreground, everything in
-# a temp prefix.
+# itself (only its ports changed and a commented server line taken in):
+#  - one hub and a standby: tests/e2e/hub_nginx.py checks SSE without
+#    buffering, Last-Event-ID resume, WebSocket, long-polling and POST
+#    /http/request through nginx; Chromium loads the chat page through it on
+#    WebSocket, SSE and long-poll (tests/interop/web_nginx.mjs); then the
+#    first hub stops and the standby takes over (epoch_changed, live again);
+#  - two nodes on one Redis, nginx spreading requests over both: an SSE
+#    stream, polls and publishes on either node see one order.
+# nginx runs in the foreground, everything in a temp prefix.
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 NGINX=${DX_NGINX:-/usr/sbin/nginx}
@@ -15,31 +17,32 @@ need_node_modules playwright-core
 [[ -x /usr/bin/chromium ]] || fail "no /usr/bin/chromium: run scripts/deps.sh --test"
 "$PY" -c 'import websockets' 2>/dev/null || fail "$PY lacks websockets: run scripts/deps.sh --test"
 key="nginx-key-$RANDOM"
-
-start_serve --api-key "$key"
-hub1=$PORT
-hub1_pid=$SERVE_PID
-start_serve --api-key "$key"
-hub2=$PORT
-
-# The documented config with this run's ports: one source of truth.
 conf="$DX_SOURCE_DIR/docs/nginx/duplex.conf"
-prefix="$DX_TMP/nginx"
-mkdir -p "$prefix/tmp"
+
 # A port nobody listens on now (nginx binds it a moment later; retried below).
 free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-write_conf() {
-  sed -e "s/server 127\.0\.0\.1:8080;/server 127.0.0.1:$hub1;/" \
-    -e "s/#server 127\.0\.0\.1:8081 backup;/server 127.0.0.1:$hub2 backup;/" \
-    -e "s/listen 80;/listen 127.0.0.1:$1;/" "$conf" >"$prefix/duplex.conf"
-  local want
-  for want in "server 127.0.0.1:$hub1;" "server 127.0.0.1:$hub2 backup;" "listen 127.0.0.1:$1;"; do
-    grep -qF "$want" "$prefix/duplex.conf" || fail "docs/nginx/duplex.conf changed: no line to make '$want' from"
-  done
+
+# start_nginx NAME 'FROM=>TO'...: run nginx with docs/nginx/duplex.conf, its
+# text FROM replaced by TO (fixed strings; each must occur: the documented
+# config is the tested one) and `listen` on a free loopback port, in the
+# foreground, everything under $DX_TMP/NAME (access.log names the upstream
+# of each request). Sets NPORT and NPREFIX.
+start_nginx() {
+  local prefix="$DX_TMP/$1" text r from to user="" pid nport deadline _
+  shift
+  mkdir -p "$prefix/tmp"
   # As root, nginx's workers would become nobody, who cannot use the temp prefix.
-  local user=""
   (($(id -u) == 0)) && user="user $(id -un);"
-  cat >"$prefix/nginx.conf" <<EOF
+  for _ in 1 2 3 4 5; do
+    nport=$(free_port)
+    text=$(<"$conf")
+    for r in "$@" "listen 80;=>listen 127.0.0.1:$nport;"; do
+      from=${r%%=>*} to=${r#*=>}
+      [[ "$text" == *"$from"* ]] || fail "docs/nginx/duplex.conf has no '$from' (to make '$to' of)"
+      text=${text//"$from"/"$to"}
+    done
+    printf '%s\n' "$text" >"$prefix/duplex.conf"
+    cat >"$prefix/nginx.conf" <<EOF
 daemon off;
 master_process on;
 worker_processes 1;
@@ -48,7 +51,8 @@ pid $prefix/nginx.pid;
 error_log $prefix/error.log info;
 events { worker_connections 256; }
 http {
-  access_log $prefix/access.log;
+  log_format upstream '\$request \$status upstream=\$upstream_addr';
+  access_log $prefix/access.log upstream;
   client_body_temp_path $prefix/tmp/body;
   proxy_temp_path $prefix/tmp/proxy;
   fastcgi_temp_path $prefix/tmp/fastcgi;
@@ -57,55 +61,83 @@ http {
   include $prefix/duplex.conf;
 }
 EOF
+    : >"$prefix/error.log" # this attempt's log only
+    "$NGINX" -t -q -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" 2>"$prefix/check.log" ||
+      fail "nginx -t rejects the config: $(cat "$prefix/check.log" "$prefix/error.log" 2>/dev/null)"
+    "$NGINX" -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" </dev/null >"$prefix/stdout.log" 2>&1 &
+    pid=$!
+    deadline=$(($(now_us) + 10000000)) # up to 10 s for nginx to answer
+    while (($(now_us) < deadline)); do
+      # nginx's answer, not that of whoever else may have the port.
+      if curl -sf -o /dev/null -D - --max-time 1 "http://127.0.0.1:$nport/healthz" | grep -qi '^server: nginx'; then
+        DX_SERVER_PIDS+=("$pid")
+        DX_SERVER_LOGS+=("$prefix/error.log")
+        NPORT=$nport
+        NPREFIX=$prefix
+        log "nginx pid $pid on port $nport ($prefix)"
+        return 0
+      fi
+      proc_gone "$pid" && break
+      sleep 0.1
+    done
+    stop_server "$pid" || true
+    grep -q "Address already in use" "$prefix/error.log" || fail "nginx did not start: $(tail -n 20 "$prefix/error.log")"
+    log "port $nport was taken meanwhile; another"
+  done
+  fail "nginx found no free port in 5 attempts"
 }
 
-nginx_pid=""
-for _ in 1 2 3 4 5; do
-  nport=$(free_port)
-  write_conf "$nport"
-  : >"$prefix/error.log" # this attempt's log only
-  "$NGINX" -t -q -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" 2>"$prefix/check.log" ||
-    fail "nginx -t rejects the config: $(cat "$prefix/check.log" "$prefix/error.log" 2>/dev/null)"
-  "$NGINX" -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" </dev/null >"$prefix/stdout.log" 2>&1 &
-  pid=$!
-  deadline=$(($(now_us) + 10000000)) # up to 10 s for nginx to answer
-  while (($(now_us) < deadline)); do
-    # nginx's answer, not that of whoever else may have the port.
-    if curl -sf -o /dev/null -D - --max-time 1 "http://127.0.0.1:$nport/healthz" | grep -qi '^server: nginx'; then
-      nginx_pid=$pid
-      break
-    fi
-    proc_gone "$pid" && break
-    sleep 0.1
-  done
-  [[ -n "$nginx_pid" ]] && break
-  stop_server "$pid" || true
-  grep -q "Address already in use" "$prefix/error.log" || fail "nginx did not start: $(tail -n 20 "$prefix/error.log")"
-  log "port $nport was taken meanwhile; another"
-done
-[[ -n "$nginx_pid" ]] || fail "nginx found no free port in 5 attempts"
-DX_SERVER_PIDS+=("$nginx_pid")
-DX_SERVER_LOGS+=("$prefix/error.log")
-log "nginx pid $nginx_pid on port $nport in front of hubs $hub1 and $hub2 (standby)"
+# nginx_clean NAME: no emerg/alert/crit in that nginx's error log.
+nginx_clean() {
+  if grep -E '\[(emerg|alert|crit)\]' "$DX_TMP/$1/error.log"; then
+    check_fail "$1: nginx logged an emergency, alert or critical error"
+  else
+    pass "$1: nginx logged no emerg/alert/crit"
+  fi
+}
 
-run_helper "through nginx" timeout -k 5 90 "$PY" "$here/hub_nginx.py" "$nport" "$key" main "$DX_TMP/last-id"
+# ---- one hub and a standby ----------------------------------------------------
+start_serve --api-key "$key"
+# shellcheck disable=SC2153 # start_serve sets PORT
+hub1=$PORT
+hub1_pid=$SERVE_PID
+start_serve --api-key "$key"
+hub2=$PORT
+start_nginx standby "server 127.0.0.1:8080;=>server 127.0.0.1:$hub1;" \
+  "#server 127.0.0.1:8082 backup;=>server 127.0.0.1:$hub2 backup;"
 
-run_helper "Chromium through nginx" timeout -k 5 90 node "$DX_SOURCE_DIR/tests/interop/web_nginx.mjs" "$nport"
+run_helper "through nginx" timeout -k 5 90 "$PY" "$here/hub_nginx.py" "$NPORT" "$key" main "$DX_TMP/last-id"
+run_helper "Chromium through nginx" timeout -k 5 90 node "$DX_SOURCE_DIR/tests/interop/web_nginx.mjs" "$NPORT"
 
 # The access log shows each transport went through nginx.
-for want in '"GET /sse?topics=' '"GET /ws HTTP/1.1" 101' '"GET /poll?topics=' '"POST /http/request HTTP/1.1" 200'; do
-  if grep -qF "$want" "$prefix/access.log"; then pass "nginx access log has $want"; else check_fail "nginx access log lacks $want"; fi
+for want in "GET /sse?topics=" "GET /ws HTTP/1.1 101" "GET /poll?topics=" "POST /http/request HTTP/1.1 200"; do
+  if grep -qF "$want" "$NPREFIX/access.log"; then pass "access log has $want"; else check_fail "access log lacks $want"; fi
 done
 
 # The first hub goes; nginx sends everyone to the standby.
 [[ -s "$DX_TMP/last-id" ]] || fail "the main section wrote no last event id"
 stop_server "$hub1_pid" || check_fail "the first hub did not exit cleanly"
 reap_server "$hub1_pid" || true
-run_helper "failover through nginx" timeout -k 5 60 "$PY" "$here/hub_nginx.py" "$nport" "$key" failover "$DX_TMP/last-id"
+run_helper "failover through nginx" timeout -k 5 60 "$PY" "$here/hub_nginx.py" "$NPORT" "$key" failover "$DX_TMP/last-id"
+nginx_clean standby
 
-if grep -E '\[(emerg|alert|crit)\]' "$prefix/error.log"; then
-  check_fail "nginx logged an emergency, alert or critical error"
-else
-  pass "nginx logged no emerg/alert/crit"
-fi
+# ---- two nodes on one Redis, requests spread over both -------------------------
+start_redis
+start_serve --redis "$REDIS_URL" --api-key "$key"
+node1=$PORT
+start_serve --redis "$REDIS_URL" --api-key "$key"
+node2=$PORT
+start_nginx nodes "server 127.0.0.1:8080;=>server 127.0.0.1:$node1;" \
+  "#server 127.0.0.1:8081;=>server 127.0.0.1:$node2;"
+run_helper "two nodes through nginx" timeout -k 5 60 "$PY" "$here/hub_nginx.py" "$NPORT" "$key" nodes -
+for n in "$node1" "$node2"; do
+  for want in "POST /api/publish" "POST /http/request" "GET /poll?topics="; do
+    if grep -F "$want" "$NPREFIX/access.log" | grep -qF "upstream=127.0.0.1:$n"; then
+      pass "node $n served $want"
+    else
+      check_fail "node $n served no $want: $(grep -F "$want" "$NPREFIX/access.log" | head -n 3)"
+    fi
+  done
+done
+nginx_clean nodes
 finish
