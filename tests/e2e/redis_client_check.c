@@ -558,12 +558,43 @@ static void mode_sentinel(const char *url, const char *sentinel_port, int master
         hub_redis_addr_now(t.r)->port);
   result res = cmd(&t, "SET", "before", "1", NULL);
   check(res.type == REDIS_REPLY_STATUS, "a write to the master", "type %d %s", res.type, res.str);
+  /* A write to a replica: -READONLY reaches the callback, then the connection is dropped (the
+   * master moved, as far as this client can tell) and made again. */
+  char rurl[64];
+  snprintf(rurl, sizeof rurl, "redis://127.0.0.1:%d", replica);
+  tclient ro;
+  tclient_start(&ro, rurl, NULL, false, 0);
+  check(wait_up(&ro, 5000), "connects to the replica", "%s", ro.why);
+  res = cmd(&ro, "SET", "x", "1", NULL);
+  check(res.type == REDIS_REPLY_ERROR && !strncmp(res.str, "READONLY", 8),
+        "a write to a replica: -READONLY to the callback", "type %d '%s'", res.type, res.str);
+  run_until(&ro.down_seen, 1000);
+  check(ro.down_seen && ro.last_was_up && strstr(ro.why, "READONLY"), "then dropped", "why '%s'",
+        ro.why);
+  ro.up = false;
+  check(wait_up(&ro, 3000), "and made again", "%s", ro.why);
+  hub_redis_free(ro.r);
   /* Fail over through one sentinel (plain redis:// to it). */
   char surl[64];
   snprintf(surl, sizeof surl, "redis://127.0.0.1:%s", sentinel_port);
   tclient s;
   tclient_start(&s, surl, NULL, false, 0);
   check(wait_up(&s, 5000), "connects to a sentinel", "%s", s.why);
+  /* A sentinel that names the replica as master "fake": ROLE says it is not, and the client does
+   * not take it. */
+  char rport[16];
+  snprintf(rport, sizeof rport, "%d", replica);
+  res = cmd(&s, "SENTINEL", "MONITOR", "fake", "127.0.0.1", rport, "1", NULL);
+  check(res.type == REDIS_REPLY_STATUS, "SENTINEL MONITOR fake (a replica)", "'%s'", res.str);
+  char furl[64];
+  snprintf(furl, sizeof furl, "redis+sentinel://127.0.0.1:%s/fake", sentinel_port);
+  tclient f;
+  tclient_start(&f, furl, NULL, false, 0);
+  run_until(&f.down_seen, 5000);
+  check(f.down_seen && !f.up && strstr(f.why, "not a master (ROLE says slave)"),
+        "a replica named as master: not a master", "why '%s'", f.why);
+  hub_redis_free(f.r);
+  cmd(&s, "SENTINEL", "REMOVE", "fake", NULL);
   uint64_t t0 = dx_loop_now(loop);
   res = cmd(&s, "SENTINEL", "FAILOVER", t.url.master, NULL);
   check(res.type == REDIS_REPLY_STATUS, "SENTINEL FAILOVER", "type %d %s", res.type, res.str);
