@@ -59,6 +59,12 @@
  * missing of acknowledged ones); duplicates, reorderings, misrouted
  * deliveries, subscribers the server closed.
  *
+ * Several nodes (bench/scale.sh): --sub-ports P1,P2,... spreads the
+ * subscribers over those ports of --host (subscriber i on port i mod n),
+ * while publishers and the warm-up connection use --port; --server-pid
+ * may be given several times (or as a comma list): CPU time and RSS are
+ * then summed over those processes (the nodes and redis-server).
+ *
  * Build: bench/build.sh (or the hubload target of bench/CMakeLists.txt). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -96,6 +102,8 @@
 #define PAYLOAD 64
 #define MAX_PUBS 64
 #define TICK_NS 1000000ull /* publish timer period */
+#define MAX_NODES 16       /* --sub-ports */
+#define MAX_PIDS 16        /* --server-pid */
 
 enum dialect { D_DUPLEX, D_NCHAN, D_SOCKETIO };
 static const char *const dialect_names[] = {"duplex", "nchan", "socketio"};
@@ -124,6 +132,7 @@ struct ws {
   uint8_t hdr_len; /* bytes of the frame header collected, 0xff = in payload */
   uint8_t frame_op, frame_fin, msg_op, key, is_pub;
   uint8_t chunk_state; /* SSE: enum chunk_state */
+  uint8_t node;        /* which --sub-ports port (0: --port without it) */
   uint32_t chunk_left; /* SSE: bytes left in the current chunk */
   uint8_t hdr[14];
   uint16_t hs_len;
@@ -161,7 +170,9 @@ struct pub {
 
 static struct {
   const char *host, *api_key, *out_json;
-  int port, subs, topics, pubs, server_pid;
+  int port, subs, topics, pubs;
+  int server_pids[MAX_PIDS], n_pids;
+  int sub_ports[MAX_NODES], n_nodes; /* --sub-ports; n_nodes 0: --port */
   double rate, duration, warmup, drain, quiet, ramp, connect_timeout, settle;
   enum dialect dialect;
   bool publish_ws, sse, json;
@@ -187,10 +198,10 @@ static int epfd, tfd;
 static uint8_t mask_key[4];
 static char keys[NKEYS][25], accepts[NKEYS][29];
 static uint8_t *rxbuf;
-static struct sockaddr_storage addr;
+static struct sockaddr_storage addr, node_addr[MAX_NODES];
 static socklen_t addr_len;
 static volatile sig_atomic_t stop_flag;
-static char hostport[300];
+static char hostport[300], node_hostport[MAX_NODES][300];
 static uint32_t *subs_of_topic; /* subscribed connections per topic */
 static uint32_t *deliv_count;   /* deliveries per sequence number */
 static uint64_t nseq_cap;
@@ -239,6 +250,38 @@ static void resolve(void) {
   addr_len = res->ai_addrlen;
   freeaddrinfo(res);
   snprintf(hostport, sizeof hostport, "%s:%d", o.host, o.port);
+  for (int i = 0; i < o.n_nodes; i++) { /* the same address, another port */
+    node_addr[i] = addr;
+    uint16_t np = htons((uint16_t)o.sub_ports[i]);
+    if (addr.ss_family == AF_INET6)
+      ((struct sockaddr_in6 *)&node_addr[i])->sin6_port = np;
+    else
+      ((struct sockaddr_in *)&node_addr[i])->sin_port = np;
+    snprintf(node_hostport[i], sizeof node_hostport[i], "%s:%d", o.host, o.sub_ports[i]);
+  }
+}
+
+/* Summed over the --server-pid processes (each one's into `each` if not
+ * NULL); -1 if one cannot be read. */
+static double servers_cpu_s(double *each) {
+  double sum = 0;
+  for (int i = 0; i < o.n_pids; i++) {
+    double c = proc_cpu_s(o.server_pids[i]);
+    if (c < 0) return -1;
+    if (each) each[i] = c;
+    sum += c;
+  }
+  return sum;
+}
+
+static long servers_rss_kb(void) {
+  long sum = 0;
+  for (int i = 0; i < o.n_pids; i++) {
+    long r = proc_rss_kb(o.server_pids[i]);
+    if (r < 0) return -1;
+    sum += r;
+  }
+  return sum;
 }
 
 /* epoll data: subscriber index, or a tag for the others. */
@@ -251,16 +294,26 @@ static void ep_ctl(int fd, uint64_t tag, uint32_t ev, int op) {
   if (epoll_ctl(epfd, op, fd, &e) < 0) die("epoll_ctl failed");
 }
 
-static int tcp_connect(void) {
-  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+static int tcp_connect_to(const struct sockaddr_storage *to) {
+  int fd = socket(to->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
   if (fd < 0) return -1;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (connect(fd, (struct sockaddr *)&addr, addr_len) < 0 && errno != EINPROGRESS) {
+  if (connect(fd, (const struct sockaddr *)to, addr_len) < 0 && errno != EINPROGRESS) {
     close(fd);
     return -1;
   }
   return fd;
+}
+
+static int tcp_connect(void) { return tcp_connect_to(&addr); }
+
+/* Where a subscriber connects, and the Host it names. */
+static const struct sockaddr_storage *ws_addr(const struct ws *c) {
+  return o.n_nodes && !c->is_pub ? &node_addr[c->node] : &addr;
+}
+static const char *ws_hostport(const struct ws *c) {
+  return o.n_nodes && !c->is_pub ? node_hostport[c->node] : hostport;
 }
 
 /* ---- WebSocket client ------------------------------------------------------ */
@@ -370,7 +423,7 @@ static bool ws_send(struct ws *c, int op, const void *payload, size_t len) {
 static bool ws_send_text(struct ws *c, const char *s) { return ws_send(c, 1, s, strlen(s)); }
 
 static void ws_start(struct ws *c, int idx) {
-  c->fd = tcp_connect();
+  c->fd = tcp_connect_to(ws_addr(c));
   c->key = (uint8_t)(idx % NKEYS);
   c->deadline = now_ns() + (uint64_t)(20e9);
   n_pending++;
@@ -389,7 +442,7 @@ static void sse_send_request(struct ws *c) {
   int len = snprintf(req, sizeof req,
                      "GET %s%u HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n"
                      "Cache-Control: no-cache\r\n\r\n",
-                     o.dialect == D_DUPLEX ? "/sse?topics=t" : "/sub/t", c->topic, hostport);
+                     o.dialect == D_DUPLEX ? "/sse?topics=t" : "/sub/t", c->topic, ws_hostport(c));
   if (!ws_write(c, req, (size_t)len)) ws_dead(c, strerror(errno));
 }
 
@@ -416,7 +469,7 @@ static void ws_send_request(struct ws *c) {
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n%s\r\n",
-                     path, hostport, keys[c->key], extra);
+                     path, ws_hostport(c), keys[c->key], extra);
   if (!ws_write(c, req, (size_t)len)) ws_dead(c, strerror(errno));
 }
 
@@ -1164,7 +1217,10 @@ static void usage(FILE *f) {
         "  --ramp N             new connections per second at most (default 3000)\n"
         "  --connect-timeout T  all subscribed within T s or fail (default 120)\n"
         "  --settle T           wait after subscribing before the RSS reading (default 1)\n"
-        "  --server-pid PID     read the server's CPU time and RSS from /proc\n"
+        "  --sub-ports LIST     subscribers spread over these ports of --host (comma-\n"
+        "                       separated; publishers still use --port)\n"
+        "  --server-pid PID     read the server's CPU time and RSS from /proc (repeat,\n"
+        "                       or a comma list: summed over the processes)\n"
         "  --json               print only the JSON result line on stdout\n"
         "  -h, --help           this help\n"
         "\n"
@@ -1174,27 +1230,17 @@ static void usage(FILE *f) {
 }
 
 static void parse_args(int argc, char **argv) {
-  static const struct option lo[] = {{"host", 1, 0, 'H'},
-                                     {"port", 1, 0, 'p'},
-                                     {"dialect", 1, 0, 'D'},
-                                     {"subscribers", 1, 0, 's'},
-                                     {"topics", 1, 0, 't'},
-                                     {"rate", 1, 0, 'r'},
-                                     {"publishers", 1, 0, 'P'},
-                                     {"publish", 1, 0, 'W'},
-                                     {"transport", 1, 0, 'E'},
-                                     {"api-key", 1, 0, 'k'},
-                                     {"duration", 1, 0, 'd'},
-                                     {"warmup", 1, 0, 'w'},
-                                     {"drain", 1, 0, 'x'},
-                                     {"quiet", 1, 0, 'q'},
-                                     {"ramp", 1, 0, 'R'},
-                                     {"connect-timeout", 1, 0, 'T'},
-                                     {"settle", 1, 0, 'S'},
-                                     {"server-pid", 1, 0, 'i'},
-                                     {"json", 0, 0, 'j'},
-                                     {"help", 0, 0, 'h'},
-                                     {0, 0, 0, 0}};
+  static const struct option lo[] = {{"host", 1, 0, 'H'},       {"port", 1, 0, 'p'},
+                                     {"dialect", 1, 0, 'D'},    {"subscribers", 1, 0, 's'},
+                                     {"topics", 1, 0, 't'},     {"rate", 1, 0, 'r'},
+                                     {"publishers", 1, 0, 'P'}, {"publish", 1, 0, 'W'},
+                                     {"transport", 1, 0, 'E'},  {"api-key", 1, 0, 'k'},
+                                     {"duration", 1, 0, 'd'},   {"warmup", 1, 0, 'w'},
+                                     {"drain", 1, 0, 'x'},      {"quiet", 1, 0, 'q'},
+                                     {"ramp", 1, 0, 'R'},       {"connect-timeout", 1, 0, 'T'},
+                                     {"settle", 1, 0, 'S'},     {"server-pid", 1, 0, 'i'},
+                                     {"sub-ports", 1, 0, 'N'},  {"json", 0, 0, 'j'},
+                                     {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
   int ch;
   bool have_dialect = false;
   while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -1265,7 +1311,21 @@ static void parse_args(int argc, char **argv) {
       o.settle = parse_seconds(optarg);
       break;
     case 'i':
-      o.server_pid = atoi(optarg);
+      for (char *t = optarg; *t;) {
+        if (o.n_pids == MAX_PIDS) die("too many --server-pid");
+        o.server_pids[o.n_pids] = (int)strtol(t, &t, 10);
+        if (o.server_pids[o.n_pids++] <= 0 || (*t && *t != ',')) die("bad --server-pid");
+        if (*t) t++;
+      }
+      break;
+    case 'N':
+      for (char *t = optarg; *t;) {
+        if (o.n_nodes == MAX_NODES) die("too many --sub-ports");
+        long v = strtol(t, &t, 10);
+        if (v <= 0 || v > 65535 || (*t && *t != ',')) die("bad --sub-ports");
+        o.sub_ports[o.n_nodes++] = (int)v;
+        if (*t) t++;
+      }
       break;
     case 'j':
       o.json = true;
@@ -1381,7 +1441,7 @@ int main(int argc, char **argv) {
 
   uint64_t t0 = now_ns();
   warm_connection();
-  long rss0 = o.server_pid ? proc_rss_kb(o.server_pid) : -1;
+  long rss0 = o.n_pids ? servers_rss_kb() : -1;
 
   /* Connect and subscribe everyone, at most --ramp per second. */
   uint64_t t_conn = now_ns(), t_tick = t_conn + 1000000000ull, t_last_tick;
@@ -1391,6 +1451,7 @@ int main(int argc, char **argv) {
     double allowed = o.ramp * (double)(now - t_conn) / 1e9 + 1;
     while (next < o.subs && n_pending < MAX_PENDING_CONNECTS && (double)n_started < allowed) {
       subs[next].topic = (uint32_t)(next % o.topics);
+      if (o.n_nodes) subs[next].node = (uint8_t)(next % o.n_nodes);
       ws_start(&subs[next], next);
       next++;
       n_started++;
@@ -1434,7 +1495,7 @@ int main(int argc, char **argv) {
   }
   phase = P_SETTLE;
   sleep_loop(o.settle);
-  long rss1 = o.server_pid ? proc_rss_kb(o.server_pid) : -1;
+  long rss1 = o.n_pids ? servers_rss_kb() : -1;
   uint64_t dead_before_publish = n_dead;
 
   /* Publishers. */
@@ -1462,11 +1523,12 @@ int main(int argc, char **argv) {
   uint64_t t_pub0 = now_ns(), t_measure = 0, t_measure_end = 0, t_end = 0;
   uint64_t warm_ns = (uint64_t)(o.warmup * 1e9), dur_ns = (uint64_t)(o.duration * 1e9);
   double cpu0 = -1, self0 = 0, cpu_server = -1, cpu_self = 0;
+  double cpu0_each[MAX_PIDS] = {0}, cpu1_each[MAX_PIDS] = {0};
   uint64_t offered_measured = 0;
   if (phase == P_MEASURE) {
     t_measure = t_pub0;
     seq_measure0 = 0;
-    if (o.server_pid) cpu0 = proc_cpu_s(o.server_pid);
+    if (o.n_pids) cpu0 = servers_cpu_s(cpu0_each);
     self0 = self_cpu_s();
   }
   t_last_delivery = t_pub0;
@@ -1488,7 +1550,7 @@ int main(int argc, char **argv) {
       t_measure = now;
       seq_measure0 = seq_next;
       memset(&hist, 0, sizeof hist);
-      if (o.server_pid) cpu0 = proc_cpu_s(o.server_pid);
+      if (o.n_pids) cpu0 = servers_cpu_s(cpu0_each);
       self0 = self_cpu_s();
     }
     if (phase == P_MEASURE && now - t_measure >= dur_ns) {
@@ -1534,12 +1596,16 @@ int main(int argc, char **argv) {
     }
   }
   if (!t_end) t_end = now_ns();
-  if (o.server_pid && cpu0 >= 0) {
-    double c1 = proc_cpu_s(o.server_pid);
+  if (o.n_pids && cpu0 >= 0) {
+    double c1 = servers_cpu_s(cpu1_each);
     cpu_server = c1 >= 0 ? c1 - cpu0 : -1;
   }
   cpu_self = self_cpu_s() - self0;
-  long rss2 = o.server_pid ? proc_rss_kb(o.server_pid) : -1;
+  char each_json[MAX_PIDS * 16 + 4] = "[", *ej = each_json + 1; /* CPU-s per --server-pid */
+  for (int i = 0; i < o.n_pids; i++)
+    ej += sprintf(ej, "%s%.3f", i ? "," : "", cpu_server >= 0 ? cpu1_each[i] - cpu0_each[i] : -1);
+  strcpy(ej, "]");
+  long rss2 = o.n_pids ? servers_rss_kb() : -1;
 
   /* Loss over the measured publications. */
   uint64_t expected = 0, delivered = 0, dups = 0, missing = 0;
@@ -1574,7 +1640,8 @@ int main(int argc, char **argv) {
          "\"deliveries_per_s\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,"
          "\"server_cpu_s\":%.3f,\"server_cpu_pct\":%.1f,\"deliveries_per_server_cpu_s\":%.1f,"
          "\"loadgen_cpu_s\":%.3f,\"rss_before_kb\":%ld,\"rss_subscribed_kb\":%ld,"
-         "\"rss_end_kb\":%ld,\"rss_per_sub_bytes\":%ld,\"errors\":%llu}\n",
+         "\"rss_end_kb\":%ld,\"rss_per_sub_bytes\":%ld,\"errors\":%llu,\"nodes\":%d,"
+         "\"server_cpu_each_s\":%s}\n",
          dialect_names[o.dialect], o.sse ? "sse" : "ws", o.publish_ws ? "ws" : "http", o.subs,
          o.topics, o.rate, o.publish_ws ? 1 : o.pubs, PAYLOAD, secs, drain_s, connect_s,
          (unsigned long long)offered_measured, (unsigned long long)seq_next,
@@ -1584,7 +1651,8 @@ int main(int argc, char **argv) {
          (unsigned long long)n_misrouted, (unsigned long long)n_unknown, (unsigned long long)n_dead,
          dps, hist_pct_us(&hist, 0.50), hist_pct_us(&hist, 0.99), (double)hist.max / 1000.0,
          cpu_server, span > 0 && cpu_server >= 0 ? 100 * cpu_server / span : -1, per_cpu, cpu_self,
-         rss0, rss1, rss2, rss_per_sub, (unsigned long long)n_errors);
+         rss0, rss1, rss2, rss_per_sub, (unsigned long long)n_errors, o.n_nodes ? o.n_nodes : 1,
+         each_json);
   if (!o.json) {
     printf("\n%s: %d %s subscribers on %d topic(s), %.0f publications/s offered (%s, %d "
            "connection(s))\n",
