@@ -45,45 +45,59 @@ static int growbuf_append(growbuf **gp, const uint8_t *p, size_t n, uint64_t bou
   return 0;
 }
 
+/* Every connection carries one, so it is packed: the current frame's
+ * header is kept as fields (not a padded dx_frame_header), a header split
+ * across feeds shares its bytes with the payload counters (only one of
+ * them is live at a time), and flags are bits. 112 bytes. */
 struct dx_proto {
   const dx_proto_callbacks *cb; /* the caller's; must outlive us */
   void *user;
   uint64_t max_frame;
   uint64_t max_message;
 
-  /* Current frame. */
-  dx_frame_header fh;
-  uint64_t frame_done; /* payload bytes of the current frame processed */
-  uint8_t hdr[DX_FRAME_HEADER_MAX];
-  uint8_t hdr_have; /* header bytes buffered across feeds */
-  uint8_t phase;
-
-  uint8_t role;
-  uint8_t state;
-  uint8_t allowed_rsv;
-  bool stream_fragments;
-  bool auto_pong;
-  bool close_sent;
-  bool close_received;
+  /* Current frame: RX_PAYLOAD uses the counters, RX_HEADER the bytes of a
+   * header split across feeds. */
+  union {
+    struct {
+      uint64_t payload_len; /* of the current frame */
+      uint64_t frame_done;  /* payload bytes of the current frame processed */
+    };
+    uint8_t hdr[DX_FRAME_HEADER_MAX];
+  };
 
   /* Current incoming data message. */
-  uint8_t msg_opcode; /* 0 when no message is in progress */
-  bool msg_compressed;
-  bool msg_started;   /* stream mode: a fragment event was already delivered */
-  bool tx_fragmented; /* we are in the middle of sending a fragmented message */
-  dx_utf8 utf8;
-  uint64_t msg_total; /* payload bytes of this message so far */
-  growbuf *msg;       /* reassembly (only when a message spans feeds/frames) */
-
+  uint64_t msg_total;  /* payload bytes of this message so far */
   uint64_t wire_total; /* payload bytes of this message on the wire */
+  growbuf *msg;        /* reassembly (only when a message spans feeds/frames) */
   dx_pmd *pmd;         /* permessage-deflate, when negotiated (not owned) */
   growbuf *z;          /* a compressed message gathered for the shared inflater */
+  uint8_t *ctl;        /* a control frame split across feeds (rare) */
 
-  uint8_t *ctl; /* a control frame split across feeds (rare) */
+  uint8_t mask[4]; /* of the current frame, when masked */
+  dx_utf8 utf8;
+  int16_t error;
   uint8_t ctl_len;
+  uint8_t hdr_have; /* header bytes buffered across feeds */
 
-  int error;
+  unsigned phase : 1;
+  unsigned role : 1;
+  unsigned state : 3;
+  unsigned allowed_rsv : 3;
+  unsigned fh_opcode : 4; /* the current frame's opcode, FIN, MASK */
+  unsigned fh_fin : 1;
+  unsigned fh_masked : 1;
+  unsigned stream_fragments : 1;
+  unsigned auto_pong : 1;
+  unsigned close_sent : 1;
+  unsigned close_received : 1;
+  unsigned msg_opcode : 4; /* 0 when no message is in progress */
+  unsigned msg_compressed : 1;
+  unsigned msg_started : 1;   /* stream mode: a fragment event was already delivered */
+  unsigned tx_fragmented : 1; /* we are in the middle of sending a fragmented message */
 };
+
+_Static_assert(sizeof(struct dx_proto) <= 112, "dx_proto grew past 112 bytes");
+_Static_assert(DX_FRAME_HEADER_MAX <= 2 * sizeof(uint64_t), "a split header fits the counters");
 
 size_t dx_proto_size(void) { return sizeof(struct dx_proto); }
 
@@ -96,10 +110,10 @@ void dx_proto_init(dx_proto *p, dx_role role, const dx_proto_opts *opts,
   p->user = user;
   p->max_message = o.max_message ? o.max_message : DX_DEFAULT_MAX_MESSAGE;
   p->max_frame = o.max_frame ? o.max_frame : p->max_message;
-  p->role = (uint8_t)role;
+  p->role = (unsigned)role & 1u;
   p->stream_fragments = o.stream_fragments;
   p->auto_pong = !o.no_auto_pong;
-  p->allowed_rsv = (uint8_t)(o.allowed_rsv & 7);
+  p->allowed_rsv = o.allowed_rsv & 7;
   p->state = DX_PROTO_OPEN;
 }
 
@@ -128,14 +142,14 @@ dx_role dx_proto_role(const dx_proto *p) { return (dx_role)p->role; }
 int dx_proto_error(const dx_proto *p) { return p->error; }
 bool dx_proto_close_received(const dx_proto *p) { return p->close_received; }
 bool dx_proto_close_sent(const dx_proto *p) { return p->close_sent; }
-void dx_proto_set_allowed_rsv(dx_proto *p, unsigned rsv) { p->allowed_rsv = (uint8_t)(rsv & 7); }
+void dx_proto_set_allowed_rsv(dx_proto *p, unsigned rsv) { p->allowed_rsv = rsv & 7; }
 
 void dx_proto_set_deflate(dx_proto *p, dx_pmd *pmd) {
   p->pmd = pmd;
   if (pmd)
     p->allowed_rsv |= DX_RSV1;
   else
-    p->allowed_rsv &= (uint8_t)~DX_RSV1;
+    p->allowed_rsv &= ~DX_RSV1 & 7u;
 }
 size_t dx_proto_buffered(const dx_proto *p) {
   return (p->msg ? p->msg->cap : 0) + (p->z ? p->z->cap : 0) + (p->ctl ? DX_CONTROL_MAX : 0);
@@ -245,7 +259,7 @@ static int fail(dx_proto *p, int err) {
     send_close_frame(p, dx_close_code_for_error(err), why, n);
   }
   p->state = DX_PROTO_FAILED;
-  p->error = err;
+  p->error = (int16_t)err;
   msg_reset(p);
   free(p->ctl);
   p->ctl = NULL;
@@ -282,7 +296,7 @@ static int check_header(dx_proto *p, const dx_frame_header *h) {
   if (h->payload_len > limit - p->wire_total) return DX_EMESSAGE_TOO_BIG;
   p->wire_total += h->payload_len;
   if (h->opcode != DX_OP_CONT) {
-    p->msg_opcode = h->opcode;
+    p->msg_opcode = h->opcode & 15u;
     p->msg_compressed = compressed;
     dx_utf8_init(&p->utf8);
   }
@@ -291,7 +305,7 @@ static int check_header(dx_proto *p, const dx_frame_header *h) {
 
 static int handle_control(dx_proto *p, const uint8_t *data, size_t len) {
   dx_event ev = {.data = data, .len = len};
-  switch (p->fh.opcode) {
+  switch (p->fh_opcode) {
   case DX_OP_PING:
     ev.type = DX_EV_PING;
     deliver(p, &ev);
@@ -338,9 +352,9 @@ static int handle_control(dx_proto *p, const uint8_t *data, size_t len) {
 static int msg_append(dx_proto *p, const uint8_t *data, size_t len) {
   /* Never reserve beyond what this frame and message can still bring
    * (inflated output is only bounded by the message limit). */
-  uint64_t bound = p->msg_compressed || !p->fh.fin
+  uint64_t bound = p->msg_compressed || !p->fh_fin
                        ? p->max_message /* more frames may follow: grow geometrically */
-                       : (p->msg ? p->msg->len : 0) + len + (p->fh.payload_len - p->frame_done);
+                       : (p->msg ? p->msg->len : 0) + len + (p->payload_len - p->frame_done);
   return growbuf_append(&p->msg, data, len, bound);
 }
 
@@ -408,7 +422,7 @@ static int z_append(dx_proto *p, const uint8_t *data, size_t len) {
 /* A chunk of a data frame's (already unmasked) payload. `frame_end` says
  * this chunk completes the frame. */
 static int handle_data(dx_proto *p, const uint8_t *data, size_t len, bool frame_end) {
-  bool msg_end = frame_end && p->fh.fin;
+  bool msg_end = frame_end && p->fh_fin;
   if (!p->msg_compressed || !p->pmd) return plain_data(p, data, len, msg_end);
   int rc;
   if (dx_pmd_rx_streaming(p->pmd)) {
@@ -428,11 +442,11 @@ static int handle_data(dx_proto *p, const uint8_t *data, size_t len, bool frame_
 
 /* A chunk of the current frame's payload (unmasked in place here). */
 static int handle_payload(dx_proto *p, uint8_t *data, size_t len) {
-  if (p->fh.masked) dx_mask(data, len, p->fh.mask, p->frame_done);
-  bool frame_end = p->frame_done + len == p->fh.payload_len;
+  if (p->fh_masked) dx_mask(data, len, p->mask, p->frame_done);
+  bool frame_end = p->frame_done + len == p->payload_len;
   bool whole = p->frame_done == 0 && frame_end;
   p->frame_done += len;
-  if (!dx_opcode_is_control(p->fh.opcode)) return handle_data(p, data, len, frame_end);
+  if (!dx_opcode_is_control(p->fh_opcode)) return handle_data(p, data, len, frame_end);
 
   if (whole) return handle_control(p, data, len);
   /* A control frame split across feeds: gather it (at most 125 bytes). */
@@ -457,8 +471,9 @@ int dx_proto_feed(dx_proto *p, uint8_t *buf, size_t len) {
     if (p->close_received) return 0; /* RFC 6455 5.5.1: nothing after close */
     if (p->phase == RX_HEADER) {
       int rc;
+      dx_frame_header fh;
       if (p->hdr_have == 0) {
-        rc = dx_frame_parse_header(buf + pos, len - pos, &p->fh);
+        rc = dx_frame_parse_header(buf + pos, len - pos, &fh);
         if (rc > 0) {
           pos += (size_t)rc;
         } else if (rc == DX_EAGAIN) {
@@ -474,7 +489,7 @@ int dx_proto_feed(dx_proto *p, uint8_t *buf, size_t len) {
         if (n > len - pos) n = len - pos;
         memcpy(p->hdr + p->hdr_have, buf + pos, n);
         size_t have = p->hdr_have + n;
-        rc = dx_frame_parse_header(p->hdr, have, &p->fh);
+        rc = dx_frame_parse_header(p->hdr, have, &fh);
         if (rc == DX_EAGAIN) {
           p->hdr_have = (uint8_t)have;
           return 0;
@@ -483,18 +498,23 @@ int dx_proto_feed(dx_proto *p, uint8_t *buf, size_t len) {
         pos += (size_t)rc - p->hdr_have;
         p->hdr_have = 0;
       }
-      rc = check_header(p, &p->fh);
+      rc = check_header(p, &fh);
       if (rc) return fail(p, rc);
+      p->payload_len = fh.payload_len;
       p->frame_done = 0;
+      memcpy(p->mask, fh.mask, 4);
+      p->fh_opcode = fh.opcode & 15u;
+      p->fh_fin = fh.fin;
+      p->fh_masked = fh.masked;
       p->phase = RX_PAYLOAD;
-      if (p->fh.payload_len == 0) {
+      if (p->payload_len == 0) {
         p->phase = RX_HEADER;
         rc = handle_payload(p, buf + pos, 0);
         if (rc) return fail(p, rc);
       }
       continue;
     }
-    uint64_t want = p->fh.payload_len - p->frame_done;
+    uint64_t want = p->payload_len - p->frame_done;
     size_t n = len - pos;
     if (want < n) n = (size_t)want;
     if (n == want) p->phase = RX_HEADER;
