@@ -124,7 +124,7 @@ static void client_on_close(dx_ws *ws, uint16_t code, const char *reason, size_t
 }
 
 static const dx_ws_owner_ops client_ops = {dx__client_on_handshake_read, on_released, false, NULL,
-                                           client_arm};
+                                           offsetof(dx_client, cfg),     client_arm};
 
 dx_client *dx_ws_client(const dx_ws *ws) {
   return ws->ops == &client_ops ? (dx_client *)ws->owner : NULL;
@@ -145,7 +145,7 @@ static void connected(dx_client *c) {
   dx_ws *ws = c->ws;
   /* Through a proxy, TLS starts once the tunnel is up. */
   SSL_CTX *tls = c->use_proxy ? NULL : c->tls_ctx;
-  if (dx__ws_init(ws, c->loop, fd, &client_ops, c, &c->cfg, tls, c->url.host) != 0) {
+  if (dx__ws_init(ws, c->loop, fd, &client_ops, c, tls, c->url.host) != 0) {
     close(fd);
     dx__client_attempt_fail(c, DX_ESYS, "could not set up the connection");
     return;
@@ -253,7 +253,6 @@ static void start_attempt(dx_client *c) {
   }
   ws->ops = &client_ops;
   ws->owner = c;
-  ws->cfg = &c->cfg;
   ws->route = &c->route;
   ws->phase = DX_WS_HANDSHAKE;
   c->ws = ws;

@@ -58,8 +58,8 @@ void dx__client_on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
   dx_http_response resp;
   uint8_t *buf;
   size_t have;
-  int rc =
-      dx__gather_feed(&ws->hs, data, len, DX_CLIENT_MAX_RESPONSE, parse_response, &p, &buf, &have);
+  int rc = dx__gather_feed(&dx__ws_pre(ws)->hs, data, len, DX_CLIENT_MAX_RESPONSE, parse_response,
+                           &p, &buf, &have);
   if (rc == DX_EAGAIN) return;
   if (rc == DX_ENOMEM) {
     dx__client_attempt_fail(c, DX_ENOMEM, "out of memory");
@@ -102,7 +102,7 @@ void dx__client_on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
       return;
     }
     if ((!c->pmd_shared && !(c->pmd_shared = dx_pmd_shared_new())) ||
-        !(ws->pmd = dx_pmd_new(&pp, &c->opts.deflate, c->pmd_shared))) {
+        !(dx__ws_pre(ws)->pmd = dx_pmd_new(&pp, &c->opts.deflate, c->pmd_shared))) {
       dx__client_attempt_fail(c, DX_ENOMEM, "out of memory");
       return;
     }

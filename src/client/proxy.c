@@ -98,8 +98,8 @@ void dx__client_proxy_answered(dx_client *c, dx_ws *ws, const dx_http_response *
   /* `rest` may point into ws->hs (a 200 that came in pieces): keep that
    * buffer until `rest` was used; the call below gathers into a new one.
    * (Dropping it first was a use-after-free.) */
-  uint8_t *old_hs = ws->hs.buf;
-  ws->hs = (dx_gather){0};
+  uint8_t *old_hs = dx__ws_pre(ws)->hs.buf;
+  dx__ws_pre(ws)->hs = (dx_gather){0};
   if (c->tls_ctx && dx_stream_start_tls(&ws->stream, c->tls_ctx, false, c->url.host) != 0) {
     free(old_hs);
     dx__client_attempt_fail(c, DX_ETLS, "could not start TLS through the proxy tunnel");

@@ -137,7 +137,7 @@ size_t dx__server_serve_http(dx_ws *ws, const dx_http_route *route, dx_http_requ
   if (have < total) {
     /* Parsed again once `total` bytes are in; the handshake timeout
      * bounds the wait. */
-    if (dx__gather_until(&ws->hs, buf, have, total) != 0) {
+    if (dx__gather_until(&dx__ws_pre(ws)->hs, buf, have, total) != 0) {
       dx__server_reject(ws, req, 500, "out of memory");
       return 0;
     }
@@ -158,7 +158,7 @@ size_t dx__server_serve_http(dx_ws *ws, const dx_http_route *route, dx_http_requ
       .body = buf + head_len,
       .body_len = body_len,
       .keep_alive =
-          wants_keep_alive(req) && dx_stream_buffered(&ws->stream) <= ws->cfg->max_buffered,
+          wants_keep_alive(req) && dx_stream_buffered(&ws->stream) <= dx__ws_cfg(ws)->max_buffered,
       .head = is(&req->method, "HEAD"),
       .http10 = req->minor_version == 0,
       .in_handler = true,

@@ -25,9 +25,9 @@ void dx__server_reject(dx_ws *ws, const dx_http_request *req, int status, const 
 }
 
 void dx__server_on_http_drain(dx_ws *ws) {
-  int rc = dx__static_body_pump(&ws->stream, ws->http_body);
+  int rc = dx__static_body_pump(&ws->stream, dx__ws_pre(ws)->http_body);
   if (rc == 0) return;
-  ws->http_body = NULL; /* sent whole, or failed: either way it is freed */
+  dx__ws_pre(ws)->http_body = NULL; /* sent whole, or failed: either way it is freed */
   dx__ws_finish(ws);
 }
 
@@ -58,7 +58,7 @@ void dx__server_answer_plain(dx_ws *ws, const dx_http_request *req, const dx_ws_
       }
       dx__ws_begin_http(ws);
       if (body) {
-        ws->http_body = body; /* more on each drain (dx__server_on_http_drain) */
+        dx__ws_pre(ws)->http_body = body; /* more on each drain (dx__server_on_http_drain) */
         ws->http_body_held = true;
         dx__ws_arm_http(ws);
       } else {

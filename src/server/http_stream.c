@@ -3,7 +3,7 @@
  * dx_http_stream_* functions send a chunked (HTTP/1.1) or close-delimited
  * (HTTP/1.0) body in pieces (Server-Sent Events).
  *
- * A deferred request is held by its connection (ws->http_body with
+ * A deferred request is held by its connection (dx__ws_pre(ws)->http_body with
  * ws->http_deferred), which stays in DX_WS_HANDSHAKE with its timer
  * stopped. Bytes read meanwhile (pipelined requests) are kept in ws->hs
  * unparsed and served once the answer is complete (from a deferred call,
@@ -18,14 +18,14 @@
 #include "server/server_internal.h"
 
 static dx_http_req *held(const dx_ws *ws) {
-  return ws->http_deferred ? (dx_http_req *)ws->http_body : NULL;
+  return ws->http_deferred ? (dx_http_req *)dx__ws_pre(ws)->http_body : NULL;
 }
 
 void dx__server_http_detach(dx_ws *ws) {
   dx_http_req *req = held(ws);
   if (!req) return;
   dx_deferred_cancel(&req->resume);
-  ws->http_body = NULL;
+  dx__ws_pre(ws)->http_body = NULL;
   ws->http_body_held = false;
   ws->http_deferred = false;
 }
@@ -44,7 +44,7 @@ void dx__server_http_gone(dx_ws *ws) {
 
 void dx__server_http_hold(dx_ws *ws, const uint8_t *data, size_t len) {
   if (!len) return;
-  dx_gather *g = &ws->hs;
+  dx_gather *g = &dx__ws_pre(ws)->hs;
   size_t total = (size_t)g->len + len;
   if (total > g->cap) {
     uint8_t *b = total <= UINT32_MAX ? realloc(g->buf, total) : NULL;
@@ -73,7 +73,7 @@ static void resume(dx_loop *loop, void *arg) {
   free(req);
   dx__ws_arm_handshake(ws);
   if (!dx_stream_reading(&ws->stream)) dx_stream_resume_read(&ws->stream);
-  if (ws->hs.len) dx__server_on_request_bytes(ws, NULL, 0);
+  if (dx__ws_pre(ws)->hs.len) dx__server_on_request_bytes(ws, NULL, 0);
 }
 
 void dx__server_http_complete(dx_http_req *req) {
@@ -101,7 +101,7 @@ int dx_http_defer(dx_http_req *req, void (*on_gone)(dx_http_req *req, void *user
   req->deferred = true;
   req->on_gone = on_gone;
   req->user = user;
-  ws->http_body = req;
+  dx__ws_pre(ws)->http_body = req;
   ws->http_body_held = true;
   ws->http_deferred = true;
   return 0;
@@ -142,7 +142,7 @@ int dx_http_stream_write(dx_http_req *req, const void *data, size_t len) {
     size_t add = len + (size_t)n + (req->chunked ? 2 : 0);
     /* As dx_ws_send: a piece into an empty queue always goes. */
     size_t unsent = dx_stream_buffered(&ws->stream);
-    if (unsent && unsent + add > ws->cfg->max_buffered) {
+    if (unsent && unsent + add > dx__ws_cfg(ws)->max_buffered) {
       char peer[64];
       dx_log_info("%s: streamed response past max_buffered (%zu bytes unsent); closing",
                   dx__ws_peer(ws, peer, sizeof peer), unsent);
@@ -156,7 +156,7 @@ int dx_http_stream_write(dx_http_req *req, const void *data, size_t len) {
       return DX_ENOMEM;
     }
   }
-  return dx_stream_buffered(&ws->stream) > ws->cfg->low_water ? DX_BUFFERED : DX_SENT;
+  return dx_stream_buffered(&ws->stream) > dx__ws_cfg(ws)->low_water ? DX_BUFFERED : DX_SENT;
 }
 
 int dx_http_stream_end(dx_http_req *req) {

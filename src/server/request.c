@@ -48,7 +48,7 @@ void dx__server_on_request_bytes(dx_ws *ws, uint8_t *data, size_t len) {
     dx__server_http_hold(ws, data, len);
     return;
   }
-  if (!ws->hs.len && !ws->http_served && len && data[0] == 0x16 &&
+  if (!dx__ws_pre(ws)->hs.len && !ws->http_served && len && data[0] == 0x16 &&
       !dx__stream_is_tls(&ws->stream)) {
     /* A TLS ClientHello on a plain port: no HTTP answer would be read. */
     char peer[64];
@@ -62,8 +62,8 @@ void dx__server_on_request_bytes(dx_ws *ws, uint8_t *data, size_t len) {
     request_parse p = {.req = {.headers = headers}, .limits = &srv->limits};
     uint8_t *buf;
     size_t have;
-    int rc =
-        dx__gather_feed(&ws->hs, data, len, srv->limits.max_size, parse_request, &p, &buf, &have);
+    int rc = dx__gather_feed(&dx__ws_pre(ws)->hs, data, len, srv->limits.max_size, parse_request,
+                             &p, &buf, &have);
     if (rc == DX_EAGAIN) return;
     if (rc < 0) {
       int status = rc == DX_ENOMEM ? 500 : dx_http_status_for_error(rc);
@@ -73,12 +73,12 @@ void dx__server_on_request_bytes(dx_ws *ws, uint8_t *data, size_t len) {
     size_t used = answer_request(ws, &p.req, buf, have, (size_t)rc);
     if (!used) return; /* upgraded, closing, or waiting for a body */
     /* Kept alive: what follows is the next request (pipelined), if any. */
-    if (buf == ws->hs.buf) {
-      dx__gather_consume(&ws->hs, buf, have, used);
+    if (buf == dx__ws_pre(ws)->hs.buf) {
+      dx__gather_consume(&dx__ws_pre(ws)->hs, buf, have, used);
       if (ws->http_deferred) return; /* kept until the deferred answer is done */
       data = NULL;
       len = 0;
-      if (!ws->hs.len) return;
+      if (!dx__ws_pre(ws)->hs.len) return;
     } else {
       data = buf + used;
       len = have - used;

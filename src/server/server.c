@@ -23,8 +23,8 @@ static void on_released(dx_ws *ws) {
   dx__server_group_give(srv->opts.group, 1);
   dx__server_http_gone(ws); /* a deferred handler request: on_gone */
   if (ws->http_body_held) {
-    dx__static_body_free(ws->http_body);
-    ws->http_body = NULL;
+    dx__static_body_free(dx__ws_pre(ws)->http_body);
+    dx__ws_pre(ws)->http_body = NULL;
   }
   dx__strs_unref(ws->strs);
   ws->strs = NULL;
@@ -33,8 +33,9 @@ static void on_released(dx_ws *ws) {
   if (srv->shutting_down) maybe_finish_shutdown(srv);
 }
 
-static const dx_ws_owner_ops server_ops = {dx__server_on_request_bytes, on_released, true,
-                                           dx__server_on_http_drain, dx__server_arm};
+static const dx_ws_owner_ops server_ops = {
+    dx__server_on_request_bytes, on_released,   true, dx__server_on_http_drain,
+    offsetof(dx_server, cfg),    dx__server_arm};
 
 static void accept_conn(dx_server *srv, int fd, SSL_CTX *tls);
 
@@ -84,7 +85,7 @@ static void accept_conn(dx_server *srv, int fd, SSL_CTX *tls) {
     dx__server_group_give(g, 1);
     return;
   }
-  if (dx__ws_init(ws, srv->loop, fd, &server_ops, srv, &srv->cfg, tls, NULL) != 0) {
+  if (dx__ws_init(ws, srv->loop, fd, &server_ops, srv, tls, NULL) != 0) {
     dx__server_slot_del(srv, ws);
     close(fd);
     free(ws);
@@ -273,7 +274,7 @@ void dx_server_shutdown(dx_server *srv, int timeout_ms, void (*done)(dx_server *
         dx__server_http_gone(ws);
         dx__ws_begin_http(ws);
         dx__ws_finish(ws);
-      } else if (ws->phase == DX_WS_HANDSHAKE && ws->http_served && !ws->hs.len) {
+      } else if (ws->phase == DX_WS_HANDSHAKE && ws->http_served && !dx__ws_pre(ws)->hs.len) {
         /* An idle kept-alive HTTP connection: let its last response out. */
         dx__ws_begin_http(ws);
         dx__ws_finish(ws);
@@ -326,9 +327,9 @@ void dx_server_free(dx_server *srv) {
     dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, 0, NULL);
     /* A deferred handler request: on_gone. */
     dx__server_http_gone(ws);
-    if (ws->http_body_held && ws->http_body) { /* a static download cut short */
-      dx__static_body_free(ws->http_body);
-      ws->http_body = NULL;
+    if (ws->http_body_held && dx__ws_pre(ws)->http_body) { /* a static download cut short */
+      dx__static_body_free(dx__ws_pre(ws)->http_body);
+      dx__ws_pre(ws)->http_body = NULL;
     }
     dx__ws_orphan(ws, srv->loop);
     srv->slots[i] = (uintptr_t)DX_NO_SLOT << 1 | 1; /* gone from the table */

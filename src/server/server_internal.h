@@ -174,7 +174,7 @@ size_t dx__server_serve_http(dx_ws *ws, const dx_http_route *route, dx_http_requ
 
 /* A request being served by a handler (http_handler.c); heap-allocated,
  * kept past the handler by dx_http_defer (http_stream.c), then held by the
- * connection in ws->http_body with ws->http_deferred set. */
+ * connection in dx__ws_pre(ws)->http_body with ws->http_deferred set. */
 struct dx_http_req {
   dx_ws *ws;
   const dx_http_request *r; /* NULL once the handler returned */

@@ -111,7 +111,7 @@ void dx__server_upgrade(dx_ws *ws, dx_http_request *req, dx_ws_route *route, uin
     if (dx_pmd_negotiate_server(up.extensions, up.num_extensions, &srv->opts.deflate, &pp, ext,
                                 sizeof ext) == 1) {
       if ((!srv->pmd_shared && !(srv->pmd_shared = dx_pmd_shared_new())) ||
-          !(ws->pmd = dx_pmd_new(&pp, &srv->opts.deflate, srv->pmd_shared))) {
+          !(dx__ws_pre(ws)->pmd = dx_pmd_new(&pp, &srv->opts.deflate, srv->pmd_shared))) {
         fail_upgrade(ws, req, accepted, DX_ENOMEM, "out of memory");
         return;
       }

@@ -10,16 +10,21 @@
 #include "io/tls.h"
 #include "ws/ws_internal.h"
 
-/* Every connection carries this struct: 240 keeps a connection (with the
- * proto) at 400 bytes, the budget test_server_threads measures. */
-_Static_assert(sizeof(dx_ws) <= 240, "dx_ws grew past 240 bytes");
+/* Every connection carries this struct and a dx_proto: 152 + 112 keeps a
+ * connection at 264 bytes (a 272-byte glibc chunk), the budget
+ * test_conn_budget checks. */
+_Static_assert(sizeof(dx_ws) <= 152, "dx_ws grew past 152 bytes");
 
-static size_t proto_room(void) {
+/* The user's data, after the proto, aligned for anything. */
+static size_t data_offset(void) {
   size_t a = alignof(max_align_t);
-  return (dx_proto_size() + a - 1) / a * a;
+  return (sizeof(dx_ws) + dx_proto_size() + a - 1) / a * a;
 }
 
-size_t dx__ws_alloc_size(size_t data_size) { return sizeof(dx_ws) + proto_room() + data_size; }
+size_t dx__ws_alloc_size(size_t data_size) {
+  if (!data_size) return sizeof(dx_ws) + dx_proto_size();
+  return data_offset() + data_size;
+}
 
 static int pick(int v, int dflt) { return v == 0 ? dflt : v < 0 ? -1 : v; }
 
@@ -126,11 +131,11 @@ static uint32_t left(const dx_ws *ws, int timeout, uint32_t since) {
  * pinging a silent peer at the interval instead of "due now" forever). */
 static uint32_t ping_due(const dx_ws *ws) {
   uint32_t since = ws->ping_outstanding ? ws->ping_sent : ws->last_rx;
-  return left(ws, ws->cfg->ping_interval, since);
+  return left(ws, dx__ws_cfg(ws)->ping_interval, since);
 }
 
 static void arm_heartbeat(dx_ws *ws) {
-  const dx_ws_config *c = ws->cfg;
+  const dx_ws_config *c = dx__ws_cfg(ws);
   uint32_t next = UINT32_MAX;
   if (ws->ping_outstanding && c->pong_timeout > 0) {
     uint32_t t = left(ws, c->pong_timeout, ws->ping_sent);
@@ -147,7 +152,7 @@ static void arm_heartbeat(dx_ws *ws) {
 }
 
 static void heartbeat(dx_ws *ws) {
-  const dx_ws_config *c = ws->cfg;
+  const dx_ws_config *c = dx__ws_cfg(ws);
   char peer[64];
   if (c->idle_timeout > 0 && left(ws, c->idle_timeout, ws->last_msg) == 0) {
     dx_log_info("%s: idle for %d ms; closing with 1001", dx__ws_peer(ws, peer, sizeof peer),
@@ -177,12 +182,12 @@ void dx__ws_timeout(dx_ws *ws) {
   char peer[64];
   switch (ws->phase) {
   case DX_WS_HANDSHAKE:
-    if (ws->http_served && !ws->hs.len) /* a kept-alive HTTP connection, idle: normal */
+    if (ws->http_served && !dx__ws_pre(ws)->hs.len) /* a kept-alive HTTP connection, idle: normal */
       dx_log_debug("%s: idle HTTP keep-alive connection; closing",
                    dx__ws_peer(ws, peer, sizeof peer));
     else
       dx_log_info("%s: %s not completed within %d ms; dropping", dx__ws_peer(ws, peer, sizeof peer),
-                  ws->http_served ? "request" : "handshake", ws->cfg->handshake_timeout);
+                  ws->http_served ? "request" : "handshake", dx__ws_cfg(ws)->handshake_timeout);
     dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, false, DX_ETIMEDOUT,
                         "the opening handshake timed out");
     dx_stream_abort(&ws->stream);
@@ -199,7 +204,7 @@ void dx__ws_timeout(dx_ws *ws) {
     uint32_t sent = ws->http_queued - (uint32_t)unsent;
     if (!ws->stream_done && unsent && sent != ws->http_sent) {
       ws->http_sent = sent;
-      arm(ws, ws->cfg->close_timeout);
+      arm(ws, dx__ws_cfg(ws)->close_timeout);
       break;
     }
     dx_log_debug("%s: HTTP response stalled; dropping", dx__ws_peer(ws, peer, sizeof peer));
@@ -240,16 +245,18 @@ void dx__ws_begin_http(dx_ws *ws) {
   ws->http_sent = 0;
 }
 
-void dx__ws_arm_http(dx_ws *ws) { arm(ws, ws->cfg->close_timeout); }
+void dx__ws_arm_http(dx_ws *ws) { arm(ws, dx__ws_cfg(ws)->close_timeout); }
 
-void dx__ws_arm_handshake(dx_ws *ws) { arm(ws, ws->cfg->handshake_timeout); }
+void dx__ws_arm_handshake(dx_ws *ws) { arm(ws, dx__ws_cfg(ws)->handshake_timeout); }
 
 void dx__ws_finish(dx_ws *ws) {
   dx_stream_close(&ws->stream);
-  if (!ws->stream_done) arm(ws, ws->cfg->close_timeout);
+  if (!ws->stream_done) arm(ws, dx__ws_cfg(ws)->close_timeout);
 }
 
-void dx__ws_drop_handshake(dx_ws *ws) { dx__gather_free(&ws->hs); }
+void dx__ws_drop_handshake(dx_ws *ws) {
+  if (!ws->proto_ready) dx__gather_free(&dx__ws_pre(ws)->hs);
+}
 
 /* ---- orphans: connections whose owner is going away ---- */
 
@@ -259,7 +266,18 @@ static void orphan_released(dx_ws *ws) {
   dx_loop_free_later(dx_stream_loop(&ws->stream), ws, free);
 }
 
-static const dx_ws_owner_ops orphan_ops = {NULL, orphan_released, false, NULL, NULL};
+static const dx_ws_owner_ops orphan_ops = {NULL, orphan_released, false, NULL, 0, NULL};
+/* An orphan's owner: the owner's memory goes at the end of the turn, so an
+ * orphan reads the default config instead (no timeouts: arm is NULL). */
+static const dx_ws_config orphan_cfg = {
+    .proto = {.max_message = DX_DEFAULT_MAX_MESSAGE, .max_frame = DX_DEFAULT_MAX_MESSAGE},
+    .handshake_timeout = 10000,
+    .ping_interval = 30000,
+    .pong_timeout = 30000,
+    .idle_timeout = -1,
+    .close_timeout = 5000,
+    .max_buffered = (size_t)4 << 20,
+    .low_water = (size_t)64 << 10};
 static const dx_ws_route no_handlers;
 
 void dx__ws_orphan(dx_ws *ws, dx_loop *loop) {
@@ -267,6 +285,7 @@ void dx__ws_orphan(dx_ws *ws, dx_loop *loop) {
   ws->closed_notified = true; /* no handler runs from here on */
   ws->route = &no_handlers;
   ws->ops = &orphan_ops;
+  ws->owner = (void *)(uintptr_t)&orphan_cfg;
   if (!ws->stream.tp) { /* a client attempt that never got a socket */
     dx__strs_unref(ws->strs);
     ws->strs = NULL;
@@ -300,7 +319,7 @@ static void after_feed(dx_ws *ws, int rc) {
     if (dx_proto_role(p) == DX_ROLE_SERVER)
       dx__ws_finish(ws);
     else
-      arm(ws, ws->cfg->close_timeout);
+      arm(ws, dx__ws_cfg(ws)->close_timeout);
   }
 }
 
@@ -348,18 +367,24 @@ static void on_stream_close(void *user, int err, const char *why) {
     }
     dx__ws_notify_close(ws, DX_CLOSE_ABNORMAL, NULL, 0, clean, err, msg);
   }
-  if (ws->proto_ready) dx_proto_free(dx__ws_proto(ws));
-  if (!ws->http_body_held) { /* else the owner frees http_body in on_released */
-    dx_pmd_free(ws->pmd);
-    ws->pmd = NULL;
+  if (ws->proto_ready) {
+    dx_proto *p = dx__ws_proto(ws);
+    dx_pmd_free(dx_proto_get_deflate(p));
+    dx_proto_free(p);
+  } else {
+    if (!ws->http_body_held) { /* else the owner frees http_body in on_released */
+      dx_pmd_free(dx__ws_pre(ws)->pmd);
+      dx__ws_pre(ws)->pmd = NULL;
+    }
+    dx__ws_drop_handshake(ws);
   }
-  dx__ws_drop_handshake(ws);
   ws->ops->on_released(ws);
 }
 
 static void on_drain(void *user) {
   dx_ws *ws = user;
-  if (ws->phase == DX_WS_HTTP && ws->http_body_held && ws->http_body && ws->ops->on_http_drain) {
+  if (ws->phase == DX_WS_HTTP && ws->http_body_held && dx__ws_pre(ws)->http_body &&
+      ws->ops->on_http_drain) {
     size_t before = dx_stream_buffered(&ws->stream);
     ws->ops->on_http_drain(ws);
     size_t after = dx_stream_buffered(&ws->stream); /* less only if it aborted */
@@ -373,10 +398,10 @@ static void on_drain(void *user) {
 static const dx_stream_cb stream_cb = {on_read, on_stream_close, on_drain};
 
 int dx__ws_init(dx_ws *ws, dx_loop *loop, int fd, const dx_ws_owner_ops *ops, void *owner,
-                const dx_ws_config *cfg, SSL_CTX *tls, const char *tls_host) {
+                SSL_CTX *tls, const char *tls_host) {
   ws->ops = ops;
   ws->owner = owner;
-  ws->cfg = cfg;
+  const dx_ws_config *cfg = dx__ws_cfg(ws);
   ws->phase = DX_WS_HANDSHAKE;
   int rc = tls ? dx_stream_init_tls(&ws->stream, loop, fd, tls, ops->tls_server, tls_host,
                                     &stream_cb, ws)
@@ -420,8 +445,8 @@ static int on_output(void *user, const dx_output *o) {
   /* Automatic pongs to a peer that does not read would pile up without
    * bound (a ping flood): past the send cap, skip them (RFC 6455 5.5.3
    * lets an endpoint answer only the latest ping). */
-  if ((o->header[0] & 0x0f) == DX_OP_PONG && ws->cfg->max_buffered &&
-      dx_stream_buffered(&ws->stream) > ws->cfg->max_buffered)
+  if ((o->header[0] & 0x0f) == DX_OP_PONG && dx__ws_cfg(ws)->max_buffered &&
+      dx_stream_buffered(&ws->stream) > dx__ws_cfg(ws)->max_buffered)
     return 0;
   uint8_t *dst = dx_stream_reserve(&ws->stream, n);
   if (!dst) return dx_stream_closing(&ws->stream) ? DX_ECLOSED : DX_ENOMEM;
@@ -457,15 +482,19 @@ static void mask_key(void *user, uint8_t key[4]) {
 void dx__ws_open(dx_ws *ws, dx_role role, const dx_ws_route *route, uint8_t *rest,
                  size_t rest_len) {
   ws->route = route;
-  dx_proto_init(dx__ws_proto(ws), role, &ws->cfg->proto, &proto_cb, ws);
+  /* The proto takes the place of dx_ws_pre: keep what it held. `rest` may
+   * point into the gathered request, freed once it was fed. */
+  dx_ws_pre pre = *dx__ws_pre(ws);
+  dx_proto_init(dx__ws_proto(ws), role, &dx__ws_cfg(ws)->proto, &proto_cb, ws);
   ws->proto_ready = true;
-  if (ws->pmd) dx_proto_set_deflate(dx__ws_proto(ws), ws->pmd);
+  if (pre.pmd) dx_proto_set_deflate(dx__ws_proto(ws), pre.pmd);
   ws->phase = DX_WS_OPEN;
   ws->last_rx = ws->last_msg = now32(ws);
   arm_heartbeat(ws);
   if (route->h.on_open) route->h.on_open(ws, route->user);
   dx__ws_set_request(NULL, NULL, 0); /* headers are readable until on_open returns */
   if (rest_len) after_feed(ws, dx_proto_feed(dx__ws_proto(ws), rest, rest_len));
+  dx__gather_free(&pre.hs);
 }
 
 /* ---- public API ---- */
@@ -475,7 +504,7 @@ void dx__ws_open(dx_ws *ws, dx_role role, const dx_ws_route *route, uint8_t *res
  * (it named "dx__ws_admit" for dx_ws_send, an internal name). */
 static int admit(dx_ws *ws, unsigned opcode, size_t len) {
   if (ws->phase != DX_WS_OPEN) return ws->phase == DX_WS_HANDSHAKE ? DX_ESTATE : DX_ECLOSED;
-  const dx_ws_config *c = ws->cfg;
+  const dx_ws_config *c = dx__ws_cfg(ws);
   size_t buffered = dx_stream_buffered(&ws->stream);
   /* The cap bounds the backlog: a message into an empty queue always goes
    * (its size is bounded by the message limits), one on top of unsent
@@ -504,7 +533,7 @@ int dx__ws_admit(dx_ws *ws, unsigned opcode, size_t len) { return admit(ws, opco
 
 int dx__ws_sent(dx_ws *ws, unsigned opcode) {
   if (!dx_opcode_is_control(opcode)) ws->last_msg = now32(ws);
-  return dx_stream_buffered(&ws->stream) > ws->cfg->low_water ? DX_BUFFERED : DX_SENT;
+  return dx_stream_buffered(&ws->stream) > dx__ws_cfg(ws)->low_water ? DX_BUFFERED : DX_SENT;
 }
 
 static int send_fragment(dx_ws *ws, unsigned opcode, const void *data, size_t len, bool more) {
@@ -537,7 +566,7 @@ int dx_ws_close(dx_ws *ws, uint16_t code, const char *reason) {
   int rc = dx_proto_close(dx__ws_proto(ws), code, reason, reason ? strlen(reason) : 0);
   if (rc) return rc;
   ws->phase = DX_WS_CLOSING;
-  arm(ws, ws->cfg->close_timeout);
+  arm(ws, dx__ws_cfg(ws)->close_timeout);
   return 0;
 }
 
@@ -550,7 +579,7 @@ void dx_ws_abort(dx_ws *ws) {
 size_t dx_ws_buffered(const dx_ws *ws) { return dx_stream_buffered(&ws->stream); }
 
 void *dx_ws_data(dx_ws *ws) {
-  return ws->route && ws->route->h.data_size ? ws->tail + proto_room() : NULL;
+  return ws->route && ws->route->h.data_size ? (unsigned char *)ws + data_offset() : NULL;
 }
 
 uint64_t dx_ws_id(const dx_ws *ws) { return ws->id; }

@@ -53,6 +53,9 @@ typedef struct dx_ws_owner_ops {
   bool tls_server;
   /* The connection drained while answering plain HTTP (DX_WS_HTTP). */
   void (*on_http_drain)(dx_ws *ws);
+  /* Where the owner keeps the dx_ws_config of its connections: at this
+   * offset in the owner (one word less in every connection). */
+  size_t cfg_offset;
   /* Start (ms >= 0) or stop (ms < 0) the connection's one timeout, kept
    * by the owner (a server: a deadline per slot and one sweep, no timer
    * per connection); when it comes, the owner calls dx__ws_timeout. NULL:
@@ -60,22 +63,18 @@ typedef struct dx_ws_owner_ops {
   void (*arm)(dx_ws *ws, int ms);
 } dx_ws_owner_ops;
 
+/* Every connection carries one: 152 bytes, then the dx_proto (112), then
+ * the user's data. What only a connection that is not open yet needs (the
+ * request gathered across reads, a plain HTTP answer's state, the
+ * negotiated deflate before the proto takes it) lives where the dx_proto
+ * goes (dx_ws_pre): the proto is set up only when the connection opens. */
 struct dx_ws {
   dx_stream stream;
   const dx_ws_owner_ops *ops;
   void *owner; /* dx_server * or the client */
   const dx_ws_route *route;
-  const dx_ws_config *cfg;
-  uint64_t id;  /* server: slot | generation << 32 (dx_ws_id); client: 0 */
-  char *strs;   /* "path\0query\0protocol\0", kept while open */
-  dx_gather hs; /* the request (server) or response (client) gathered across reads */
-  /* A connection is a WebSocket or answers plain HTTP, never both: one
-   * word serves both uses (http_body_held says which), keeping every
-   * connection a word smaller. */
-  union {
-    dx_pmd *pmd;     /* permessage-deflate state, when negotiated */
-    void *http_body; /* the owner's: the rest of a plain HTTP response */
-  };
+  uint64_t id; /* server: slot | generation << 32 (dx_ws_id); client: 0 */
+  char *strs;  /* "path\0query\0protocol\0", kept while open */
   /* Loop ms, truncated: 32 bits are plenty for differences (wrap-safe),
    * and every connection carries them. */
   uint32_t last_rx; /* last bytes received */
@@ -90,19 +89,36 @@ struct dx_ws {
     uint32_t http_sent; /* response bytes sent at the last stall check */
   };
   uint16_t close_code; /* as given to on_close */
-  uint8_t phase;
-  bool ping_outstanding;
-  bool closed_notified; /* on_close delivered */
-  bool stream_done;     /* the stream's on_close ran */
-  bool in_upgrade;      /* dx_ws_set_protocol allowed */
-  bool finishing;       /* the transport is being closed */
-  bool proto_ready;     /* dx_proto_init ran (the connection was opened) */
-  bool http_body_held;  /* the union above holds http_body, not pmd */
-  bool http_served;     /* server: answered a handler's request; kept alive */
-  bool http_deferred;   /* server: http_body is a deferred dx_http_req, not a file */
-  /* dx_proto, then the user's data, follow inline. */
-  alignas(max_align_t) unsigned char tail[];
+  unsigned phase : 3;  /* enum dx_ws_phase */
+  bool ping_outstanding : 1;
+  bool closed_notified : 1; /* on_close delivered */
+  bool stream_done : 1;     /* the stream's on_close ran */
+  bool in_upgrade : 1;      /* dx_ws_set_protocol allowed */
+  bool finishing : 1;       /* the transport is being closed */
+  bool proto_ready : 1;     /* dx_proto_init ran (the connection was opened) */
+  bool http_body_held : 1;  /* dx_ws_pre holds http_body, not pmd */
+  bool http_served : 1;     /* server: answered a handler's request; kept alive */
+  bool http_deferred : 1;   /* server: http_body is a deferred dx_http_req, not a file */
+  /* dx_proto (or, until it is set up, dx_ws_pre), then the user's data. */
+  alignas(8) unsigned char tail[];
 };
+
+/* Until the connection opens (proto_ready), in place of the dx_proto. */
+typedef struct dx_ws_pre {
+  dx_gather hs; /* the request (server) or response (client) gathered across reads */
+  /* A connection is a WebSocket or answers plain HTTP, never both: one
+   * word serves both uses (http_body_held says which). */
+  union {
+    dx_pmd *pmd;     /* permessage-deflate state, when negotiated */
+    void *http_body; /* the owner's: the rest of a plain HTTP response */
+  };
+} dx_ws_pre;
+
+static inline dx_ws_pre *dx__ws_pre(const dx_ws *ws) { return (dx_ws_pre *)(uintptr_t)ws->tail; }
+
+static inline const dx_ws_config *dx__ws_cfg(const dx_ws *ws) {
+  return (const dx_ws_config *)(const void *)((const char *)ws->owner + ws->ops->cfg_offset);
+}
 
 static inline dx_proto *dx__ws_proto(dx_ws *ws) { return (dx_proto *)(void *)ws->tail; }
 
@@ -114,7 +130,7 @@ size_t dx__ws_alloc_size(size_t data_size);
  * sending SNI for `tls_host`). Returns 0 or a DX_E* code (the fd then still
  * belongs to the caller). */
 int dx__ws_init(dx_ws *ws, dx_loop *loop, int fd, const dx_ws_owner_ops *ops, void *owner,
-                const dx_ws_config *cfg, SSL_CTX *tls, const char *tls_host);
+                SSL_CTX *tls, const char *tls_host);
 
 /* The handshake is done: set up the proto, start heartbeat timers, call
  * on_open, then feed `rest` (bytes that followed the handshake). */

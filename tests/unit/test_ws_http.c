@@ -78,17 +78,19 @@ static void arm(dx_ws *ws, int ms) {
     dx_timer_start(&timeout, (uint64_t)ms, 0);
 }
 
-static const dx_ws_owner_ops ops = {on_handshake_read, on_released, false, on_http_drain, arm};
+/* The owner: just the connections' config (cfg_offset 0). */
+static dx_ws_config cfg = {.close_timeout = 100};
+
+static const dx_ws_owner_ops ops = {on_handshake_read, on_released, false, on_http_drain, 0, arm};
 
 TEST(stall_check_counts_bytes_sent_not_bytes_unsent) {
   dx_loop *loop = dx_loop_new(NULL);
-  dx_ws_config cfg = {.close_timeout = 100};
   dx__ws_config_resolve(&cfg);
   int sv[2];
   CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
   dx_timer_init(loop, &timeout, on_timeout);
   dx_ws *ws = calloc(1, dx__ws_alloc_size(0));
-  CHECK(dx__ws_init(ws, loop, sv[0], &ops, NULL, &cfg, NULL, NULL) == 0);
+  CHECK(dx__ws_init(ws, loop, sv[0], &ops, &cfg, NULL, NULL) == 0);
   ws->stream.tp = &fake; /* the test decides what "the kernel" takes */
   dx_stream_set_limits(&ws->stream, 3000);
 
@@ -96,7 +98,7 @@ TEST(stall_check_counts_bytes_sent_not_bytes_unsent) {
   static const uint8_t head[4000];
   CHECK(dx_stream_write(&ws->stream, head, sizeof head) == 0);
   dx__ws_begin_http(ws);
-  ws->http_body = &body_token;
+  dx__ws_pre(ws)->http_body = &body_token;
   ws->http_body_held = true;
   dx__ws_arm_http(ws);
 
