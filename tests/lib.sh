@@ -379,7 +379,8 @@ start_example() {
 #   start_redis [--password PW] [--tls] [REDIS ARGS...]   sets REDIS_PORT, REDIS_PID, REDIS_URL
 #   stop_redis PORT [--term]    SIGKILL (a crash) or SIGTERM; waits until it is gone
 #   restart_redis PORT          start it again on the same port with the same arguments
-#   start_sentinel [N]          a master, a replica, N (1-3) sentinels: SENTINEL_PORTS,
+#   start_sentinel [N [--password PW]]   a master, a replica, N (1-3) sentinels (requirepass PW):
+#                               SENTINEL_PORTS,
 #                               SENTINEL_MASTER_PORT, SENTINEL_REPLICA_PORT, SENTINEL_NAME,
 #                               SENTINEL_URL (redis+sentinel://...)
 #   start_redis_cluster         3 masters, no replicas: CLUSTER_PORTS, CLUSTER_URL
@@ -433,6 +434,9 @@ wait_for() {
     sleep 0.05
   done
 }
+
+# urlenc TEXT: %-encoded for a URL's userinfo or query value.
+urlenc() { "$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 
 rcli() {
   local port=$1
@@ -501,7 +505,7 @@ start_redis() {
       REDIS_PORT=$port
       REDIS_PID=${DX_REDIS_PID[$port]}
       local auth=""
-      [[ -n "$pass" ]] && auth=":$pass@"
+      [[ -n "$pass" ]] && auth=":$(urlenc "$pass")@"
       if [[ -n "$tls" ]]; then
         REDIS_URL="rediss://${auth}127.0.0.1:$port?ca=$REDIS_TLS_CA"
       else
@@ -549,7 +553,8 @@ restart_redis() {
 }
 
 start_sentinel() {
-  local n=${1:-1} i
+  local n=${1:-1} i spass=""
+  [[ "${2:-}" == --password ]] && spass=$3
   ((n >= 1 && n <= 3)) || fail "start_sentinel: 1 to 3 sentinels"
   need_redis
   SENTINEL_NAME=mymaster
@@ -574,6 +579,10 @@ sentinel down-after-milliseconds $SENTINEL_NAME 1000
 sentinel failover-timeout $SENTINEL_NAME 5000
 sentinel parallel-syncs $SENTINEL_NAME 1
 CONF
+    if [[ -n "$spass" ]]; then
+      printf 'requirepass "%s"\nsentinel sentinel-pass "%s"\n' "$spass" "$spass" >>"$conf"
+      DX_REDIS_PASS[$port]=$spass
+    fi
     DX_REDIS_ARGS[$port]=$(printf '%q ' "$conf" --sentinel)
     _redis_launch "$port" "$conf" --sentinel || fail "redis-server --sentinel did not start on port $port"
     SENTINEL_PORTS+=("$port")
@@ -584,6 +593,7 @@ CONF
       fail "sentinel on port $port did not see the replica and $((n - 1)) other sentinels within 10 s"
   done
   SENTINEL_URL="redis+sentinel://$hosts/$SENTINEL_NAME"
+  [[ -n "$spass" ]] && SENTINEL_URL+="?sentinel_password=$(urlenc "$spass")"
   export SENTINEL_NAME SENTINEL_MASTER_PORT SENTINEL_REPLICA_PORT SENTINEL_URL
   log "sentinels on ${SENTINEL_PORTS[*]} watch master $SENTINEL_MASTER_PORT, replica $SENTINEL_REPLICA_PORT"
 }

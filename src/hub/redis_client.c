@@ -575,6 +575,8 @@ static void start_handshake(hub_redis *r) {
     return;
   }
   if (r->phase == PH_SENTINEL) {
+    if (r->url.sentinel_password[0])
+      enqueue(r, on_auth, NULL, 2, (const char *[]){"AUTH", r->url.sentinel_password}, NULL);
     const char *argv[] = {"SENTINEL", "get-master-addr-by-name", r->url.master};
     enqueue(r, on_master_addr, NULL, 3, argv, NULL);
   } else {
@@ -834,7 +836,8 @@ static void watch_push(hub_redis *w, redisReply *m, void *user) {
 static hub_redis *watch_new(hub_redis *r) {
   hub_redis_url wu = r->url;
   wu.sentinel = wu.cluster = wu.tls = wu.insecure = false;
-  wu.user[0] = wu.password[0] = wu.ca_file[0] = '\0';
+  wu.user[0] = wu.ca_file[0] = wu.sentinel_password[0] = '\0';
+  memcpy(wu.password, r->url.sentinel_password, sizeof wu.password);
   wu.db = 0;
   char name[80];
   snprintf(name, sizeof name, "%s sentinel watch", r->name);

@@ -12,12 +12,12 @@
  * Life of a connection: resolve -> TCP connect (non-blocking, TCP_NODELAY) -> TLS handshake
  * (rediss) -> handshake commands pipelined: AUTH [user] password, SELECT db, ROLE (sentinel:
  * must say master), PING -> up. Sentinel: before that, the sentinels are asked in turn
- * `SENTINEL get-master-addr-by-name NAME` (plain TCP, no AUTH) and the answer is connected to.
- * Connect and handshake together are bounded by connect_timeout_ms. While up, a reply that does
- * not come within reply_timeout_ms drops the connection; an idle connection sends PING every
- * reply_timeout_ms so a dead peer is noticed (pub/sub connections too). An error reply starting
- * with READONLY, LOADING or MASTERDOWN goes to its callback and then drops the connection (the
- * master moved: reconnect, and look it up again with sentinel). Reconnects follow a doubling
+ * `SENTINEL get-master-addr-by-name NAME` (plain TCP; AUTH with ?sentinel_password=) and the answer
+ * is connected to. Connect and handshake together are bounded by connect_timeout_ms. While up, a
+ * reply that does not come within reply_timeout_ms drops the connection; an idle connection sends
+ * PING every reply_timeout_ms so a dead peer is noticed (pub/sub connections too). An error reply
+ * starting with READONLY, LOADING or MASTERDOWN goes to its callback and then drops the connection
+ * (the master moved: reconnect, and look it up again with sentinel). Reconnects follow a doubling
  * backoff with jitter (a random delay in [d/2, d]). */
 #ifndef HUB_REDIS_CLIENT_H
 #define HUB_REDIS_CLIENT_H
@@ -45,11 +45,12 @@ typedef struct hub_redis_url {
   bool insecure; /* ?insecure=1: TLS without certificate checks (tests only) */
   hub_redis_addr addrs[HUB_REDIS_MAX_ADDRS]; /* the server, or the sentinels, or the seeds */
   unsigned naddrs;
-  char master[128];   /* sentinel: the master's name */
-  char user[128];     /* ACL user ("" for none: AUTH password only) */
-  char password[256]; /* "" for none */
-  char ca_file[256];  /* ?ca=/path: trust these CAs instead of the system store */
-  int db;             /* SELECT (0: none); not allowed with cluster */
+  char master[128];            /* sentinel: the master's name */
+  char user[128];              /* ACL user ("" for none: AUTH password only) */
+  char password[256];          /* "" for none */
+  char ca_file[256];           /* ?ca=/path: trust these CAs instead of the system store */
+  char sentinel_password[256]; /* ?sentinel_password=: AUTH to the sentinels ("" for none) */
+  int db;                      /* SELECT (0: none); not allowed with cluster */
 } hub_redis_url;
 
 /* Parse
@@ -58,7 +59,8 @@ typedef struct hub_redis_url {
  *   redis+sentinel://[[user]:password@]h[:p],h[:p]/mastername[/db]   (port 26379)
  *   redis+cluster://[[user]:password@]h[:p],h[:p]         (seed nodes)
  * with rediss+sentinel and rediss+cluster for TLS; hosts are names, IPv4 or [IPv6]; user and
- * password may be %-encoded; TLS options as a query: ?ca=/path/ca.pem, ?insecure=1. Returns 0,
+ * password may be %-encoded; options as a query: ?ca=/path/ca.pem, ?insecure=1 (TLS),
+ * ?sentinel_password=PW (sentinel; %-encoded). Returns 0,
  * or -1 with a message for the operator in err ("redis URL: ... (expected redis://host:port/db)").
  * The password is never copied into err. */
 int hub_redis_url_parse(const char *s, hub_redis_url *u, char *err, size_t errlen);

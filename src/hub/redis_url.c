@@ -136,8 +136,18 @@ static int parse_query(const char *q, hub_redis_url *u, const char *expect, char
         u->insecure = v[0] == '1';
       else
         return fail(err, errlen, expect, "insecure= takes 0 or 1");
+    } else if (klen == 17 && !memcmp(q, "sentinel_password", 17)) {
+      int rc = pct_decode(v, vlen, u->sentinel_password, sizeof u->sentinel_password);
+      if (rc == -2)
+        return fail(err, errlen, expect, "sentinel_password longer than %zu bytes",
+                    sizeof u->sentinel_password - 1);
+      if (rc < 0 || !u->sentinel_password[0])
+        return fail(err, errlen, expect, "bad sentinel_password=");
+      if (!u->sentinel)
+        return fail(err, errlen, expect, "sentinel_password= needs redis+sentinel://");
     } else {
-      return fail(err, errlen, expect, "unknown option '%.*s' (known: ca, insecure)", (int)klen, q);
+      return fail(err, errlen, expect,
+                  "unknown option '%.*s' (known: ca, insecure, sentinel_password)", (int)klen, q);
     }
     if (!amp) break;
     q = amp + 1;

@@ -12,6 +12,7 @@
  *   redis_client_check tls URL BADURL      rediss:// with ?ca=; an untrusted server refused
  *   redis_client_check sentinel URL SENTINEL_PORT MASTER_PORT REPLICA_PORT
  *                                          master found, SENTINEL FAILOVER -> the new master
+ *   redis_client_check sentinel-auth GOOD BAD NONE   sentinels with requirepass
  *   redis_client_check master-killed URL   prints "up PORT"; the test kills that master; up again
  *                                          on the promoted replica
  *   redis_client_check cluster URL         hub_redis_slot == CLUSTER KEYSLOT; SSUBSCRIBE on the
@@ -628,6 +629,25 @@ static void mode_sentinel(const char *url, const char *sentinel_port, int master
   hub_redis_free(t.r);
 }
 
+/* Sentinels with requirepass: ?sentinel_password= right, wrong, missing. */
+static void mode_sentinel_auth(const char *good, const char *bad, const char *none) {
+  tclient t;
+  tclient_start(&t, good, NULL, false, 0);
+  check(wait_up(&t, 8000), "sentinels with a password: ?sentinel_password=", "%s", t.why);
+  result res = cmd(&t, "SET", "k", "v", NULL);
+  check(res.type == REDIS_REPLY_STATUS, "a write to the master", "type %d", res.type);
+  hub_redis_free(t.r);
+  tclient_start(&t, bad, NULL, false, 0);
+  run_until(&t.down_seen, 5000);
+  check(t.down_seen && strstr(t.why, "auth failed: WRONGPASS"), "a wrong sentinel password",
+        "why '%s'", t.why);
+  hub_redis_free(t.r);
+  tclient_start(&t, none, NULL, false, 0);
+  run_until(&t.down_seen, 5000);
+  check(t.down_seen && strstr(t.why, "NOAUTH"), "no sentinel password", "why '%s'", t.why);
+  hub_redis_free(t.r);
+}
+
 /* The test script kills the master: up again on whichever the sentinels promote. */
 static void mode_master_killed(const char *url) {
   tclient t;
@@ -790,6 +810,8 @@ int main(int argc, char **argv) {
     mode_tls(argv[2], argv[3]);
   else if (!strcmp(mode, "sentinel") && argc == 6)
     mode_sentinel(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
+  else if (!strcmp(mode, "sentinel-auth") && argc == 5)
+    mode_sentinel_auth(argv[2], argv[3], argv[4]);
   else if (!strcmp(mode, "master-killed"))
     mode_master_killed(argv[2]);
   else if (!strcmp(mode, "cluster"))

@@ -9,7 +9,7 @@ need_redis
 check_bin="$DX_BUILD_DIR/tests/redis_client_check"
 [[ -x "$check_bin" ]] || fail "no $check_bin (build the tests)"
 
-only=${DX_REDIS_CASES:-basic reentry names pubsub auth restart timeout tls sentinel cluster}
+only=${DX_REDIS_CASES:-basic reentry names pubsub auth restart timeout tls sentinel sentinel-auth cluster}
 want() { [[ " $only " == *" $1 "* ]]; }
 
 if want basic || want reentry || want names || want pubsub || want timeout; then
@@ -23,7 +23,7 @@ fi
 
 if want auth; then
   start_redis --password 's3cret:@x'
-  run_helper auth "$check_bin" auth "redis://:s3cret%3A%40x@127.0.0.1:$REDIS_PORT" \
+  run_helper auth "$check_bin" auth "$REDIS_URL" \
     "redis://:wrong@127.0.0.1:$REDIS_PORT" "redis://127.0.0.1:$REDIS_PORT"
 fi
 
@@ -72,6 +72,13 @@ if want sentinel; then
   rc=0
   wait "$helper" || rc=$?
   tally_helper master-killed "$rc" "$out"
+fi
+
+if want sentinel-auth; then
+  start_sentinel 1 --password 'sp w'
+  base=${SENTINEL_URL%%\?*}
+  run_helper sentinel-auth "$check_bin" sentinel-auth "$SENTINEL_URL" "$base?sentinel_password=nope" \
+    "$base"
 fi
 
 if want cluster; then

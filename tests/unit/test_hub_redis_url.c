@@ -97,6 +97,10 @@ TEST(sentinel) {
   CHECK_STR(u.user, "u");
   CHECK_STR(u.password, "p");
   CHECK_STR(u.ca_file, "/c.pem");
+  CHECK_STR(u.sentinel_password, "");
+  u = ok("redis+sentinel://s1/m?sentinel_password=s%20p%26w");
+  CHECK_STR(u.sentinel_password, "s p&w");
+  CHECK_STR(u.password, "");
 }
 
 TEST(cluster) {
@@ -148,8 +152,13 @@ TEST(bad_inputs) {
   bad("redis://[::1]x", "redis URL: junk after ']' in '[::1]x' (expected redis://host:port/db)");
   bad("redis://h?ca=/x", "redis URL: ca= and insecure= need TLS (rediss://) (expected "
                          "redis://host:port/db)");
-  bad("rediss://h?verify=0", "redis URL: unknown option 'verify' (known: ca, insecure) "
-                             "(expected rediss://host:port/db)");
+  bad("rediss://h?verify=0", "redis URL: unknown option 'verify' (known: ca, insecure, "
+                             "sentinel_password) (expected rediss://host:port/db)");
+  bad("redis://h?sentinel_password=x",
+      "redis URL: sentinel_password= needs redis+sentinel:// (expected redis://host:port/db)");
+  bad("redis+sentinel://s/m?sentinel_password=",
+      "redis URL: bad sentinel_password= (expected "
+      "redis+sentinel://host:port,host:port/mastername)");
   bad("rediss://h?insecure=yes",
       "redis URL: insecure= takes 0 or 1 (expected rediss://host:port/db)");
   bad("rediss://h?ca=", "redis URL: bad ca= path (expected rediss://host:port/db)");
