@@ -22,9 +22,12 @@ if want basic || want reentry || want names || want pubsub || want timeout; then
 fi
 
 if want auth; then
-  start_redis --password 's3cret:@x'
+  start_redis --password 's3cret:@x' --user alice on '>alice pw' '~*' '&*' '+@all'
   run_helper auth "$check_bin" auth "$REDIS_URL" \
     "redis://:wrong@127.0.0.1:$REDIS_PORT" "redis://127.0.0.1:$REDIS_PORT"
+  # An ACL user (AUTH user password), and a wrong password for it.
+  run_helper acl "$check_bin" auth "redis://alice:alice%20pw@127.0.0.1:$REDIS_PORT" \
+    "redis://alice:nope@127.0.0.1:$REDIS_PORT" "redis://127.0.0.1:$REDIS_PORT"
 fi
 
 if want restart; then
