@@ -52,6 +52,8 @@ static const char usage[] =
     "                             redis://[[user]:password@]host[:port][/db], rediss://\n"
     "                             for TLS, redis+sentinel://h:p,h:p/mastername\n"
     "      --redis-prefix P       prefix of Redis keys and channels (default duplex:)\n"
+    "      --presence-ttl T       a node that dies leaves its clients' presence for\n"
+    "                             at most this long (default 30s)\n"
     "\n"
     "Authentication (docs/PROTOCOL.md):\n"
     "      --token-secret S       require HS256 connection tokens signed with S (also\n"
@@ -110,6 +112,7 @@ enum {
   OPT_REDIS,
   OPT_REDIS_PREFIX,
   OPT_SESSION_IDLE,
+  OPT_PRESENCE_TTL,
 };
 
 /* The names are also the keys of a configuration file (--config); the
@@ -140,6 +143,7 @@ static const server_flag serve_flags[] = {
     {"redis", OPT_REDIS, SF_SECRET},
     {"redis-prefix", OPT_REDIS_PREFIX, SF_TEXT},
     {"session-idle", OPT_SESSION_IDLE, SF_NUMBER},
+    {"presence-ttl", OPT_PRESENCE_TTL, SF_NUMBER},
     {0, 0, 0},
 };
 
@@ -206,6 +210,12 @@ static int parse_extra(int opt, const char *arg, void *user) {
     if (!*arg)
       return cli_usage_error("serve", "--redis needs a URL such as redis://127.0.0.1:6379");
     o->redis_url = arg;
+    return 0;
+  case OPT_PRESENCE_TTL:
+    if (!cli_parse_ms(arg, &ms) || ms < 1000)
+      return cli_usage_error("serve", "bad duration '%s' for --presence-ttl (at least 1s; try 30s)",
+                             arg);
+    o->presence_ttl_ms = ms;
     return 0;
   case OPT_REDIS_PREFIX:
     if (!*arg || strlen(arg) > 60)

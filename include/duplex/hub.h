@@ -109,6 +109,10 @@ typedef struct dx_hub_opts {
    * long after its last request ended (default 30000; negative: at the
    * next sweep). Presence of a long-poller leaves then. */
   int session_idle_ms;
+  /* With Redis: a node's presence entries are refreshed every third of
+   * this, so a node that dies leaves them for at most this long (its
+   * clients' leave events come then). Default 30 s. */
+  int presence_ttl_ms;
   /* Optional authorisation hook, called on the loop thread before a client
    * subscribes or publishes: return 0 to allow, anything else to refuse
    * (the client gets a `forbidden` error). `user_id` is "" for anonymous

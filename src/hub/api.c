@@ -368,15 +368,56 @@ static void api_history(hub_loop *hl, dx_http_req *req) {
   free(c); /* answered already */
 }
 
+typedef struct presence_call {
+  dx_http_req *req; /* NULL once answered or gone */
+  bool waiting;     /* the handler still runs (it frees the call) */
+} presence_call;
+
+static void presence_gone(dx_http_req *req, void *user) {
+  (void)req;
+  ((presence_call *)user)->req = NULL;
+}
+
+static void on_api_presence(void *ctx, int status, hub_presence_list *l) {
+  presence_call *c = ctx;
+  if (c->req) {
+    hub_error err;
+    json_t *f = hub_presence_fields(status, l, &err);
+    if (f) {
+      json_object_set_new(f, "ok", json_true());
+      respond_json(c->req, 200, f);
+    } else {
+      respond_error(c->req, &err);
+    }
+    c->req = NULL;
+  }
+  if (!c->waiting) free(c);
+}
+
 static void api_presence(hub_loop *hl, dx_http_req *req) {
   hub_error err;
   char topic[HUB_TOPIC_MAX + 1];
   int tlen = query_topic(req, topic, &err);
   if (tlen < 0) return respond_error(req, &err);
-  json_t *f = hub_presence_fields(hl->hub, topic, (size_t)tlen, &err);
-  if (!f) return respond_error(req, &err);
-  json_object_set_new(f, "ok", json_true());
-  respond_json(req, 200, f);
+  if (hub_presence_allowed(hl->hub, topic, (size_t)tlen, &err)) return respond_error(req, &err);
+  presence_call *c = calloc(1, sizeof *c);
+  if (!c) {
+    hub_error_set(&err, "internal", "out of memory");
+    return respond_error(req, &err);
+  }
+  c->req = req;
+  c->waiting = true;
+  hl->hub->broker->ops->presence(hl->hub->broker, hl, topic, (size_t)tlen, on_api_presence, c);
+  if (c->req && c->waiting) { /* the broker answers later */
+    c->waiting = false;
+    if (dx_http_defer(req, presence_gone, c) != 0) {
+      c->req = NULL;
+      hub_error_set(&err, "internal", "out of memory");
+      respond_error(req, &err);
+    }
+    return;
+  }
+  free(c); /* answered already */
 }
 
 static void api_topics(hub_loop *hl, dx_http_req *req) {

@@ -70,8 +70,12 @@ typedef struct hub_history_query {
   uint32_t limit;
 } hub_history_query;
 
+/* A presence query's answer: status as above; l is valid for the call. */
+typedef void (*hub_presence_done)(void *ctx, int status, hub_presence_list *l);
+
 typedef struct hub_broker_ops {
-  const char *name; /* "memory", "redis" */
+  const char *name;   /* "memory", "redis" */
+  bool remote_events; /* joins and leaves travel through the broker (core.h) */
   /* A loop joins (called on that loop's thread, from its first turn) or
    * leaves (on its thread, before it stops). */
   void (*loop_start)(hub_broker *b, struct hub_loop *hl);
@@ -87,6 +91,17 @@ typedef struct hub_broker_ops {
   void (*unwant)(hub_broker *b, struct hub_loop *hl, const char *topic, size_t len);
   void (*history)(hub_broker *b, struct hub_loop *hl, const hub_history_query *q,
                   hub_history_done done, void *ctx);
+  /* A subscriber entered the topic's presence here (after
+   * hub_core_subscribe or hub_core_presence_join) or left it: tell every
+   * node's subscribers. The memory broker has nothing to do: the core told
+   * them. hl may be NULL (an HTTP session's presence, from any loop
+   * thread, or the sweep). */
+  void (*joined)(hub_broker *b, struct hub_loop *hl, const char *topic, size_t len,
+                 const hub_who *who, hub_blob *join_env);
+  void (*left)(hub_broker *b, struct hub_loop *hl, const char *topic, size_t len,
+               const hub_who *who);
+  void (*presence)(hub_broker *b, struct hub_loop *hl, const char *topic, size_t len,
+                   hub_presence_done done, void *ctx);
   /* Once a second on every loop (reconnects, timeouts). */
   void (*tick)(hub_broker *b, struct hub_loop *hl);
   /* Reachable (for /readyz and /metrics; any thread). */

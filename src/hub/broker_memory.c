@@ -37,6 +37,25 @@ static void mem_history(hub_broker *b, hub_loop *hl, const hub_history_query *q,
   hub_replay_free(&r.pubs);
 }
 
+static void mem_joined(hub_broker *b, hub_loop *hl, const char *topic, size_t len,
+                       const hub_who *who, hub_blob *env) {
+  (void)b, (void)hl, (void)topic, (void)len, (void)who, (void)env;
+}
+
+static void mem_left(hub_broker *b, hub_loop *hl, const char *topic, size_t len,
+                     const hub_who *who) {
+  (void)b, (void)hl, (void)topic, (void)len, (void)who;
+}
+
+static void mem_presence(hub_broker *b, hub_loop *hl, const char *topic, size_t len,
+                         hub_presence_done done, void *ctx) {
+  (void)b;
+  hub_presence_list l;
+  int rc = hub_core_presence(hl->hub->core, topic, len, &l);
+  done(ctx, rc ? HUB_BROKER_OOM : 0, &l);
+  hub_presence_list_free(&l);
+}
+
 static void mem_nothing(hub_broker *b, hub_loop *hl) { (void)b, (void)hl; }
 static bool mem_up(hub_broker *b) { return (void)b, true; }
 static void mem_free(hub_broker *b) { free(b); }
@@ -49,6 +68,9 @@ static const hub_broker_ops memory_ops = {
     .want = mem_want,
     .unwant = mem_unwant,
     .history = mem_history,
+    .joined = mem_joined,
+    .left = mem_left,
+    .presence = mem_presence,
     .tick = mem_nothing,
     .up = mem_up,
     .free = mem_free,

@@ -81,6 +81,69 @@ static const char LOAD_LUA[] =
     "if first[1] then f = tonumber(string.match(first[1][1], '^%d+')) end\n"
     "return {e, o, redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[5]), 0, f}\n";
 
+/* Presence: hash PREFIX{T}:p, field client id, value "EXPIRY_MS\nLEAVE\nITEM"
+ * (the leave envelope told when it expires, the entry as JSON). */
+
+/* KEYS: presence hash. ARGV: client, value, key ttl ms, channel, join message. */
+static const char JOIN_LUA[] = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+                               "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
+                               "redis.call('PUBLISH', ARGV[4], ARGV[5])\n"
+                               "return 1\n";
+
+/* KEYS: presence hash. ARGV: client, channel, leave message. Tells only
+ * when the entry was there: a leave is told once. */
+static const char LEAVE_LUA[] = "if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then\n"
+                                "  redis.call('PUBLISH', ARGV[2], ARGV[3])\n"
+                                "end\n"
+                                "return 1\n";
+
+/* KEYS: presence hash. ARGV: now ms, key ttl ms, channel, message head,
+ * then client, value pairs of this node's entries (their expiry pushed
+ * on). Entries that expired (their node is gone) are removed and their
+ * leave told, once. */
+static const char REFRESH_LUA[] =
+    "for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
+    "local now = tonumber(ARGV[1])\n"
+    "local all = redis.call('HGETALL', KEYS[1])\n"
+    "for i = 1, #all, 2 do\n"
+    "  local v = all[i + 1]\n"
+    "  local nl = string.find(v, '\\n', 1, true)\n"
+    "  if nl and tonumber(string.sub(v, 1, nl - 1)) < now then\n"
+    "    redis.call('HDEL', KEYS[1], all[i])\n"
+    "    local nl2 = string.find(v, '\\n', nl + 1, true)\n"
+    "    if nl2 then redis.call('PUBLISH', ARGV[3], ARGV[4] .. string.sub(v, nl + 1, nl2 - 1)) "
+    "end\n"
+    "  end\n"
+    "end\n"
+    "if #all > 0 or #ARGV > 4 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n"
+    "return 1\n";
+
+/* KEYS: presence hash. ARGV: now ms. The live entries' JSON. */
+static const char PRESENCE_LUA[] = "local now = tonumber(ARGV[1])\n"
+                                   "local out = {}\n"
+                                   "local all = redis.call('HGETALL', KEYS[1])\n"
+                                   "for i = 1, #all, 2 do\n"
+                                   "  local v = all[i + 1]\n"
+                                   "  local nl = string.find(v, '\\n', 1, true)\n"
+                                   "  local nl2 = nl and string.find(v, '\\n', nl + 1, true)\n"
+                                   "  if nl2 and tonumber(string.sub(v, 1, nl - 1)) >= now then "
+                                   "out[#out + 1] = string.sub(v, nl2 + 1) "
+                                   "end\n"
+                                   "end\n"
+                                   "return out\n";
+
+enum {
+  SCRIPT_PUBLISH,
+  SCRIPT_LOAD,
+  SCRIPT_JOIN,
+  SCRIPT_LEAVE,
+  SCRIPT_REFRESH,
+  SCRIPT_PRESENCE,
+  NSCRIPTS
+};
+static const char *const SCRIPTS[NSCRIPTS] = {PUBLISH_LUA, LOAD_LUA,    JOIN_LUA,
+                                              LEAVE_LUA,   REFRESH_LUA, PRESENCE_LUA};
+
 enum { T_IDLE, T_SUBSCRIBING, T_LOADING, T_LIVE };
 
 typedef struct waiter {
@@ -116,7 +179,9 @@ typedef struct redis_broker {
   hub_redis_url url;
   char prefix[64];
   char node_id[17];
-  char sha_publish[41], sha_load[41];
+  char sha[NSCRIPTS][41];
+  uint64_t presence_ttl_ms;
+  uint64_t refresh_due; /* loop 0's clock */
   pthread_mutex_t mu;
   hub_map topics;                /* name -> rtopic, under mu */
   hub_redis *sub;                /* loop 0's subscriber connection */
@@ -348,8 +413,9 @@ static void send_load(redis_broker *rb, rtopic *t) {
   if (have) atomic_fetch_add_explicit(&rb->b.resyncs, 1, memory_order_relaxed);
   snprintf(after, sizeof after, "%lld", have ? (long long)pos.offset : -1LL);
   snprintf(count, sizeof count, "%u", have ? LOAD_MAX : topic_cap(rb->hub, topic, len));
-  const char *argv[] = {"EVALSHA", rb->sha_load, "2",   kmeta,     kstream,
-                        epoch_new, ttl,          after, pos.epoch, count};
+  const char *argv[] = {
+      "EVALSHA", rb->sha[SCRIPT_LOAD], "2", kmeta, kstream, epoch_new, ttl, after, pos.epoch,
+      count};
   size_t lens[] = {7,
                    40,
                    1,
@@ -487,6 +553,13 @@ static void on_push(hub_redis *r, redisReply *msg, void *user) {
   hub_loop *hl = rb->hub->loops[0];
   pthread_mutex_lock(&rb->mu);
   rtopic *t = (rtopic *)hub_map_get(&rb->topics, topic, len);
+  if (offset == 0) { /* a join or leave: the whole envelope follows */
+    hub_blob *env = t && t->state >= T_LOADING ? hub_blob_new(tail, tail_len) : NULL;
+    if (env) hub_core_event(rb->hub->core, topic, len, env, skip_conn);
+    hub_blob_unref(env);
+    pthread_mutex_unlock(&rb->mu);
+    return;
+  }
   if (t && t->state == T_LIVE) {
     if (apply_msg(rb, hl, topic, len, epoch, offset, time_ms, skip_conn, tail, tail_len) == 2) {
       dx_log_info("hub: redis: '%.*s' is out of step (offset %llu, epoch %s): loading it again",
@@ -546,10 +619,10 @@ static void on_sub_down(hub_redis *r, const char *why, bool was_up, void *user) 
 /* ---- command connections (one per loop) ---- */
 
 static void load_scripts(hub_redis *c) {
-  const char *a1[] = {"SCRIPT", "LOAD", PUBLISH_LUA};
-  const char *a2[] = {"SCRIPT", "LOAD", LOAD_LUA};
-  hub_redis_command(c, NULL, NULL, 3, a1, NULL);
-  hub_redis_command(c, NULL, NULL, 3, a2, NULL);
+  for (int i = 0; i < NSCRIPTS; i++) {
+    const char *a[] = {"SCRIPT", "LOAD", SCRIPTS[i]};
+    hub_redis_command(c, NULL, NULL, 3, a, NULL);
+  }
 }
 
 static void on_cmd_up(hub_redis *r, void *user) {
@@ -672,8 +745,13 @@ static void rb_publish(hub_broker *b, hub_loop *hl, const hub_pub *p, hub_broker
            (unsigned long long)(rb->hub->history_ttl_ms > META_TTL_MS ? rb->hub->history_ttl_ms
                                                                       : META_TTL_MS));
   random_hex(epoch_new, HUB_EPOCH_LEN);
-  const char *argv[] = {"EVALSHA", rb->sha_publish, "2", kmeta, kstream, tail->data, maxlen,
-                        ttl,       epoch_new,       ch,  skip,  now,     meta_ttl};
+  const char *argv[] = {"EVALSHA", rb->sha[SCRIPT_PUBLISH],
+                        "2",       kmeta,
+                        kstream,   tail->data,
+                        maxlen,    ttl,
+                        epoch_new, ch,
+                        skip,      now,
+                        meta_ttl};
   size_t lens[] = {7,
                    40,
                    1,
@@ -819,8 +897,8 @@ static void rb_history(hub_broker *b, hub_loop *hl, const hub_history_query *q,
    * the newest `limit` plus one, to tell whether the topic's start is in. */
   snprintf(count, sizeof count, "%u", q->has_since ? q->limit : q->limit);
   const char *since_epoch = q->since_epoch ? q->since_epoch : "";
-  const char *argv[] = {"EVALSHA", rb->sha_load, "2",   kmeta,       kstream,
-                        epoch_new, ttl,          after, since_epoch, count};
+  const char *argv[] = {"EVALSHA", rb->sha[SCRIPT_LOAD], "2",  kmeta, kstream, epoch_new, ttl,
+                        after,     since_epoch,          count};
   size_t lens[] = {7,
                    40,
                    1,
@@ -835,6 +913,207 @@ static void rb_history(hub_broker *b, hub_loop *hl, const hub_history_query *q,
     free(hc);
     res.status = HUB_BROKER_DOWN;
     done(ctx, &res);
+  }
+}
+
+/* ---- presence ---- */
+
+/* "- 0 TIME NODE:CONN\n" into buf: the head of an event message. */
+static int event_head(const redis_broker *rb, char *buf, size_t cap, uint64_t conn) {
+  return snprintf(buf, cap, "- 0 %llu %s:%llu\n", (unsigned long long)wall_ms(), rb->node_id,
+                  (unsigned long long)conn);
+}
+
+/* The stored value of a presence entry: "EXPIRY\nLEAVE\nITEM"; malloc'd. */
+static char *presence_value(const redis_broker *rb, const char *topic, size_t len,
+                            const char *client, const char *user, const char *info,
+                            size_t *out_len) {
+  hub_blob *leave = hub_env_presence("leave", topic, len, client, user, NULL);
+  json_t *item = json_pack("{s:s,s:s}", "client", client, "user", user ? user : "");
+  if (item && info) json_object_set_new(item, "info", json_loads(info, JSON_DECODE_ANY, NULL));
+  char *itext = item ? json_dumps(item, JSON_COMPACT) : NULL;
+  json_decref(item);
+  char *v = NULL;
+  if (leave && itext) {
+    size_t n = 24 + leave->len + strlen(itext);
+    v = malloc(n);
+    int k = v ? snprintf(v, n, "%llu\n%s\n%s",
+                         (unsigned long long)(wall_ms() + rb->presence_ttl_ms), leave->data, itext)
+              : -1;
+    if (k < 0) {
+      free(v);
+      v = NULL;
+    } else {
+      *out_len = (size_t)k;
+    }
+  }
+  hub_blob_unref(leave);
+  free(itext);
+  return v;
+}
+
+/* The command connection of hl, or of the loop this thread runs when hl
+ * is NULL; NULL when there is none or it is down. */
+static hub_redis *loop_conn(redis_broker *rb, hub_loop *hl) {
+  for (unsigned i = 0; !hl && i < rb->hub->nloops; i++)
+    if (dx_loop_on_thread(rb->hub->loops[i]->loop)) hl = rb->hub->loops[i];
+  hub_redis *c = hl && hl->index < HUB_MAX_LOOPS ? rb->cmd[hl->index] : NULL;
+  return c && hub_redis_up(c) ? c : NULL;
+}
+
+static void rb_joined(hub_broker *b, hub_loop *hl, const char *topic, size_t len,
+                      const hub_who *who, hub_blob *join_env) {
+  redis_broker *rb = rb_of(b);
+  hub_redis *c = loop_conn(rb, hl);
+  if (!c) return; /* the refresh adds it when Redis is back; the join is not told */
+  size_t vlen;
+  char *value = presence_value(rb, topic, len, who->client, who->user, who->info, &vlen);
+  char head[96];
+  int hn = event_head(rb, head, sizeof head, who->conn);
+  char *msg = value ? malloc((size_t)hn + join_env->len) : NULL;
+  if (msg) {
+    memcpy(msg, head, (size_t)hn);
+    memcpy(msg + hn, join_env->data, join_env->len);
+    char kp[HUB_TOPIC_MAX + 80], ch[HUB_TOPIC_MAX + 80], ttl[24];
+    size_t lp = key(rb, kp, sizeof kp, topic, len, ":p");
+    size_t lc = key(rb, ch, sizeof ch, topic, len, "");
+    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)rb->presence_ttl_ms);
+    const char *argv[] = {"EVALSHA", rb->sha[SCRIPT_JOIN], "1", kp, who->client, value, ttl, ch,
+                          msg};
+    size_t lens[] = {
+        7, 40, 1, lp, strlen(who->client), vlen, strlen(ttl), lc, (size_t)hn + join_env->len};
+    hub_redis_command(c, NULL, NULL, 9, argv, lens);
+  }
+  free(msg);
+  free(value);
+}
+
+static void rb_left(hub_broker *b, hub_loop *hl, const char *topic, size_t len,
+                    const hub_who *who) {
+  redis_broker *rb = rb_of(b);
+  hub_redis *c = loop_conn(rb, hl);
+  if (!c) return; /* the entry expires; a node's refresh tells the leave */
+  hub_blob *leave = hub_env_presence("leave", topic, len, who->client, who->user, NULL);
+  char head[96];
+  int hn = event_head(rb, head, sizeof head, who->conn);
+  char *msg = leave ? malloc((size_t)hn + leave->len) : NULL;
+  if (msg) {
+    memcpy(msg, head, (size_t)hn);
+    memcpy(msg + hn, leave->data, leave->len);
+    char kp[HUB_TOPIC_MAX + 80], ch[HUB_TOPIC_MAX + 80];
+    size_t lp = key(rb, kp, sizeof kp, topic, len, ":p");
+    size_t lc = key(rb, ch, sizeof ch, topic, len, "");
+    const char *argv[] = {"EVALSHA", rb->sha[SCRIPT_LEAVE], "1", kp, who->client, ch, msg};
+    size_t lens[] = {7, 40, 1, lp, strlen(who->client), lc, (size_t)hn + leave->len};
+    hub_redis_command(c, NULL, NULL, 7, argv, lens);
+  }
+  free(msg);
+  hub_blob_unref(leave);
+}
+
+/* Push on the expiry of this node's entries in a live topic, and let
+ * Redis drop (and tell the leave of) the entries of nodes that are gone. */
+static void refresh_presence(redis_broker *rb, const char *topic, size_t len) {
+  hub_redis *c = rb->cmd[0];
+  hub_presence_list l;
+  if (!c || !hub_redis_up(c) || hub_core_presence(rb->hub->core, topic, len, &l)) return;
+  if (!l.len) return hub_presence_list_free(&l);
+  size_t argc = 9 + 2 * l.len;
+  const char **argv = calloc(argc, sizeof *argv);
+  size_t *lens = calloc(argc, sizeof *lens);
+  char **values = calloc(l.len + 1, sizeof *values);
+  char kp[HUB_TOPIC_MAX + 80], ch[HUB_TOPIC_MAX + 80], now[24], ttl[24], head[96];
+  size_t lp = key(rb, kp, sizeof kp, topic, len, ":p");
+  size_t lc = key(rb, ch, sizeof ch, topic, len, "");
+  snprintf(now, sizeof now, "%llu", (unsigned long long)wall_ms());
+  snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)rb->presence_ttl_ms);
+  int hn = event_head(rb, head, sizeof head, 0);
+  bool ok = argv && lens && values;
+  if (ok) {
+    const char *fixed[] = {"EVALSHA", rb->sha[SCRIPT_REFRESH], "1", kp, now, ttl, ch, head};
+    size_t flens[] = {7, 40, 1, lp, strlen(now), strlen(ttl), lc, (size_t)hn};
+    memcpy(argv, fixed, sizeof fixed);
+    memcpy(lens, flens, sizeof flens);
+    size_t k = 8;
+    for (size_t i = 0; i < l.len; i++) {
+      size_t vlen;
+      values[i] = presence_value(rb, topic, len, l.items[i].client, l.items[i].user,
+                                 l.items[i].info, &vlen);
+      if (!values[i]) continue;
+      argv[k] = l.items[i].client;
+      lens[k++] = strlen(l.items[i].client);
+      argv[k] = values[i];
+      lens[k++] = vlen;
+    }
+    hub_redis_command(c, NULL, NULL, (int)k, argv, lens);
+  }
+  for (size_t i = 0; values && i < l.len; i++) free(values[i]);
+  free(values);
+  free(argv);
+  free(lens);
+  hub_presence_list_free(&l);
+}
+
+typedef struct presence_ctx {
+  hub_presence_done done;
+  void *ctx;
+  uint32_t max;
+} presence_ctx;
+
+static void on_presence(hub_redis *r, redisReply *reply, void *priv) {
+  (void)r;
+  presence_ctx *pc = priv;
+  hub_presence_list l = {.complete = true};
+  int status = reply ? HUB_BROKER_DOWN : HUB_BROKER_UNKNOWN;
+  if (reply_is(reply, REDIS_REPLY_ARRAY)) {
+    status = 0;
+    l.items = reply->elements ? calloc(reply->elements, sizeof *l.items) : NULL;
+    if (reply->elements && !l.items) status = HUB_BROKER_OOM;
+    for (size_t i = 0; l.items && i < reply->elements; i++) {
+      if (pc->max && l.len >= pc->max) {
+        l.complete = false;
+        break;
+      }
+      json_t *o = reply_is(reply->element[i], REDIS_REPLY_STRING)
+                      ? json_loadb(reply->element[i]->str, reply->element[i]->len, 0, NULL)
+                      : NULL;
+      const char *client = json_string_value(json_object_get(o, "client"));
+      const char *user = json_string_value(json_object_get(o, "user"));
+      json_t *info = json_object_get(o, "info");
+      if (client && user) {
+        struct hub_presence_item *it = &l.items[l.len++];
+        it->client = strdup(client);
+        it->user = strdup(user);
+        it->info = info ? json_dumps(info, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        if (!it->client || !it->user || (info && !it->info)) status = HUB_BROKER_OOM;
+      }
+      json_decref(o);
+    }
+  }
+  pc->done(pc->ctx, status, &l);
+  hub_presence_list_free(&l);
+  free(pc);
+}
+
+static void rb_presence(hub_broker *b, hub_loop *hl, const char *topic, size_t len,
+                        hub_presence_done done, void *ctx) {
+  redis_broker *rb = rb_of(b);
+  hub_redis *c = loop_conn(rb, hl);
+  presence_ctx *pc = c ? malloc(sizeof *pc) : NULL;
+  if (!pc) {
+    hub_presence_list l = {.complete = true};
+    return done(ctx, c ? HUB_BROKER_OOM : HUB_BROKER_DOWN, &l);
+  }
+  *pc = (presence_ctx){done, ctx, rb->hub->o.max_presence};
+  char kp[HUB_TOPIC_MAX + 80], now[24];
+  size_t lp = key(rb, kp, sizeof kp, topic, len, ":p");
+  snprintf(now, sizeof now, "%llu", (unsigned long long)wall_ms());
+  const char *argv[] = {"EVALSHA", rb->sha[SCRIPT_PRESENCE], "1", kp, now};
+  size_t lens[] = {7, 40, 1, lp, strlen(now)};
+  if (hub_redis_command(c, on_presence, pc, 5, argv, lens) != 0) {
+    free(pc);
+    hub_presence_list l = {.complete = true};
+    done(ctx, HUB_BROKER_DOWN, &l);
   }
 }
 
@@ -865,6 +1144,17 @@ static void rb_tick(hub_broker *b, hub_loop *hl) {
   }
   reconcile(rb);
   pthread_mutex_unlock(&rb->mu);
+  if (now >= rb->refresh_due) { /* a third of the presence ttl */
+    rb->refresh_due = now + rb->presence_ttl_ms / 3;
+    /* Every topic with presence entries here, subscribed or an HTTP
+     * session's; the expired entries of others go too. */
+    hub_topic_list tl;
+    if (hub_core_topics(rb->hub->core, &tl) == 0) {
+      for (size_t i = 0; i < tl.len; i++)
+        refresh_presence(rb, tl.items[i].name, strlen(tl.items[i].name));
+      hub_topic_list_free(&tl);
+    }
+  }
 }
 
 static bool rb_up(hub_broker *b) {
@@ -895,12 +1185,16 @@ static void rb_free(hub_broker *b) {
 
 static const hub_broker_ops redis_ops = {
     .name = "redis",
+    .remote_events = true,
     .loop_start = rb_loop_start,
     .loop_stop = rb_loop_stop,
     .publish = rb_publish,
     .want = rb_want,
     .unwant = rb_unwant,
     .history = rb_history,
+    .joined = rb_joined,
+    .left = rb_left,
+    .presence = rb_presence,
     .tick = rb_tick,
     .up = rb_up,
     .free = rb_free,
@@ -928,8 +1222,8 @@ hub_broker *hub_broker_redis_new(dx_hub *h, const char *url, const char *prefix,
   rb->hub = h;
   snprintf(rb->prefix, sizeof rb->prefix, "%s", prefix && *prefix ? prefix : "duplex:");
   random_hex(rb->node_id, 16);
-  sha1_hex(PUBLISH_LUA, rb->sha_publish);
-  sha1_hex(LOAD_LUA, rb->sha_load);
+  for (int i = 0; i < NSCRIPTS; i++) sha1_hex(SCRIPTS[i], rb->sha[i]);
+  rb->presence_ttl_ms = h->o.presence_ttl_ms > 0 ? (uint64_t)h->o.presence_ttl_ms : 30000;
   pthread_mutex_init(&rb->mu, NULL);
   return &rb->b;
 }

@@ -259,6 +259,17 @@ int hub_core_sync(hub_core *c, const char *name, size_t len, const char *epoch, 
   return 0;
 }
 
+void hub_core_event(hub_core *c, const char *name, size_t len, hub_blob *env, uint64_t skip_conn) {
+  lock(c);
+  topic *t = find(c, name, len);
+  if (t && t->subscribers && c->o.fanout) {
+    hub_fanout f = {t->item.key, t->item.key_len, 0, env, skip_conn, NULL};
+    for (unsigned n = 0; n < c->o.nodes; n++)
+      if (t->node_subs[n] && !c->detached[n]) c->o.fanout(n, &f, c->o.user);
+  }
+  unlock(c);
+}
+
 bool hub_core_position(hub_core *c, const char *name, size_t len, hub_position *pos) {
   lock(c);
   topic *t = find(c, name, len);
@@ -270,7 +281,9 @@ bool hub_core_position(hub_core *c, const char *name, size_t len, hub_position *
 void hub_core_forget(hub_core *c, const char *name, size_t len) {
   lock(c);
   topic *t = find(c, name, len);
-  if (t && !t->subscribers) {
+  if (t && !t->subscribers && (t->presence.len || t->presence_overflow)) {
+    history_clear(c, t); /* presence entries (an HTTP session's) stay */
+  } else if (t && !t->subscribers) {
     c->retained -= t->hist.bytes;
     hub_map_del(&c->topics, &t->item);
     topic_free(t);
@@ -379,7 +392,7 @@ int hub_core_subscribe(hub_core *c, const hub_sub_req *req, uint64_t now_ms, hub
   set_pos(t, pos);
   /* Join goes to the others before this subscriber counts, so that the
    * non-shared path (which delivers at once) needs no skip either way. */
-  hub_blob *join = listed ? req->join_env : NULL;
+  hub_blob *join = listed && !c->o.remote_events ? req->join_env : NULL;
   if (c->o.shared) fanout(c, t, 0, join, req->who.conn);
   t->node_subs[req->node]++;
   t->subscribers++;
@@ -408,6 +421,7 @@ void hub_core_unsubscribe(hub_core *c, const char *name, size_t len, unsigned no
     if (t->presence_overflow) t->presence_overflow--;
     leave_env = NULL; /* it was never listed: nobody saw it join */
   }
+  if (c->o.remote_events) leave_env = NULL; /* the broker carries it */
   if (c->o.shared) {
     fanout(c, t, 0, leave_env, who->conn);
     unlock(c);
@@ -420,6 +434,7 @@ void hub_core_unsubscribe(hub_core *c, const char *name, size_t len, unsigned no
 /* Fan out a presence event of a listed client that holds no subscription
  * here (not shared: after the table is consistent, as for publish). */
 static void presence_event(hub_core *c, topic *t, hub_blob *env, uint64_t skip) {
+  if (c->o.remote_events) env = NULL; /* the broker carries it */
   if (c->o.shared) {
     fanout(c, t, 0, env, skip);
     unlock(c);

@@ -50,6 +50,10 @@ typedef struct hub_core_opts {
   uint32_t (*history_cap)(const char *topic, size_t len, void *user);
   size_t history_memory; /* envelope bytes retained in all (0: no bound) */
   uint32_t max_presence; /* presence entries per topic (0: no bound) */
+  /* Join and leave events are the broker's to carry (Redis: to every
+   * node): subscribe and unsubscribe keep the presence list but fan out
+   * nothing; hub_core_event delivers what the broker brings. */
+  bool remote_events;
   hub_fanout_fn fanout;
   void *user;
 } hub_core_opts;
@@ -199,11 +203,16 @@ typedef hub_blob *(*hub_gap_fn)(const char *topic, size_t len, const hub_positio
 int hub_core_sync(hub_core *c, const char *topic, size_t len, const char *epoch, uint64_t offset,
                   const hub_sync_entry *e, size_t n, hub_gap_fn gap, uint64_t now_ms);
 
+/* An event that is not a publication (a join or leave from another node)
+ * to this core's subscribers of the topic, except skip_conn. */
+void hub_core_event(hub_core *c, const char *topic, size_t len, hub_blob *env, uint64_t skip_conn);
+
 /* The topic's position, when the core knows the topic. */
 bool hub_core_position(hub_core *c, const char *topic, size_t len, hub_position *pos);
 
 /* Forget a topic that nobody here subscribes to (its mirror would go
- * stale). */
+ * stale); presence entries without a subscription (an HTTP session's)
+ * stay, with the history dropped. */
 void hub_core_forget(hub_core *c, const char *topic, size_t len);
 
 /* Envelope bytes retained in all topics' history. */

@@ -220,7 +220,8 @@ int dx_hub_attach(dx_hub *h, dx_server *srv) {
                       .user = h,
                       .history_cap = rule_history_cap,
                       .history_memory = h->o.history_memory,
-                      .max_presence = h->o.max_presence};
+                      .max_presence = h->o.max_presence,
+                      .remote_events = h->broker->ops->remote_events};
   hub_core *core = hub_core_new(&co);
   int rc = core ? 0 : DX_ENOMEM;
   if (!rc) rc = hub_ws_attach(hl);

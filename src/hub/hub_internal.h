@@ -126,7 +126,10 @@ uint64_t hub_now_ms(const hub_loop *hl);
 
 /* The `presence` result as JSON fields (presence, complete), shared by the
  * protocol and the HTTP API. NULL with err set (presence off: forbidden). */
-json_t *hub_presence_fields(dx_hub *h, const char *topic, size_t len, hub_error *err);
+json_t *hub_presence_fields(int status, const hub_presence_list *l, hub_error *err);
+/* 0, or -1 with a forbidden error (err may be NULL) when the topic's rule
+ * turns presence off. */
+int hub_presence_allowed(dx_hub *h, const char *topic, size_t len, hub_error *err);
 
 /* The `history` result as JSON fields (offset, epoch, publications,
  * complete), shared by the protocol and the HTTP API. NULL with err set. */

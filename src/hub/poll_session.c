@@ -161,6 +161,7 @@ void hub_psession_join(dx_hub *h, hub_psession *ps, const char *topic, size_t le
   w.info = info;
   hub_blob *env = hub_env_presence("join", topic, len, ps->client, ps->user, info);
   int listed = env ? hub_core_presence_join(h->core, topic, len, &w, env) : -1;
+  if (listed == 1) h->broker->ops->joined(h->broker, NULL, topic, len, &w, env); /* Redis */
   hub_blob_unref(env);
   pthread_mutex_lock(&t->mu);
   ps_topic *pt = topic_find(ps, topic, len);
@@ -172,6 +173,7 @@ static void leave_topic(dx_hub *h, const hub_psession *ps, const char *name, siz
   hub_who w = who(ps);
   hub_blob *env = hub_env_presence("leave", name, len, ps->client, ps->user, NULL);
   hub_core_presence_leave(h->core, name, len, &w, env);
+  h->broker->ops->left(h->broker, NULL, name, len, &w); /* Redis */
   hub_blob_unref(env);
 }
 

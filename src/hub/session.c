@@ -333,7 +333,7 @@ static bool presence_off(const dx_hub *h, const hub_request *r) {
 
 /* ---- requests that wait for the broker ---- */
 
-enum { PENDING_SUBSCRIBE, PENDING_PUBLISH, PENDING_HISTORY };
+enum { PENDING_SUBSCRIBE, PENDING_PUBLISH, PENDING_HISTORY, PENDING_PRESENCE };
 
 static void pending_add(hub_session *s, hub_pending *p, uint8_t kind, json_t *id) {
   p->s = s;
@@ -402,26 +402,24 @@ static uint32_t subscribes_waiting(const hub_session *s) {
 /* The broker holds the topic: join the core and the node, answer, replay. */
 static int join(hub_session *s, sub_wait *w, hub_error *err) {
   dx_hub *h = s->hl->hub;
-  hub_sub_req q = {
-      .topic = w->topic,
-      .topic_len = w->topic_len,
-      .node = s->hl->index,
-      .who = who(s, w->info),
-      .has_since = w->has_since,
-      .since_offset = w->since_offset,
-      .since_epoch = w->since_epoch,
-      .history = w->history,
-      .join_env = s->ps ? NULL /* the HTTP session joins (below) */
-                        : hub_env_presence("join", w->topic, w->topic_len, s->client, s->user,
-                                           w->info),
-      .no_presence = w->no_presence};
+  hub_sub_req q = {.topic = w->topic,
+                   .topic_len = w->topic_len,
+                   .node = s->hl->index,
+                   .who = who(s, w->info),
+                   .has_since = w->has_since,
+                   .since_offset = w->since_offset,
+                   .since_epoch = w->since_epoch,
+                   .history = w->history,
+                   .join_env = s->ps ? NULL /* the HTTP session joins (below) */
+                                     : hub_env_presence("join", w->topic, w->topic_len, s->client,
+                                                        s->user, w->info),
+                   .no_presence = w->no_presence};
   hub_position pos;
   hub_recovery rec;
   hub_replay replay;
   int rc = q.join_env || s->ps
                ? hub_core_subscribe(h->core, &q, hub_now_ms(s->hl), &pos, &rec, &replay)
                : -1;
-  hub_blob_unref(q.join_env);
   if (rc == 0 && s->ps)
     hub_psession_join(h, s->ps, w->topic, w->topic_len, w->info, w->no_presence);
   if (rc == 0 &&
@@ -430,6 +428,9 @@ static int join(hub_session *s, sub_wait *w, hub_error *err) {
     hub_replay_free(&replay);
     rc = -1;
   }
+  if (rc == 0 && q.join_env && !w->no_presence) /* the other nodes hear of it (Redis) */
+    h->broker->ops->joined(h->broker, s->hl, w->topic, w->topic_len, &q.who, q.join_env);
+  hub_blob_unref(q.join_env);
   if (rc) {
     hub_error_set(err, "internal", "out of memory");
     return -1;
@@ -539,9 +540,12 @@ static void leave(hub_session *s, uint32_t i) {
   hub_node_remove(&s->hl->node, &s->m, i);
   hub_blob *env = s->ps ? NULL : hub_env_presence("leave", topic, len, s->client, s->user, NULL);
   hub_who w = who(s, NULL);
-  hub_core_unsubscribe(s->hl->hub->core, topic, len, s->hl->index, &w, env);
+  dx_hub *h = s->hl->hub;
+  hub_core_unsubscribe(h->core, topic, len, s->hl->index, &w, env);
   hub_blob_unref(env);
-  s->hl->hub->broker->ops->unwant(s->hl->hub->broker, s->hl, topic, len);
+  if (!s->ps && hub_presence_allowed(h, topic, len, NULL) == 0) /* an HTTP session leaves later */
+    h->broker->ops->left(h->broker, s->hl, topic, len, &w);
+  h->broker->ops->unwant(h->broker, s->hl, topic, len);
 }
 
 static int unsubscribe(hub_session *s, hub_request *r, hub_error *err) {
@@ -590,37 +594,57 @@ static int publish(hub_session *s, hub_request *r, hub_error *err) {
   return 0;
 }
 
-json_t *hub_presence_fields(dx_hub *h, const char *topic, size_t len, hub_error *err) {
-  const dx_hub_topic_rule *rule = hub_rule(h, topic, len);
-  if (rule && rule->no_presence) {
-    hub_error_set(err, "forbidden", "presence is off for '%.*s'", (int)len, topic);
+json_t *hub_presence_fields(int status, const hub_presence_list *l, hub_error *err) {
+  if (status) {
+    hub_broker_error(status, err);
     return NULL;
   }
-  hub_presence_list l;
-  json_t *a = NULL, *f = NULL;
-  if (hub_core_presence(h->core, topic, len, &l) == 0) {
-    a = json_array();
-    for (size_t i = 0; a && i < l.len; i++) {
-      json_t *e = json_pack("{s:s,s:s}", "client", l.items[i].client, "user", l.items[i].user);
-      if (e && l.items[i].info)
-        json_object_set_new(e, "info", json_loads(l.items[i].info, JSON_DECODE_ANY, NULL));
-      json_array_append_new(a, e);
-    }
-    f = a ? json_pack("{s:o,s:b}", "presence", a, "complete", l.complete) : NULL;
-    hub_presence_list_free(&l);
+  json_t *a = json_array(), *f = NULL;
+  for (size_t i = 0; a && i < l->len; i++) {
+    json_t *e = json_pack("{s:s,s:s}", "client", l->items[i].client, "user", l->items[i].user);
+    if (e && l->items[i].info)
+      json_object_set_new(e, "info", json_loads(l->items[i].info, JSON_DECODE_ANY, NULL));
+    json_array_append_new(a, e);
   }
+  f = a ? json_pack("{s:o,s:b}", "presence", a, "complete", l->complete) : NULL;
   if (!f) hub_error_set(err, "internal", "out of memory");
   return f;
 }
 
+int hub_presence_allowed(dx_hub *h, const char *topic, size_t len, hub_error *err) {
+  const dx_hub_topic_rule *rule = hub_rule(h, topic, len);
+  if (!rule || !rule->no_presence) return 0;
+  if (err) hub_error_set(err, "forbidden", "presence is off for '%.*s'", (int)len, topic);
+  return -1;
+}
+
+static void on_presence(void *ctx, int status, hub_presence_list *l) {
+  hub_pending *p = ctx;
+  hub_session *s = p->s;
+  if (s && !s->closing) {
+    hub_error err;
+    json_t *f = hub_presence_fields(status, l, &err);
+    if (!f)
+      fail(s, p->id, &err);
+    else if (p->id)
+      send_text(s, hub_reply_ok(p->id, f));
+    else
+      json_decref(f);
+  }
+  pending_done(p);
+  free(p);
+}
+
 static int presence(hub_session *s, hub_request *r, hub_error *err) {
-  if (check_topic(r, err)) return -1;
-  json_t *f = hub_presence_fields(s->hl->hub, r->topic, r->topic_len, err);
-  if (!f) return -1;
-  if (r->id)
-    send_text(s, hub_reply_ok(r->id, f));
-  else
-    json_decref(f);
+  dx_hub *h = s->hl->hub;
+  if (check_topic(r, err) || hub_presence_allowed(h, r->topic, r->topic_len, err)) return -1;
+  hub_pending *p = calloc(1, sizeof *p);
+  if (!p) {
+    hub_error_set(err, "internal", "out of memory");
+    return -1;
+  }
+  pending_add(s, p, PENDING_PRESENCE, r->id);
+  h->broker->ops->presence(h->broker, s->hl, r->topic, r->topic_len, on_presence, p);
   return 0;
 }
 

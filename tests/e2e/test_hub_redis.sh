@@ -7,24 +7,34 @@ source "$here/../lib.sh"
 need_node_modules ws
 start_redis
 rport=$REDIS_PORT
-start_serve --redis "$REDIS_URL" --api-key rkey --history-size 1000
+opts=(--redis "$REDIS_URL" --api-key rkey --history-size 1000 --presence-ttl 3s)
+start_serve "${opts[@]}"
 a=$PORT
-start_serve --redis "$REDIS_URL" --api-key rkey --history-size 1000 --threads 2
+start_serve "${opts[@]}" --threads 2
 b=$PORT
+start_serve "${opts[@]}" # node C, killed mid-test
+c=$PORT
+cpid=$SERVE_PID
 
-# The helper asks for Redis to be stopped and started (a death this script
-# did not cause would fail the test): CTL/kill -> CTL/killed, CTL/start ->
-# CTL/started.
+# The helper asks for Redis to be stopped and started, and node C to die
+# (a death this script did not cause would fail the test): CTL/kill ->
+# CTL/killed, CTL/start -> CTL/started, CTL/killnode -> CTL/nodekilled.
 ctl="$DX_TMP/ctl"
 mkdir -p "$ctl"
 out="$DX_TMP/hub_redis.out"
-node "$DX_SOURCE_DIR/tests/interop/hub_redis.mjs" "$a" "$b" "$rport" rkey "$ctl" >"$out" 2>&1 &
+node "$DX_SOURCE_DIR/tests/interop/hub_redis.mjs" "$a" "$b" "$rport" rkey "$ctl" "$c" >"$out" 2>&1 &
 helper=$!
 while kill -0 "$helper" 2>/dev/null; do
   if [[ -f "$ctl/kill" ]]; then
     rm -f "$ctl/kill"
     stop_redis "$rport"
     touch "$ctl/killed"
+  fi
+  if [[ -f "$ctl/killnode" ]]; then
+    rm -f "$ctl/killnode"
+    kill -KILL "$cpid"
+    reap_server "$cpid" || true
+    touch "$ctl/nodekilled"
   fi
   if [[ -f "$ctl/start" ]]; then
     rm -f "$ctl/start"

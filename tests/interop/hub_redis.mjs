@@ -2,11 +2,12 @@
 // nodes in offset order, a client resumes on the other node, history is the
 // same on both, and Redis faults lose nothing that was accepted.
 //
-//   node hub_redis.mjs PORT_A PORT_B REDIS_PORT API_KEY CTL_DIR
+//   node hub_redis.mjs PORT_A PORT_B REDIS_PORT API_KEY CTL_DIR PORT_C
 //
-// Redis is stopped and started by the test script (tests/e2e/test_hub_redis.sh)
-// on request: this helper creates CTL_DIR/kill or CTL_DIR/start and waits for
-// CTL_DIR/killed or CTL_DIR/started.
+// Redis is stopped and started, and node C killed, by the test script
+// (tests/e2e/test_hub_redis.sh) on request: this helper creates CTL_DIR/kill,
+// CTL_DIR/start or CTL_DIR/killnode and waits for CTL_DIR/killed,
+// CTL_DIR/started or CTL_DIR/nodekilled. The nodes run with --presence-ttl 3s.
 import { execFileSync } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import {
@@ -17,6 +18,7 @@ import {
 const [a, b, redisPort] = process.argv.slice(2, 5).map(Number);
 const key = process.argv[5];
 const ctl = process.argv[6];
+const c3 = Number(process.argv[7]);
 watchdog(120_000);
 
 const tag = `${process.pid}`;
@@ -161,6 +163,44 @@ await group('a broken subscriber connection: the gap is filled from the stream',
   const after = (await metric(a, 'duplex_broker_resyncs_total')) + (await metric(b, 'duplex_broker_resyncs_total'));
   check('the nodes loaded the topic again (duplex_broker_resyncs_total)', after > before, () => show({ before, after }));
   await Promise.all([sa.close(), sb.close()]);
+});
+
+await group('presence spans nodes; a killed node\'s clients leave in bounded time', async () => {
+  const topic = `p:${tag}`;
+  const pa = await Hub.open(a, { name: 'pa' });
+  await pa.must({ op: 'subscribe', topic, presence: true, info: { name: 'ann' } });
+  const pb = await Hub.open(b, { name: 'pb' });
+  await pb.must({ op: 'subscribe', topic, presence: true, info: { name: 'bob' } });
+  const join = await pa.next((m) => m.type === 'join' && m.topic === topic, T, 'the join of pb (node B) on node A');
+  check('a join on B reaches A, with its info', join.client === pb.id && join.info && join.info.name === 'bob', () => show(join));
+  await pb.sync();
+  check('no join of its own', !pb.log.some((m) => m.type === 'join' && m.client === pb.id));
+  const pc = await Hub.open(c3, { name: 'pc' });
+  await pc.must({ op: 'subscribe', topic, presence: true, info: { name: 'cat' } });
+  await pa.next((m) => m.type === 'join' && m.client === pc.id, T, 'the join of pc (node C)');
+  for (const [name, c] of [['A', pa], ['B', pb]]) {
+    const r = await c.must({ op: 'presence', topic });
+    const names = r.presence.map((p) => p.info && p.info.name).sort().join();
+    check(`presence on ${name} lists the clients of all three nodes`, names === 'ann,bob,cat' && r.complete === true, () => show(r));
+  }
+  const api = await http(c3, 'GET', `/api/presence?topic=${topic}`, { key });
+  check('the HTTP API presence is cluster-wide', api.status === 200 && api.json.presence.length === 3, () => show(api.json));
+  await pb.close();
+  const left = await pa.next((m) => m.type === 'leave' && m.topic === topic, T, 'the leave of pb');
+  check('a leave on B reaches A', left.client === pb.id, () => show(left));
+  // Node C dies without telling anyone: its client leaves within the ttl.
+  const t0 = Date.now();
+  await ask('killnode', 'nodekilled');
+  const gone = await pa.next((m) => m.type === 'leave' && m.client === pc.id, 15_000, 'the leave of pc after node C died');
+  const took = Date.now() - t0;
+  check(`the dead node's client left within the presence ttl (${took} ms)`, gone && took < 3000 + 1500 + 1000, () => show(took));
+  const r = await pa.must({ op: 'presence', topic });
+  check('presence lists only the living', r.presence.length === 1 && r.presence[0].client === pa.id, () => show(r));
+  await pa.sync();
+  await sleep(1500);
+  check('each leave was told once', pa.log.filter((m) => m.type === 'leave').length === 2,
+    () => show(pa.log.filter((m) => m.type === 'leave')));
+  await pa.close();
 });
 
 await group('Redis down: errors instead of silent loss; back: a gap notice, then on', async () => {
