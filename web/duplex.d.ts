@@ -124,6 +124,9 @@ export interface ResetEvent {
   /** The topic's position now; live messages continue after it. */
   offset: number;
   epoch: string;
+  /** True when a live subscription lost publications (a `gap` event from a
+   * hub on Redis after an outage), not a resubscribe. */
+  gap?: boolean;
 }
 
 /** Every successful (re)subscribe. */

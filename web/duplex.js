@@ -469,6 +469,12 @@ export class Client extends Emitter {
         if (sub) sub._presenceEvent(m);
         break;
       }
+      case 'gap': {
+        // (a hub on Redis, after an outage) publications were lost: go on from here
+        const sub = this._subs.get(m.topic);
+        if (sub) sub._gap(m);
+        break;
+      }
       case 'broadcast':
         this._emit('broadcast', m.data !== undefined ? m.data : fromBase64(m.b64), m);
         break;
@@ -917,6 +923,13 @@ export class Subscription extends Emitter {
     this._emit('message', decorate(m, this.position.epoch));
   }
 
+  _gap(m) {
+    if (!this._live || !this.active) return;
+    const previous = this.position;
+    this.position = { offset: m.offset, epoch: m.epoch };
+    this._emit('reset', { topic: this.topic, reason: m.reason, previous, offset: m.offset, epoch: m.epoch, gap: true });
+  }
+
   _presenceEvent(m) {
     if (this._live && this.active) this._emit(m.type, m);
   }
@@ -1125,7 +1138,7 @@ class HttpSocket {
     es.addEventListener('reply', (e) => {
       if (live()) this._reply(list, JSON.parse(e.data));
     });
-    for (const type of ['message', 'join', 'leave']) {
+    for (const type of ['message', 'join', 'leave', 'gap']) {
       es.addEventListener(type, (e) => {
         if (!live()) return;
         if (e.lastEventId) this._positions(list, e.lastEventId);
