@@ -191,6 +191,7 @@ try {
     await Promise.all(all.map(([label, p]) => chatSend(p, `${label.split(' ')[0]} after the restart`)));
     const want = await sameAsHub(all, 6);
     if (want.lines.length !== 6) throw new Error(`the hub has ${want.lines.length} lines, expected 6`);
+    await sse.screenshot({ path: path.join(shots, 'fallback-sse-after-restart.png') });
   });
 } finally {
   checks.pagesClean();
