@@ -2,7 +2,8 @@
  *
  * In Redis, per topic T (the {T} hash tag keeps all three on one cluster
  * shard):
- *   PREFIX{T}:m  hash: e (epoch), o (newest offset)
+ *   PREFIX{T}:m  hash: e (epoch), o (newest offset), r (the replication ID of
+ *                the Redis that wrote e), f (the offset e began after)
  *   PREFIX{T}:s  stream: one entry per retained publication, id OFFSET-0,
  *                fields d (the envelope's tail), t (wall-clock ms)
  *   PREFIX{T}    channel: "EPOCH OFFSET TIME SKIP\n" + tail per publication
@@ -18,6 +19,14 @@
  * mirrors it -> waiting subscribes go on. A message that does not follow
  * on (a lost connection, a Redis restart) makes the topic load again: the
  * core fills the hole from the stream, or tells subscribers of the gap.
+ *
+ * Failover: replication is asynchronous, so a promoted replica (or a
+ * restarted Redis) may lack publications the old master acknowledged, and
+ * would number new ones with their offsets. Each script compares the
+ * topic's r with the replication ID of the Redis it runs on (asked once per
+ * connection: INFO replication) and on a change begins a new epoch at the
+ * surviving offset: subscribers get an epoch_changed gap notice instead of
+ * other publications under offsets they had.
  *
  * Threads: the topic table is shared by the loops under `mu`; Redis
  * connections are each driven by their own loop, and everything on the
@@ -43,12 +52,21 @@
 #define META_TTL_MS (24ull * 3600 * 1000) /* an idle topic's position lives a day */
 #define HUB_MAX_LOOPS 256
 
+/* The topic's epoch (e), new if the topic is (the stream goes), or if the
+ * meta was written under another replication ID (new_epoch, rid). */
+#define EPOCH_LUA                                                                                  \
+  "local m = redis.call('HMGET', KEYS[1], 'e', 'r', 'o')\n"                                        \
+  "local e = m[1]\n"                                                                               \
+  "if not e then e = new_epoch; redis.call('DEL', KEYS[2]); "                                      \
+  "redis.call('HSET', KEYS[1], 'e', e, 'r', rid, 'o', 0)\n"                                        \
+  "elseif m[2] ~= rid then e = new_epoch; "                                                        \
+  "redis.call('HSET', KEYS[1], 'e', e, 'r', rid, 'f', m[3] or 0) end\n"
+
 /* Number, retain, publish. KEYS: meta, stream. ARGV: tail, maxlen, ttl_ms
- * (history), epoch if new, channel, skip, now (wall ms), meta ttl ms. */
+ * (history), epoch if new, channel, skip, now (wall ms), meta ttl ms,
+ * replication ID. */
 static const char PUBLISH_LUA[] =
-    "local e = redis.call('HGET', KEYS[1], 'e')\n"
-    "if not e then e = ARGV[4]; redis.call('DEL', KEYS[2]); redis.call('HSET', KEYS[1], 'e', e) "
-    "end\n"
+    "local new_epoch, rid = ARGV[4], ARGV[9]\n" EPOCH_LUA
     "local o = redis.call('HINCRBY', KEYS[1], 'o', 1)\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[8])\n"
     "if tonumber(ARGV[2]) > 0 then\n"
@@ -61,13 +79,12 @@ static const char PUBLISH_LUA[] =
 
 /* A topic's position and retained publications. KEYS: meta, stream. ARGV:
  * epoch if new, meta ttl ms, after (-1: the newest), the caller's epoch,
- * count. Returns {epoch, offset, entries, ascending, first}: entries after
- * `after` (oldest first) when the epochs match, else the newest `count`
- * (newest first) and the offset of the oldest retained (0: none). */
+ * count, replication ID. Returns {epoch, offset, entries, ascending, first}:
+ * entries after `after` (oldest first) when the epochs match, else the
+ * newest `count` (newest first; for a caller with a position, only those
+ * of the epoch) and the offset of the oldest retained (0: none). */
 static const char LOAD_LUA[] =
-    "local e = redis.call('HGET', KEYS[1], 'e')\n"
-    "if not e then e = ARGV[1]; redis.call('DEL', KEYS[2]); redis.call('HSET', KEYS[1], 'e', e, "
-    "'o', 0) end\n"
+    "local new_epoch, rid = ARGV[1], ARGV[6]\n" EPOCH_LUA
     "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
     "local o = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')\n"
     "local after = tonumber(ARGV[3])\n"
@@ -79,7 +96,9 @@ static const char LOAD_LUA[] =
     "local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)\n"
     "local f = 0\n"
     "if first[1] then f = tonumber(string.match(first[1][1], '^%d+')) end\n"
-    "return {e, o, redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[5]), 0, f}\n";
+    "local lo = '-'\n"
+    "if after >= 0 then lo = (tonumber(redis.call('HGET', KEYS[1], 'f') or '0') + 1) .. '-0' end\n"
+    "return {e, o, redis.call('XREVRANGE', KEYS[2], '+', lo, 'COUNT', ARGV[5]), 0, f}\n";
 
 /* Presence: hash PREFIX{T}:p, field client id, value "EXPIRY_MS\nLEAVE\nITEM"
  * (the leave envelope told when it expires, the entry as JSON). */
@@ -173,6 +192,16 @@ typedef struct rtopic {
   queued *q, *q_tail; /* messages that came during the load */
 } rtopic;
 
+struct redis_broker;
+
+/* A command connection's loop index and the replication ID of its Redis
+ * ("" until INFO answered; written and read on its loop). */
+typedef struct cmd_state {
+  struct redis_broker *rb;
+  unsigned index;
+  char replid[48];
+} cmd_state;
+
 typedef struct redis_broker {
   hub_broker b;
   dx_hub *hub;
@@ -186,6 +215,7 @@ typedef struct redis_broker {
   hub_map topics;                /* name -> rtopic, under mu */
   hub_redis *sub;                /* loop 0's subscriber connection */
   hub_redis *cmd[HUB_MAX_LOOPS]; /* per loop index (each written by its loop) */
+  cmd_state cs[HUB_MAX_LOOPS];
   _Atomic bool sub_up, cmd0_up;
   bool kick_posted; /* under mu */
 } redis_broker;
@@ -413,9 +443,10 @@ static void send_load(redis_broker *rb, rtopic *t) {
   if (have) atomic_fetch_add_explicit(&rb->b.resyncs, 1, memory_order_relaxed);
   snprintf(after, sizeof after, "%lld", have ? (long long)pos.offset : -1LL);
   snprintf(count, sizeof count, "%u", have ? LOAD_MAX : topic_cap(rb->hub, topic, len));
+  const char *rid = rb->cs[0].replid;
   const char *argv[] = {
-      "EVALSHA", rb->sha[SCRIPT_LOAD], "2", kmeta, kstream, epoch_new, ttl, after, pos.epoch,
-      count};
+      "EVALSHA", rb->sha[SCRIPT_LOAD], "2", kmeta, kstream, epoch_new, ttl, after, pos.epoch, count,
+      rid};
   size_t lens[] = {7,
                    40,
                    1,
@@ -425,14 +456,15 @@ static void send_load(redis_broker *rb, rtopic *t) {
                    strlen(ttl),
                    strlen(after),
                    strlen(pos.epoch),
-                   strlen(count)};
+                   strlen(count),
+                   strlen(rid)};
   load_ctx *lc = malloc(sizeof *lc + len);
   if (lc) {
     lc->rb = rb;
     lc->len = len;
     memcpy(lc->topic, topic, len);
   }
-  if (!lc || !c || hub_redis_command(c, on_loaded, lc, 10, argv, lens) != 0) {
+  if (!lc || !c || !*rid || hub_redis_command(c, on_loaded, lc, 11, argv, lens) != 0) {
     free(lc);
     t->load_sent = false; /* the tick tries again */
   }
@@ -625,10 +657,20 @@ static void load_scripts(hub_redis *c) {
   }
 }
 
-static void on_cmd_up(hub_redis *r, void *user) {
-  redis_broker *rb = user;
-  load_scripts(r);
-  if (r == rb->cmd[0]) {
+/* The replication ID: publishes and loads wait for it (see the top). */
+static void on_info(hub_redis *r, redisReply *reply, void *priv) {
+  cmd_state *cs = priv;
+  redis_broker *rb = cs->rb;
+  if (!reply) return; /* lost: on_cmd_down */
+  const char *id =
+      reply_is(reply, REDIS_REPLY_STRING) ? strstr(reply->str, "master_replid:") : NULL;
+  if (!id || sscanf(id + 14, "%40[0-9a-f]", cs->replid) != 1) {
+    dx_log_error("hub: redis: no replication ID from INFO replication (%s): a failover that "
+                 "loses publications will not be noticed",
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "an unexpected answer");
+    snprintf(cs->replid, sizeof cs->replid, "-");
+  }
+  if (cs->index == 0) {
     rb->cmd0_up = true;
     dx_log_info("hub: redis: connected to %s:%u", hub_redis_addr_now(r)->host,
                 hub_redis_addr_now(r)->port);
@@ -638,8 +680,19 @@ static void on_cmd_up(hub_redis *r, void *user) {
   }
 }
 
+static void on_cmd_up(hub_redis *r, void *user) {
+  cmd_state *cs = user;
+  cs->replid[0] = '\0';
+  load_scripts(r);
+  const char *argv[] = {"INFO", "replication"};
+  if (hub_redis_command(r, on_info, cs, 2, argv, NULL) != 0)
+    dx_log_error("hub: redis: cannot ask for the replication ID");
+}
+
 static void on_cmd_down(hub_redis *r, const char *why, bool was_up, void *user) {
-  redis_broker *rb = user;
+  cmd_state *cs = user;
+  redis_broker *rb = cs->rb;
+  cs->replid[0] = '\0';
   if (r == rb->cmd[0]) rb->cmd0_up = false;
   if (was_up) /* once per outage: the client logs the attempts, rate-limited */
     dx_log_error("hub: redis: connection lost (%s); publishes are refused until it is back", why);
@@ -662,7 +715,8 @@ static hub_redis *connect_redis(redis_broker *rb, hub_loop *hl, bool pubsub) {
                       .on_up = pubsub ? on_sub_up : on_cmd_up,
                       .on_down = pubsub ? on_sub_down : on_cmd_down,
                       .on_push = pubsub ? on_push : NULL,
-                      .user = rb};
+                      .user = pubsub ? (void *)rb : (void *)&rb->cs[hl->index]};
+  if (!pubsub) rb->cs[hl->index] = (cmd_state){.rb = rb, .index = hl->index};
   return hub_redis_new(hl->loop, &o);
 }
 
@@ -722,7 +776,8 @@ static void rb_publish(hub_broker *b, hub_loop *hl, const hub_pub *p, hub_broker
                        void *ctx) {
   redis_broker *rb = rb_of(b);
   hub_redis *c = hl->index < HUB_MAX_LOOPS ? rb->cmd[hl->index] : NULL;
-  if (!c || !hub_redis_up(c)) return done(ctx, HUB_BROKER_DOWN, NULL);
+  const char *rid = c ? rb->cs[hl->index].replid : "";
+  if (!c || !hub_redis_up(c) || !*rid) return done(ctx, HUB_BROKER_DOWN, NULL);
   hub_blob *tail =
       hub_env_message_tail(p->topic, p->topic_len, p->data, p->b64, p->b64_len, p->from);
   pub_ctx *pc = malloc(sizeof *pc);
@@ -751,7 +806,7 @@ static void rb_publish(hub_broker *b, hub_loop *hl, const hub_pub *p, hub_broker
                         maxlen,    ttl,
                         epoch_new, ch,
                         skip,      now,
-                        meta_ttl};
+                        meta_ttl,  rid};
   size_t lens[] = {7,
                    40,
                    1,
@@ -764,8 +819,9 @@ static void rb_publish(hub_broker *b, hub_loop *hl, const hub_pub *p, hub_broker
                    lc,
                    strlen(skip),
                    strlen(now),
-                   strlen(meta_ttl)};
-  int rc = hub_redis_command(c, on_published, pc, 13, argv, lens);
+                   strlen(meta_ttl),
+                   strlen(rid)};
+  int rc = hub_redis_command(c, on_published, pc, 14, argv, lens);
   hub_blob_unref(tail);
   if (rc != 0) {
     free(pc);
@@ -879,8 +935,9 @@ static void rb_history(hub_broker *b, hub_loop *hl, const hub_history_query *q,
     return;
   }
   hub_redis *c = hl->index < HUB_MAX_LOOPS ? rb->cmd[hl->index] : NULL;
+  const char *rid = c ? rb->cs[hl->index].replid : "";
   history_ctx *hc = malloc(sizeof *hc);
-  if (!c || !hub_redis_up(c) || !hc) {
+  if (!c || !hub_redis_up(c) || !*rid || !hc) {
     free(hc);
     res.status = hc ? HUB_BROKER_DOWN : HUB_BROKER_OOM;
     return done(ctx, &res);
@@ -897,8 +954,8 @@ static void rb_history(hub_broker *b, hub_loop *hl, const hub_history_query *q,
    * the newest `limit` plus one, to tell whether the topic's start is in. */
   snprintf(count, sizeof count, "%u", q->has_since ? q->limit : q->limit);
   const char *since_epoch = q->since_epoch ? q->since_epoch : "";
-  const char *argv[] = {"EVALSHA", rb->sha[SCRIPT_LOAD], "2",  kmeta, kstream, epoch_new, ttl,
-                        after,     since_epoch,          count};
+  const char *argv[] = {"EVALSHA", rb->sha[SCRIPT_LOAD], "2",   kmeta, kstream, epoch_new, ttl,
+                        after,     since_epoch,          count, rid};
   size_t lens[] = {7,
                    40,
                    1,
@@ -908,8 +965,9 @@ static void rb_history(hub_broker *b, hub_loop *hl, const hub_history_query *q,
                    strlen(ttl),
                    strlen(after),
                    strlen(since_epoch),
-                   strlen(count)};
-  if (hub_redis_command(c, on_history, hc, 10, argv, lens) != 0) {
+                   strlen(count),
+                   strlen(rid)};
+  if (hub_redis_command(c, on_history, hc, 11, argv, lens) != 0) {
     free(hc);
     res.status = HUB_BROKER_DOWN;
     done(ctx, &res);

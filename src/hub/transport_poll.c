@@ -85,13 +85,21 @@ static void run_answer(dx_loop *loop, void *arg) {
 
 static void on_timeout(dx_timer *t) { respond(dx_container_of(t, poll_conn, timeout)); }
 
+/* Worth answering for: anything but a subscribe's ok reply (alone, that
+ * would make every poll answer at once). */
+static bool worth_answer(json_t *e) {
+  const char *type = json_string_value(json_object_get(e, "type"));
+  return (type && strcmp(type, "reply") != 0) || json_is_false(json_object_get(e, "ok"));
+}
+
 static int collect(poll_conn *c, const char *data, size_t len) {
   if (!c->req) return HUB_SEND_CLOSED;
   json_t *e = json_loadb(data, len, 0, NULL);
   if (!e || json_array_append_new(c->events, e) != 0) return HUB_SEND_CLOSED;
   /* Something to hand over: answer at the end of this turn (not while
-   * subscribing: the replay and the replies come first). */
-  if (!c->subscribing && !dx_deferred_pending(&c->answer))
+   * subscribing: the replay and the replies come first). A subscribe's
+   * reply comes here after on_poll when the broker answers later (Redis). */
+  if (!c->subscribing && worth_answer(e) && !dx_deferred_pending(&c->answer))
     dx_loop_defer(c->hl->loop, &c->answer, run_answer, c);
   return 0;
 }
@@ -273,11 +281,8 @@ static void on_poll(dx_http_req *req, void *user) {
    * to wait for? Answer now. Otherwise wait for the first
    * publication or the timeout. */
   bool ready = c->s.closing || timeout_s == 0 || !c->topics.n;
-  for (size_t i = 0; !ready && i < json_array_size(c->events); i++) {
-    const char *type = json_string_value(json_object_get(json_array_get(c->events, i), "type"));
-    json_t *okv = json_object_get(json_array_get(c->events, i), "ok");
-    ready = (type && strcmp(type, "reply") != 0) || json_is_false(okv);
-  }
+  for (size_t i = 0; !ready && i < json_array_size(c->events); i++)
+    ready = worth_answer(json_array_get(c->events, i));
   if (ready)
     dx_loop_defer(hl->loop, &c->answer, run_answer, c);
   else
@@ -288,7 +293,7 @@ static void on_poll(dx_http_req *req, void *user) {
 typedef struct req_conn {
   hub_session s;
   char *reply;
-  dx_http_req *req; /* while the answer waits for the broker */
+  dx_http_req *req;          /* while the answer waits for the broker */
   char sid[HUB_SID_LEN + 1]; /* of its session, or "" */
 } req_conn;
 
