@@ -327,6 +327,8 @@ export class Client extends Emitter {
     const t = token ?? (typeof this.options.token === 'function' ? await this.options.token() : this.options.token);
     const r = await this._request('refresh', { token: String(t) });
     this._token = t;
+    // SSE and polling send the token with every request: the next ones carry the new one.
+    if (this._ws instanceof HttpSocket) this._ws.setToken(t);
     this._scheduleRefresh();
     return r;
   }
@@ -339,7 +341,7 @@ export class Client extends Emitter {
     const left = exp * 1000 - Date.now();
     const at = Math.max(1000, Math.min(left - 30000, left * 0.8));
     this._timer('refresh', Math.min(at, 2 ** 31 - 1), () => {
-      if (this.state !== 'open' || this.transport !== 'websocket') return; // /http/request has no refresh
+      if (this.state !== 'open') return;
       // A refused refresh changes nothing: the hub closes with 4001 at exp and
       // the reconnect asks the token function again.
       this.refresh().catch((e) => this._emit('error', e instanceof DuplexError ? e
@@ -418,7 +420,7 @@ export class Client extends Emitter {
     this.transport = this._transports[this._tIdx];
     let ws;
     try {
-      if (this.transport !== 'websocket') ws = new HttpSocket(this, this.transport, token);
+      if (this.transport !== 'websocket') ws = new HttpSocket(this, this.transport, token, this._httpSession);
       else {
         const { url, protocols } = withToken(this.url, token);
         ws = new this._WebSocket(url, protocols);
@@ -970,26 +972,89 @@ function httpBase(wsUrl, override) {
 }
 
 class HttpSocket {
-  constructor(client, kind, token) {
+  constructor(client, kind, token, session) {
     this.kind = kind; // 'sse' | 'poll'
     this.readyState = 0;
     this.onmessage = this.onclose = this.onerror = null;
     this.streamed = false; // the SSE stream (or a poll) answered at least once
+    this._client = client;
     this._base = httpBase(client.url, client.options.httpUrl);
     this._token = token == null || token === '' ? null : String(token);
     this._fetch = client._fetch;
     this._ES = client._EventSource;
     this._pollTimeout = client.options.pollTimeout;
-    this._topics = []; // {topic, pos: 'OFFSET.EPOCH' | '', pending: request id | null}
+    // {topic, pos: 'OFFSET.EPOCH' | '', pending: request id | null, presence, info, history}
+    this._topics = [];
     this._chain = Promise.resolve();
     this._gen = 0;
     this._ac = null;
     this._es = null;
-    this._post({ op: 'ping' }).then(() => {
+    this._renewing = null;
+    // The hub's session makes this client's requests one client (id,
+    // presence, rate limits): continue the last one if it is still alive.
+    this._sid = session && session.sid ? session.sid : null;
+    this._handshake().then((w) => {
       if (this.readyState !== 0) return;
       this.readyState = 1;
-      this._deliver({ type: 'welcome', version: 1, client: null, user: '', limits: null, transport: kind });
+      this._deliver({ ...w, transport: kind });
     }, (e) => this._fail(e.closeCode ?? 1006, e.message));
+  }
+
+  // GET /poll without topics: opens (or continues) the session; the answer holds its welcome.
+  async _handshake() {
+    for (let tries = 0; ; tries++) {
+      const q = this._sid ? `?timeout=0&session=${this._sid}` : '?timeout=0';
+      let res;
+      try {
+        res = await this._fetch(`${this._base}/poll${q}`, { headers: this._headers(false) });
+      } catch (e) {
+        throw Object.assign(new Error(`GET /poll failed: ${e && e.message || e}`), { closeCode: 1006 });
+      }
+      if (res.status === 410 && this._sid && tries === 0) {
+        this._sid = null; // expired: a new session (positions are ours: nothing is lost)
+        continue;
+      }
+      if (res.status === 401) throw Object.assign(new Error((await res.text().catch(() => '')).trim() || 'unauthorized'), { closeCode: UNAUTHORIZED });
+      if (!res.ok) throw Object.assign(new Error(`GET /poll: HTTP ${res.status}`), { closeCode: 1006 });
+      const body = await res.json();
+      const w = (body.events || []).find((e) => e.type === 'welcome');
+      const close = (body.events || []).find((e) => e.type === 'close');
+      if (close) throw Object.assign(new Error(close.reason || 'closed by the server'), { closeCode: close.code || 1006 });
+      if (!w || !body.session) throw Object.assign(new Error('GET /poll: no session in the answer'), { closeCode: 1006 });
+      this._sid = body.session;
+      this._client._httpSession = { sid: body.session };
+      return w;
+    }
+  }
+
+  // The hub forgot the session (410): start a new one and carry on from the
+  // positions held (the stream or poll restarts with them).
+  _renew() {
+    if (!this._renewing) {
+      this._sid = null;
+      this._renewing = this._handshake().then((w) => {
+        this._renewing = null;
+        if (this.readyState !== 1) return;
+        this._client.id = w.client;
+        this._client._emit('session', { session: w.session, client: w.client });
+        this._restart();
+      }, (e) => {
+        this._renewing = null;
+        throw e;
+      });
+    }
+    return this._renewing;
+  }
+
+  _session(sep) {
+    return this._sid ? `${sep}session=${this._sid}` : '';
+  }
+
+  setToken(token) {
+    this._token = token == null || token === '' ? null : String(token);
+    // A waiting poll or an open stream keeps the token it was sent with (and
+    // ends at its exp): start them again with this one.
+    if (this._es || this._ac) this._restart();
   }
 
   _headers(json) {
@@ -1024,6 +1089,7 @@ class HttpSocket {
 
   close(code = 1000, reason = '') {
     if (this.readyState === 3) return;
+    this._leaveAll();
     this._stop();
     queueMicrotask(() => this.onclose?.({ code, reason }));
   }
@@ -1031,16 +1097,29 @@ class HttpSocket {
     this._stop();
   }
 
+  // An empty topic list: the session leaves every topic now (presence), not at its expiry.
+  _leaveAll() {
+    if (!this._sid || this.readyState !== 1) return;
+    this._fetch(`${this._base}/poll?topics=&timeout=0${this._session('&')}`, { headers: this._headers(false) })
+      .then((r) => r.body?.cancel?.(), () => {});
+  }
+
   // One request at a time, in order; rejects with {closeCode} when the hub is unreachable.
   _post(body) {
     const run = async () => {
       let res;
-      try {
-        res = await this._fetch(`${this._base}/http/request`, {
-          method: 'POST', headers: this._headers(true), body: JSON.stringify(body),
-        });
-      } catch (e) {
-        throw Object.assign(new Error(`POST /http/request failed: ${e && e.message || e}`), { closeCode: 1006 });
+      for (let tries = 0; ; tries++) {
+        try {
+          res = await this._fetch(`${this._base}/http/request${this._session('?')}`, {
+            method: 'POST', headers: this._headers(true), body: JSON.stringify(body),
+          });
+        } catch (e) {
+          throw Object.assign(new Error(`POST /http/request failed: ${e && e.message || e}`), { closeCode: 1006 });
+        }
+        // 410: the session is gone and the request was not done: renew, send again.
+        if (res.status !== 410 || tries > 0 || !this._sid) break;
+        await res.text().catch(() => '');
+        await this._renew();
       }
       const text = await res.text().catch(() => '');
       if (res.status === 401) throw Object.assign(new Error(text.trim() || 'unauthorized'), { closeCode: UNAUTHORIZED });
@@ -1061,9 +1140,10 @@ class HttpSocket {
     const m = JSON.parse(text);
     if (m.op === 'subscribe') {
       const pos = m.since && m.since.epoch ? `${m.since.offset}.${m.since.epoch}` : '';
+      const opts = { pos, pending: m.id, presence: !!m.presence, info: m.info, history: m.history };
       const old = this._topics.find((t) => t.topic === m.topic);
-      if (old) Object.assign(old, { pos, pending: m.id });
-      else this._topics.push({ topic: m.topic, pos, pending: m.id });
+      if (old) Object.assign(old, opts);
+      else this._topics.push({ topic: m.topic, ...opts });
       this._restart();
       return;
     }
@@ -1107,7 +1187,14 @@ class HttpSocket {
   _query(list) {
     let q = `topics=${encodeURIComponent(list.map((t) => t.topic).join(','))}`;
     if (list.some((t) => t.pos)) q += `&since=${encodeURIComponent(list.map((t) => t.pos).join(','))}`;
-    return q;
+    const pres = list.filter((t) => t.presence).map((t) => t.topic);
+    if (pres.length) q += `&presence=${encodeURIComponent(pres.join(','))}`;
+    const info = {};
+    for (const t of list) if (t.info !== undefined) info[t.topic] = t.info;
+    if (Object.keys(info).length) q += `&info=${encodeURIComponent(JSON.stringify(info))}`;
+    const history = Math.max(0, ...list.filter((t) => !t.pos && t.history > 0).map((t) => t.history));
+    if (history) q += `&history=${history}`;
+    return q + this._session('&');
   }
 
   _restart() {
@@ -1120,7 +1207,7 @@ class HttpSocket {
     }
     this._es?.close();
     this._es = this._ac = null;
-    if (!this._topics.length) return;
+    if (!this._topics.length) return this._leaveAll();
     if (this.kind === 'sse') this._openStream(gen);
     else this._poll(gen);
   }
@@ -1172,6 +1259,10 @@ class HttpSocket {
           { headers: this._headers(false), signal: ac?.signal });
         if (gen !== this._gen) return;
         if (res.status === 401) return this._fail(UNAUTHORIZED, 'unauthorized');
+        if (res.status === 410) {
+          await res.text().catch(() => '');
+          return this._renew().catch((e) => this._fail(e.closeCode ?? 1006, e.message));
+        }
         if (!res.ok) return this._fail(1006, `GET /poll: HTTP ${res.status}`);
         body = await res.json();
       } catch (e) {

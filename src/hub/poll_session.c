@@ -250,7 +250,7 @@ void hub_psession_gone(dx_http_req *req) {
   dx_http_respond(req, 410, "application/json", "Cache-Control: no-store\r\n", msg, sizeof msg - 1);
 }
 
-int hub_psession_from_request(dx_http_req *req, dx_hub *h, hub_psession **ps) {
+int hub_psession_from_request(dx_http_req *req, dx_hub *h, hub_psession **ps, bool or_new) {
   char sid[HUB_SID_LEN + 1];
   *ps = NULL;
   int has = hub_psession_param(req, sid);
@@ -259,7 +259,7 @@ int hub_psession_from_request(dx_http_req *req, dx_hub *h, hub_psession **ps) {
     dx_http_respond(req, 400, "text/plain; charset=utf-8", NULL, msg, sizeof msg - 1);
     return -1;
   }
-  if (has && !(*ps = hub_psession_find(h, sid))) {
+  if (has && !(*ps = hub_psession_find(h, sid)) && !or_new) {
     hub_psession_gone(req);
     return -1;
   }

@@ -83,8 +83,10 @@ void hub_psessions_sweep(struct dx_hub *h);
 struct dx_http_req;
 int hub_psession_param(struct dx_http_req *req, char *out);
 /* The session a request names, held (*ps; NULL when it names none): 0, or
- * -1 after answering the request (400 malformed, 410 unknown). */
-int hub_psession_from_request(struct dx_http_req *req, struct dx_hub *h, hub_psession **ps);
+ * -1 after answering the request (400 malformed, 410 unknown). With or_new
+ * (a handshake) an unknown id is no error: *ps is NULL, a new one starts. */
+int hub_psession_from_request(struct dx_http_req *req, struct dx_hub *h, hub_psession **ps,
+                              bool or_new);
 /* Answer 410 {"ok":false,"error":{"code":"unknown_session",...}}: the
  * session expired or is another user's; start a new one. */
 void hub_psession_gone(struct dx_http_req *req);

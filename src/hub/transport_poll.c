@@ -32,7 +32,8 @@ typedef struct poll_conn {
   dx_timer timeout;
   dx_deferred answer; /* answer at the end of the turn: batch what arrives in it */
   bool subscribing, finished;
-  bool fresh; /* a session handshake (no topics, no session): the welcome goes in */
+  bool fresh;  /* a handshake (no topics= at all): the welcome goes in */
+  bool listed; /* topics= was given (maybe empty): it is the session's whole set */
   char sid[HUB_SID_LEN + 1];
   hub_stream_topics topics;
 } poll_conn;
@@ -165,7 +166,8 @@ static const char *parse_poll(dx_http_req *req, poll_conn *c, int *timeout_s) {
   char info[HUB_STREAM_INFO_MAX], hist[16];
   int n = dx_http_query_param(req, "topics", list, sizeof list);
   if (n == DX_EINVAL) return "topics: at most 16 topic names, comma-separated\n";
-  if (n > 0) { /* no topics: a poll that opens or keeps a session */
+  c->listed = n >= 0;
+  if (n > 0) { /* without topics=: a handshake that opens or keeps a session */
     const char *bad = hub_stream_topics_parse(&c->topics, list);
     if (bad) return bad;
   }
@@ -244,7 +246,8 @@ static void on_poll(dx_http_req *req, void *user) {
     drop(c);
     return plain(req, 400, bad);
   }
-  if (hub_psession_from_request(req, hl->hub, &ps) != 0 ||
+  /* A handshake (no topics=) continues its session, or starts a new one. */
+  if (hub_psession_from_request(req, hl->hub, &ps, !c->listed) != 0 ||
       (!ps && admit_address(req, hl, &ip) != 0))
     return drop(c);
   if (dx_http_defer(req, on_gone, c) != 0) {
@@ -254,13 +257,23 @@ static void on_poll(dx_http_req *req, void *user) {
     return plain(req, 500, "could not keep the request\n");
   }
   c->req = req;
-  c->fresh = !ps && !c->topics.n; /* the handshake: GET /poll without topics */
+  c->fresh = !c->listed;
   dx_timer_init(hl->loop, &c->timeout, on_timeout);
   dx_deferred_init(&c->answer);
   hub_stat_add(hl, ST_CONNECTIONS_POLL, 1);
   c->subscribing = true;
   int rc =
       hub_session_open_http(&c->s, hl, &poll_transport, &poll_ops, have ? token : NULL, ps, ip);
+  if (rc == HUB_OPEN_FOREIGN && !c->listed) { /* a handshake: a session of its own */
+    hub_psession_release(hl->hub, ps);
+    ps = NULL;
+    if (admit_address(req, hl, &ip) != 0) {
+      c->req = NULL;
+      return finish(c);
+    }
+    rc =
+        hub_session_open_http(&c->s, hl, &poll_transport, &poll_ops, have ? token : NULL, NULL, ip);
+  }
   if (rc == HUB_OPEN_FOREIGN) {
     hub_psession_release(hl->hub, ps);
     c->req = NULL;
@@ -275,7 +288,7 @@ static void on_poll(dx_http_req *req, void *user) {
     free(text);
   }
   /* The poll names every topic of the session: it left the others. */
-  if (c->s.ps && !c->s.closing) hub_psession_keep(hl->hub, c->s.ps, &c->topics);
+  if (c->s.ps && !c->s.closing && c->listed) hub_psession_keep(hl->hub, c->s.ps, &c->topics);
   c->subscribing = false;
   /* Something already waiting (a replay, a refusal, a close), or no topics
    * to wait for? Answer now. Otherwise wait for the first
@@ -380,7 +393,7 @@ static void on_request(dx_http_req *req, void *user) {
     return plain(req, 401, "a token is needed: ?token=JWT or Authorization: Bearer JWT\n");
   }
   hub_psession *ps;
-  if (hub_psession_from_request(req, hl->hub, &ps) != 0) return;
+  if (hub_psession_from_request(req, hl->hub, &ps, false) != 0) return;
   req_conn *c = calloc(1, sizeof *c);
   if (!c) {
     if (ps) hub_psession_release(hl->hub, ps);

@@ -211,7 +211,7 @@ static void on_sse(dx_http_req *req, void *user) {
     return refuse(req, 401, "a token is needed: /sse?topics=...&token=JWT\n");
   }
   hub_psession *ps;
-  if (hub_psession_from_request(req, hl->hub, &ps) != 0) return drop(c);
+  if (hub_psession_from_request(req, hl->hub, &ps, false) != 0) return drop(c);
   if (o->max_conns_per_ip || o->connect_rate_per_ip > 0) {
     char ip[64];
     const char *why;

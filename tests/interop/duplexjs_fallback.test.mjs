@@ -9,6 +9,7 @@
 // DUPLEX (or DX_BUILD_DIR) names the binary; DX_HUB_PORT and DX_HUB_KEY name
 // an already started `duplex serve --api-key KEY` (tests/e2e/test_duplexjs.sh).
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
 import { connect } from '../../web/duplex.js';
@@ -123,6 +124,95 @@ for (const [kind, available] of KINDS) {
     assert.deepEqual(gotB, ['x']);
     assert.equal(c.transport, kind);
     await c.close();
+  });
+
+  test(`${kind}: one client in presence (its session): info, join once, join/leave events, leave on close`, { skip: !available && 'no EventSource' }, async () => {
+    const topic = uniq(`${kind}-presence`);
+    const seen = [];
+    const b = client();
+    await b.subscribe(topic, { onJoin: (e) => seen.push(['join', e.client, e.info]), onLeave: (e) => seen.push(['leave', e.client]) }).ready;
+    const a = client(hubUrl, { transports: [kind] });
+    await within(a.whenOpen(), 5000, 'open');
+    assert.match(a.id, /^[0-9a-z]+-[0-9a-f]+$/, 'the welcome of the session gives a client id');
+    assert.ok(a.limits && a.limits.max_publication > 0, 'and the limits');
+    const aSeen = [];
+    const sa = a.subscribe(topic, { info: { name: 'ana' }, onJoin: (e) => aSeen.push(['join', e.client]), onLeave: (e) => aSeen.push(['leave', e.client]) });
+    const r = await sa.ready;
+    assert.equal(r.topic, topic);
+    assert.match(r.epoch, /^[0-9a-f]{16}$/);
+    await waitFor(() => seen.some((e) => e[0] === 'join' && e[1] === a.id), 5000, 'the join of the fallback client');
+    assert.deepEqual(seen.find((e) => e[1] === a.id)[2], { name: 'ana' });
+    // Publishing answers polls (and restarts nothing): presence must hold across them.
+    for (let n = 0; n < 10; n++) {
+      await a.publish(topic, n);
+      const list = await b.presence(topic);
+      assert.ok(list.some((e) => e.client === a.id && e.info?.name === 'ana'), `listed after publish ${n}`);
+      await sleep(50);
+    }
+    assert.equal(seen.filter((e) => e[0] === 'join' && e[1] === a.id).length, 1, 'one join, not one per poll');
+    const c = client();
+    await c.subscribe(topic).ready;
+    await waitFor(() => aSeen.some((e) => e[0] === 'join' && e[1] === c.id), 5000, 'the fallback client hears a join');
+    await c.close();
+    await waitFor(() => aSeen.some((e) => e[0] === 'leave' && e[1] === c.id), 5000, 'and a leave');
+    await a.close();
+    await waitFor(() => seen.some((e) => e[0] === 'leave' && e[1] === a.id), 5000, 'its leave when it closes');
+    await sleep(300);
+    assert.equal(seen.filter((e) => e[0] === 'leave' && e[1] === a.id).length, 1, 'one leave');
+    await b.close();
+  });
+
+  test(`${kind}: a session the hub forgot (410) is renewed, nothing lost or repeated`, { skip: !available && 'no EventSource' }, async () => {
+    const topic = uniq(`${kind}-renew`);
+    const a = client(hubUrl, { transports: [kind] });
+    const st = states(a);
+    const got = [];
+    await a.subscribe(topic, { onMessage: (m) => got.push(m.data) }).ready;
+    for (let n = 1; n <= 3; n++) await api(hubHttp, KEY, 'publish', { topic, data: n });
+    await waitFor(() => got.length === 3, 5000, 'three messages');
+    const before = a.id;
+    a._ws._sid = 'f'.repeat(32); // as if it had expired on the hub
+    await a.publish(topic, 4); // 410, a new session, the same request again
+    for (let n = 5; n <= 8; n++) await api(hubHttp, KEY, 'publish', { topic, data: n });
+    await waitFor(() => got.length >= 8, 5000, () => `eight messages (have ${got})`);
+    await sleep(100);
+    assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.notEqual(a.id, before, 'a new session, a new client id');
+    assert.ok(!st.some((e) => e.state === 'reconnecting'), 'without a reconnect');
+    await a.close();
+  });
+
+  test(`${kind}: token refresh works on this transport (open past the first token's exp)`, { skip: !available && 'no EventSource' }, async () => {
+    const secret = 'fallback-secret-0123456789abcdef';
+    const hub = await new Serve(['--api-key', KEY, '--token-secret', secret, '--token-leeway', '0']).start();
+    try {
+      const b64u = (x) => Buffer.from(JSON.stringify(x)).toString('base64url');
+      let minted = 0;
+      const token = () => {
+        minted++;
+        const h = b64u({ alg: 'HS256', typ: 'JWT' }) + '.' + b64u({ sub: 'ana', exp: Math.floor(Date.now() / 1000) + 3 });
+        return h + '.' + createHmac('sha256', secret).update(h).digest('base64url');
+      };
+      const topic = uniq(`${kind}-refresh`);
+      const a = client(hub.url, { transports: [kind], token });
+      const st = states(a);
+      const got = [];
+      await a.subscribe(topic, { onMessage: (m) => got.push(m.data) }).ready;
+      assert.equal(a.user, 'ana');
+      const t0 = Date.now();
+      let n = 0;
+      while (Date.now() - t0 < 5500) {
+        await a.publish(topic, ++n);
+        await sleep(250);
+      }
+      await waitFor(() => got.length === n, 5000, () => `${n} messages (have ${got.length})`);
+      assert.deepEqual(got, Array.from({ length: n }, (_, i) => i + 1));
+      assert.ok(minted >= 3, `the token function was asked ${minted} times`);
+      assert.ok(!st.some((e) => e.state === 'reconnecting'), `no reconnect: ${JSON.stringify(st.map((e) => [e.state, e.reason, e.code]))}`);
+      await a.close();
+    } finally {
+      await hub.stop();
+    }
   });
 
   test(`${kind}: network drops: resume without loss or duplicates`, { skip: !available && 'no EventSource' }, async () => {
