@@ -447,7 +447,9 @@ rcli() {
   timeout -k 2 10 "${a[@]}" "$@"
 }
 
-_redis_pong() { [[ "$(rcli "$1" PING 2>/dev/null)" == PONG ]]; }
+# _redis_is PORT PID: the server answering on PORT is process PID (not another test's redis that
+# took the port between free_port and our bind).
+_redis_is() { rcli "$1" INFO server 2>/dev/null | tr -d '\r' | grep -qx "process_id:$2"; }
 
 # _redis_launch PORT ARGS...: run redis-server ARGS in the background, wait for its PONG.
 _redis_launch() {
@@ -463,13 +465,13 @@ _redis_launch() {
   DX_REDIS_PID[$port]=$pid
   local t0
   t0=$(now_us)
-  until _redis_pong "$port"; do
+  until _redis_is "$port" "$pid"; do
     if proc_gone "$pid"; then
       reap_server "$pid" || true
       log "redis-server on port $port exited: $(tail -n 5 "$log")"
       return 1
     fi
-    (($(now_us) - t0 < 10000000)) || fail "redis-server on port $port did not answer PING within 10 s"
+    (($(now_us) - t0 < 10000000)) || fail "redis-server pid $pid did not answer on port $port within 10 s"
     sleep 0.05
   done
 }
@@ -566,11 +568,14 @@ start_sentinel() {
     fail "the replica on port $SENTINEL_REPLICA_PORT did not sync with its master within 10 s"
   SENTINEL_PORTS=()
   local quorum=$((n / 2 + 1)) port conf hosts=""
+  local try started
   for ((i = 0; i < n; i++)); do
-    port=$(free_port)
-    mkdir -p "$DX_TMP/redis.$port"
-    conf="$DX_TMP/redis.$port/sentinel.conf"
-    cat >"$conf" <<CONF
+    started=""
+    for try in 1 2 3 4 5; do # a free port can be taken before redis binds it: another
+      port=$(free_port)
+      mkdir -p "$DX_TMP/redis.$port"
+      conf="$DX_TMP/redis.$port/sentinel.conf"
+      cat >"$conf" <<CONF
 port $port
 bind 127.0.0.1
 protected-mode no
@@ -579,12 +584,14 @@ sentinel down-after-milliseconds $SENTINEL_NAME 1000
 sentinel failover-timeout $SENTINEL_NAME 5000
 sentinel parallel-syncs $SENTINEL_NAME 1
 CONF
-    if [[ -n "$spass" ]]; then
-      printf 'requirepass "%s"\nsentinel sentinel-pass "%s"\n' "$spass" "$spass" >>"$conf"
-      DX_REDIS_PASS[$port]=$spass
-    fi
-    DX_REDIS_ARGS[$port]=$(printf '%q ' "$conf" --sentinel)
-    _redis_launch "$port" "$conf" --sentinel || fail "redis-server --sentinel did not start on port $port"
+      if [[ -n "$spass" ]]; then
+        printf 'requirepass "%s"\nsentinel sentinel-pass "%s"\n' "$spass" "$spass" >>"$conf"
+        DX_REDIS_PASS[$port]=$spass
+      fi
+      DX_REDIS_ARGS[$port]=$(printf '%q ' "$conf" --sentinel)
+      _redis_launch "$port" "$conf" --sentinel && started=1 && break
+    done
+    [[ -n "$started" ]] || fail "redis-server --sentinel would not start (5 tries)"
     SENTINEL_PORTS+=("$port")
     hosts+="${hosts:+,}127.0.0.1:$port"
   done
