@@ -185,6 +185,10 @@ export interface Welcome {
   /** 'token' | 'required' | 'anonymous' */
   auth?: string;
   limits: { max_publication: number; max_subscriptions: number; history_size: number; history_ttl: number };
+  /** On SSE and long-polling: the hub's session id, which makes the many HTTP requests one client. */
+  session?: string;
+  /** On SSE and long-polling: which fallback transport carries it. */
+  transport?: 'sse' | 'poll';
 }
 
 interface Emitter<Events> {
@@ -198,6 +202,12 @@ export interface ClientEvents {
   /** The client moved to another transport (it reconnects on it next). */
   transport: (ev: { transport: Transport; previous: Transport }) => void;
   welcome: (w: Welcome) => void;
+  /**
+   * On SSE or long-polling, the hub had forgotten the session (it expired):
+   * the client started a new one and carries on from its positions (a new
+   * client id; nothing lost).
+   */
+  session: (ev: { session: string; client: string }) => void;
   broadcast: (data: Json | Uint8Array, raw: object) => void;
   /** A request without id failed, or the server sent something unreadable. */
   error: (err: DuplexError) => void;
