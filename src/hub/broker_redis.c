@@ -42,6 +42,7 @@
 
 #include "duplex/log.h"
 #include "hub/broker.h"
+#include "hub/broker_wire.h"
 #include "hub/hub_internal.h"
 #include "hub/map.h"
 #include "hub/redis_client.h"
@@ -207,7 +208,7 @@ typedef struct redis_broker {
   dx_hub *hub;
   hub_redis_url url;
   char prefix[64];
-  char node_id[17];
+  char node_id[HUB_NODE_ID_LEN + 1];
   char sha[NSCRIPTS][41];
   uint64_t presence_ttl_ms;
   uint64_t refresh_due; /* loop 0's clock */
@@ -559,29 +560,17 @@ static void on_push(hub_redis *r, redisReply *msg, void *user) {
       !reply_is(msg->element[2], REDIS_REPLY_STRING))
     return;
   const redisReply *ch = msg->element[1], *body = msg->element[2];
-  size_t plen = strlen(rb->prefix);
-  if (ch->len < plen + 2 || memcmp(ch->str, rb->prefix, plen) || ch->str[plen] != '{' ||
-      ch->str[ch->len - 1] != '}')
-    return;
-  const char *topic = ch->str + plen + 1;
-  size_t len = ch->len - plen - 2;
-  const char *nl = memchr(body->str, '\n', body->len);
-  char head[160], epoch[HUB_EPOCH_LEN + 1], skip_node[40];
-  unsigned long long offset, time_ms, skip_conn = 0;
-  if (!nl || (size_t)(nl - body->str) >= sizeof head) return;
-  memcpy(head, body->str, (size_t)(nl - body->str));
-  head[nl - body->str] = '\0';
-  if (sscanf(head, "%16s %llu %llu %39s", epoch, &offset, &time_ms, skip_node) != 4) {
-    dx_log_error("hub: redis: a malformed message on %.*s", (int)ch->len, ch->str);
+  hub_wire_msg w;
+  if (hub_wire_parse(rb->prefix, ch->str, ch->len, body->str, body->len, &w) != 0) {
+    dx_log_error("hub: redis: a malformed message on %.*s: ignored (does another program "
+                 "publish there? see --redis-prefix)",
+                 (int)ch->len, ch->str);
     return;
   }
-  char *colon = strchr(skip_node, ':');
-  if (colon) {
-    *colon = '\0';
-    if (!strcmp(skip_node, rb->node_id)) skip_conn = strtoull(colon + 1, NULL, 10);
-  }
-  const char *tail = nl + 1;
-  size_t tail_len = body->len - (size_t)(tail - body->str);
+  const char *topic = w.topic, *epoch = w.epoch, *tail = w.body;
+  size_t len = w.topic_len, tail_len = w.body_len;
+  unsigned long long offset = w.offset, time_ms = w.time_ms;
+  uint64_t skip_conn = !strcmp(w.node, rb->node_id) ? w.conn : 0;
   hub_loop *hl = rb->hub->loops[0];
   pthread_mutex_lock(&rb->mu);
   rtopic *t = (rtopic *)hub_map_get(&rb->topics, topic, len);
@@ -978,8 +967,7 @@ static void rb_history(hub_broker *b, hub_loop *hl, const hub_history_query *q,
 
 /* "- 0 TIME NODE:CONN\n" into buf: the head of an event message. */
 static int event_head(const redis_broker *rb, char *buf, size_t cap, uint64_t conn) {
-  return snprintf(buf, cap, "- 0 %llu %s:%llu\n", (unsigned long long)wall_ms(), rb->node_id,
-                  (unsigned long long)conn);
+  return hub_wire_event_head(buf, cap, wall_ms(), rb->node_id, conn);
 }
 
 /* The stored value of a presence entry: "EXPIRY\nLEAVE\nITEM"; malloc'd. */
@@ -1279,7 +1267,7 @@ hub_broker *hub_broker_redis_new(dx_hub *h, const char *url, const char *prefix,
   rb->b.ops = &redis_ops;
   rb->hub = h;
   snprintf(rb->prefix, sizeof rb->prefix, "%s", prefix && *prefix ? prefix : "duplex:");
-  random_hex(rb->node_id, 16);
+  random_hex(rb->node_id, HUB_NODE_ID_LEN);
   for (int i = 0; i < NSCRIPTS; i++) sha1_hex(SCRIPTS[i], rb->sha[i]);
   rb->presence_ttl_ms = h->o.presence_ttl_ms > 0 ? (uint64_t)h->o.presence_ttl_ms : 30000;
   pthread_mutex_init(&rb->mu, NULL);
