@@ -5,14 +5,10 @@ subscribe/publish, long-polling, POST /http/request, the pages.
 
     /usr/bin/python3 hub_nginx.py NGINX_PORT API_KEY main ID_FILE
     /usr/bin/python3 hub_nginx.py NGINX_PORT API_KEY failover ID_FILE
-    /usr/bin/python3 hub_nginx.py NGINX_PORT API_KEY nodes -
 
 `main` writes the last SSE event id to ID_FILE; `failover` (run after the
 first hub was stopped; nginx's backup server is a second hub) resumes from
 it and must be told epoch_changed by the standby, then receive live events.
-`nodes` runs against two hubs on one Redis behind nginx: publishes by the
-API, POST /http/request and WebSocket on both nodes, an SSE stream, a
-WebSocket subscriber and long-polls (on alternate nodes) see one order.
 Prints "ok - NAME" / "not ok - NAME: WHY" (raw_client.Report).
 """
 import asyncio
@@ -47,9 +43,9 @@ def http(method, path, body=None, headers=None, timeout=T):
         return e.code, e.headers, e.read()
 
 
-async def api_publish(data, topic=TOPIC):
+async def api_publish(data):
     status, _, body = await asyncio.to_thread(
-        http, "POST", "/api/publish", {"topic": topic, "data": data}, {"Authorization": f"Bearer {KEY}"})
+        http, "POST", "/api/publish", {"topic": TOPIC, "data": data}, {"Authorization": f"Bearer {KEY}"})
     j = json.loads(body)
     if status != 200 or not j.get("ok"):
         raise AssertionError(f"/api/publish answered {status}: {body[:200]!r}")
@@ -260,86 +256,8 @@ async def failover_section():
     s.close()
 
 
-async def nodes_section():
-    """Two nodes on one Redis behind nginx: round robin puts consecutive
-    requests on alternate nodes; one order for everyone."""
-    topic = "ng:nodes"
-    s = await Sse().open(f"/sse?topics={topic}")
-    await s.event()  # welcome
-    rep = await s.event()
-    r.check("SSE through nginx to a node: subscribed", rep["event"] == "reply" and rep["json"]["ok"], f"{rep}")
-    start = f"{rep['json']['offset']}.{rep['json']['epoch']}"
-    ws_sub, ws_pub = await ws_open(), await ws_open()
-    await ws_sub.send(json.dumps({"id": 1, "op": "subscribe", "topic": topic}))
-    rep = await ws_next(ws_sub, lambda m: m.get("id") == 1)
-
-    acked = []
-    for n in range(30):  # the HTTP API, POST /http/request and a WebSocket in turn
-        if n % 3 == 0:
-            acked.append((await api_publish({"n": n}, topic))["offset"])
-        elif n % 3 == 1:
-            status, _, body = await asyncio.to_thread(http, "POST", "/http/request",
-                                                      {"id": n, "op": "publish", "topic": topic, "data": {"n": n}},
-                                                      {"Content-Type": "application/json"})
-            j = json.loads(body)
-            if status != 200 or not j.get("ok"):
-                raise AssertionError(f"POST /http/request answered {status}: {body[:200]!r}")
-            acked.append(j["offset"])
-        else:
-            await ws_pub.send(json.dumps({"id": 100 + n, "op": "publish", "topic": topic, "data": {"n": n}}))
-            acked.append((await ws_next(ws_pub, lambda m, i=100 + n: m.get("id") == i))["offset"])
-    want = [(o, {"n": n}) for n, o in enumerate(acked)]
-    r.check("30 publishes on both nodes numbered in one sequence", sorted(acked) == acked and len(set(acked)) == 30, f"{acked}")
-
-    sse_got = []
-    while len(sse_got) < 30:
-        j = (await s.message())["json"]
-        sse_got.append((j["offset"], j["data"]))
-    r.check("the SSE stream: all 30 once, in the acked order", sse_got == want, f"{sse_got}")
-    ws_got = []
-    while len(ws_got) < 30:
-        m = await ws_next(ws_sub, lambda m: m.get("type") == "message")
-        ws_got.append((m["offset"], m["data"]))
-    r.check("a WebSocket subscriber: all 30 once, in the acked order", ws_got == want, f"{ws_got}")
-
-    async def poll_until(since, count):
-        """Polls from `since` until `count` messages came: (messages, since, polls)."""
-        got, polls = [], 0
-        deadline = time.monotonic() + T
-        while len(got) < count and time.monotonic() < deadline:
-            status, _, body = await asyncio.to_thread(http, "GET", f"/poll?topics={topic}&since={since}&timeout=2")
-            polls += 1
-            ans = json.loads(body)
-            for e in ans["events"]:
-                if e["type"] == "reply" and (not e.get("ok") or e.get("recovered") is False):
-                    raise AssertionError(f"poll {polls} from {since}: {e}")
-                if e["type"] == "message":
-                    got.append((e["offset"], e["data"]))
-            since = ans["since"]
-        return got, since, polls
-
-    got, since, polls = await poll_until(start, 30)
-    r.check(f"long-poll from the first position: all 30 once, in order ({polls} polls)", got == want, f"{got}")
-    # Three requests a round: round robin puts each round's poll on the
-    # other node than the last one's, right after publishes on both.
-    for k in range(4):
-        n = 100 + 2 * k
-        a = (await api_publish({"n": n}, topic))["offset"]
-        status, _, body = await asyncio.to_thread(http, "POST", "/http/request",
-                                                  {"id": 1, "op": "publish", "topic": topic, "data": {"n": n + 1}},
-                                                  {"Content-Type": "application/json"})
-        b = json.loads(body)["offset"]
-        got, since, polls = await poll_until(since, 2)
-        if got != [(a, {"n": n}), (b, {"n": n + 1})]:
-            raise AssertionError(f"round {k}: polls got {got}, published {a} and {b}")
-    r.ok("4 rounds of two publishes and a poll, alternating nodes: each poll gets exactly the two, in order")
-    for w in (ws_sub, ws_pub):
-        await w.close()
-    s.close()
-
-
 async def run():
-    sections = {"main": main_section, "failover": failover_section, "nodes": nodes_section}
+    sections = {"main": main_section, "failover": failover_section}
     try:
         await asyncio.wait_for(sections[SECTION](), 60)
     except Exception as e:  # noqa: BLE001

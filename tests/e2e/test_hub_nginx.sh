@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # duplex serve behind Debian's nginx, configured by docs/nginx/duplex.conf
-# itself (only its ports changed and a commented server line taken in):
-#  - one hub and a standby: tests/e2e/hub_nginx.py checks SSE without
-#    buffering, Last-Event-ID resume, WebSocket, long-polling and POST
-#    /http/request through nginx; Chromium loads the chat page through it on
-#    WebSocket, SSE and long-poll (tests/interop/web_nginx.mjs); then the
-#    first hub stops and the standby takes over (epoch_changed, live again);
-#  - two nodes on one Redis, nginx spreading requests over both: an SSE
-#    stream, polls and publishes on either node see one order.
-# nginx runs in the foreground, everything in a temp prefix.
+# itself (only its ports changed and its standby line taken in), in front of
+# a hub and a standby: tests/e2e/hub_nginx.py checks SSE without buffering,
+# Last-Event-ID resume, WebSocket, long-polling and POST /http/request
+# through nginx; Chromium loads the chat page through it on WebSocket, SSE
+# and long-poll (tests/interop/web_nginx.mjs); then the first hub stops and
+# the standby takes over (epoch_changed, live again). nginx runs in the
+# foreground, everything in a temp prefix. (Several --redis nodes behind
+# docs/nginx/cluster.conf: test_cluster_script.)
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
 NGINX=${DX_NGINX:-/usr/sbin/nginx}
@@ -96,7 +95,6 @@ nginx_clean() {
   fi
 }
 
-# ---- one hub and a standby ----------------------------------------------------
 start_serve --api-key "$key"
 # shellcheck disable=SC2153 # start_serve sets PORT
 hub1=$PORT
@@ -104,7 +102,7 @@ hub1_pid=$SERVE_PID
 start_serve --api-key "$key"
 hub2=$PORT
 start_nginx standby "server 127.0.0.1:8080;=>server 127.0.0.1:$hub1;" \
-  "#server 127.0.0.1:8082 backup;=>server 127.0.0.1:$hub2 backup;"
+  "#server 127.0.0.1:8081 backup;=>server 127.0.0.1:$hub2 backup;"
 
 run_helper "through nginx" timeout -k 5 90 "$PY" "$here/hub_nginx.py" "$NPORT" "$key" main "$DX_TMP/last-id"
 run_helper "Chromium through nginx" timeout -k 5 90 node "$DX_SOURCE_DIR/tests/interop/web_nginx.mjs" "$NPORT"
@@ -120,24 +118,4 @@ stop_server "$hub1_pid" || check_fail "the first hub did not exit cleanly"
 reap_server "$hub1_pid" || true
 run_helper "failover through nginx" timeout -k 5 60 "$PY" "$here/hub_nginx.py" "$NPORT" "$key" failover "$DX_TMP/last-id"
 nginx_clean standby
-
-# ---- two nodes on one Redis, requests spread over both -------------------------
-start_redis
-start_serve --redis "$REDIS_URL" --api-key "$key"
-node1=$PORT
-start_serve --redis "$REDIS_URL" --api-key "$key"
-node2=$PORT
-start_nginx nodes "server 127.0.0.1:8080;=>server 127.0.0.1:$node1;" \
-  "#server 127.0.0.1:8081;=>server 127.0.0.1:$node2;"
-run_helper "two nodes through nginx" timeout -k 5 60 "$PY" "$here/hub_nginx.py" "$NPORT" "$key" nodes -
-for n in "$node1" "$node2"; do
-  for want in "POST /api/publish" "POST /http/request" "GET /poll?topics="; do
-    if grep -F "$want" "$NPREFIX/access.log" | grep -qF "upstream=127.0.0.1:$n"; then
-      pass "node $n served $want"
-    else
-      check_fail "node $n served no $want: $(grep -F "$want" "$NPREFIX/access.log" | head -n 3)"
-    fi
-  done
-done
-nginx_clean nodes
 finish
