@@ -141,7 +141,9 @@ async function pausedRedis() {
     const pubs = [new Publisher([a], key, topic, 10, 'A'), new Publisher([b], key, topic, 10, 'B')];
     await sleep(300);
     await ask('stop');
-    await sleep(7000); /* the reply timeout is 5 s */
+    /* The reply timeout is 5 s; an idle connection PINGs after 5 s: past
+     * 10 s every connection, the subscriber ones too, has given up. */
+    await sleep(11_000);
     const during = pubs.map((p) => p.n);
     await ask('cont');
     await waitFor(() => pubs.every((p, i) => p.ackedAfter(during[i]).length >= 10), 20_000,
@@ -164,6 +166,10 @@ async function pausedRedis() {
         !r.problems.length && !r.missing.length && !r.gaps.length, () => show(r));
       check(`${s.name}: the client connection stayed open`, !s.c.closeInfo);
     }
+    // The publishes that "may have been done" were done, or not, for both.
+    const seq = (s) => s.c.msgs(topic).map((m) => `${m.data.p}/${m.data.n}@${m.offset}`).join();
+    check('both subscribers saw the same publications at the same offsets', seq(subs[0]) === seq(subs[1]),
+      () => show({ A: seq(subs[0]), B: seq(subs[1]) }, 2000));
     const ready = await Promise.all([a, b].map((p) => http(p, 'GET', '/readyz')));
     check('both nodes ready again', ready.every((r) => r.status === 200), () => show(ready));
     await Promise.all(subs.map((s) => s.c.close()));
