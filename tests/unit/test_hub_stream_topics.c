@@ -19,8 +19,9 @@ TEST(topics_and_positions_round_trip) {
   hub_stream_positions_format(&st, buf, sizeof buf);
   CHECK_STR(buf, "12.0123456789abcdef,4.fedcba9876543210");
   char *q = hub_stream_subscribe_request(&st, 1);
-  CHECK_STR(q, "{\"op\":\"subscribe\",\"topic\":\"news\",\"id\":2,\"since\":{\"offset\":4,\"epoch\":"
-               "\"fedcba9876543210\"}}");
+  CHECK_STR(q,
+            "{\"op\":\"subscribe\",\"topic\":\"news\",\"id\":2,\"since\":{\"offset\":4,\"epoch\":"
+            "\"fedcba9876543210\"}}");
   free(q);
 }
 
@@ -59,9 +60,33 @@ TEST(subscribed_keeps_a_resume_position) {
   CHECK_STR(st.t[0].pos.epoch, "fedcba9876543210");
 }
 
+TEST(subscribe_options) {
+  hub_stream_topics st = {0};
+  char list[] = "a,b";
+  CHECK(hub_stream_topics_parse(&st, list) == NULL);
+  char pres[] = "b";
+  CHECK(hub_stream_options_parse(&st, pres, "{\"a\":{\"name\":\"ana\"}}", "5") == NULL);
+  char *q = hub_stream_subscribe_request(&st, 0);
+  CHECK_STR(q, "{\"op\":\"subscribe\",\"topic\":\"a\",\"id\":1,\"history\":5,\"info\":{\"name\":"
+               "\"ana\"}}");
+  free(q);
+  q = hub_stream_subscribe_request(&st, 1);
+  CHECK_STR(q, "{\"op\":\"subscribe\",\"topic\":\"b\",\"id\":2,\"history\":5,\"presence\":true}");
+  free(q);
+  char other[] = "c";
+  CHECK(hub_stream_options_parse(&st, other, NULL, NULL) != NULL); /* not in the list */
+  CHECK(hub_stream_options_parse(&st, NULL, "[1]", NULL) != NULL); /* not an object */
+  CHECK(hub_stream_options_parse(&st, NULL, "{\"a\":1,\"a\":2}", NULL) != NULL);
+  CHECK(hub_stream_options_parse(&st, NULL, NULL, "-1") != NULL);
+  CHECK(hub_stream_options_parse(&st, NULL, NULL, "x") != NULL);
+  hub_stream_topics_clear(&st);
+  CHECK(st.info == NULL);
+}
+
 int main(void) {
   RUN(topics_and_positions_round_trip);
   RUN(malformed_input);
   RUN(subscribed_keeps_a_resume_position);
+  RUN(subscribe_options);
   return test_report();
 }
