@@ -14,6 +14,8 @@ import {
   Hub, T, check, finish, gapOrDisorder, group, http, isError, isHttpError, show, sleep, waitFor,
   watchdog,
 } from './hub_common.mjs';
+import WebSocket from 'ws';
+import { connect } from '../../web/duplex.js';
 
 const [a, b, redisPort] = process.argv.slice(2, 5).map(Number);
 const key = process.argv[5];
@@ -210,6 +212,11 @@ await group('Redis down: errors instead of silent loss; back: a gap notice, then
   const pa = await Hub.open(a, { name: 'dp' });
   const first = await sa.must({ op: 'subscribe', topic });
   await sb.must({ op: 'subscribe', topic });
+  // duplex.js, as a browser would run it, on node B
+  const resets = [], seen = [];
+  const js = connect(`ws://127.0.0.1:${b}/ws`, { WebSocket });
+  const jsub = js.subscribe(topic, { onMessage: (m) => seen.push(m.data.i), onReset: (e) => resets.push(e) });
+  await jsub.ready;
   for (let i = 1; i <= 3; i++) await pa.must({ op: 'publish', topic, data: { i } });
   await waitFor(() => sa.msgs(topic).length === 3 && sb.msgs(topic).length === 3, T, '3 before the outage');
   await ask('kill', 'killed');
@@ -238,6 +245,12 @@ await group('Redis down: errors instead of silent loss; back: a gap notice, then
     check(`${name}: everything acknowledged arrived, once`, c.msgs(topic).map((m) => m.data.i).join() === '1,2,3,4',
       () => show(c.msgs(topic)));
   }
+  await waitFor(() => seen.includes(4), T, 'duplex.js: the publication after the restart');
+  check('duplex.js: the gap is an onReset with gap: true, then the messages go on',
+    resets.length === 1 && resets[0].gap === true && resets[0].reason === 'epoch_changed' &&
+      resets[0].epoch === r.epoch && seen.join() === '1,2,3,4',
+    () => show({ resets, seen }));
+  js.close();
   await Promise.all([sa.close(), sb.close(), pa.close(), s2.close()]);
 });
 
