@@ -5,7 +5,7 @@
 //   node hub_redis_sentinel.mjs PORT_A PORT_B API_KEY CTL_DIR
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { Hub, T, check, finish, group, http, show, sleep, waitFor, watchdog } from './hub_common.mjs';
-import { Publisher, audit } from './hub_stream_audit.mjs';
+import { Publisher, WsPublisher, audit } from './hub_stream_audit.mjs';
 
 const [a, b] = process.argv.slice(2, 4).map(Number);
 const key = process.argv[4];
@@ -32,6 +32,8 @@ await group('publishing through a failover and a dead master', async () => {
     subs.push({ name, c, start: { epoch: r.epoch, offset: r.offset } });
   }
   const pub = new Publisher([a, b], key, topic, 10);
+  const wsc = await Hub.open(b, { name: 'ws-publisher' });
+  const wpub = new WsPublisher(wsc, topic, 20);
   // Deliveries go on after each fault: a publication acknowledged after it
   // reaches both subscribers.
   const resumed = async (what) => {
@@ -49,7 +51,7 @@ await group('publishing through a failover and a dead master', async () => {
   await ask('kill');
   const n2 = await resumed('the master killed');
   await sleep(300);
-  await pub.stop();
+  await Promise.all([pub.stop(), wpub.stop()]);
   check('the nodes are ready again', (await ready(a)) && (await ready(b)));
   const acks = pub.acked();
   const refused = pub.refused();
@@ -60,6 +62,14 @@ await group('publishing through a failover and a dead master', async () => {
     refused.every((r) => r.status === 503 && r.code === 'unavailable' && r.message),
     () => show(refused.filter((r) => !(r.status === 503 && r.code === 'unavailable'))));
   console.log(`# ${acks.length} acknowledged, ${refused.length} refused (${[...new Set(refused.map((r) => r.message))].join(' | ')})`);
+  const wacks = wpub.acked();
+  const wrefused = wpub.refused();
+  console.log(`# over WebSocket: ${wacks.length} acknowledged, ${wrefused.length} refused`);
+  check('WebSocket publishes went on after the faults', wacks.length > 0 && wacks.at(-1).n > wpub.n - 5,
+    () => show({ n: wpub.n, last: wacks.at(-1) }));
+  check('every refused WebSocket publish is an error reply unavailable with a message',
+    wrefused.every((r) => r.code === 'unavailable' && r.message), () => show(wrefused.filter((r) => r.code !== 'unavailable')));
+  acks.push(...wacks);
   // Everything acknowledged arrives (or is covered by a gap notice).
   const final = (s) => audit(s.c.log, topic, s.start, acks);
   await waitFor(() => subs.every((s) => final(s).missing.length === 0), T, 'every acknowledged publication').catch(() => {});
@@ -79,7 +89,7 @@ await group('publishing through a failover and a dead master', async () => {
   const d = await Hub.open(b, { name: 'resume' });
   const rr = await d.must({ op: 'subscribe', topic, since: { offset: lastMsg.offset, epoch } });
   check('a client resumes on B from where A left it', rr.recovered === true, () => show(rr));
-  await Promise.all([...subs.map((s) => s.c.close()), d.close()]);
+  await Promise.all([...subs.map((s) => s.c.close()), d.close(), wsc.close()]);
 });
 
 finish();

@@ -13,8 +13,8 @@ import { http, sleep } from './hub_common.mjs';
 // run at once). Every answer is kept in `results` ({p, n, port, status,
 // offset, epoch, ms, code, message}).
 export class Publisher {
-  constructor(ports, key, topic, pauseMs = 10, p = 'p') {
-    Object.assign(this, { ports, key, topic, pauseMs, p, results: [], stopped: false, n: 0 });
+  constructor(ports, key, topic, pauseMs = 10, p = 'p', client = undefined) {
+    Object.assign(this, { ports, key, topic, pauseMs, p, client, results: [], stopped: false, n: 0 });
     this.done = this.run();
   }
 
@@ -47,6 +47,33 @@ export class Publisher {
   refused() { return this.results.filter((r) => r.status !== 200); }
   // Acknowledged after the first publication numbered > n.
   ackedAfter(n) { return this.acked().filter((r) => r.n > n); }
+}
+
+// As Publisher, over a WebSocket connection (a Hub from hub_common.mjs):
+// an error reply is kept with status 'error' and its code and message.
+export class WsPublisher extends Publisher {
+  constructor(client, topic, pauseMs = 10, p = 'w') {
+    super([], undefined, topic, pauseMs, p, client);
+  }
+
+  async run() {
+    await null; /* the constructor has finished */
+    while (!this.stopped) {
+      const n = ++this.n;
+      const t0 = Date.now();
+      let r;
+      try {
+        r = await this.client.req({ op: 'publish', topic: this.topic, data: { p: this.p, n } }, 15_000);
+      } catch (e) {
+        r = { ok: false, error: { code: '(no reply)', message: String(e) } };
+      }
+      this.results.push({
+        p: this.p, n, port: 'ws', status: r.ok ? 200 : 'error', offset: r.offset, epoch: r.epoch,
+        ms: Date.now() - t0, code: r.error && r.error.code, message: r.error && r.error.message,
+      });
+      await sleep(this.pauseMs);
+    }
+  }
 }
 
 // Audit a subscriber's log for `topic`, having subscribed at `start`
