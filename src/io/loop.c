@@ -13,10 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bufcache.h"
 #include "common/log.h"
 #include "io/wqueue.h"
 
-#define DX_DEFAULT_READ_BUF (64u * 1024u)
+#define DX_DEFAULT_READ_BUF (256u * 1024u)
 #define DX_DEFAULT_MAX_EVENTS 256
 /* Rounds of "deferred -> hooks -> flush" before sleeping; work left after
  * that is picked up by a non-blocking next turn instead of starving I/O. */
@@ -395,6 +396,7 @@ static int dx__turn(dx_loop *loop, int timeout_ms) {
   dx__before_sleep(loop);
   dx__release_freed(loop);
   loop->wq_cached = dx_wq_cache_tick(loop->now);
+  loop->wq_cached |= dx_bufcache_tick(loop->now);
   return 0;
 }
 

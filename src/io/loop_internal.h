@@ -50,7 +50,7 @@ struct dx_loop {
   int epfd;
   bool in_callback; /* inside dx_loop_run_once: guards against re-entry */
   bool no_sleep;    /* before-sleep work was left over: poll, don't wait */
-  bool wq_cached;   /* this thread caches write-queue blocks: trim within 1 s */
+  bool wq_cached;   /* this thread caches write-queue blocks or buffers: trim within 1 s */
   uint64_t now;
 
   /* Timers: binary min-heap on (due, seq). */

@@ -42,7 +42,7 @@ enum {
 _Static_assert(sizeof(dx_stream) <= 96, "dx_stream grew past 96 bytes");
 
 static void dx__stream_on_io(dx_io *io, unsigned events);
-static void dx__flush_answer(dx_stream *s);
+static void dx__flush_now(dx_stream *s);
 
 static void dx__mark_pending(dx_stream *s) {
   if (s->flags & DX__S_PENDING) return;
@@ -107,7 +107,7 @@ static void dx__read(dx_stream *s) {
     ssize_t n = s->tp->read(s, loop->read_buf, loop->read_buf_size);
     if (n > 0) {
       s->cb->on_read(s->user, loop->read_buf, (size_t)n);
-      dx__flush_answer(s);
+      dx__flush_now(s);
       /* Level-triggered: one read per event is fair; the transport's own
        * buffered input would never raise an event, so drain some of it. */
       if (!s->tp->pending || s->tp->pending(s) == 0) return;
@@ -181,7 +181,7 @@ static int dx__flush_once(dx_stream *s) {
  * block per readable connection). Same writev count: a stream is read once
  * per turn. The stream stays pending; the before-sleep pass does the rest
  * (drain, close, interest). */
-static void dx__flush_answer(dx_stream *s) {
+static void dx__flush_now(dx_stream *s) {
   if (!s->wq.bytes || (s->flags & (DX__S_DEAD | DX__S_WAIT_OUT | DX__S_WR_WANTS_R))) return;
   int rc = dx__flush_once(s);
   if (rc) dx__finish(s, rc);
@@ -293,6 +293,55 @@ int dx_stream_write(dx_stream *s, const void *p, size_t n) {
   return 0;
 }
 
+int dx_stream_writev(dx_stream *s, const struct iovec *iov, int n) {
+  DX__CHECK_THREAD(s->io.loop);
+  if (s->flags & (DX__S_CLOSING | DX__S_DEAD)) return DX_ECLOSED;
+  size_t total = 0;
+  for (int i = 0; i < n; i++) total += iov[i].iov_len;
+  if (total == 0) return 0;
+  size_t sent = 0;
+  /* Plain TCP only: a TLS write copies into records anyway, and its retry
+   * rules want the queue to offer the same bytes again. */
+  if (total >= DX_STREAM_DIRECT_MIN && s->wq.bytes == 0 && s->tp == &dx_transport_tcp &&
+      !(s->flags & (DX__S_WAIT_OUT | DX__S_WR_WANTS_R))) {
+    dx_loop *loop = s->io.loop;
+    loop->stats.writev_calls++;
+    ssize_t r = s->tp->writev(s, iov, n < IOV_MAX ? n : IOV_MAX);
+    if (r >= 0) {
+      loop->stats.writev_bytes += (uint64_t)r;
+      sent = (size_t)r;
+      if (sent == total) return 0;
+    } else if (r != DX_EAGAIN) {
+      dx__finish(s, (int)r); /* as if the flush had failed: on_close follows */
+      return 0;
+    }
+  }
+  /* Queue the rest as one copy (the kernel's buffer is full: the
+   * before-sleep flush retries and then waits for EPOLLOUT). */
+  size_t rest = total - sent;
+  uint8_t *dst = rest <= DX_WQ_MAX_RESERVE ? dx_wq_reserve(&s->wq, rest) : NULL;
+  if (!dst) {
+    if (sent == 0) return DX_ENOMEM;
+    dx__finish(s, DX_ENOMEM); /* half a frame is out: the stream cannot go on */
+    return DX_ENOMEM;
+  }
+  uint8_t *w = dst;
+  for (int i = 0; i < n; i++) {
+    size_t len = iov[i].iov_len;
+    const uint8_t *src = iov[i].iov_base;
+    if (sent >= len) {
+      sent -= len;
+      continue;
+    }
+    memcpy(w, src + sent, len - sent);
+    w += len - sent;
+    sent = 0;
+  }
+  dx_wq_commit(&s->wq, rest);
+  dx__after_write(s);
+  return 0;
+}
+
 int dx_stream_write_shared(dx_stream *s, dx_sbuf *b, size_t off, size_t n) {
   DX__CHECK_THREAD(s->io.loop);
   if (s->flags & (DX__S_CLOSING | DX__S_DEAD)) return DX_ECLOSED;
@@ -316,6 +365,11 @@ void dx_stream_commit(dx_stream *s, size_t n) {
 }
 
 size_t dx_stream_buffered(const dx_stream *s) { return s->wq.bytes; }
+
+void dx_stream_flush(dx_stream *s) {
+  DX__CHECK_THREAD_VOID(s->io.loop);
+  dx__flush_now(s);
+}
 
 void dx_stream_set_limits(dx_stream *s, size_t low_water) {
   s->low_water = low_water > UINT32_MAX ? UINT32_MAX : (uint32_t)low_water;

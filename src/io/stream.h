@@ -5,16 +5,17 @@
  * and knows nothing about what the bytes mean.
  *
  * Reading: while reading is on, every readable turn the stream reads once
- * (up to the loop's shared read buffer, 64 KiB by default) and calls
+ * (up to the loop's shared read buffer, 256 KiB by default) and calls
  * on_read with the bytes. There are no per-stream read buffers: an idle
  * stream is just this struct (96 bytes).
  *
  * Writing: dx_stream_write* only queue. NOTHING touches the socket inside a
- * write call; the stream joins the loop's pending list, and right before
- * the loop sleeps every pending stream is flushed with ONE writev of up to
- * IOV_MAX pieces. What on_read queued (a reply) is flushed the same way
- * right after on_read returns, while it is in cache. Whatever the kernel
- * does not take waits for EPOLLOUT and goes out in a later turn, in order.
+ * write call (except a large dx_stream_writev into an empty queue, and
+ * dx_stream_flush); the stream joins the loop's
+ * pending list, and right before the loop sleeps every pending stream is flushed with ONE writev of
+ * up to IOV_MAX pieces. What on_read queued (a reply) is flushed the same way right after on_read
+ * returns, while it is in cache. Whatever the kernel does not take waits for EPOLLOUT and goes out
+ * in a later turn, in order.
  *
  * Closing: on_close is called exactly once, always from the loop (never
  * from inside a dx_stream_* call or from inside on_read), during the
@@ -143,6 +144,22 @@ int dx_stream_init_tcp(dx_stream *s, dx_loop *loop, int fd, const dx_stream_cb *
  * nothing queued), DX_ENOMEM (nothing queued). */
 int dx_stream_write(dx_stream *s, const void *p, size_t n);
 
+/* Writes of at least this many bytes may go to the socket at once (see
+ * dx_stream_writev). */
+#define DX_STREAM_DIRECT_MIN (16u * 1024u)
+
+/* Queue the bytes of iov[0..n) in this order, like dx_stream_write of each.
+ * A large write (DX_STREAM_DIRECT_MIN bytes or more in all) into an empty
+ * queue on plain TCP goes to the socket at once, straight from the
+ * caller's memory, and only what the kernel does not take is copied into
+ * the queue: a large message costs no copy of ours. The caller's memory is
+ * not used after the call. Returns 0, DX_ECLOSED (nothing queued) or
+ * DX_ENOMEM (nothing queued, unless part was already written: then the
+ * stream is aborted). A socket error during the direct write ends the
+ * stream like a failed flush (on_close follows from the loop) and returns
+ * 0. At most 1 GiB that the kernel does not take. */
+int dx_stream_writev(dx_stream *s, const struct iovec *iov, int n);
+
 /* Queue b->data[off, off+n) by reference (takes a reference on b, dropped
  * once those bytes are sent or dropped). Encode a broadcast once, queue it
  * on many streams. Returns 0, DX_ECLOSED, DX_ENOMEM, DX_EINVAL (range
@@ -161,6 +178,12 @@ void dx_stream_commit(dx_stream *s, size_t n);
 /* Bytes queued and not yet taken by the kernel. Includes bytes queued this
  * turn, which the before-sleep flush has not tried to send yet. */
 size_t dx_stream_buffered(const dx_stream *s);
+
+/* Offer the queue to the kernel now (one writev) instead of at the end of
+ * the turn, unless the stream waits for EPOLLOUT or is closed. For a sender
+ * about to judge the peer slow by dx_stream_buffered. A socket error ends
+ * the stream like a failed flush (on_close follows from the loop). */
+void dx_stream_flush(dx_stream *s);
 
 /* on_drain fires when buffered bytes drop to <= low_water after having been
  * above it (checked after each flush). Default DX_STREAM_LOW_WATER_DEFAULT

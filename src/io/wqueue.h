@@ -8,6 +8,9 @@
  *     they are sent, so an idle queue holds no memory at all;
  *   - a reference to a shared, reference-counted buffer (dx_sbuf), for
  *     broadcast: encode once, queue a 32-byte reference on every receiver.
+ *     References queued right after a reference go into 1 KiB chunks of 62
+ *     (from the block cache): a slow receiver's backlog costs one
+ *     allocation per 62 deliveries and gathers from contiguous memory.
  *
  * dx_wq_iov() gathers the queue into an iovec array for one writev, and
  * dx_wq_consume() drops what the kernel took.
@@ -81,6 +84,7 @@ int dx_wq_write_shared(dx_wqueue *q, dx_sbuf *b, size_t off, size_t n);
  * 1 GiB). Nothing is queued until dx_wq_commit(q, m) with m <= n; no other
  * queue call may come in between, and commit only follows a successful
  * reserve. */
+#define DX_WQ_MAX_RESERVE ((size_t)1 << 30)
 uint8_t *dx_wq_reserve(dx_wqueue *q, size_t n);
 void dx_wq_commit(dx_wqueue *q, size_t n);
 

@@ -5,13 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bufcache.h"
 #include "duplex/deflate.h"
 #include "duplex/error.h"
 #include "duplex/utf8.h"
 
-/* Reassembly buffers grow geometrically from here as bytes arrive, so a
- * peer that merely announces a huge frame cannot make us allocate it. */
-#define DX_MSG_MIN_CAP 4096
+/* Reassembly buffers grow geometrically from this allocation size as bytes
+ * arrive, so a peer that merely announces a huge frame cannot make us
+ * allocate it. */
+#define DX_MSG_MIN_ALLOC 4096
 
 enum rx_phase { RX_HEADER = 0, RX_PAYLOAD = 1 };
 
@@ -22,22 +24,38 @@ typedef struct growbuf {
   uint8_t data[];
 } growbuf;
 
-/* Append, growing geometrically from DX_MSG_MIN_CAP but never past `bound`
- * bytes in all (the most the message can still bring). */
+/* What a buffer of `cap` bytes really took from the thread's cache. */
+static size_t growbuf_alloc_size(size_t cap) { return dx_buf_size(sizeof(growbuf) + cap); }
+
+static void growbuf_free(growbuf *g) {
+  if (g) dx_buf_put(g, growbuf_alloc_size(g->cap));
+}
+
+/* Append, growing geometrically (allocations of 4 KiB, 8 KiB, ...) but
+ * never past `bound` bytes in all (the most the message can still bring).
+ * Buffers come from the thread's cache (bufcache.h): large reassembly
+ * buffers do not go back to the heap after every message. */
 static int growbuf_append(growbuf **gp, const uint8_t *p, size_t n, uint64_t bound) {
   if (n == 0) return 0;
   growbuf *g = *gp;
   size_t len = g ? g->len : 0, cap = g ? g->cap : 0;
   if (len + n > cap) {
     size_t need = len + n;
-    size_t ncap = cap ? cap * 2 : DX_MSG_MIN_CAP;
-    while (ncap < need) ncap *= 2;
+    size_t total = g ? growbuf_alloc_size(cap) * 2 : DX_MSG_MIN_ALLOC;
+    while (total - sizeof *g < need) total *= 2;
+    size_t ncap = total - sizeof *g;
     if (ncap > bound) ncap = (size_t)bound;
     if (ncap < need) ncap = need;
-    growbuf *ng = realloc(g, sizeof *ng + ncap);
+    size_t size = sizeof *g + ncap;
+    growbuf *ng = dx_buf_get(&size);
     if (!ng) return DX_ENOMEM;
-    if (!g) ng->len = 0;
-    ng->cap = ncap;
+    /* Use what the cache's rounding gave, but not beyond the bound:
+     * dx_proto_buffered reports what the message may still fill. */
+    size_t got = size - sizeof *ng;
+    ng->cap = got < bound ? got : (ncap > bound ? ncap : (size_t)bound);
+    ng->len = len;
+    if (len) memcpy(ng->data, g->data, len);
+    growbuf_free(g);
     *gp = g = ng;
   }
   memcpy(g->data + g->len, p, n);
@@ -123,11 +141,11 @@ static void msg_reset(dx_proto *p) {
   p->msg_started = false;
   p->msg_total = 0;
   p->wire_total = 0;
-  free(p->z);
+  growbuf_free(p->z);
   p->z = NULL;
   /* Release reassembly memory after each message: idle connections should
    * cost a few hundred bytes, not the size of their largest message. */
-  free(p->msg);
+  growbuf_free(p->msg);
   p->msg = NULL;
 }
 

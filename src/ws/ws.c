@@ -448,6 +448,13 @@ static int on_output(void *user, const dx_output *o) {
   if ((o->header[0] & 0x0f) == DX_OP_PONG && dx__ws_cfg(ws)->max_buffered &&
       dx_stream_buffered(&ws->stream) > dx__ws_cfg(ws)->max_buffered)
     return 0;
+  if (!o->mask && n >= DX_STREAM_DIRECT_MIN) {
+    /* Large and unmasked: the socket may take the payload from where it
+     * lies (the read buffer, a reassembled message, the user's memory). */
+    struct iovec iov[2] = {{(void *)o->header, o->header_len},
+                           {(void *)o->payload, o->payload_len}};
+    return dx_stream_writev(&ws->stream, iov, 2);
+  }
   uint8_t *dst = dx_stream_reserve(&ws->stream, n);
   if (!dst) return dx_stream_closing(&ws->stream) ? DX_ECLOSED : DX_ENOMEM;
   memcpy(dst, o->header, o->header_len);
@@ -509,6 +516,15 @@ static int admit(dx_ws *ws, unsigned opcode, size_t len) {
   /* The cap bounds the backlog: a message into an empty queue always goes
    * (its size is bounded by the message limits), one on top of unsent
    * bytes must fit. Control frames are tiny and always go. */
+  if (c->max_buffered && buffered && buffered + len > c->max_buffered &&
+      !dx_opcode_is_control(opcode)) {
+    /* Bytes queued this turn were not offered to the kernel yet: a burst
+     * (a big read of pipelined publications, fanned out) is not a slow
+     * peer. Offer them first; a peer that stopped reading has a full
+     * socket and is waiting for EPOLLOUT, so this costs it nothing. */
+    dx_stream_flush(&ws->stream);
+    buffered = dx_stream_buffered(&ws->stream);
+  }
   if (c->max_buffered && buffered && buffered + len > c->max_buffered &&
       !dx_opcode_is_control(opcode)) {
     char peer[64];

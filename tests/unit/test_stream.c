@@ -237,6 +237,115 @@ TEST(large_write_blocks_then_completes) {
   dx_loop_free(loop);
 }
 
+/* dx_stream_writev: a large write into an empty queue goes out at once
+ * from the caller's memory; what the kernel does not take is copied, in
+ * order, ahead of later writes; small writes and writes behind a backlog
+ * only queue. */
+TEST(writev_large_goes_out_at_once_rest_is_copied) {
+  dx_loop *loop = dx_loop_new(NULL);
+  int sv[2];
+  pair(sv);
+  int small = 4096;
+  setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  conn *a = conn_new(loop, sv[0]);
+  conn *b = conn_new(loop, sv[1]);
+  dx_loop_stats *st = dx__loop_stats(loop);
+
+  /* Small: queued, nothing written inside the call. */
+  uint64_t before = st->writev_calls;
+  struct iovec tiny[2] = {{"ab", 2}, {"cd", 2}};
+  CHECK_EQ_INT(dx_stream_writev(&a->s, tiny, 2), 0);
+  CHECK_EQ_INT(st->writev_calls, before);
+  CHECK_EQ_INT(dx_stream_buffered(&a->s), 4);
+  RUN_UNTIL(loop, b->rx_len == 4, 2000);
+  CHECK_MEM(b->rx, "abcd", 4);
+
+  /* Large: header + payload straight to the socket, the rest copied; the
+   * caller's memory is scribbled on after the call and must not matter. */
+  enum { BIG = 1024 * 1024 };
+  uint8_t *data = malloc(BIG), *expect = malloc(BIG + 8);
+  for (size_t i = 0; i < BIG; i++) data[i] = (uint8_t)(i * 13 + (i >> 11));
+  memcpy(expect, "HDR!", 4);
+  memcpy(expect + 4, data, BIG);
+  memcpy(expect + 4 + BIG, "tail", 4);
+  before = st->writev_calls;
+  struct iovec big[2] = {{"HDR!", 4}, {data, BIG}};
+  CHECK_EQ_INT(dx_stream_writev(&a->s, big, 2), 0);
+  CHECK_EQ_INT(st->writev_calls, before + 1); /* written inside the call */
+  size_t left = dx_stream_buffered(&a->s);
+  CHECK(left > 0 && left < BIG + 4); /* the kernel took a part */
+  memset(data, 0xee, BIG);
+  /* Behind a backlog even a large write only queues. */
+  CHECK_EQ_INT(dx_stream_writev(&a->s, big, 1), 0);
+  CHECK_EQ_INT(st->writev_calls, before + 1);
+  CHECK_EQ_INT(dx_stream_write(&a->s, "tail", 4), 0);
+  RUN_UNTIL(loop, b->rx_len == 4 + BIG + 4 + 4 + 4, 10000);
+  CHECK_EQ_INT(b->rx_len, 4 + BIG + 4 + 4 + 4);
+  CHECK(memcmp(b->rx + 4, expect, 4 + BIG) == 0);
+  CHECK_MEM(b->rx + 4 + 4 + BIG, "HDR!tail", 8);
+  spin(loop, 2);
+  CHECK(a->s.wq.head == NULL);
+
+  /* Closed: refused, nothing written. */
+  dx_stream_close(&a->s);
+  CHECK_EQ_INT(dx_stream_writev(&a->s, big, 2), DX_ECLOSED);
+  dx_stream_abort(&a->s);
+  dx_stream_abort(&b->s);
+  spin(loop, 1);
+  CHECK_EQ_INT(a->closes, 1);
+  conn_free(a);
+  conn_free(b);
+  free(data);
+  free(expect);
+  dx_loop_free(loop);
+}
+
+/* A direct write to a peer that is gone ends the stream like a failed
+ * flush: the call returns 0, on_close reports the error from the loop. */
+TEST(writev_direct_to_vanished_peer) {
+  dx_loop *loop = dx_loop_new(NULL);
+  int sv[2];
+  pair(sv);
+  conn *a = conn_new(loop, sv[0]);
+  close(sv[1]);
+  static uint8_t big[64 * 1024];
+  struct iovec iov[1] = {{big, sizeof big}};
+  CHECK_EQ_INT(dx_stream_writev(&a->s, iov, 1), 0);
+  CHECK(dx_stream_closing(&a->s));
+  CHECK_EQ_INT(a->closes, 0); /* never from inside the call */
+  spin(loop, 1);
+  CHECK_EQ_INT(a->closes, 1);
+  CHECK_EQ_INT(a->close_err, DX_ERESET);
+  conn_free(a);
+  dx_loop_free(loop);
+}
+
+/* What on_read queues goes out right after it returns, one writev per
+ * read, and the block is back in the cache before the turn ends. */
+TEST(answer_flushed_after_on_read) {
+  dx_loop *loop = dx_loop_new(NULL);
+  int sv[2];
+  pair(sv);
+  conn *a = conn_new(loop, sv[0]);
+  a->echo = true;
+  dx_loop_stats *st = dx__loop_stats(loop);
+  CHECK_EQ_INT(write(sv[1], "ping", 4), 4);
+  uint64_t before = st->writev_calls;
+  RUN_UNTIL(loop, a->reads == 1, 2000);
+  CHECK_EQ_INT(st->writev_calls, before + 1);
+  CHECK(a->s.wq.head == NULL);
+  uint8_t got[8];
+  CHECK_EQ_INT(drain_fd(sv[1], got, sizeof got), 4);
+  CHECK_MEM(got, "ping", 4);
+  spin(loop, 2);
+  CHECK_EQ_INT(st->writev_calls, before + 1); /* nothing left for the before-sleep pass */
+  dx_stream_abort(&a->s);
+  spin(loop, 1);
+  conn_free(a);
+  close(sv[1]);
+  dx_loop_free(loop);
+}
+
 TEST(drain_low_water) {
   dx_loop *loop = dx_loop_new(NULL);
   int sv[2];
@@ -785,6 +894,9 @@ int main(void) {
   RUN(many_small_writes_one_writev);
   RUN(writes_across_callbacks_one_writev);
   RUN(large_write_blocks_then_completes);
+  RUN(writev_large_goes_out_at_once_rest_is_copied);
+  RUN(writev_direct_to_vanished_peer);
+  RUN(answer_flushed_after_on_read);
   RUN(drain_low_water);
   RUN(shared_buffer_refcount);
   RUN(reserve_commit);
