@@ -9,17 +9,35 @@
 
 #include "duplex/error.h"
 
-/* A node. Copy blocks (cap > 0) keep their bytes in data[]; reference
- * nodes (cap == 0) point into sbuf->data and are exactly 32 bytes. start and
- * end delimit the unsent bytes. */
+/* A node is one of three kinds:
+ *  - a copy block: bytes in data[] (cap of them), unsent data[start, end);
+ *  - a single reference (32 bytes, the first of a run of references):
+ *    unsent sbuf->data[start, end);
+ *  - a chunk of references (a 1 KiB block from the cache, 62 of them) that
+ *    follows a reference: a slow receiver of a broadcast queues thousands
+ *    of references, and one allocation per reference (glibc consolidating
+ *    millions of 32-byte chunks) plus a pointer chase per reference when
+ *    gathering iovecs took most of the hub's CPU past saturation. Unsent
+ *    refs[start, end). */
+enum { DX_WQ_COPY = 0, DX_WQ_REF = 1, DX_WQ_CHUNK = 2 };
+
 struct dx_wq_node {
   dx_wq_node *next;
   uint32_t start, end;
-  uint32_t cap;
-  uint32_t reserved;
-  dx_sbuf *sbuf;
+  uint32_t cap; /* bytes of data[]; 0 for a single reference */
+  uint8_t kind;
+  uint8_t pad[3];
+  dx_sbuf *sbuf; /* a single reference */
   uint8_t data[];
 };
+
+/* An entry of a chunk: unsent b->data[start, end). */
+typedef struct dx_wq_ref {
+  dx_sbuf *b;
+  uint32_t start, end;
+} dx_wq_ref;
+
+static inline dx_wq_ref *dx__refs(const dx_wq_node *n) { return (dx_wq_ref *)(void *)n->data; }
 
 #define DX_WQ_HDR (sizeof(dx_wq_node))
 /* Largest copy block; bigger writes are split so offsets fit in 32 bits. */
@@ -160,8 +178,14 @@ static bool dx__cache_give(dx_wq_node *n) {
 /* ---- nodes ---------------------------------------------------------- */
 
 static void dx__node_free(dx_wq_node *n) {
-  if (n->cap == 0) dx_sbuf_unref(n->sbuf);
-  if (n->cap == 0 || !dx__cache_give(n)) free(n);
+  if (n->kind == DX_WQ_REF) {
+    dx_sbuf_unref(n->sbuf);
+    free(n);
+    return;
+  }
+  if (n->kind == DX_WQ_CHUNK)
+    for (uint32_t i = n->start; i < n->end; i++) dx_sbuf_unref(dx__refs(n)[i].b);
+  if (!dx__cache_give(n)) free(n);
 }
 
 /* Data capacity for a new copy block that must hold at least `need` bytes
@@ -172,7 +196,7 @@ static void dx__node_free(dx_wq_node *n) {
  * tracks the bytes queued. A big write gets exactly its size: one
  * allocation, one iovec. */
 static size_t dx__block_cap(const dx_wqueue *q, size_t need) {
-  bool streaming = q->tail && q->tail->cap;
+  bool streaming = q->tail && q->tail->kind == DX_WQ_COPY;
   if (!streaming && need <= DX_WQ_FIRST_BLOCK - DX_WQ_HDR) return DX_WQ_FIRST_BLOCK - DX_WQ_HDR;
   if (need <= DX_WQ_BLOCK - DX_WQ_HDR) return DX_WQ_BLOCK - DX_WQ_HDR;
   return need;
@@ -185,7 +209,7 @@ static dx_wq_node *dx__block_new(size_t cap) {
   n->next = NULL;
   n->start = n->end = 0;
   n->cap = (uint32_t)cap;
-  n->reserved = 0;
+  n->kind = DX_WQ_COPY;
   n->sbuf = NULL;
   return n;
 }
@@ -200,7 +224,7 @@ static void dx__append(dx_wqueue *q, dx_wq_node *first, dx_wq_node *last) {
 
 static inline size_t dx__tail_room(const dx_wqueue *q) {
   const dx_wq_node *t = q->tail;
-  return (t && t->cap) ? (size_t)(t->cap - t->end) : 0;
+  return (t && t->kind == DX_WQ_COPY) ? (size_t)(t->cap - t->end) : 0;
 }
 
 /* ---- writes --------------------------------------------------------- */
@@ -255,17 +279,34 @@ int dx_wq_write(dx_wqueue *q, const void *p, size_t n) {
   return 0;
 }
 
+#define DX_WQ_CHUNK_REFS (DX_WQ_SMALL_CAP / sizeof(dx_wq_ref))
+
 int dx_wq_write_shared(dx_wqueue *q, dx_sbuf *b, size_t off, size_t n) {
   if (off > b->size || n > b->size - off || off + n > UINT32_MAX) return DX_EINVAL;
   if (n == 0) return 0;
-  dx_wq_node *r = malloc(DX_WQ_HDR);
-  if (!r) return DX_ENOMEM;
-  r->next = NULL;
-  r->start = (uint32_t)off;
-  r->end = (uint32_t)(off + n);
-  r->cap = 0;
-  r->reserved = 0;
-  r->sbuf = dx_sbuf_ref(b);
+  dx_wq_node *t = q->tail;
+  if (t && t->kind == DX_WQ_CHUNK && t->end < DX_WQ_CHUNK_REFS) {
+    dx__refs(t)[t->end++] = (dx_wq_ref){dx_sbuf_ref(b), (uint32_t)off, (uint32_t)(off + n)};
+    q->bytes += n;
+    return 0;
+  }
+  dx_wq_node *r;
+  if (t && t->kind != DX_WQ_COPY) { /* a run of references: chunk them */
+    r = dx__block_new(DX_WQ_SMALL_CAP);
+    if (!r) return DX_ENOMEM;
+    r->kind = DX_WQ_CHUNK;
+    dx__refs(r)[0] = (dx_wq_ref){dx_sbuf_ref(b), (uint32_t)off, (uint32_t)(off + n)};
+    r->end = 1;
+  } else {
+    r = malloc(DX_WQ_HDR);
+    if (!r) return DX_ENOMEM;
+    r->next = NULL;
+    r->start = (uint32_t)off;
+    r->end = (uint32_t)(off + n);
+    r->cap = 0;
+    r->kind = DX_WQ_REF;
+    r->sbuf = dx_sbuf_ref(b);
+  }
   dx__append(q, r, r);
   q->bytes += n;
   return 0;
@@ -292,9 +333,20 @@ int dx_wq_iov(const dx_wqueue *q, struct iovec *iov, int max, size_t *total) {
   int cnt = 0;
   size_t sum = 0;
   for (const dx_wq_node *n = q->head; n && cnt < max; n = n->next) {
+    if (n->kind == DX_WQ_CHUNK) {
+      const dx_wq_ref *r = dx__refs(n);
+      for (uint32_t i = n->start; i < n->end && cnt < max; i++) {
+        size_t len = r[i].end - r[i].start;
+        iov[cnt].iov_base = r[i].b->data + r[i].start;
+        iov[cnt].iov_len = len;
+        sum += len;
+        cnt++;
+      }
+      continue;
+    }
     size_t len = n->end - n->start;
     if (len == 0) continue; /* a reserved block that got nothing */
-    const uint8_t *base = n->cap ? n->data : n->sbuf->data;
+    const uint8_t *base = n->kind == DX_WQ_COPY ? n->data : n->sbuf->data;
     iov[cnt].iov_base = (void *)(base + n->start);
     iov[cnt].iov_len = len;
     sum += len;
@@ -304,16 +356,39 @@ int dx_wq_iov(const dx_wqueue *q, struct iovec *iov, int max, size_t *total) {
   return cnt;
 }
 
+/* Drop up to n bytes from the head of chunk h; returns what is left of n
+ * (0 when the chunk still holds unsent references). */
+static size_t dx__chunk_consume(dx_wq_node *h, size_t n) {
+  dx_wq_ref *r = dx__refs(h);
+  while (h->start < h->end) {
+    dx_wq_ref *e = &r[h->start];
+    size_t len = e->end - e->start;
+    if (len > n) {
+      e->start += (uint32_t)n;
+      return 0;
+    }
+    n -= len;
+    dx_sbuf_unref(e->b);
+    h->start++;
+  }
+  return n;
+}
+
 void dx_wq_consume(dx_wqueue *q, size_t n) {
   q->bytes -= n;
   while (q->head) {
     dx_wq_node *h = q->head;
-    size_t len = h->end - h->start;
-    if (len > n) {
-      h->start += (uint32_t)n;
-      break;
+    if (h->kind == DX_WQ_CHUNK) {
+      n = dx__chunk_consume(h, n);
+      if (h->start < h->end) break;
+    } else {
+      size_t len = h->end - h->start;
+      if (len > n) {
+        h->start += (uint32_t)n;
+        break;
+      }
+      n -= len;
     }
-    n -= len;
     q->head = h->next;
     dx__node_free(h);
   }

@@ -152,6 +152,55 @@ TEST(reserve_commit_and_iov_limit) {
   dx_sbuf_unref(b);
 }
 
+/* A run of references goes into 1 KiB chunks of 62 after the first:
+ * order, partial sends inside a chunk, iovec limits across chunks, and
+ * every reference released exactly once. */
+TEST(many_refs_chunked) {
+  dx_wqueue q;
+  dx_wq_init(&q);
+  enum { N = 1000 };
+  dx_sbuf *b[3];
+  for (int k = 0; k < 3; k++) {
+    b[k] = dx_sbuf_new(7);
+    memset(b[k]->data, 'a' + k, 7);
+  }
+  for (int i = 0; i < N; i++) CHECK_EQ_INT(dx_wq_write_shared(&q, b[i % 3], 0, 7), 0);
+  CHECK_EQ_INT(dx_wq_bytes(&q), N * 7);
+  CHECK_EQ_INT(b[0]->refs + b[1]->refs + b[2]->refs, 3 + N);
+  size_t mem = dx_wq_memory(&q);
+  printf("%d queued references: %zu bytes of queue memory\n", N, mem);
+  CHECK(mem <= 32 + (N / 62 + 1) * 1024);
+  CHECK_EQ_INT(count_nodes(&q), 1024 > N ? N : 1024);
+  /* Send 3.5 references, then a few hundred, checking the bytes. */
+  uint8_t out[64 * 7];
+  dx_wq_consume(&q, 3 * 7 + 3);
+  CHECK_EQ_INT(gather(&q, out, 64), 4 + 63 * 7);
+  CHECK_MEM(out, "aaaabbbbbbbccccccc", 18);
+  int sent = 3;
+  dx_wq_consume(&q, 4 + 300 * 7); /* through the first chunks */
+  sent += 301;
+  CHECK_EQ_INT(b[0]->refs + b[1]->refs + b[2]->refs, 3 + N - sent);
+  CHECK_EQ_INT(gather(&q, out, 2), 14);
+  CHECK(out[0] == 'a' + sent % 3 && out[7] == 'a' + (sent + 1) % 3);
+  /* A copy between references, then more references after it. */
+  CHECK_EQ_INT(dx_wq_write(&q, "|", 1), 0);
+  CHECK_EQ_INT(dx_wq_write_shared(&q, b[0], 1, 2), 0);
+  CHECK_EQ_INT(dx_wq_write_shared(&q, b[1], 1, 2), 0);
+  dx_wq_consume(&q, (size_t)(N - sent) * 7);
+  CHECK_EQ_INT(gather(&q, out, 64), 5);
+  CHECK_MEM(out, "|aabb", 5);
+  CHECK_EQ_INT(b[0]->refs + b[1]->refs + b[2]->refs, 3 + 2);
+  dx_wq_consume(&q, 5);
+  CHECK(q.head == NULL && q.tail == NULL);
+  CHECK_EQ_INT(b[0]->refs + b[1]->refs + b[2]->refs, 3);
+  /* Clearing a queue with partly sent chunks releases the rest. */
+  for (int i = 0; i < 200; i++) dx_wq_write_shared(&q, b[0], 0, 7);
+  dx_wq_consume(&q, 100 * 7 + 1);
+  dx_wq_clear(&q);
+  CHECK_EQ_INT(b[0]->refs, 1);
+  for (int k = 0; k < 3; k++) dx_sbuf_unref(b[k]);
+}
+
 TEST(small_blocks_between_refs) {
   /* A slow receiver of broadcasts with small direct writes in between must
    * not pin 16 KiB per small write. */
@@ -213,6 +262,7 @@ int main(void) {
   RUN(consume_partial_and_whole);
   RUN(shared_refs_interleave);
   RUN(reserve_commit_and_iov_limit);
+  RUN(many_refs_chunked);
   RUN(small_blocks_between_refs);
   RUN(block_cache_trims_what_sat_unused);
   return test_report();
