@@ -20,6 +20,8 @@ if [[ "${1:-}" == "--test" ]]; then
   # Real Redis for the hub's Redis tests (tests/lib.sh start_redis, start_sentinel,
   # start_redis_cluster): Debian's redis-server runs sentinels (--sentinel) and serves TLS.
   pkgs+=(redis-server redis-tools)
+  # systemd-analyze verify / security for docs/deploy/duplex.service (test_systemd_unit).
+  pkgs+=(systemd)
 fi
 
 missing=()
