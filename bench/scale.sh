@@ -15,6 +15,7 @@
 #                      duplex-3, socketio-1, socketio-3 (default all but
 #                      duplex-1r)
 #   --duplex PATH      use this duplex binary instead of building one
+#   --tools DIR        build hubload into DIR (default build-bench/)
 #   --no-install       do not npm install missing packages
 #   --out FILE         raw results (default bench/results/scale-<date>.txt)
 #   -h, --help         this help
@@ -44,6 +45,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 rounds="${SCALE_ROUNDS:-3}" duration=6 warmup=2 drain=10 quick=0 install=1
 scenarios="a,b,c" configs="duplex-1,duplex-3,socketio-1,socketio-3" duplex_bin="" out=""
+bin="$root/build-bench"
 api_key="scale-bench-key"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
@@ -57,6 +59,7 @@ while (($#)); do
   --scenarios) scenarios="$2"; shift ;;
   --configs) configs="$2"; shift ;;
   --duplex) duplex_bin="$2"; shift ;;
+  --tools) bin="$2"; shift ;;
   --no-install) install=0 ;;
   --out) out="$2"; shift ;;
   -h | --help) usage; exit 0 ;;
@@ -88,7 +91,6 @@ if [[ "$configs" == *socketio* && ! -d "$here/node_modules/@socket.io/redis-adap
   (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-bin="$root/build-bench"
 log "building hubload into $bin"
 "$here/build.sh" "$bin" >&2
 duplex_given=0
