@@ -240,6 +240,20 @@ done
 offs=$(grep '"type":"message"' "$dir/ws-node3.out" | grep -o '"offset":[0-9]*' | sed 's/.*://' | xargs)
 [[ "$offs" == "1 2 3 4" ]] && say "check: offsets 1 2 3 4 on node 3 (one numbering across nodes)" ||
   bad "node 3's offsets: '$offs'"
+# Long-polling through nginx: from offset 0 it gets all four at once; the
+# next poll of its session (kept on one node by the sticky upstream) is
+# answered 200, not 410 unknown_session.
+epoch=$(grep -o '"epoch":"[0-9a-f]*"' "$dir/ws-node3.out" | head -1 | sed 's/.*:"\(.*\)"/\1/')
+lb="http://127.0.0.1:$nport"
+curl -s --max-time 10 "$lb/poll?topics=$topic&since=0.$epoch&timeout=5" >"$dir/poll1.out" 2>&1 || true
+got=$(got_of poll1)
+[[ "$got" == "$want" ]] && say "check: a long-poll through nginx received $want" || bad "poll: '$got' in $(cat "$dir/poll1.out")"
+session=$(grep -o '"session":"[0-9a-zA-Z_-]*"' "$dir/poll1.out" | head -1 | sed 's/.*:"\(.*\)"/\1/')
+since=$(grep -o '"since":"[^"]*"' "$dir/poll1.out" | tail -1 | sed 's/.*:"\(.*\)"/\1/')
+code=$(curl -s -o "$dir/poll2.out" -w '%{http_code}' --max-time 10 \
+  "$lb/poll?topics=$topic&session=$session&since=$since&timeout=0" || true)
+[[ -n "$session" && "$code" == 200 ]] && say "check: the next poll of session ${session:0:8}... through nginx: 200" ||
+  bad "next poll (session '$session'): $code $(cat "$dir/poll2.out")"
 # History from any node: node 2 answers with all four.
 hist=$(curl -sf --max-time 5 -H "Authorization: Bearer $key" \
   "http://127.0.0.1:${node_ports[1]}/api/history?topic=$(printf %s "$topic" | sed 's#/#%2F#g')" || true)
