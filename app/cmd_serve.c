@@ -440,6 +440,9 @@ static void print_config(server_main_cfg *cfg) {
     json_object_set_new(j, "api-key", json_string("********"));
   if (serve.hub.token_secret && !json_object_get(j, "token-secret"))
     json_object_set_new(j, "token-secret", json_string("********"));
+  /* DUPLEX_REDIS_URL may hold a password. */
+  if (serve.hub.redis_url && !json_object_get(j, "redis"))
+    json_object_set_new(j, "redis", json_string("********"));
   json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   fputc('\n', stdout);
   json_decref(j);
