@@ -68,12 +68,32 @@ void hub_stream_positions_parse(hub_stream_topics *st, const char *p) {
   }
 }
 
-void hub_stream_positions_format(const hub_stream_topics *st, char *buf, size_t cap) {
+/* The decimal digits of v at p; returns their count. */
+static size_t put_u64(char *p, uint64_t v) {
+  char tmp[20];
   size_t n = 0;
-  buf[0] = '\0';
-  for (size_t i = 0; i < st->n && n < cap; i++)
-    n += (size_t)snprintf(buf + n, cap - n, "%s%llu.%s", i ? "," : "",
-                          (unsigned long long)st->t[i].pos.offset, st->t[i].pos.epoch);
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (size_t i = 0; i < n; i++) p[i] = tmp[n - 1 - i];
+  return n;
+}
+
+/* By hand, not snprintf: an SSE stream formats this once per delivery. */
+size_t hub_stream_positions_format(const hub_stream_topics *st, char *buf, size_t cap) {
+  size_t n = 0;
+  for (size_t i = 0; i < st->n; i++) {
+    size_t elen = strnlen(st->t[i].pos.epoch, HUB_EPOCH_LEN);
+    if (n + 1 + 20 + 1 + elen + 1 > cap) break; /* whole entries only */
+    if (i) buf[n++] = ',';
+    n += put_u64(buf + n, st->t[i].pos.offset);
+    buf[n++] = '.';
+    memcpy(buf + n, st->t[i].pos.epoch, elen);
+    n += elen;
+  }
+  if (cap) buf[n] = '\0';
+  return n;
 }
 
 void hub_stream_subscribed(hub_stream_topics *st, const char *name, size_t len,

@@ -46,7 +46,9 @@ void hub_stream_topics_clear(hub_stream_topics *st); /* frees info */
 /* Positions from a list (malformed entries are ignored: that topic starts
  * from its current position). */
 void hub_stream_positions_parse(hub_stream_topics *st, const char *ids);
-void hub_stream_positions_format(const hub_stream_topics *st, char *buf, size_t cap);
+/* The position list into buf (NUL-terminated; whole entries only, as many
+ * as fit in cap); returns its length. */
+size_t hub_stream_positions_format(const hub_stream_topics *st, char *buf, size_t cap);
 hub_stream_topic *hub_stream_topic_find(hub_stream_topics *st, const char *name, size_t len);
 /* A subscription's position (the transport's subscribed hook): a resume
  * keeps the position it came with (the replay advances it); otherwise the

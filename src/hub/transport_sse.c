@@ -29,60 +29,87 @@ typedef struct sse_conn {
 
 static sse_conn *conn_of(hub_member *m) { return (sse_conn *)(void *)m; }
 
-static int write_event(sse_conn *c, const char *event, const char *id, const char *data,
-                       size_t len) {
+/* An event's name (the envelope's "type") and data: worked out once per
+ * fan-out, not once per subscriber. */
+typedef struct sse_event {
+  const char *data;
+  size_t len, name_len;
+  char name[32];
+} sse_event;
+
+/* The envelope's "type" (our encoder writes it first), else "message". */
+static void event_init(sse_event *e, const char *env, size_t len) {
+  static const char key[] = "{\"type\":\"";
+  e->data = env;
+  e->len = len;
+  e->name_len = 7;
+  memcpy(e->name, "message", 8);
+  if (len > sizeof key - 1 && memcmp(env, key, sizeof key - 1) == 0) {
+    const char *p = env + sizeof key - 1;
+    const char *q = memchr(p, '"', len - (sizeof key - 1));
+    if (q && (size_t)(q - p) < sizeof e->name) {
+      e->name_len = (size_t)(q - p);
+      memcpy(e->name, p, e->name_len);
+      e->name[e->name_len] = '\0';
+    }
+  }
+}
+
+static char *put(char *p, const char *s, size_t n) { return (char *)memcpy(p, s, n) + n; }
+
+/* "id: ID\nevent: NAME\ndata: DATA\n\n" as one chunk; data is compact JSON
+ * (no raw newline). Built with memcpy: this runs once per delivery. */
+static int write_event(sse_conn *c, const sse_event *e, const char *id, size_t id_len) {
   if (!c->req) return HUB_SEND_CLOSED;
-  /* One chunk per event; data is compact JSON (no raw newline). */
-  size_t head = strlen(event) + (id ? strlen(id) + 5 : 0) + 16;
+  size_t total = (id ? 5 + id_len : 0) + 8 + e->name_len + 7 + e->len + 2;
   char small[2048]; /* most events: no allocation per subscriber */
-  char *buf = head + len + 3 <= sizeof small ? small : malloc(head + len + 3);
+  char *buf = total <= sizeof small ? small : malloc(total);
   if (!buf) return HUB_SEND_CLOSED;
-  int n = id ? snprintf(buf, head, "id: %s\nevent: %s\ndata: ", id, event)
-             : snprintf(buf, head, "event: %s\ndata: ", event);
-  memcpy(buf + n, data, len);
-  memcpy(buf + n + len, "\n\n", 2);
-  int rc = dx_http_stream_write(c->req, buf, (size_t)n + len + 2); /* copies */
+  char *p = buf;
+  if (id) p = put(put(put(p, "id: ", 4), id, id_len), "\n", 1);
+  p = put(put(put(p, "event: ", 7), e->name, e->name_len), "\ndata: ", 7);
+  p = put(put(p, e->data, e->len), "\n\n", 2);
+  int rc = dx_http_stream_write(c->req, buf, (size_t)(p - buf)); /* copies */
   if (buf != small) free(buf);
   return rc >= 0 ? 0 : rc == DX_EBACKPRESSURE ? HUB_SEND_SLOW : HUB_SEND_CLOSED;
 }
 
-/* The envelope's "type" (our encoder writes it first). */
-static const char *event_name(const char *env, char *out, size_t cap) {
-  static const char key[] = "{\"type\":\"";
-  snprintf(out, cap, "message");
-  if (strncmp(env, key, sizeof key - 1) == 0) {
-    const char *p = env + sizeof key - 1;
-    size_t n = strcspn(p, "\"");
-    if (n < cap) snprintf(out, cap, "%.*s", (int)n, p);
-  }
-  return out;
-}
-
-static int send_one(hub_member *m, const hub_fanout *f) {
+static int send_event(hub_member *m, const sse_event *e, const hub_fanout *f) {
   sse_conn *c = conn_of(m);
-  char name[32], id[HUB_POSITIONS_MAX];
-  event_name(f->env->data, name, sizeof name);
-  bool moved = f->offset || f->gap_epoch;
   if (f->gap_epoch) { /* publications were lost: continue from here */
     hub_position pos = {.offset = f->offset};
     snprintf(pos.epoch, sizeof pos.epoch, "%s", f->gap_epoch);
     hub_stream_moved(&c->topics, f->topic, f->topic_len, &pos);
   } else if (f->offset) { /* a publication */
     hub_stream_advance(&c->topics, f->topic, f->topic_len, f->offset);
+  } else {
+    return write_event(c, e, NULL, 0);
   }
   /* Its id is every topic's position. */
-  if (moved) hub_stream_positions_format(&c->topics, id, sizeof id);
-  return write_event(c, name, moved ? id : NULL, f->env->data, f->env->len);
+  char id[HUB_POSITIONS_MAX];
+  size_t n = hub_stream_positions_format(&c->topics, id, sizeof id);
+  return write_event(c, e, id, n);
 }
-static void *prepare(hub_blob *env) { return env; } /* nothing to share: ids differ */
+
+static int send_one(hub_member *m, const hub_fanout *f) {
+  sse_event e;
+  event_init(&e, f->env->data, f->env->len);
+  return send_event(m, &e, f);
+}
+/* The ids differ per stream; the name is shared. NULL: send_one instead. */
+static void *prepare(hub_blob *env) {
+  sse_event *e = malloc(sizeof *e);
+  if (e) event_init(e, env->data, env->len);
+  return e;
+}
 static int send_prepared(hub_member *m, void *p, const hub_fanout *f) {
-  (void)p;
-  return send_one(m, f);
+  return send_event(m, p, f);
 }
-static void release(void *p) { (void)p; }
+static void release(void *p) { free(p); }
 static int send_env(hub_member *m, const char *data, size_t len) {
-  char name[32];
-  return write_event(conn_of(m), event_name(data, name, sizeof name), NULL, data, len);
+  sse_event e;
+  event_init(&e, data, len);
+  return write_event(conn_of(m), &e, NULL, 0);
 }
 static void subscribed(hub_member *m, const char *topic, size_t len, const hub_position *pos) {
   hub_stream_subscribed(&conn_of(m)->topics, topic, len, pos);
@@ -129,7 +156,9 @@ static void close_session(hub_session *s, uint16_t code, const char *reason) {
   char data[200];
   int n = snprintf(data, sizeof data, "{\"type\":\"close\",\"code\":%u,\"reason\":\"%s\"}", code,
                    reason); /* reasons are our own fixed ASCII sentences */
-  write_event(c, "close", NULL, data, (size_t)n);
+  sse_event e;
+  event_init(&e, data, n < (int)sizeof data ? (size_t)n : sizeof data - 1);
+  write_event(c, &e, NULL, 0);
   dx_http_stream_end(c->req);
   c->req = NULL;
   finish(c);
@@ -248,7 +277,9 @@ static void on_sse(dx_http_req *req, void *user) {
   if (rc && ps) hub_psession_release(hl->hub, ps);
   if (rc == HUB_OPEN_FOREIGN) { /* another user's session: as an unknown one */
     static const char msg[] = "{\"type\":\"close\",\"code\":4001,\"reason\":\"unknown_session\"}";
-    write_event(c, "close", NULL, msg, sizeof msg - 1);
+    sse_event e;
+    event_init(&e, msg, sizeof msg - 1);
+    write_event(c, &e, NULL, 0);
     dx_http_stream_end(c->req);
     c->req = NULL;
     return finish(c);

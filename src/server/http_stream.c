@@ -10,7 +10,6 @@
  * never inside the caller's dx_http_respond). Every way the connection
  * goes (on_released, dx_server_free, dx_server_shutdown) goes through
  * dx__server_http_gone, which runs on_gone once unless answered. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,6 +129,22 @@ static int write_state(const dx_http_req *req) {
   return 0;
 }
 
+/* "<hex len>\r\n" into p (room for 16 + 2); returns its length. By hand:
+ * a stream of small events (SSE) pays this once per event. */
+static int chunk_size_line(char *p, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  char tmp[16];
+  int n = 0;
+  do {
+    tmp[n++] = hex[len & 15];
+    len >>= 4;
+  } while (len);
+  for (int i = 0; i < n; i++) p[i] = tmp[n - 1 - i];
+  p[n] = '\r';
+  p[n + 1] = '\n';
+  return n + 2;
+}
+
 int dx_http_stream_write(dx_http_req *req, const void *data, size_t len) {
   dx_ws *ws = req->ws;
   DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
@@ -138,7 +153,7 @@ int dx_http_stream_write(dx_http_req *req, const void *data, size_t len) {
   if (len && !data) return DX_EINVAL;
   if (len && !req->head) {
     char size[24] = "";
-    int n = req->chunked ? snprintf(size, sizeof size, "%zx\r\n", len) : 0;
+    int n = req->chunked ? chunk_size_line(size, len) : 0;
     size_t add = len + (size_t)n + (req->chunked ? 2 : 0);
     /* As dx_ws_send: a piece into an empty queue always goes. */
     size_t unsent = dx_stream_buffered(&ws->stream);

@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (size_t i = 0; i < st.n; i++) check(hub_topic_valid(st.t[i].name, st.t[i].len));
     hub_stream_positions_parse(&st, ids);
     char buf[HUB_POSITIONS_MAX];
-    hub_stream_positions_format(&st, buf, sizeof buf);
+    check(hub_stream_positions_format(&st, buf, sizeof buf) == strlen(buf));
     hub_stream_topics again = st;
     for (size_t i = 0; i < again.n; i++) memset(&again.t[i].pos, 0, sizeof again.t[i].pos);
     hub_stream_positions_parse(&again, buf);

@@ -1,4 +1,5 @@
 /* hub: the topic list and position list of SSE streams and long-polls. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,10 +84,31 @@ TEST(subscribe_options) {
   CHECK(st.info == NULL);
 }
 
+TEST(positions_format_edges) {
+  hub_stream_topics st = {0};
+  char l[] = "a,b,c";
+  hub_stream_topics_parse(&st, l);
+  st.t[0].pos = (hub_position){UINT64_MAX, "0123456789abcdef"};
+  st.t[1].pos = (hub_position){0, ""}; /* no position yet */
+  st.t[2].pos = (hub_position){10, "fedcba9876543210"};
+  char buf[HUB_POSITIONS_MAX];
+  size_t n = hub_stream_positions_format(&st, buf, sizeof buf);
+  CHECK_STR(buf, "18446744073709551615.0123456789abcdef,0.,10.fedcba9876543210");
+  CHECK_EQ_INT(n, strlen(buf));
+  char small[50]; /* room for the first entry only: whole entries, terminated */
+  n = hub_stream_positions_format(&st, small, sizeof small);
+  CHECK_STR(small, "18446744073709551615.0123456789abcdef");
+  CHECK_EQ_INT(n, strlen(small));
+  n = hub_stream_positions_format(&st, small, 10);
+  CHECK_STR(small, "");
+  CHECK_EQ_INT(n, 0);
+}
+
 int main(void) {
   RUN(topics_and_positions_round_trip);
   RUN(malformed_input);
   RUN(subscribed_keeps_a_resume_position);
   RUN(subscribe_options);
+  RUN(positions_format_edges);
   return test_report();
 }
