@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The hub's Redis router (src/hub/redis_router.c) against real redis-server instances started on
+# loopback ports by tests/lib.sh: one Redis (redis://, a pass-through), and a 3-master cluster —
+# keys land where CLUSTER KEYSLOT says (checked here with redis-cli), MOVED and ASK followed,
+# sharded pub/sub from all three shards, a killed and restarted master. The checks are in
+# redis_router_check.c; this script runs the servers and the faults.
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../lib.sh"
+need_redis
+check_bin="$DX_BUILD_DIR/tests/redis_router_check"
+[[ -x "$check_bin" ]] || fail "no $check_bin (build the tests)"
+
+only=${DX_ROUTER_CASES:-single cluster kill}
+want() { [[ " $only " == *" $1 "* ]]; }
+
+if want single; then
+  start_redis
+  run_helper single "$check_bin" single "$REDIS_URL"
+fi
+
+# owner_port KEY: the port of the master that CLUSTER NODES gives KEY's slot (CLUSTER KEYSLOT).
+owner_port() {
+  local slot line range
+  slot=$(rcli "${CLUSTER_PORTS[0]}" CLUSTER KEYSLOT "$1")
+  while read -r line; do
+    [[ "$line" == *master* ]] || continue
+    set -- $line
+    local addr=$2
+    shift 8
+    for range in "$@"; do
+      [[ "$range" == \[* ]] && continue # a slot being migrated
+      local lo=${range%-*} hi=${range#*-}
+      if ((slot >= lo && slot <= hi)); then
+        addr=${addr%%@*}
+        echo "${addr##*:}"
+        return 0
+      fi
+    done
+  done < <(rcli "${CLUSTER_PORTS[0]}" CLUSTER NODES)
+  return 1
+}
+
+if want cluster || want kill; then
+  start_redis_cluster
+fi
+
+if want cluster; then
+  keys="$DX_TMP/router-keys.txt"
+  run_helper cluster "$check_bin" cluster "$CLUSTER_URL" "$keys"
+  # Every key the router wrote is on the master CLUSTER KEYSLOT + CLUSTER NODES name, with its
+  # value; and the three masters each hold some.
+  declare -A seen=()
+  bad=0 n=0
+  while read -r key val; do
+    n=$((n + 1))
+    port=$(owner_port "$key") || { bad=$((bad + 1)); continue; }
+    got=$(rcli "$port" GET "$key")
+    if [[ "$got" != "$val" ]]; then
+      log "key $key: '$got' on $port (want '$val')"
+      bad=$((bad + 1))
+    fi
+    seen[$port]=1
+  done <"$keys"
+  if ((n == 60 && bad == 0 && ${#seen[@]} == 3)); then
+    pass "redis-cli: the 60 keys are where CLUSTER KEYSLOT says, on all 3 masters"
+  else
+    check_fail "redis-cli: $n keys, $bad misplaced, on ${#seen[@]} masters"
+  fi
+fi
+
+if want kill; then
+  # The master of "victim" is killed; once both routers said down it is started again.
+  out="$DX_TMP/router-kill.out"
+  "$check_bin" kill "$CLUSTER_URL" >"$out" 2>&1 &
+  helper=$!
+  wait_for 15 grep -q '^up [0-9]' "$out" || fail "kill: the routers did not come up: $(cat "$out")"
+  victim=$(grep -m1 -oE '^up [0-9]+' "$out" | cut -d' ' -f2)
+  stop_redis "$victim"
+  wait_for 20 grep -q '^down' "$out" || fail "kill: no on_down after the kill: $(cat "$out")"
+  restart_redis "$victim"
+  wait_gone "$helper" 60 || fail "kill: the helper did not finish within 60 s: $(cat "$out")"
+  rc=0
+  wait "$helper" || rc=$?
+  tally_helper kill "$rc" "$out"
+fi
+finish
