@@ -200,7 +200,7 @@ struct redis_broker;
 typedef struct cmd_state {
   struct redis_broker *rb;
   unsigned index;
-  char replid[48];
+  char replid[HUB_REPLID_LEN + 1];
 } cmd_state;
 
 typedef struct redis_broker {
@@ -651,9 +651,8 @@ static void on_info(hub_redis *r, redisReply *reply, void *priv) {
   cmd_state *cs = priv;
   redis_broker *rb = cs->rb;
   if (!reply) return; /* lost: on_cmd_down */
-  const char *id =
-      reply_is(reply, REDIS_REPLY_STRING) ? strstr(reply->str, "master_replid:") : NULL;
-  if (!id || sscanf(id + 14, "%40[0-9a-f]", cs->replid) != 1) {
+  if (!reply_is(reply, REDIS_REPLY_STRING) ||
+      hub_wire_replid(reply->str, reply->len, cs->replid) != 0) {
     dx_log_error("hub: redis: no replication ID from INFO replication (%s): a failover that "
                  "loses publications will not be noticed",
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "an unexpected answer");

@@ -76,3 +76,21 @@ int hub_wire_event_head(char *buf, size_t cap, uint64_t time_ms, const char *nod
                    (unsigned long long)conn);
   return n < 0 || (size_t)n >= cap ? -1 : n;
 }
+
+int hub_wire_replid(const char *info, size_t len, char out[HUB_REPLID_LEN + 1]) {
+  static const char key[] = "master_replid:";
+  const size_t klen = sizeof key - 1;
+  for (size_t i = 0; i + klen + HUB_REPLID_LEN <= len; i++) {
+    if ((i && info[i - 1] != '\n') || memcmp(info + i, key, klen)) continue;
+    const char *id = info + i + klen;
+    size_t n = 0;
+    while (n < HUB_REPLID_LEN && ((id[n] >= '0' && id[n] <= '9') || (id[n] >= 'a' && id[n] <= 'f')))
+      n++;
+    /* exactly 40 hex digits, then the end of the line */
+    if (n != HUB_REPLID_LEN || (i + klen + n < len && id[n] != '\r' && id[n] != '\n')) return -1;
+    memcpy(out, id, n);
+    out[n] = '\0';
+    return 0;
+  }
+  return -1;
+}

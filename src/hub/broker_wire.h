@@ -38,4 +38,9 @@ int hub_wire_parse(const char *prefix, const char *ch, size_t ch_len, const char
  * length, or -1 when it does not fit. */
 int hub_wire_event_head(char *buf, size_t cap, uint64_t time_ms, const char *node, uint64_t conn);
 
+/* The replication ID ("master_replid:" line, 40 hex digits) in an INFO
+ * replication answer of `len` bytes, into out. 0, or -1 when it has none. */
+#define HUB_REPLID_LEN 40
+int hub_wire_replid(const char *info, size_t len, char out[HUB_REPLID_LEN + 1]);
+
 #endif

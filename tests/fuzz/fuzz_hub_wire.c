@@ -2,7 +2,8 @@
  * Redis, so from anyone who can publish there. The input is
  * "CHANNEL\nMESSAGE". Whatever comes in, parsing stays in bounds, an
  * accepted message names a valid topic, and its fields agree (an event has
- * epoch "-" and offset 0; the body lies inside the message). */
+ * epoch "-" and offset 0; the body lies inside the message). The same
+ * bytes are read as an INFO answer for the replication ID. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       check(again.time_ms == m.time_ms && again.conn == m.conn && !strcmp(again.node, m.node));
     }
   }
+  /* The whole input as an INFO replication answer: an ID found is 40 hex digits. */
+  char id[HUB_REPLID_LEN + 1];
+  char *info = malloc(size ? size : 1);
+  memcpy(info, s, size);
+  if (hub_wire_replid(info, size, id) == 0) check(strlen(id) == HUB_REPLID_LEN);
+  free(info);
   free(ch);
   free(msg);
   return 0;
