@@ -117,6 +117,16 @@ DX_API void dx_proto_free(dx_proto *p);
  * dx_proto_close, but must not free the dx_proto. */
 DX_API int dx_proto_feed(dx_proto *p, uint8_t *buf, size_t len);
 
+/* Where the next received bytes may go to skip a copy: inside a large
+ * uncompressed frame that is being reassembled (64 KiB or more of it still
+ * to come), the free room of the message's buffer, growing it as
+ * dx_proto_feed would (geometrically, never past the frame). Returns the
+ * pointer and sets *cap to at most the rest of the frame's payload, so no
+ * byte of the next header lands there; then pass exactly the bytes
+ * received there to dx_proto_feed. Returns NULL (read into your own buffer)
+ * otherwise, or when growing failed. */
+DX_API uint8_t *dx_proto_read_into(dx_proto *p, size_t *cap);
+
 /* Flags for dx_proto_send_frame. */
 enum {
   DX_SEND_MORE = 1, /* not the last fragment */

@@ -7,7 +7,7 @@
 #define MIN_SHIFT 12 /* 4 KiB */
 #define MAX_SHIFT 21 /* 2 MiB */
 #define NCLASS (MAX_SHIFT - MIN_SHIFT + 1)
-#define MAX_BYTES ((size_t)16 << 20)
+#define MAX_BYTES ((size_t)32 << 20)
 #define PERIOD_MS 1000
 
 /* A cached buffer's first bytes link it into its class's list. */

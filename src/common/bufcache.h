@@ -9,7 +9,8 @@
  * so an idle thread holds nothing after two seconds.
  *
  * Sizes are rounded up to a power of two from 4 KiB to 2 MiB; larger ones
- * are plain malloc/free. At most 16 MiB per thread is kept. Freed when the
+ * are plain malloc/free. At most 32 MiB per thread is kept (ten 1 MiB
+ * messages being reassembled at once take 2 MiB buffers). Freed when the
  * thread exits. Thread-safety: each thread has its own cache; a buffer may
  * be given back on any thread (it joins that thread's cache).
  */

@@ -104,9 +104,16 @@ static void dx__read(dx_stream *s) {
   for (int i = 0; i < DX__MAX_READS_PER_EVENT; i++) {
     if ((s->flags & (DX__S_READ | DX__S_CLOSING | DX__S_DEAD)) != DX__S_READ) return;
     loop->stats.read_calls++;
-    ssize_t n = s->tp->read(s, loop->read_buf, loop->read_buf_size);
+    uint8_t *buf = loop->read_buf;
+    size_t cap = loop->read_buf_size;
+    if (s->cb->read_into) {
+      size_t c = 0;
+      uint8_t *own = s->cb->read_into(s->user, &c);
+      if (own && c) buf = own, cap = c;
+    }
+    ssize_t n = s->tp->read(s, buf, cap);
     if (n > 0) {
-      s->cb->on_read(s->user, loop->read_buf, (size_t)n);
+      s->cb->on_read(s->user, buf, (size_t)n);
       dx__flush_now(s);
       /* Level-triggered: one read per event is fair; the transport's own
        * buffered input would never raise an event, so drain some of it. */

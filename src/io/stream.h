@@ -65,6 +65,11 @@ typedef struct dx_stream_cb {
    * above it (see dx_stream_set_limits). Not called once closing. May be
    * NULL. */
   void (*on_drain)(void *user);
+  /* Before each read: memory of the user's where the next bytes should
+   * go instead of the shared buffer (a large message being reassembled:
+   * read it in place rather than copy it), with room for *cap bytes, or
+   * NULL. on_read then gets exactly that memory. May be NULL. */
+  uint8_t *(*read_into)(void *user, size_t *cap);
 } dx_stream_cb;
 
 /* Transport vtable. A transport with state (TLS: the SSL object) keeps it

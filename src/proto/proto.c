@@ -31,33 +31,50 @@ static void growbuf_free(growbuf *g) {
   if (g) dx_buf_put(g, growbuf_alloc_size(g->cap));
 }
 
-/* Append, growing geometrically (allocations of 4 KiB, 8 KiB, ...) but
+static int growbuf_reserve(growbuf **gp, size_t n, uint64_t bound) {
+  growbuf *g = *gp;
+  size_t len = g ? g->len : 0, cap = g ? g->cap : 0;
+  if (len + n <= cap) return 0;
+  size_t need = len + n;
+  /* x4: a 1 MiB message arriving in 256 KiB reads is copied into its
+   * buffer once more at most, not at every doubling. */
+  size_t total = g ? growbuf_alloc_size(cap) * 4 : DX_MSG_MIN_ALLOC;
+  while (total - sizeof *g < need) total *= 4;
+  size_t ncap = total - sizeof *g;
+  /* Not a second buffer for the last few bytes of a message. */
+  if (bound > ncap && bound - ncap <= ncap / 4) ncap = (size_t)bound;
+  if (ncap > bound) ncap = (size_t)bound;
+  if (ncap < need) ncap = need;
+  size_t size = sizeof *g + ncap;
+  growbuf *ng = dx_buf_get(&size);
+  if (!ng) return DX_ENOMEM;
+  /* Use what the cache's rounding gave, but not beyond the bound:
+   * dx_proto_buffered reports what the message may still fill. */
+  size_t got = size - sizeof *ng;
+  ng->cap = got < bound ? got : (ncap > bound ? ncap : (size_t)bound);
+  ng->len = len;
+  if (len) memcpy(ng->data, g->data, len);
+  growbuf_free(g);
+  *gp = ng;
+  return 0;
+}
+
+/* Append, growing geometrically (allocations of 4 KiB, 16 KiB, ...) but
  * never past `bound` bytes in all (the most the message can still bring).
  * Buffers come from the thread's cache (bufcache.h): large reassembly
- * buffers do not go back to the heap after every message. */
+ * buffers do not go back to the heap after every message. Bytes that were
+ * read straight into the buffer's free room (dx_proto_read_into) are only
+ * counted. */
 static int growbuf_append(growbuf **gp, const uint8_t *p, size_t n, uint64_t bound) {
   if (n == 0) return 0;
   growbuf *g = *gp;
-  size_t len = g ? g->len : 0, cap = g ? g->cap : 0;
-  if (len + n > cap) {
-    size_t need = len + n;
-    size_t total = g ? growbuf_alloc_size(cap) * 2 : DX_MSG_MIN_ALLOC;
-    while (total - sizeof *g < need) total *= 2;
-    size_t ncap = total - sizeof *g;
-    if (ncap > bound) ncap = (size_t)bound;
-    if (ncap < need) ncap = need;
-    size_t size = sizeof *g + ncap;
-    growbuf *ng = dx_buf_get(&size);
-    if (!ng) return DX_ENOMEM;
-    /* Use what the cache's rounding gave, but not beyond the bound:
-     * dx_proto_buffered reports what the message may still fill. */
-    size_t got = size - sizeof *ng;
-    ng->cap = got < bound ? got : (ncap > bound ? ncap : (size_t)bound);
-    ng->len = len;
-    if (len) memcpy(ng->data, g->data, len);
-    growbuf_free(g);
-    *gp = g = ng;
+  if (g && p == g->data + g->len && n <= g->cap - g->len) {
+    g->len += n;
+    return 0;
   }
+  int rc = growbuf_reserve(gp, n, bound);
+  if (rc) return rc;
+  g = *gp;
   memcpy(g->data + g->len, p, n);
   g->len += n;
   return 0;
@@ -480,6 +497,24 @@ static int handle_payload(dx_proto *p, uint8_t *data, size_t len) {
   free(p->ctl);
   p->ctl = NULL;
   return rc;
+}
+
+/* Received bytes worth reading straight into the message buffer. */
+#define DX_READ_INTO_MIN (64u * 1024u)
+
+uint8_t *dx_proto_read_into(dx_proto *p, size_t *cap) {
+  if (p->state == DX_PROTO_FAILED || p->close_received || p->phase != RX_PAYLOAD || !p->msg ||
+      p->msg_compressed || p->stream_fragments || dx_opcode_is_control(p->fh_opcode))
+    return NULL;
+  uint64_t rest = p->payload_len - p->frame_done;
+  if (rest < DX_READ_INTO_MIN) return NULL;
+  /* Grow as msg_append would for the next 64 KiB (same bound). */
+  uint64_t bound = !p->fh_fin ? p->max_message : p->msg->len + rest;
+  if (growbuf_reserve(&p->msg, DX_READ_INTO_MIN, bound) != 0) return NULL;
+  growbuf *g = p->msg;
+  size_t room = g->cap - g->len;
+  *cap = rest < room ? (size_t)rest : room;
+  return g->data + g->len;
 }
 
 int dx_proto_feed(dx_proto *p, uint8_t *buf, size_t len) {

@@ -395,7 +395,14 @@ static void on_drain(void *user) {
     ws->route->h.on_drain(ws, ws->route->user);
 }
 
-static const dx_stream_cb stream_cb = {on_read, on_stream_close, on_drain};
+/* A large message being reassembled is read straight into its buffer. */
+static uint8_t *read_into(void *user, size_t *cap) {
+  dx_ws *ws = user;
+  if (ws->phase < DX_WS_OPEN || ws->phase > DX_WS_CLOSED || !ws->proto_ready) return NULL;
+  return dx_proto_read_into(dx__ws_proto(ws), cap);
+}
+
+static const dx_stream_cb stream_cb = {on_read, on_stream_close, on_drain, read_into};
 
 int dx__ws_init(dx_ws *ws, dx_loop *loop, int fd, const dx_ws_owner_ops *ops, void *owner,
                 SSL_CTX *tls, const char *tls_host) {

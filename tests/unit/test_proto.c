@@ -14,6 +14,7 @@ typedef struct {
   size_t len;
   uint8_t data[300];
   int zero_copy; /* data pointed into the fed buffer */
+  uint64_t hash; /* FNV-1a of all of data */
 } rec_event;
 
 typedef struct {
@@ -26,6 +27,12 @@ typedef struct {
   dx_proto *p;
   int reply_close; /* close from inside the close event with this code */
 } recorder;
+
+static uint64_t fnv(const uint8_t *p, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
 
 static void on_event(void *user, const dx_event *e) {
   recorder *r = user;
@@ -40,6 +47,7 @@ static void on_event(void *user, const dx_event *e) {
   x->len = e->len;
   memcpy(x->data, e->data, e->len < sizeof x->data ? e->len : sizeof x->data);
   x->zero_copy = e->len && e->data >= r->feed_lo && e->data < r->feed_hi;
+  x->hash = fnv(e->data, e->len);
   if (e->type == DX_EV_CLOSE && r->reply_close)
     dx_proto_close(r->p, (unsigned)r->reply_close, "mine", 4);
 }
@@ -481,6 +489,58 @@ TEST(announced_huge_frame_does_not_allocate_it) {
   free_proto(p);
 }
 
+/* dx_proto_read_into: inside a large frame being reassembled, the next
+ * bytes may be read straight into the message buffer (never past the
+ * frame), and the message comes out the same as when fed from outside. */
+TEST(read_into_message_buffer) {
+  recorder r;
+  dx_proto *p = new_proto(&r, DX_ROLE_SERVER, NULL);
+  enum { A = 100000, B = 200000 };
+  uint8_t *msg = malloc(A + B), *wire = malloc(A + B + 64);
+  for (size_t i = 0; i < A + B; i++) msg[i] = (uint8_t)('a' + i % 26);
+  size_t n = frame(wire, 0, 0, DX_OP_TEXT, msg, A, K);
+  n += frame(wire + n, 1, 0, DX_OP_CONT, msg + A, B, K);
+  size_t cap = 1;
+  CHECK(dx_proto_read_into(p, &cap) == NULL); /* no frame yet */
+  size_t pos = 0, in_place = 0;
+  CHECK_EQ_INT(feed(&r, p, wire, 1000), 0);
+  pos = 1000;
+  while (pos < n) {
+    uint8_t *dst = dx_proto_read_into(p, &cap);
+    if (dst) {
+      size_t k = cap < 50000 ? cap : 50000;
+      CHECK(k <= n - pos);
+      memcpy(dst, wire + pos, k); /* as a read into it would */
+      CHECK_EQ_INT(dx_proto_feed(p, dst, k), 0);
+      pos += k;
+      in_place += k;
+    } else {
+      size_t k = n - pos < 70000 ? n - pos : 70000;
+      CHECK_EQ_INT(feed(&r, p, wire + pos, k), 0);
+      pos += k;
+    }
+    CHECK(dx_proto_buffered(p) <= A + B);
+  }
+  printf("300,000-byte message in two frames: %zu bytes read in place\n", in_place);
+  CHECK(in_place > 100000);
+  CHECK_EQ_INT(r.nev, 1);
+  CHECK_EQ_INT(r.ev[0].type, DX_EV_MESSAGE);
+  CHECK_EQ_INT(r.ev[0].opcode, DX_OP_TEXT);
+  CHECK_EQ_INT(r.ev[0].len, A + B);
+  CHECK(r.ev[0].hash == fnv(msg, A + B));
+  CHECK(dx_proto_read_into(p, &cap) == NULL); /* between messages */
+  CHECK_EQ_INT(dx_proto_buffered(p), 0);
+  /* A small frame never asks for it. */
+  n = frame(wire, 1, 0, DX_OP_BINARY, msg, 5000, K);
+  CHECK_EQ_INT(feed(&r, p, wire, 10), 0);
+  CHECK(dx_proto_read_into(p, &cap) == NULL);
+  CHECK_EQ_INT(feed(&r, p, wire + 10, n - 10), 0);
+  CHECK_EQ_INT(r.nev, 2);
+  free(msg);
+  free(wire);
+  free_proto(p);
+}
+
 /* ---- closing handshake ---- */
 
 static void close_frame(uint8_t *f, size_t *n, int code, const char *reason, size_t rlen) {
@@ -860,6 +920,7 @@ TEST(error_mapping) {
 }
 
 int main(void) {
+  RUN(read_into_message_buffer);
   RUN(rfc_single_unmasked_text_to_client);
   RUN(rfc_single_masked_text_to_server);
   RUN(rfc_fragmented_unmasked_text);

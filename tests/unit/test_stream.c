@@ -67,7 +67,7 @@ static void c_on_close(void *user, int err, const char *why) {
 
 static void c_on_drain(void *user) { ((conn *)user)->drains++; }
 
-static const dx_stream_cb conn_cb = {c_on_read, c_on_close, c_on_drain};
+static const dx_stream_cb conn_cb = {c_on_read, c_on_close, c_on_drain, NULL};
 
 static conn *conn_new(dx_loop *loop, int fd) {
   conn *c = calloc(1, sizeof *c);
@@ -625,7 +625,7 @@ static int churn_closed_;
 
 static void churn_on_read(void *user, uint8_t *data, size_t len);
 static void churn_on_close(void *user, int err, const char *why);
-static const dx_stream_cb churn_cb = {churn_on_read, churn_on_close, NULL};
+static const dx_stream_cb churn_cb = {churn_on_read, churn_on_close, NULL, NULL};
 
 typedef struct churn {
   dx_stream s;

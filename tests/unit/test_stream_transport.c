@@ -80,7 +80,7 @@ static void on_read(void *user, uint8_t *data, size_t len) {
   if (c->pause_after && c->rx_len >= c->pause_after) dx_stream_pause_read(&c->s);
 }
 static void on_close(void *user, int err, const char *why) { ((conn *)user)->closes++; }
-static const dx_stream_cb cbs = {on_read, on_close, NULL};
+static const dx_stream_cb cbs = {on_read, on_close, NULL, NULL};
 
 static conn *open_conn(dx_loop *loop, int sv[2]) {
   CHECK_EQ_INT(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
