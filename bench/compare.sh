@@ -92,20 +92,10 @@ bin="$root/build-bench"
 log "building loadgen and lws_echo into $bin"
 "$here/build.sh" "$bin" >&2
 uws_rev=-
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 if has "$servers" uws; then
-  usockets_dir="${USOCKETS_DIR:-$uws_dir/uSockets}"
-  [[ -f "$uws_dir/src/App.h" && -f "$usockets_dir/src/libusockets.h" ]] || {
-    log "UWS_DIR=$uws_dir needs src/App.h and uSockets (in uSockets/ or USOCKETS_DIR) with src/libusockets.h"
-    exit 1
-  }
-  uws_rev="$(git -C "$uws_dir" describe --tags --always 2>/dev/null || echo ?), uSockets $(git -C "$usockets_dir" describe --tags --always 2>/dev/null || echo ?)"
-  log "building uws_echo from $uws_dir ($uws_rev)"
-  rm -rf "$bin/uws-obj" && mkdir -p "$bin/uws-obj"
-  # uSockets as C (plain TCP, epoll), uWS header-only over it.
-  (cd "$bin/uws-obj" && gcc -O3 -DLIBUS_NO_SSL -std=c11 -I"$usockets_dir/src" -c \
-    "$usockets_dir"/src/*.c "$usockets_dir"/src/eventing/*.c "$usockets_dir"/src/crypto/*.c)
-  g++ -O3 -std=c++20 -DLIBUS_NO_SSL -I"$uws_dir/src" -I"$usockets_dir/src" \
-    -o "$bin/uws_echo" "$here/peers/uws_echo.cpp" "$bin"/uws-obj/*.o -lz
+  build_uws "$uws_dir" "$bin" || exit 1
 fi
 if [[ -z "$duplex_bin" ]]; then
   # A build tree of our own, so that nobody else's rebuild swaps the binary
@@ -145,8 +135,6 @@ server_cmd() { # NAME PORT
   uws) echo "$bin/uws_echo --host 127.0.0.1 --port $2" ;;
   esac
 }
-# shellcheck source=bench/lib.sh
-source "$here/lib.sh"
 start_server() { # NAME PORT
   # shellcheck disable=SC2046
   start_pinned "$2" "$out.log" $(server_cmd "$1" "$2") && return 0

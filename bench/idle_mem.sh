@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # idle_mem.sh: server memory per idle WebSocket connection, duplex vs Node ws
-# vs libwebsockets (vs uWebSockets when UWS_ECHO names its echo binary), at
-# 10,000 and 50,000 connections.
+# vs libwebsockets (vs uWebSockets with UWS_DIR=/path/to/uWebSockets, built as
+# bench/compare.sh does), at 10,000 and 50,000 connections.
 #
 # usage: bench/idle_mem.sh [OPTIONS]
 #   --rounds R         rounds (each round runs every server once, in turn; default 5)
 #   --counts LIST      comma-separated connection counts (default 10000,50000)
 #   --servers LIST     comma-separated subset of duplex,node,lws,uws (default all
-#                      that are present; uws needs UWS_ECHO=/path/to/echo-binary
-#                      taking --port, e.g. the one bench/compare.sh builds)
+#                      that are present; uws needs UWS_DIR)
 #   --duplex PATH      use this duplex binary instead of building one
 #   --out FILE         raw results file (default bench/results/idle-<date>.txt)
 #   -h, --help         this help
@@ -65,6 +64,12 @@ count_list=("${fit[@]}")
 bin="$root/build-bench"
 log "building loadgen (and lws_echo if libwebsockets-dev is installed) into $bin"
 "$here/build.sh" "$bin" >&2
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+uws_rev=-
+if [[ -n "${UWS_DIR:-}" ]] && [[ -z "$servers" || ",$servers," == *",uws,"* ]]; then
+  build_uws "$UWS_DIR" "$bin" || exit 1
+fi
 if [[ -z "$duplex_bin" ]]; then
   cmake -S "$root" -B "$bin/duplex-rel" -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$bin/duplex-rel" -j2 --target duplex_cli >/dev/null
@@ -74,7 +79,7 @@ if [[ -z "$servers" ]]; then
   servers="duplex"
   [[ -d "$here/node_modules/ws" || -d "$root/tests/interop/node_modules/ws" ]] && servers+=",node"
   [[ -x "$bin/lws_echo" ]] && servers+=",lws"
-  [[ -n "${UWS_ECHO:-}" && -x "${UWS_ECHO:-}" ]] && servers+=",uws"
+  [[ -n "${UWS_DIR:-}" ]] && servers+=",uws"
 fi
 IFS=, read -ra srv_list <<<"$servers"
 
@@ -83,7 +88,7 @@ server_cmd() { # NAME PORT
   duplex) echo "$duplex_bin echo --host 127.0.0.1 --port $2 --log-level warn --max-connections $((max_count + 100))" ;;
   node) echo "node $here/peers/node_ws_echo.mjs --host 127.0.0.1 --port $2" ;;
   lws) echo "$bin/lws_echo --host 127.0.0.1 --port $2" ;;
-  uws) echo "$UWS_ECHO --port $2" ;;
+  uws) echo "$bin/uws_echo --host 127.0.0.1 --port $2" ;;
   esac
 }
 
@@ -92,13 +97,12 @@ out="${out:-$here/results/idle-$(date +%Y-%m-%d-%H%M%S).txt}"
 {
   echo "# bench/idle_mem.sh raw results, $(date -Is)"
   echo "# rounds=$rounds counts=$counts servers=$servers"
+  echo "# libwebsockets: $(pkg-config --modversion libwebsockets 2>/dev/null || echo -); node: $(node --version 2>/dev/null || echo -); uWebSockets: $uws_rev"
   echo "# duplex: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$root" diff --quiet 2>/dev/null || echo ' (dirty tree)')"
   echo "# kernel $(uname -r); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "# columns: count server round json"
 } >"$out"
 
-# shellcheck source=bench/lib.sh
-source "$here/lib.sh"
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
 run_idle() { # NAME COUNT -> JSON on stdout

@@ -1,6 +1,7 @@
 # Shared by the side-by-side benchmark scripts (compare.sh, tls_deflate.sh,
-# latency.sh): starting a server pinned to CPU 0 and stopping it again.
-# Source it; it sets and reads `server_pid` and `server_status`.
+# latency.sh, idle_mem.sh): starting a server pinned to CPU 0 and stopping
+# it again, and building the uWebSockets peer. Source it; it sets and reads
+# `server_pid` and `server_status`.
 
 server_pid="" server_status=0
 
@@ -32,4 +33,26 @@ stop_pinned() {
   server_pid=""
   [[ -n "${1:-}" ]] || return 0
   for _ in $(seq 50); do [[ -z "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]] && break; sleep 0.1; done
+}
+
+# build_uws UWS_DIR BIN: build bench/peers/uws_echo.cpp against a
+# uWebSockets checkout (uSockets in its uSockets/ submodule or at
+# USOCKETS_DIR) into BIN/uws_echo; sets uws_rev. Nothing of uWS is copied
+# into this repository. Returns 1 (with a message) if the checkout is not one.
+build_uws() {
+  local uws_dir=$1 bin=$2 here usockets_dir
+  here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+  usockets_dir="${USOCKETS_DIR:-$uws_dir/uSockets}"
+  if [[ ! -f "$uws_dir/src/App.h" || ! -f "$usockets_dir/src/libusockets.h" ]]; then
+    echo "UWS_DIR=$uws_dir needs src/App.h and uSockets (in uSockets/ or USOCKETS_DIR) with src/libusockets.h" >&2
+    return 1
+  fi
+  uws_rev="$(git -C "$uws_dir" describe --tags --always 2>/dev/null || echo ?), uSockets $(git -C "$usockets_dir" describe --tags --always 2>/dev/null || echo ?)"
+  echo "building uws_echo from $uws_dir ($uws_rev)" >&2
+  rm -rf "$bin/uws-obj" && mkdir -p "$bin/uws-obj"
+  # uSockets as C (plain TCP, epoll), uWS header-only over it.
+  (cd "$bin/uws-obj" && gcc -O3 -DLIBUS_NO_SSL -std=c11 -I"$usockets_dir/src" -c \
+    "$usockets_dir"/src/*.c "$usockets_dir"/src/eventing/*.c "$usockets_dir"/src/crypto/*.c) &&
+    g++ -O3 -std=c++20 -DLIBUS_NO_SSL -I"$uws_dir/src" -I"$usockets_dir/src" \
+      -o "$bin/uws_echo" "$here/peers/uws_echo.cpp" "$bin"/uws-obj/*.o -lz
 }
