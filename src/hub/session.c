@@ -374,6 +374,7 @@ void hub_broker_error(int status, hub_error *err) {
 
 typedef struct sub_wait {
   hub_pending p;
+  hub_loop *hl; /* the broker's interest is this loop's, whether the session stays or not */
   uint32_t history;
   bool has_since, presence, no_presence;
   uint64_t since_offset;
@@ -470,7 +471,7 @@ static void on_topic_ready(void *ctx, int status, const hub_position *pos) {
   (void)pos;
   sub_wait *w = ctx;
   hub_session *s = w->p.s;
-  hub_loop *hl = s ? s->hl : NULL;
+  hub_loop *hl = w->hl;
   hub_error err;
   if (s && !s->closing && status == 0 && join(s, w, &err) == 0) {
     /* subscribed: the broker's interest now belongs to the subscription */
@@ -479,7 +480,7 @@ static void on_topic_ready(void *ctx, int status, const hub_position *pos) {
       if (status) hub_broker_error(status, &err);
       fail(s, w->p.id, &err);
     }
-    if (hl) hl->hub->broker->ops->unwant(hl->hub->broker, hl, w->topic, w->topic_len);
+    hl->hub->broker->ops->unwant(hl->hub->broker, hl, w->topic, w->topic_len);
   }
   pending_done(&w->p);
   free(w->info);
@@ -517,6 +518,7 @@ static int subscribe(hub_session *s, hub_request *r, hub_error *err) {
     hub_error_set(err, "internal", "out of memory");
     return -1;
   }
+  w->hl = s->hl;
   w->history = r->history;
   w->has_since = r->has_since;
   w->since_offset = r->since_offset;
