@@ -273,16 +273,22 @@ void hub_core_event(hub_core *c, const char *name, size_t len, hub_blob *env, ui
 bool hub_core_position(hub_core *c, const char *name, size_t len, hub_position *pos) {
   lock(c);
   topic *t = find(c, name, len);
-  if (t) set_pos(t, pos);
+  bool known = t && t->epoch[0]; /* "": forgotten, not mirrored (hub_core_forget) */
+  if (known) set_pos(t, pos);
   unlock(c);
-  return t != NULL;
+  return known;
 }
 
 void hub_core_forget(hub_core *c, const char *name, size_t len) {
   lock(c);
   topic *t = find(c, name, len);
   if (t && !t->subscribers && (t->presence.len || t->presence_overflow)) {
-    history_clear(c, t); /* presence entries (an HTTP session's) stay */
+    /* Presence entries (an HTTP session's) stay; the position goes with
+     * the history, so the next sync takes the broker's state whole
+     * instead of only what follows a stale position. */
+    history_clear(c, t);
+    t->epoch[0] = '\0';
+    t->offset = 0;
   } else if (t && !t->subscribers) {
     c->retained -= t->hist.bytes;
     hub_map_del(&c->topics, &t->item);

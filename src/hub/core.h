@@ -207,12 +207,14 @@ int hub_core_sync(hub_core *c, const char *topic, size_t len, const char *epoch,
  * to this core's subscribers of the topic, except skip_conn. */
 void hub_core_event(hub_core *c, const char *topic, size_t len, hub_blob *env, uint64_t skip_conn);
 
-/* The topic's position, when the core knows the topic. */
+/* The topic's position, when the core knows the topic (and mirrors it:
+ * not after hub_core_forget). */
 bool hub_core_position(hub_core *c, const char *topic, size_t len, hub_position *pos);
 
 /* Forget a topic that nobody here subscribes to (its mirror would go
  * stale); presence entries without a subscription (an HTTP session's)
- * stay, with the history dropped. */
+ * stay, with the history and the position dropped (the next sync takes
+ * the broker's whole state). */
 void hub_core_forget(hub_core *c, const char *topic, size_t len);
 
 /* Envelope bytes retained in all topics' history. */

@@ -551,6 +551,40 @@ TEST(mirror_resync_says_gap_when_the_broker_lost_them) {
   done(c);
 }
 
+/* An HTTP session's presence keeps a topic the broker's interest let go:
+ * the core no longer mirrors it, so the next load is a fresh one and the
+ * history it brings is kept whole (not only what is newer than the stale
+ * position). */
+TEST(mirror_forgotten_topic_with_presence_loads_whole_again) {
+  hub_core *c = new_core(10, 0);
+  client a;
+  client_init(&a, 1);
+  sync_to(c, "E1", 1, 4);
+  sub(c, &a, "t", NULL, 0, false, NULL);
+  hub_who w = {2, "p2", "", NULL, false};
+  hub_blob *je = hub_blob_new("join:p2", 7);
+  CHECK_EQ_INT(hub_core_presence_join(c, "t", 1, &w, je), 1);
+  hub_blob_unref(je);
+  unsub(c, &a, "t");
+  hub_core_forget(c, "t", 1); /* the last subscriber left: Redis interest ends */
+  CHECK_EQ_INT(hub_core_topic_count(c), 1);
+  CHECK_EQ_INT(hub_core_retained_bytes(c), 0);
+  hub_position pos;
+  CHECK(!hub_core_position(c, "t", 1, &pos)); /* no mirror: load it as new */
+  sync_to(c, "E1", 1, 6);                     /* meanwhile 5 and 6 were published */
+  hub_position hp;
+  hub_replay r;
+  bool complete;
+  CHECK_EQ_INT(hub_core_history(c, "t", 1, false, 0, NULL, 100, 0, &hp, &r, &complete), 0);
+  CHECK_EQ_INT(r.len, 6);
+  CHECK(complete);
+  CHECK_EQ_INT(hp.offset, 6);
+  CHECK_STR(hp.epoch, "E1");
+  hub_replay_free(&r);
+  hub_core_presence_leave(c, "t", 1, &w, NULL);
+  done(c);
+}
+
 int main(void) {
   RUN(offsets_grow_by_one_and_subscribers_get_them_in_order);
   RUN(skip_self);
@@ -567,5 +601,6 @@ int main(void) {
   RUN(mirror_takes_the_brokers_state_then_follows_its_publications);
   RUN(mirror_resync_fills_a_hole_without_loss_or_duplicate);
   RUN(mirror_resync_says_gap_when_the_broker_lost_them);
+  RUN(mirror_forgotten_topic_with_presence_loads_whole_again);
   return test_report();
 }
