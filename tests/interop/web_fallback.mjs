@@ -7,21 +7,26 @@
 // order everywhere, the hub's own order. A network cut and then a hub
 // restart (SIGTERM, same port, new epoch) with the API publishing and the
 // SSE page sending meanwhile: every page comes back on its own transport,
-// nothing lost, nothing doubled.
+// nothing lost, nothing doubled. Presence and typing are the same on every
+// transport: each page's "Here now" lists the three names (not client or
+// session ids), typing on one page shows on the other two and not on
+// itself, and a closed page leaves the others' lists within the hub's
+// --session-idle (short here) for the HTTP transports.
 //
 //   node web_fallback.mjs SCREENSHOT_DIR      (DUPLEX names the binary)
 import path from 'node:path';
 import {
   api, chatLines, chatSend, Checks, expectChatOnce, expectTransport, LAPTOP, launchChromium, openChatOn, PHONE, Serve,
-  SOURCE_DIR, TcpProxy, waitFor,
+  sleep, SOURCE_DIR, TcpProxy, waitFor,
 } from './web_common.mjs';
 
 const shots = process.argv[2];
 const KEY = 'web-fallback-key';
 const ROOM = `fb${process.pid}`;
 const TOPIC = `chat:${ROOM}`;
+const IDLE_S = 3; // --session-idle: a closed SSE or long-poll page leaves after it
 const checks = new Checks();
-const hub = await new Serve(['--static', path.join(SOURCE_DIR, 'web'), '--api-key', KEY]).start();
+const hub = await new Serve(['--static', path.join(SOURCE_DIR, 'web'), '--api-key', KEY, '--session-idle', `${IDLE_S}s`]).start();
 const proxy = await new TcpProxy(hub.port).start();
 const browser = await launchChromium();
 const base = `http://127.0.0.1:${proxy.port}`;
@@ -58,6 +63,36 @@ async function sameAsHub(pages, count, ms = 15000) {
   }
   return want;
 }
+
+// "Here now" of a page: [{name, client, you}] as shown.
+const herePeople = (page) => page.evaluate(() => [...document.querySelectorAll('#people li')].map((li) => ({
+  name: li.childNodes[1]?.textContent, client: li.dataset.client, you: !!li.querySelector('.you'),
+})));
+
+// Every page lists exactly `names` by name (presence info, never an id), itself as "(you)".
+async function expectHere(pages, names, ms = 10000) {
+  const want = [...names].sort();
+  for (const [label, p] of pages) {
+    let got;
+    const me = label.split(' ')[0];
+    try {
+      await waitFor(async () => {
+        got = await herePeople(p);
+        return JSON.stringify(got.map((x) => x.name).sort()) === JSON.stringify(want);
+      }, ms, `${label} to list ${JSON.stringify(want)} in "Here now"`);
+    } catch (e) {
+      throw new Error(`${e.message} (lists ${JSON.stringify(got)})`);
+    }
+    const ids = got.filter((x) => x.name === x.client || /^[0-9a-f]{32}$/.test(x.name));
+    if (ids.length) throw new Error(`${label} shows ids for names: ${JSON.stringify(ids)}`);
+    const you = got.filter((x) => x.you).map((x) => x.name);
+    if (JSON.stringify(you) !== JSON.stringify([me])) throw new Error(`${label} marks ${JSON.stringify(you)} as "(you)"`);
+    const id = await p.evaluate(() => window.demo.client.id);
+    if (got.find((x) => x.you).client !== id) throw new Error(`${label}: "(you)" is not its client id ${id}`);
+  }
+}
+
+const typingText = (page) => page.evaluate(() => document.querySelector('#typing').textContent);
 
 const publish = (text) => api(hub.http, KEY, 'publish', { topic: TOPIC, data: { name: 'backend', text, time: Date.now() } });
 const state = (page) => page.evaluate(() => document.body.dataset.connection);
@@ -114,6 +149,40 @@ try {
     const want = await sameAsHub(all, 3 + 16);
     if (want.lines.length !== 3 + 16) throw new Error(`the hub has ${want.lines.length} lines, expected 19`);
     for (const [, p] of all) await p.waitForFunction(() => !document.querySelector('.msg.pending'));
+  });
+
+  await checks.step('mixed room: every page\'s "Here now" lists the three names, itself as (you)', async () => {
+    await expectHere(all, ['wes', 'sia', 'pol']);
+  });
+
+  await checks.step('mixed room: typing on one page shows on the other two, never on itself', async () => {
+    // Every page records each text its typing line shows from now on.
+    for (const [, p] of all) {
+      await p.evaluate(() => {
+        window.typingSeen = [];
+        const box = document.querySelector('#typing');
+        new MutationObserver(() => window.typingSeen.push(box.textContent)).observe(box, { childList: true, subtree: true, characterData: true });
+      });
+    }
+    // The chat lines above were typed too: wait until those indicators are gone (3.5 s).
+    for (const [label, p] of all) await waitFor(async () => !(await typingText(p)), 10000, `${label}'s typing line to clear`);
+    for (const [label, p] of all) {
+      const name = label.split(' ')[0];
+      await p.fill('#text', '');
+      await p.type('#text', 'typ');
+      for (const [other, q] of all) {
+        if (q === p) continue;
+        await waitFor(async () => (await typingText(q)).includes(name), 5000, `${other} to show "${name} … typing"`);
+      }
+      await p.fill('#text', '');
+    }
+    await sleep(500); // an echo of its own typing would have come by now
+    for (const [label, p] of all) {
+      const name = label.split(' ')[0];
+      const seen = await p.evaluate(() => window.typingSeen);
+      if (seen.some((t) => t.includes(name))) throw new Error(`${label} showed its own typing: ${JSON.stringify(seen)}`);
+      if (!seen.some((t) => /typing/.test(t))) throw new Error(`${label} showed no typing at all`);
+    }
   });
 
   await checks.step('screenshots of the fallback pages (transport in the top bar)', async () => {
@@ -191,7 +260,27 @@ try {
     await Promise.all(all.map(([label, p]) => chatSend(p, `${label.split(' ')[0]} after the restart`)));
     const want = await sameAsHub(all, 6);
     if (want.lines.length !== 6) throw new Error(`the hub has ${want.lines.length} lines, expected 6`);
+    await expectHere(all, ['wes', 'sia', 'pol']);
     await sse.screenshot({ path: path.join(shots, 'fallback-sse-after-restart.png') });
+  });
+
+  // A closed page's session ends when its last request does; it leaves
+  // --session-idle later (expiry is checked every second).
+  const bound = (IDLE_S + 4) * 1000;
+  await checks.step(`SSE page closed: the others drop "sia" within --session-idle (${IDLE_S} s) + slack`, async () => {
+    const t0 = Date.now();
+    await sse.context().close();
+    all = all.filter(([, p]) => p !== sse);
+    await expectHere(all, ['wes', 'pol'], bound);
+    console.log(`# sia left the other pages after ${Date.now() - t0} ms`);
+  });
+
+  await checks.step(`long-poll page closed: the WebSocket page drops "pol" within --session-idle (${IDLE_S} s) + slack`, async () => {
+    const t0 = Date.now();
+    await poll.context().close();
+    all = all.filter(([, p]) => p !== poll);
+    await expectHere(all, ['wes'], bound);
+    console.log(`# pol left the WebSocket page after ${Date.now() - t0} ms`);
   });
 } finally {
   checks.pagesClean();
