@@ -7,8 +7,9 @@
 #include <strings.h>
 
 #include "duplex/log.h"
+#include "hub/redis_slots.h"
 
-#define NSLOTS 16384u
+#define NSLOTS HUB_CLUSTER_SLOTS
 #define NO_NODE 0xffffu
 #define MAX_NODES 0xfff0u
 #define MAX_REDIRECTS 5
@@ -33,6 +34,7 @@ typedef struct rcmd {
   unsigned slot;            /* NSLOTS: no key (any node) */
   uint8_t redirects, retries;
   bool asked; /* -ASK followed already */
+  node *at;   /* where it was sent last (its connection holds the callback) */
   int argc;
   const char **argv;
   size_t *lens;
@@ -258,32 +260,6 @@ static void node_push(hub_redis *c, redisReply *msg, void *user) {
 
 /* ---- CLUSTER SLOTS ------------------------------------------------------ */
 
-static bool int_in(const redisReply *e, long long lo, long long hi) {
-  return e && e->type == REDIS_REPLY_INTEGER && e->integer >= lo && e->integer <= hi;
-}
-
-/* One range's master: [start, end, [host, port, id, ...], replicas...]. An empty host means the
- * address this reply came from. 1, 0 for "?" (an unknown endpoint: no owner for now), -1 when
- * malformed. */
-static int range_master(const hub_redis_router *r, const redisReply *e, hub_redis_addr *a) {
-  if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || !int_in(e->element[0], 0, NSLOTS - 1) ||
-      !int_in(e->element[1], e->element[0]->integer, NSLOTS - 1))
-    return -1;
-  const redisReply *m = e->element[2];
-  if (m->type != REDIS_REPLY_ARRAY || m->elements < 2 ||
-      m->element[0]->type != REDIS_REPLY_STRING || !int_in(m->element[1], 1, 65535) ||
-      m->element[0]->len >= sizeof a->host)
-    return -1;
-  memset(a, 0, sizeof *a);
-  if (m->element[0]->len == 1 && m->element[0]->str[0] == '?') return 0;
-  if (m->element[0]->len == 0)
-    snprintf(a->host, sizeof a->host, "%s", hub_redis_addr_now(r->ctl)->host);
-  else
-    memcpy(a->host, m->element[0]->str, m->element[0]->len);
-  a->port = (uint16_t)m->element[1]->integer;
-  return 1;
-}
-
 static int add_node(hub_redis_router *r, const hub_redis_addr *a) {
   unsigned i = 0;
   while (i < r->nodes_cap && r->nodes[i]) i++;
@@ -311,42 +287,40 @@ static int add_node(hub_redis_router *r, const hub_redis_addr *a) {
 
 /* Make the map and the masters what the reply says. 0, or -1 with why. */
 static int apply_slots(hub_redis_router *r, const redisReply *rep, char *why, size_t cap) {
-  if (rep->type == REDIS_REPLY_ERROR) {
-    snprintf(why, cap, "CLUSTER SLOTS: %.150s", rep->str);
+  size_t nr = 0, want = rep->type == REDIS_REPLY_ARRAY && rep->elements ? rep->elements : 1;
+  hub_slot_range *ranges = malloc(want * sizeof *ranges);
+  if (!ranges) {
+    snprintf(why, cap, "out of memory reading CLUSTER SLOTS");
     return -1;
   }
-  if (rep->type != REDIS_REPLY_ARRAY || !rep->elements) {
-    snprintf(why, cap, "CLUSTER SLOTS: %s",
-             rep->type == REDIS_REPLY_ARRAY ? "no slot is assigned" : "not an array");
+  if (hub_slots_parse(rep, ranges, want, &nr, why, cap) != 0) {
+    free(ranges);
     return -1;
   }
-  hub_redis_addr a;
-  for (size_t i = 0; i < rep->elements; i++)
-    if (range_master(r, rep->element[i], &a) < 0) {
-      snprintf(why, cap, "CLUSTER SLOTS: a malformed slot range");
-      return -1;
-    }
   for (unsigned i = 0; i < r->nodes_cap; i++)
     if (r->nodes[i]) r->nodes[i]->seen = false;
   unsigned added = 0, removed = 0;
   for (unsigned s = 0; s < NSLOTS; s++) r->slots[s] = NO_NODE;
-  for (size_t i = 0; i < rep->elements; i++) {
-    const redisReply *e = rep->element[i];
-    if (range_master(r, e, &a) != 1) continue; /* unknown endpoint: no owner for now */
-    int k = node_index(r, &a);
+  for (size_t i = 0; i < nr; i++) {
+    hub_slot_range *g = &ranges[i];
+    if (!g->known) continue; /* unknown endpoint: no owner for now */
+    if (!g->master.host[0])  /* not announced: the node that answered */
+      snprintf(g->master.host, sizeof g->master.host, "%s", hub_redis_addr_now(r->ctl)->host);
+    int k = node_index(r, &g->master);
     if (k < 0) {
-      k = add_node(r, &a);
+      k = add_node(r, &g->master);
       if (k < 0) {
-        snprintf(why, cap, "out of memory adding master %.100s:%u", a.host, a.port);
+        snprintf(why, cap, "out of memory adding master %.100s:%u", g->master.host, g->master.port);
         r->map_known = false;
+        free(ranges);
         return -1;
       }
       added++;
     }
     r->nodes[k]->seen = true;
-    for (long long s = e->element[0]->integer; s <= e->element[1]->integer; s++)
-      r->slots[s] = (uint16_t)k;
+    for (unsigned s = g->start; s <= g->end; s++) r->slots[s] = (uint16_t)k;
   }
+  free(ranges);
   r->map_known = true;
   /* Masters no longer named go; their pending callbacks get NULL (and may call us). */
   for (unsigned i = 0; i < r->nodes_cap && !r->dead; i++) {
@@ -475,32 +449,22 @@ static int send_to(node *n, rcmd *c, bool ask) {
   if (!n || !hub_redis_up(n->conn)) return -1;
   const char *asking[] = {"ASKING"};
   if (ask && hub_redis_command(n->conn, NULL, NULL, 1, asking, NULL) != 0) return -1;
-  return hub_redis_command(n->conn, on_node_reply, c, c->argc, c->argv, c->lens);
-}
-
-/* "SLOT host:port" (IPv6 hosts have colons: the port follows the last one). */
-static bool parse_redirect(const char *s, hub_redis_addr *a) {
-  const char *sp = strchr(s, ' ');
-  const char *colon = sp ? strrchr(sp + 1, ':') : NULL;
-  if (!colon || colon == sp + 1 || (size_t)(colon - sp - 1) >= sizeof a->host) return false;
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if (*end || port < 1 || port > 65535) return false;
-  memset(a, 0, sizeof *a);
-  memcpy(a->host, sp + 1, (size_t)(colon - sp - 1));
-  a->port = (uint16_t)port;
-  return true;
+  if (hub_redis_command(n->conn, on_node_reply, c, c->argc, c->argv, c->lens) != 0) return -1;
+  c->at = n;
+  return 0;
 }
 
 /* An error that says "elsewhere" or "later": true when c was sent again or held. */
-static bool redirect(hub_redis_router *r, rcmd *c, const redisReply *rep) {
+static bool redirect(hub_redis_router *r, node *from, rcmd *c, const redisReply *rep) {
   const char *s = rep->str;
-  bool moved = !strncmp(s, "MOVED ", 6), ask = !strncmp(s, "ASK ", 4);
+  unsigned slot;
   hub_redis_addr a;
-  if (moved || ask) {
-    if (!parse_redirect(s + (moved ? 6 : 4), &a)) return false;
+  int kind = hub_redirect_parse(s, rep->len, &slot, &a);
+  if (kind == HUB_REDIRECT_BAD) return false;
+  if (kind != HUB_REDIRECT_NONE) {
+    if (!a.host[0]) snprintf(a.host, sizeof a.host, "%s", from->addr.host); /* same host */
     int k = node_index(r, &a);
-    if (ask) {
+    if (kind == HUB_REDIRECT_ASK) {
       if (c->asked || k < 0) return false;
       c->asked = true;
       return send_to(r->nodes[k], c, true) == 0;
@@ -508,7 +472,7 @@ static bool redirect(hub_redis_router *r, rcmd *c, const redisReply *rep) {
     if (c->redirects >= MAX_REDIRECTS) return false;
     c->redirects++;
     refresh(r);
-    if (k >= 0 && c->slot < NSLOTS) r->slots[c->slot] = (uint16_t)k;
+    if (k >= 0) r->slots[slot] = (uint16_t)k;
     if (k >= 0 && send_to(r->nodes[k], c, false) == 0) return true;
     park(r, c, ROUTE_POLL_MS); /* a master the map does not know yet, or not up */
     return true;
@@ -527,7 +491,7 @@ static void on_node_reply(hub_redis *conn, redisReply *rep, void *priv) {
   rcmd *c = priv;
   hub_redis_router *r = c->r;
   enter(r);
-  if (rep && rep->type == REDIS_REPLY_ERROR && rep->str && !r->dead && redirect(r, c, rep)) {
+  if (rep && rep->type == REDIS_REPLY_ERROR && rep->str && !r->dead && redirect(r, c->at, c, rep)) {
     leave(r);
     return;
   }

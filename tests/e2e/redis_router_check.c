@@ -10,8 +10,9 @@
  *                                            shard (also from an EVALSHA script), a subscribed
  *                                            channel's slot moved: sunsubscribe, subscribe again
  *   redis_router_check kill URL              prints "up PORT" (the master of key "victim"); the
- *                                            script kills it: "down" (both routers), restarts it:
- *                                            up again, commands and pushes work again
+ *                                            script kills it: "down" (both routers); CLUSTERDOWN
+ *                                            from the others retried, then "restart": the script
+ *                                            restarts it: up again, commands and pushes work
  *
  * One line per check ("ok - NAME" / "not ok - NAME: WHY"); every wait is bounded. */
 #include <signal.h>
@@ -555,7 +556,26 @@ static void mode_kill(const char *url) {
   hub_router_describe_key(t.r, key, strlen(key), who, sizeof who);
   result res = rcmd(&p, key, "SSUBSCRIBE", key, NULL);
   check(res.type == REDIS_REPLY_ARRAY, "kill: SSUBSCRIBE", "%d '%s'", res.type, res.str);
-  printf("up %s\n", strrchr(who, ':') + 1);
+  /* A key on another master, and a connection to that master, for the CLUSTERDOWN check. */
+  const char *vport = strrchr(who, ':') + 1;
+  char skey[32] = "", sw[300] = "";
+  for (int i = 0; i < 1000; i++) {
+    snprintf(skey, sizeof skey, "survivor:%d", i);
+    hub_router_describe_key(t.r, skey, strlen(skey), sw, sizeof sw);
+    if (strcmp(strrchr(sw, ':') + 1, vport)) break;
+  }
+  tnode sn = {.port = (uint16_t)atoi(strrchr(sw, ':') + 1)};
+  hub_redis_addr sa = {.port = sn.port};
+  snprintf(sa.host, sizeof sa.host, "127.0.0.1");
+  hub_redis_opts so = {.url = &t.url,
+                       .addr = &sa,
+                       .name = "node test",
+                       .on_up = n_up,
+                       .on_down = n_down,
+                       .user = &sn};
+  sn.c = hub_redis_new(loop, &so);
+  check(run_until(&sn.up, 5000), "kill: a connection to another master", "not up");
+  printf("up %s\n", vport);
   fflush(stdout);
   bool down = false;
   for (uint64_t end = dx_loop_now(loop) + 15000; dx_loop_now(loop) < end && !down;) {
@@ -567,6 +587,26 @@ static void mode_kill(const char *url) {
   check(!hub_router_up(t.r), "kill: hub_router_up false", "up");
   fprintf(stderr, "down: %s\n", t.why);
   printf("down\n");
+  fflush(stdout);
+  /* Once the others mark it failed (node timeout 2 s), they answer CLUSTERDOWN: the router sends
+   * again after 100, 200, 400, 800 ms, then gives the error. */
+  long before = errorstat(&sn, "CLUSTERDOWN");
+  uint64_t took = 0;
+  bool got = false;
+  for (uint64_t end = dx_loop_now(loop) + 15000; dx_loop_now(loop) < end && !got;) {
+    uint64_t t0 = dx_loop_now(loop);
+    res = rcmd(&t, skey, "SET", skey, "x", NULL);
+    took = dx_loop_now(loop) - t0;
+    got = res.type == REDIS_REPLY_ERROR && !strncmp(res.str, "CLUSTERDOWN", 11);
+    if (!got) run_for(200);
+  }
+  check(got, "kill: a surviving master answers CLUSTERDOWN", "%d '%s'", res.type, res.str);
+  long retried = errorstat(&sn, "CLUSTERDOWN") - before;
+  check(got && took >= 1400 && retried >= 5,
+        "kill: CLUSTERDOWN sent again 4 times (100 to 800 ms) before the error",
+        "%llu ms, %ld CLUSTERDOWN answers", (unsigned long long)took, retried);
+  fprintf(stderr, "CLUSTERDOWN: %llu ms, %ld answers\n", (unsigned long long)took, retried);
+  printf("restart\n");
   fflush(stdout);
   bool up = false;
   for (uint64_t end = dx_loop_now(loop) + 30000; dx_loop_now(loop) < end && !up;) {
@@ -594,6 +634,7 @@ static void mode_kill(const char *url) {
         p.npush - from);
   hub_router_free(t.r);
   hub_router_free(p.r);
+  hub_redis_free(sn.c);
 }
 
 int main(int argc, char **argv) {

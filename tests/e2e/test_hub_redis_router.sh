@@ -69,7 +69,8 @@ if want cluster; then
 fi
 
 if want kill; then
-  # The master of "victim" is killed; once both routers said down it is started again.
+  # The master of "victim" is killed; once both routers said down and the others answered
+  # CLUSTERDOWN, it is started again.
   out="$DX_TMP/router-kill.out"
   "$check_bin" kill "$CLUSTER_URL" >"$out" 2>&1 &
   helper=$!
@@ -77,6 +78,7 @@ if want kill; then
   victim=$(grep -m1 -oE '^up [0-9]+' "$out" | cut -d' ' -f2)
   stop_redis "$victim"
   wait_for 20 grep -q '^down' "$out" || fail "kill: no on_down after the kill: $(cat "$out")"
+  wait_for 30 grep -q '^restart' "$out" || fail "kill: the CLUSTERDOWN check did not end: $(cat "$out")"
   restart_redis "$victim"
   wait_gone "$helper" 60 || fail "kill: the helper did not finish within 60 s: $(cat "$out")"
   rc=0
