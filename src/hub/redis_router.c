@@ -16,6 +16,8 @@
 #define MAX_RETRIES 4        /* TRYAGAIN / CLUSTERDOWN: again after 100, 200, 400, 800 ms */
 #define ROUTE_POLL_MS 50     /* a command waiting for its node or the map looks again this often */
 #define REFRESH_RETRY_MS 500 /* a CLUSTER SLOTS that failed is asked again after this */
+#define REFRESH_DOWN_MS 1000 /* while a master cannot be reached: look for a failover this often   \
+                              */
 
 typedef struct node {
   hub_redis_router *router;
@@ -238,7 +240,10 @@ static void node_down(hub_redis *c, const char *why, bool was_up, void *user) {
   enter(r);
   char w[400];
   snprintf(w, sizeof w, "%s:%u: %s", n->addr.host, n->addr.port, why);
-  if (was_up) refresh(r); /* a failover may have moved its slots */
+  /* A failover may move its slots to a replica: look now, and again while it is unreachable. */
+  if (was_up) refresh(r);
+  if (!r->dead && !dx_timer_active(&r->t_refresh))
+    dx_timer_start(&r->t_refresh, REFRESH_DOWN_MS, 0);
   if (r->up)
     update_state(r, w);
   else if (!r->dead && r->on_down)
@@ -389,6 +394,8 @@ static void on_refresh_timer(dx_timer *t) {
   hub_redis_router *r = dx_container_of(t, hub_redis_router, t_refresh);
   enter(r);
   refresh(r);
+  if (!r->dead && !r->up && r->map_known && !dx_timer_active(&r->t_refresh))
+    dx_timer_start(&r->t_refresh, REFRESH_DOWN_MS, 0); /* a master is still missing */
   leave(r);
 }
 

@@ -13,6 +13,9 @@
  *                                            script kills it: "down" (both routers); CLUSTERDOWN
  *                                            from the others retried, then "restart": the script
  *                                            restarts it: up again, commands and pushes work
+ *   redis_router_check failover URL          prints "up PORT" (the master of key "failover", which
+ *                                            has a replica); the script kills it: "down", then up
+ *                                            again on the promoted replica ("owner PORT")
  *
  * One line per check ("ok - NAME" / "not ok - NAME: WHY"); every wait is bounded. */
 #include <signal.h>
@@ -637,6 +640,64 @@ static void mode_kill(const char *url) {
   hub_redis_free(sn.c);
 }
 
+/* ---- a master failed over to its replica ------------------------------------------ */
+
+static void mode_failover(const char *url) {
+  trouter t, p;
+  trouter_start(&t, url, false);
+  trouter_start(&p, url, true);
+  check(run_until(&t.up, 10000) && run_until(&p.up, 10000), "failover: both routers up", "%s / %s",
+        t.why, p.why);
+  const char *key = "failover";
+  char was[300], now[300];
+  hub_router_describe_key(t.r, key, strlen(key), was, sizeof was);
+  result res = rcmd(&p, key, "SSUBSCRIBE", key, NULL);
+  check(res.type == REDIS_REPLY_ARRAY, "failover: SSUBSCRIBE", "%d '%s'", res.type, res.str);
+  printf("up %s\n", strrchr(was, ':') + 1);
+  fflush(stdout);
+  bool down = false;
+  for (uint64_t end = dx_loop_now(loop) + 15000; dx_loop_now(loop) < end && !down;) {
+    dx_loop_run_once(loop, 20);
+    down = t.downs_was_up && p.downs_was_up;
+  }
+  check(down, "failover: on_down(was_up) on both routers", "%u / %u", t.downs_was_up,
+        p.downs_was_up);
+  printf("down\n");
+  fflush(stdout);
+  /* Nobody restarts the master: the replica is promoted and the map says so. */
+  uint64_t t0 = dx_loop_now(loop);
+  bool up = false;
+  for (uint64_t end = t0 + 30000; dx_loop_now(loop) < end && !up;) {
+    dx_loop_run_once(loop, 20);
+    up = t.up && p.up;
+  }
+  fprintf(stderr, "up again %llu ms after the down\n",
+          (unsigned long long)(dx_loop_now(loop) - t0));
+  hub_router_describe_key(t.r, key, strlen(key), now, sizeof now);
+  check(up && strcmp(was, now) && hub_router_masters(t.r) == 3,
+        "failover: up again on the promoted replica", "up %d/%d, owner %s (was %s), %u masters",
+        t.up, p.up, now, was, hub_router_masters(t.r));
+  printf("owner %s\n", strrchr(now, ':') + 1);
+  fflush(stdout);
+  res.type = 0;
+  for (uint64_t end = dx_loop_now(loop) + 10000;
+       dx_loop_now(loop) < end && res.type != REDIS_REPLY_STATUS;) {
+    res = rcmd(&t, key, "SET", key, "promoted", NULL);
+    if (res.type != REDIS_REPLY_STATUS) run_for(200);
+  }
+  check(res.type == REDIS_REPLY_STATUS, "failover: SET on the new master", "%d '%s'", res.type,
+        res.str);
+  res = rcmd(&p, key, "SSUBSCRIBE", key, NULL);
+  unsigned from = p.npush;
+  rcmd(&t, key, "SPUBLISH", key, "promoted", NULL);
+  wait_pushes(&p, from + 1);
+  check(res.type == REDIS_REPLY_ARRAY && has_push(&p, from, "smessage|failover|promoted"),
+        "failover: SSUBSCRIBE and pushes on the new master", "%d, %u pushes", res.type,
+        p.npush - from);
+  hub_router_free(t.r);
+  hub_router_free(p.r);
+}
+
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (getenv("DX_TEST_DEBUG")) dx_log_set_level(DX_LOG_DEBUG);
@@ -648,6 +709,8 @@ int main(int argc, char **argv) {
     mode_cluster(argv[2], argv[3]);
   else if (!strcmp(mode, "kill"))
     mode_kill(argv[2]);
+  else if (!strcmp(mode, "failover"))
+    mode_failover(argv[2]);
   else {
     fprintf(stderr, "usage: see the top of redis_router_check.c\n");
     return 2;

@@ -2,7 +2,8 @@
 # The hub's Redis router (src/hub/redis_router.c) against real redis-server instances started on
 # loopback ports by tests/lib.sh: one Redis (redis://, a pass-through), and a 3-master cluster —
 # keys land where CLUSTER KEYSLOT says (checked here with redis-cli), MOVED and ASK followed,
-# sharded pub/sub from all three shards, a killed and restarted master. The checks are in
+# sharded pub/sub from all three shards, a killed and restarted master, a master failed over to
+# its replica. The checks are in
 # redis_router_check.c; this script runs the servers and the faults.
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
@@ -10,7 +11,7 @@ need_redis
 check_bin="$DX_BUILD_DIR/tests/redis_router_check"
 [[ -x "$check_bin" ]] || fail "no $check_bin (build the tests)"
 
-only=${DX_ROUTER_CASES:-single cluster kill}
+only=${DX_ROUTER_CASES:-single cluster kill failover}
 want() { [[ " $only " == *" $1 "* ]]; }
 
 if want single; then
@@ -40,7 +41,7 @@ owner_port() {
   return 1
 }
 
-if want cluster || want kill; then
+if want cluster || want kill || want failover; then
   start_redis_cluster
 fi
 
@@ -84,5 +85,49 @@ if want kill; then
   rc=0
   wait "$helper" || rc=$?
   tally_helper kill "$rc" "$out"
+fi
+# start_cluster_replica MASTER_PORT: a fourth node, joined to the cluster as MASTER_PORT's replica
+# (synced): REPLICA_PORT.
+start_cluster_replica() {
+  local master=$1 port="" try a mid
+  for try in 1 2 3 4 5; do
+    port=$(free_port --bus)
+    DX_REDIS_ARGS[$port]=$(printf '%q ' --port "$port" --save "" --appendonly no --protected-mode no \
+      --cluster-enabled yes --cluster-config-file "$DX_TMP/redis.$port/nodes.conf" \
+      --cluster-node-timeout 2000 --enable-debug-command local)
+    eval "a=(${DX_REDIS_ARGS[$port]})"
+    _redis_launch "$port" "${a[@]}" && break
+    port=""
+  done
+  [[ -n "$port" ]] || fail "the replica node would not start"
+  rcli "$port" CLUSTER MEET 127.0.0.1 "$master" >/dev/null || fail "CLUSTER MEET failed"
+  mid=$(rcli "$master" CLUSTER MYID)
+  wait_for 20 _replicate "$port" "$mid" || fail "CLUSTER REPLICATE $mid refused for 20 s"
+  wait_for 20 _link_up "$port" || fail "the replica on $port did not sync within 20 s"
+  REPLICA_PORT=$port
+  log "replica $port of master $master"
+}
+_replicate() { rcli "$1" CLUSTER REPLICATE "$2" | grep -q OK; }
+_link_up() { rcli "$1" INFO replication | grep -q '^master_link_status:up'; }
+
+if want failover; then
+  master=$(owner_port failover) || fail "no owner for key 'failover'"
+  start_cluster_replica "$master"
+  out="$DX_TMP/router-failover.out"
+  "$check_bin" failover "$CLUSTER_URL" >"$out" 2>&1 &
+  helper=$!
+  wait_for 15 grep -q '^up [0-9]' "$out" || fail "failover: the routers did not come up: $(cat "$out")"
+  [[ "$(grep -m1 -oE '^up [0-9]+' "$out" | cut -d' ' -f2)" == "$master" ]] ||
+    fail "failover: the router and CLUSTER NODES disagree on the master of 'failover'"
+  stop_redis "$master"
+  wait_gone "$helper" 60 || fail "failover: the helper did not finish within 60 s: $(cat "$out")"
+  rc=0
+  wait "$helper" || rc=$?
+  tally_helper failover "$rc" "$out"
+  if grep -q "^owner $REPLICA_PORT\$" "$out"; then
+    pass "failover: the router's new master is the replica ($REPLICA_PORT)"
+  else
+    check_fail "failover: want owner $REPLICA_PORT: $(grep '^owner' "$out")"
+  fi
 fi
 finish
