@@ -16,6 +16,8 @@
  *   redis_router_check failover URL          prints "up PORT" (the master of key "failover", which
  *                                            has a replica); the script kills it: "down", then up
  *                                            again on the promoted replica ("owner PORT")
+ *   redis_router_check auth GOOD BAD         masters with requirepass: the right password, a
+ *                                            wrong one (on_down says why, never up)
  *
  * One line per check ("ok - NAME" / "not ok - NAME: WHY"); every wait is bounded. */
 #include <signal.h>
@@ -698,6 +700,24 @@ static void mode_failover(const char *url) {
   hub_router_free(p.r);
 }
 
+/* ---- a password ------------------------------------------------------------------- */
+
+static void mode_auth(const char *good, const char *bad) {
+  trouter t, b;
+  trouter_start(&t, good, false);
+  trouter_start(&b, bad, false);
+  check(run_until(&t.up, 10000), "auth: up with the password (every master)", "%s", t.why);
+  result res = rcmd(&t, "auth:k", "SET", "auth:k", "v", NULL);
+  check(res.type == REDIS_REPLY_STATUS, "auth: SET", "%d '%s'", res.type, res.str);
+  const char *load[] = {"SCRIPT", "LOAD", "return 1"};
+  check(hub_router_command_all(t.r, 3, load, NULL) == 0, "auth: command_all", "refused");
+  run_until(&b.down_seen, 5000);
+  check(!b.up && b.down_seen && strstr(b.why, "auth") && !b.downs_was_up,
+        "auth: a wrong password: never up, on_down says why", "up %d, '%s'", b.up, b.why);
+  hub_router_free(t.r);
+  hub_router_free(b.r);
+}
+
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (getenv("DX_TEST_DEBUG")) dx_log_set_level(DX_LOG_DEBUG);
@@ -711,6 +731,8 @@ int main(int argc, char **argv) {
     mode_kill(argv[2]);
   else if (!strcmp(mode, "failover"))
     mode_failover(argv[2]);
+  else if (!strcmp(mode, "auth") && argc == 4)
+    mode_auth(argv[2], argv[3]);
   else {
     fprintf(stderr, "usage: see the top of redis_router_check.c\n");
     return 2;

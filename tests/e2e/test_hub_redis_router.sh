@@ -3,7 +3,7 @@
 # loopback ports by tests/lib.sh: one Redis (redis://, a pass-through), and a 3-master cluster —
 # keys land where CLUSTER KEYSLOT says (checked here with redis-cli), MOVED and ASK followed,
 # sharded pub/sub from all three shards, a killed and restarted master, a master failed over to
-# its replica. The checks are in
+# its replica, masters with a password. The checks are in
 # redis_router_check.c; this script runs the servers and the faults.
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
@@ -11,7 +11,7 @@ need_redis
 check_bin="$DX_BUILD_DIR/tests/redis_router_check"
 [[ -x "$check_bin" ]] || fail "no $check_bin (build the tests)"
 
-only=${DX_ROUTER_CASES:-single cluster kill failover}
+only=${DX_ROUTER_CASES:-single cluster kill failover auth}
 want() { [[ " $only " == *" $1 "* ]]; }
 
 if want single; then
@@ -41,7 +41,7 @@ owner_port() {
   return 1
 }
 
-if want cluster || want kill || want failover; then
+if want cluster || want kill || want failover || want auth; then
   start_redis_cluster
 fi
 
@@ -129,5 +129,18 @@ if want failover; then
   else
     check_fail "failover: want owner $REPLICA_PORT: $(grep '^owner' "$out")"
   fi
+fi
+if want auth; then
+  # Every live node gets a password (the cluster bus does not use it); the seeds keep the dead
+  # master of the failover case first, so the control connection moves on.
+  pw='cl pw'
+  for port in "${CLUSTER_PORTS[@]}" ${REPLICA_PORT:-}; do
+    [[ -n "${DX_REDIS_PID[$port]:-}" ]] || continue
+    rcli "$port" CONFIG SET requirepass "$pw" >/dev/null || fail "CONFIG SET requirepass on $port"
+    DX_REDIS_PASS[$port]=$pw
+  done
+  hosts=${CLUSTER_URL#redis+cluster://}
+  run_helper auth "$check_bin" auth "redis+cluster://:$(urlenc "$pw")@$hosts" \
+    "redis+cluster://:nope@$hosts"
 fi
 finish
