@@ -396,6 +396,7 @@ int hub_core_subscribe(hub_core *c, const hub_sub_req *req, uint64_t now_ms, hub
     return -1;
   }
   set_pos(t, pos);
+  if (req->listed) *req->listed = listed == 1;
   /* Join goes to the others before this subscriber counts, so that the
    * non-shared path (which delivers at once) needs no skip either way. */
   hub_blob *join = listed && !c->o.remote_events ? req->join_env : NULL;

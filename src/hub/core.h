@@ -99,6 +99,8 @@ typedef struct hub_sub_req {
   uint32_t history;   /* without since: replay up to this many latest */
   hub_blob *join_env; /* presence event to fan out, or NULL */
   bool no_presence;   /* the topic has presence off: no entry, no join */
+  bool *listed;       /* out, if not NULL: whether it entered the presence list
+                         (not when off, unlisted, or past max_presence) */
 } hub_sub_req;
 
 typedef enum hub_recovery {

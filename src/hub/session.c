@@ -415,6 +415,8 @@ static int join(hub_session *s, sub_wait *w, hub_error *err) {
                                      : hub_env_presence("join", w->topic, w->topic_len, s->client,
                                                         s->user, w->info),
                    .no_presence = w->no_presence};
+  bool listed = false;
+  q.listed = &listed;
   hub_position pos;
   hub_recovery rec;
   hub_replay replay;
@@ -429,7 +431,10 @@ static int join(hub_session *s, sub_wait *w, hub_error *err) {
     hub_replay_free(&replay);
     rc = -1;
   }
-  if (rc == 0 && q.join_env && !w->no_presence) /* the other nodes hear of it (Redis) */
+  /* The other nodes hear of it (Redis); one past max_presence is not
+   * listed, so not told: its entry would never be refreshed, and expire
+   * with a leave while it is still here. */
+  if (rc == 0 && q.join_env && listed)
     h->broker->ops->joined(h->broker, s->hl, w->topic, w->topic_len, &q.who, q.join_env);
   hub_blob_unref(q.join_env);
   if (rc) {
