@@ -258,12 +258,16 @@ void dx_hub_detach(dx_hub *h, dx_server *srv) {
 
 void dx_hub_free(dx_hub *h) {
   if (!h) return;
+  /* The broker first, while the loops' memory is there: it completes what
+   * still waits (a subscribe's completion sees its loop detached and
+   * leaves the broker alone). */
+  for (unsigned i = 0; i < h->nloops; i++) h->loops[i]->detached = true;
+  if (h->broker) h->broker->ops->free(h->broker);
   for (unsigned i = 0; i < h->nloops; i++) {
     hub_node_free(&h->loops[i]->node);
     free(h->loops[i]);
   }
   free(h->loops);
-  if (h->broker) h->broker->ops->free(h->broker);
   hub_psessions_free(h);
   hub_core_free(h->core);
   hub_verifier_free(h->verifier);

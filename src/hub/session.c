@@ -485,7 +485,8 @@ static void on_topic_ready(void *ctx, int status, const hub_position *pos) {
       if (status) hub_broker_error(status, &err);
       fail(s, w->p.id, &err);
     }
-    hl->hub->broker->ops->unwant(hl->hub->broker, hl, w->topic, w->topic_len);
+    if (!hl->detached) /* else the broker is going away (dx_hub_free) */
+      hl->hub->broker->ops->unwant(hl->hub->broker, hl, w->topic, w->topic_len);
   }
   pending_done(&w->p);
   free(w->info);
