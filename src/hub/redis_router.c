@@ -522,6 +522,7 @@ static void on_park_timer(dx_timer *t) {
     rcmd *c = ready;
     ready = c->next;
     c->next = NULL;
+    c->asked = false; /* sent to the owner again: a new -ASK may be followed */
     if (r->dead) {
       finish(c, NULL);
     } else if (send_to(owner(r, c->slot), c, false) != 0) {
