@@ -544,7 +544,7 @@ TEST(read_into_message_buffer) {
 /* ---- closing handshake ---- */
 
 static void close_frame(uint8_t *f, size_t *n, int code, const char *reason, size_t rlen) {
-  uint8_t pl[130];
+  uint8_t pl[130] = {0}; /* gcc -O3 cannot see that frame() reads only pn bytes */
   size_t pn = 0;
   if (code >= 0) {
     pl[0] = (uint8_t)(code >> 8), pl[1] = (uint8_t)code;
