@@ -10,7 +10,7 @@
 #   --duration T       measured seconds of publishing per run (default 6)
 #   --warmup T         seconds of publishing before that (default 2)
 #   --drain T          at most this long for late deliveries (default 10)
-#   --scenarios LIST   comma-separated subset of a,b,c (default all)
+#   --scenarios LIST   comma-separated subset of a,b,c,d (default a,b,c)
 #   --configs LIST     comma-separated subset of duplex-1, duplex-1r,
 #                      duplex-3, socketio-1, socketio-3 (default all but
 #                      duplex-1r)
@@ -35,6 +35,8 @@
 #   (b) 10,000 subscribers x 1 topic,       100/s (1,000,000 deliveries/s)
 #   (c) 10,000 subscribers on 1,000 topics, 1,000/s (10,000 deliveries/s; the
 #       Redis round trip of every publication is the cost)
+#   (d) 10,000 subscribers x 1 topic,         1/s (10,000 deliveries/s: latency
+#       below saturation; give it a longer --duration, e.g. 20)
 #
 # Pinning: every server process (nodes and redis-server) on CPU 0, hubload
 # on CPU 1. Deliveries per server CPU-second are summed over all of them
@@ -202,6 +204,7 @@ scenario_args() {
   a) echo "--subscribers $((10000 / scale)) --topics 1 --rate 10" ;;
   b) echo "--subscribers $((10000 / scale)) --topics 1 --rate 100" ;;
   c) echo "--subscribers $((10000 / scale)) --topics $((1000 / scale)) --rate 1000" ;;
+  d) echo "--subscribers $((10000 / scale)) --topics 1 --rate 1" ;;
   esac
 }
 

@@ -18,6 +18,7 @@ NAMES = {
     'a': '(a) 10,000 subscribers x 1 topic, 10 publications/s offered',
     'b': '(b) 10,000 subscribers x 1 topic, 100 publications/s offered',
     'c': '(c) 10,000 subscribers on 1,000 topics, 1,000 publications/s offered',
+    'd': '(d) 10,000 subscribers x 1 topic, 1 publication/s offered',
 }
 ORDER = ('duplex-1', 'duplex-1r', 'duplex-3', 'socketio-1', 'socketio-3')
 
