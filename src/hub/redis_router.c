@@ -16,8 +16,7 @@
 #define MAX_RETRIES 4        /* TRYAGAIN / CLUSTERDOWN: again after 100, 200, 400, 800 ms */
 #define ROUTE_POLL_MS 50     /* a command waiting for its node or the map looks again this often */
 #define REFRESH_RETRY_MS 500 /* a CLUSTER SLOTS that failed is asked again after this */
-#define REFRESH_DOWN_MS 1000 /* while a master cannot be reached: look for a failover this often   \
-                              */
+#define REFRESH_DOWN_MS 1000 /* a master cannot be reached: look for a failover this often */
 
 typedef struct node {
   hub_redis_router *router;
