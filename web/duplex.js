@@ -993,6 +993,13 @@ class HttpSocket {
     // The hub's session makes this client's requests one client (id,
     // presence, rate limits): continue the last one if it is still alive.
     this._sid = session && session.sid ? session.sid : null;
+    // A page that goes away leaves its topics at once, as a closed WebSocket
+    // does, not --session-idle later (a page kept in the back/forward cache
+    // may come back: its session expires if it does not).
+    this._onPageHide = (e) => {
+      if (!e.persisted) this._leaveAll(true);
+    };
+    globalThis.addEventListener?.('pagehide', this._onPageHide);
     this._handshake().then((w) => {
       if (this.readyState !== 0) return;
       this.readyState = 1;
@@ -1076,6 +1083,7 @@ class HttpSocket {
   }
 
   _stop() {
+    globalThis.removeEventListener?.('pagehide', this._onPageHide);
     this.readyState = 3;
     this._gen++;
     try {
@@ -1097,10 +1105,11 @@ class HttpSocket {
     this._stop();
   }
 
-  // An empty topic list: the session leaves every topic now (presence), not at its expiry.
-  _leaveAll() {
+  // An empty topic list: the session leaves every topic now (presence), not
+  // at its expiry. keepalive: the request outlives a page being unloaded.
+  _leaveAll(keepalive = false) {
     if (!this._sid || this.readyState !== 1) return;
-    this._fetch(`${this._base}/poll?topics=&timeout=0${this._session('&')}`, { headers: this._headers(false) })
+    this._fetch(`${this._base}/poll?topics=&timeout=0${this._session('&')}`, { headers: this._headers(false), keepalive })
       .then((r) => r.body?.cancel?.(), () => {});
   }
 

@@ -244,7 +244,7 @@ export class Checks {
     page.on('console', (m) => {
       if (m.type() !== 'error') return;
       const text = m.text();
-      if (this.allowNetworkErrors && /WebSocket connection to .* failed|ERR_CONNECTION_(REFUSED|RESET|CLOSED)|ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_SOCKET_NOT_CONNECTED|ERR_EMPTY_RESPONSE/.test(text)) {
+      if (this.allowNetworkErrors && /WebSocket connection to .* failed|ERR_CONNECTION_(REFUSED|RESET|CLOSED)|ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_SOCKET_NOT_CONNECTED|ERR_EMPTY_RESPONSE|ERR_INTERNET_DISCONNECTED/.test(text)) {
         this.expectedNetworkErrors++;
         return;
       }

@@ -10,8 +10,8 @@
 // nothing lost, nothing doubled. Presence and typing are the same on every
 // transport: each page's "Here now" lists the three names (not client or
 // session ids), typing on one page shows on the other two and not on
-// itself, and a closed page leaves the others' lists within the hub's
-// --session-idle (short here) for the HTTP transports.
+// itself; a closed page leaves the others' lists at once, and a page gone
+// offline within the hub's --session-idle (short here).
 //
 //   node web_fallback.mjs SCREENSHOT_DIR      (DUPLEX names the binary)
 import path from 'node:path';
@@ -107,7 +107,8 @@ try {
     sse = await openChat('sse', 'sia', LAPTOP);
     await expectTransport(sse, 'sse');
     if (sse.requests.ws) throw new Error(`${sse.requests.ws} WebSocket connections`);
-    if (!sse.requests.sse || !sse.requests.post) throw new Error(`requests: ${JSON.stringify(sse.requests)}`);
+    // Its first POST (the presence list) follows the subscribe reply.
+    await waitFor(() => sse.requests.sse && sse.requests.post, 5000, `an SSE stream and a POST (${JSON.stringify(sse.requests)})`);
   });
 
   await checks.step('EventSource removed too: the chat page connects over long-polling and says so', async () => {
@@ -264,23 +265,29 @@ try {
     await sse.screenshot({ path: path.join(shots, 'fallback-sse-after-restart.png') });
   });
 
-  // A closed page's session ends when its last request does; it leaves
-  // --session-idle later (expiry is checked every second).
-  const bound = (IDLE_S + 4) * 1000;
-  await checks.step(`SSE page closed: the others drop "sia" within --session-idle (${IDLE_S} s) + slack`, async () => {
+  // Closed, a page leaves at once (duplex.js asks its session to leave on
+  // pagehide, as a WebSocket's close does); a client gone without a word
+  // (offline) leaves --session-idle after its last request ended (expiry
+  // is checked every second).
+  await checks.step(`SSE page closed: the others drop "sia" at once (well within --session-idle, ${IDLE_S} s)`, async () => {
     const t0 = Date.now();
-    await sse.context().close();
+    await sse.close(); // its context stays, as a browser does when a tab closes (the keepalive request finishes)
     all = all.filter(([, p]) => p !== sse);
-    await expectHere(all, ['wes', 'pol'], bound);
+    await expectHere(all, ['wes', 'pol'], IDLE_S * 1000 - 1000);
     console.log(`# sia left the other pages after ${Date.now() - t0} ms`);
   });
 
-  await checks.step(`long-poll page closed: the WebSocket page drops "pol" within --session-idle (${IDLE_S} s) + slack`, async () => {
+  await checks.step(`long-poll page gone offline, then closed: the WebSocket page drops "pol" within --session-idle (${IDLE_S} s) + slack`, async () => {
+    checks.allowNetworkErrors = true;
     const t0 = Date.now();
+    await poll.context().setOffline(true);
+    await poll.close();
     await poll.context().close();
     all = all.filter(([, p]) => p !== poll);
-    await expectHere(all, ['wes'], bound);
-    console.log(`# pol left the WebSocket page after ${Date.now() - t0} ms`);
+    await expectHere(all, ['wes'], (IDLE_S + 4) * 1000);
+    const ms = Date.now() - t0;
+    console.log(`# pol left the WebSocket page after ${ms} ms`);
+    if (ms < IDLE_S * 1000 - 500) throw new Error(`it left after ${ms} ms: before its session could expire (did the page still reach the hub?)`);
   });
 } finally {
   checks.pagesClean();
