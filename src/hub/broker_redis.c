@@ -56,6 +56,8 @@
 /* The topic's epoch (e), new if the topic is (the stream goes), or if the
  * meta was written under another replication ID (new_epoch, rid). */
 #define EPOCH_LUA                                                                                  \
+  "if rid == '' then rid = string.match(redis.call('INFO', 'replication'), "                       \
+  "'master_replid:(%x+)') or '-' end\n"                                                            \
   "local m = redis.call('HMGET', KEYS[1], 'e', 'r', 'o')\n"                                        \
   "local e = m[1]\n"                                                                               \
   "if not e then e = new_epoch; redis.call('DEL', KEYS[2]); "                                      \
@@ -209,6 +211,7 @@ typedef struct redis_broker {
   hub_redis_url url;
   char prefix[64];
   char node_id[HUB_NODE_ID_LEN + 1];
+  char *script[NSCRIPTS]; /* the texts: PUBLISH becomes SPUBLISH on a cluster */
   char sha[NSCRIPTS][41];
   uint64_t presence_ttl_ms;
   uint64_t refresh_due; /* loop 0's clock */
@@ -222,6 +225,27 @@ typedef struct redis_broker {
 } redis_broker;
 
 static redis_broker *rb_of(hub_broker *b) { return (redis_broker *)b; }
+
+/* A script as sent: on a cluster a topic's channel is a shard channel
+ * (SPUBLISH, on the topic's own shard). malloc'd. */
+static char *script_text(const char *lua, bool cluster) {
+  static const char pub[] = "'PUBLISH'";
+  size_t n = strlen(lua), extra = 0;
+  for (const char *p = lua; cluster && (p = strstr(p, pub)); p += sizeof pub - 1) extra++;
+  char *out = malloc(n + extra + 1), *o = out;
+  if (!out) return NULL;
+  for (const char *p = lua; *p;) {
+    if (cluster && !strncmp(p, pub, sizeof pub - 1)) {
+      memcpy(o, "'SPUBLISH'", 10);
+      o += 10;
+      p += sizeof pub - 1;
+    } else {
+      *o++ = *p++;
+    }
+  }
+  *o = '\0';
+  return out;
+}
 
 static uint64_t wall_ms(void) {
   struct timeval tv;
@@ -639,9 +663,9 @@ static void on_sub_down(hub_redis *r, const char *why, bool was_up, void *user) 
 
 /* ---- command connections (one per loop) ---- */
 
-static void load_scripts(hub_redis *c) {
+static void load_scripts(redis_broker *rb, hub_redis *c) {
   for (int i = 0; i < NSCRIPTS; i++) {
-    const char *a[] = {"SCRIPT", "LOAD", SCRIPTS[i]};
+    const char *a[] = {"SCRIPT", "LOAD", rb->script[i]};
     hub_redis_command(c, NULL, NULL, 3, a, NULL);
   }
 }
@@ -671,7 +695,7 @@ static void on_info(hub_redis *r, redisReply *reply, void *priv) {
 static void on_cmd_up(hub_redis *r, void *user) {
   cmd_state *cs = user;
   cs->replid[0] = '\0';
-  load_scripts(r);
+  load_scripts(cs->rb, r);
   const char *argv[] = {"INFO", "replication"};
   if (hub_redis_command(r, on_info, cs, 2, argv, NULL) != 0)
     dx_log_error("hub: redis: cannot ask for the replication ID");
@@ -1225,6 +1249,7 @@ static void rb_free(hub_broker *b) {
   }
   hub_map_free(&rb->topics);
   pthread_mutex_destroy(&rb->mu);
+  for (int k = 0; k < NSCRIPTS; k++) free(rb->script[k]);
   free(rb);
 }
 
@@ -1267,7 +1292,15 @@ hub_broker *hub_broker_redis_new(dx_hub *h, const char *url, const char *prefix,
   rb->hub = h;
   snprintf(rb->prefix, sizeof rb->prefix, "%s", prefix && *prefix ? prefix : "duplex:");
   random_hex(rb->node_id, HUB_NODE_ID_LEN);
-  for (int i = 0; i < NSCRIPTS; i++) sha1_hex(SCRIPTS[i], rb->sha[i]);
+  for (int i = 0; i < NSCRIPTS; i++) {
+    rb->script[i] = script_text(SCRIPTS[i], rb->url.cluster);
+    if (!rb->script[i]) {
+      rb_free(&rb->b);
+      snprintf(err, errlen, "out of memory");
+      return NULL;
+    }
+    sha1_hex(rb->script[i], rb->sha[i]);
+  }
   rb->presence_ttl_ms = h->o.presence_ttl_ms > 0 ? (uint64_t)h->o.presence_ttl_ms : 30000;
   pthread_mutex_init(&rb->mu, NULL);
   return &rb->b;
