@@ -45,7 +45,7 @@
 #include "hub/broker_wire.h"
 #include "hub/hub_internal.h"
 #include "hub/map.h"
-#include "hub/redis_client.h"
+#include "hub/redis_router.h"
 #include "hub/topic_name.h"
 
 #define WANT_TIMEOUT_MS 5000              /* a subscribe waits this long for Redis */
@@ -54,14 +54,22 @@
 #define HUB_MAX_LOOPS 256
 
 /* The topic's epoch (e), new if the topic is (the stream goes), or if the
- * meta was written under another replication ID (new_epoch, rid). */
+ * meta was written under another replication ID (new_epoch, rid). On a
+ * cluster (rid '*') the shard is asked here, and a meta written by a master
+ * that is not this one's former master (master_replid2) came with its slot
+ * (a migration moves the data whole): the epoch stays. */
 #define EPOCH_LUA                                                                                  \
-  "if rid == '' then rid = string.match(redis.call('INFO', 'replication'), "                       \
-  "'master_replid:(%x+)') or '-' end\n"                                                            \
+  "local rid2, moved = nil, false\n"                                                               \
+  "if rid == '*' then\n"                                                                           \
+  "  local info = redis.call('INFO', 'replication')\n"                                             \
+  "  rid = string.match(info, 'master_replid:(%x+)') or '-'\n"                                     \
+  "  rid2 = string.match(info, 'master_replid2:(%x+)'); moved = true\n"                            \
+  "end\n"                                                                                          \
   "local m = redis.call('HMGET', KEYS[1], 'e', 'r', 'o')\n"                                        \
   "local e = m[1]\n"                                                                               \
   "if not e then e = new_epoch; redis.call('DEL', KEYS[2]); "                                      \
   "redis.call('HSET', KEYS[1], 'e', e, 'r', rid, 'o', 0)\n"                                        \
+  "elseif m[2] ~= rid and moved and m[2] ~= rid2 then redis.call('HSET', KEYS[1], 'r', rid)\n"     \
   "elseif m[2] ~= rid then e = new_epoch; "                                                        \
   "redis.call('HSET', KEYS[1], 'e', e, 'r', rid, 'f', m[3] or 0) end\n"
 
@@ -216,9 +224,9 @@ typedef struct redis_broker {
   uint64_t presence_ttl_ms;
   uint64_t refresh_due; /* loop 0's clock */
   pthread_mutex_t mu;
-  hub_map topics;                /* name -> rtopic, under mu */
-  hub_redis *sub;                /* loop 0's subscriber connection */
-  hub_redis *cmd[HUB_MAX_LOOPS]; /* per loop index (each written by its loop) */
+  hub_map topics;                       /* name -> rtopic, under mu */
+  hub_redis_router *sub;                /* loop 0's subscriber connection */
+  hub_redis_router *cmd[HUB_MAX_LOOPS]; /* per loop index (each written by its loop) */
   cmd_state cs[HUB_MAX_LOOPS];
   _Atomic bool sub_up, cmd0_up;
   bool kick_posted; /* under mu */
@@ -402,7 +410,7 @@ static void entries_free(hub_sync_entry *e, long n) {
   free(e);
 }
 
-static void on_loaded(hub_redis *r, redisReply *reply, void *priv) {
+static void on_loaded(hub_redis_router *r, redisReply *reply, void *priv) {
   (void)r;
   load_ctx *lc = priv;
   redis_broker *rb = lc->rb;
@@ -453,7 +461,7 @@ out:
 static void send_load(redis_broker *rb, rtopic *t) {
   t->state = T_LOADING;
   t->load_sent = true;
-  hub_redis *c = rb->cmd[0];
+  hub_redis_router *c = rb->cmd[0];
   const char *topic = t->item.key;
   size_t len = t->item.key_len;
   char kmeta[HUB_TOPIC_MAX + 80], kstream[HUB_TOPIC_MAX + 80];
@@ -489,7 +497,7 @@ static void send_load(redis_broker *rb, rtopic *t) {
     lc->len = len;
     memcpy(lc->topic, topic, len);
   }
-  if (!lc || !c || !*rid || hub_redis_command(c, on_loaded, lc, 11, argv, lens) != 0) {
+  if (!lc || !c || !*rid || hub_router_command(c, kmeta, lm, on_loaded, lc, 11, argv, lens) != 0) {
     free(lc);
     t->load_sent = false; /* the tick tries again */
   }
@@ -503,24 +511,34 @@ typedef struct sub_ctx {
   char topic[];
 } sub_ctx;
 
-static void on_subscribed(hub_redis *r, redisReply *reply, void *priv) {
+static void on_subscribed(hub_redis_router *r, redisReply *reply, void *priv) {
   (void)r;
   sub_ctx *sc = priv;
   redis_broker *rb = sc->rb;
   pthread_mutex_lock(&rb->mu);
   rtopic *t = (rtopic *)hub_map_get(&rb->topics, sc->topic, sc->len);
-  if (t && t->state == T_SUBSCRIBING && reply && reply->type == REDIS_REPLY_ARRAY) send_load(rb, t);
+  if (t && t->state == T_SUBSCRIBING && reply && reply->type == REDIS_REPLY_ARRAY) {
+    send_load(rb, t);
+  } else if (t && t->state == T_SUBSCRIBING) { /* refused (a moving slot) or lost: retry */
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+      dx_log_info("hub: redis: subscribing to '%.*s' failed (%s): retrying", (int)sc->len,
+                  sc->topic, reply->str);
+    t->state = T_IDLE; /* the next tick subscribes again */
+  }
   pthread_mutex_unlock(&rb->mu);
   free(sc);
 }
 
-static void sub_command(redis_broker *rb, const char *verb, const char *topic, size_t len,
-                        hub_redis_reply_fn cb, void *priv) {
+/* 0, or -1 when it could not be sent (priv is freed). */
+static int sub_command(redis_broker *rb, const char *verb, const char *topic, size_t len,
+                       hub_router_reply_fn cb, void *priv) {
   char ch[HUB_TOPIC_MAX + 80];
   size_t lc = key(rb, ch, sizeof ch, topic, len, "");
   const char *argv[] = {verb, ch};
   size_t lens[] = {strlen(verb), lc};
-  if (hub_redis_command(rb->sub, cb, priv, 2, argv, lens) != 0) free(priv);
+  if (hub_router_command(rb->sub, ch, lc, cb, priv, 2, argv, lens) == 0) return 0;
+  free(priv);
+  return -1;
 }
 
 static void subscribe_topic(redis_broker *rb, rtopic *t) {
@@ -529,8 +547,12 @@ static void subscribe_topic(redis_broker *rb, rtopic *t) {
   sc->rb = rb;
   sc->len = t->item.key_len;
   memcpy(sc->topic, t->item.key, t->item.key_len);
-  t->state = T_SUBSCRIBING;
-  sub_command(rb, "SUBSCRIBE", t->item.key, t->item.key_len, on_subscribed, sc);
+  /* Not sent (its node is not up, or a cluster's slot map is being asked
+   * again): the next tick tries again. */
+  t->state = sub_command(rb, hub_router_sharded(rb->sub) ? "SSUBSCRIBE" : "SUBSCRIBE", t->item.key,
+                         t->item.key_len, on_subscribed, sc) == 0
+                 ? T_SUBSCRIBING
+                 : T_IDLE;
 }
 
 static void drop_topic(redis_broker *rb, rtopic *t) {
@@ -542,18 +564,19 @@ static void drop_topic(redis_broker *rb, rtopic *t) {
 
 /* Bring every topic's subscription in line with its interest (loop 0). */
 static void reconcile(redis_broker *rb) {
-  bool up = hub_redis_up(rb->sub);
+  bool up = hub_router_up(rb->sub);
   size_t pos;
   for (hub_map_item *it = hub_map_first(&rb->topics, &pos), *next; it; it = next) {
     next = hub_map_next(&rb->topics, it, &pos);
     rtopic *t = (rtopic *)it;
     if (!t->interest) {
       if (up && t->state != T_IDLE)
-        sub_command(rb, "UNSUBSCRIBE", it->key, it->key_len, NULL, NULL);
+        sub_command(rb, hub_router_sharded(rb->sub) ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", it->key,
+                    it->key_len, NULL, NULL);
       drop_topic(rb, t);
     } else if (t->state == T_IDLE && up) {
       subscribe_topic(rb, t);
-    } else if (t->state == T_LOADING && !t->load_sent && hub_redis_up(rb->cmd[0])) {
+    } else if (t->state == T_LOADING && !t->load_sent && hub_router_up(rb->cmd[0])) {
       send_load(rb, t);
     }
   }
@@ -575,12 +598,35 @@ static void kick(redis_broker *rb) {
 }
 
 /* "EPOCH OFFSET TIME SKIP\n" + tail, from channel PREFIX{T}. */
-static void on_push(hub_redis *r, redisReply *msg, void *user) {
+/* A cluster moved the slot of a topic's shard channel: Redis dropped the
+ * subscription. Subscribe again (the router sends it to the new owner)
+ * and load the topic, filling what passed meanwhile. */
+static void slot_moved(redis_broker *rb, const redisReply *ch) {
+  hub_wire_msg w;
+  if (hub_wire_parse(rb->prefix, ch->str, ch->len, "- 0 0 -\n", 8, &w) != 0) return;
+  pthread_mutex_lock(&rb->mu);
+  rtopic *t = (rtopic *)hub_map_get(&rb->topics, w.topic, w.topic_len);
+  if (t && t->state != T_IDLE) {
+    dx_log_info("hub: redis: the slot of '%.*s' moved: subscribing again", (int)w.topic_len,
+                w.topic);
+    t->state = T_IDLE;
+    t->load_sent = false;
+    queue_clear(t);
+    reconcile(rb);
+  }
+  pthread_mutex_unlock(&rb->mu);
+}
+
+static void on_push(hub_redis_router *r, redisReply *msg, void *user) {
   (void)r;
   redis_broker *rb = user;
   if (!reply_is(msg, REDIS_REPLY_ARRAY) || msg->elements != 3 ||
-      !reply_is(msg->element[0], REDIS_REPLY_STRING) || strcmp(msg->element[0]->str, "message") ||
-      !reply_is(msg->element[1], REDIS_REPLY_STRING) ||
+      !reply_is(msg->element[0], REDIS_REPLY_STRING) ||
+      !reply_is(msg->element[1], REDIS_REPLY_STRING))
+    return;
+  const char *kind = msg->element[0]->str;
+  if (!strcmp(kind, "sunsubscribe")) return slot_moved(rb, msg->element[1]);
+  if ((strcmp(kind, "message") && strcmp(kind, "smessage")) ||
       !reply_is(msg->element[2], REDIS_REPLY_STRING))
     return;
   const redisReply *ch = msg->element[1], *body = msg->element[2];
@@ -630,7 +676,7 @@ static void on_push(hub_redis *r, redisReply *msg, void *user) {
   pthread_mutex_unlock(&rb->mu);
 }
 
-static void on_sub_up(hub_redis *r, void *user) {
+static void on_sub_up(hub_redis_router *r, void *user) {
   (void)r;
   redis_broker *rb = user;
   rb->sub_up = true;
@@ -640,7 +686,7 @@ static void on_sub_up(hub_redis *r, void *user) {
   pthread_mutex_unlock(&rb->mu);
 }
 
-static void on_sub_down(hub_redis *r, const char *why, bool was_up, void *user) {
+static void on_sub_down(hub_redis_router *r, const char *why, bool was_up, void *user) {
   (void)r;
   redis_broker *rb = user;
   rb->sub_up = false;
@@ -663,20 +709,22 @@ static void on_sub_down(hub_redis *r, const char *why, bool was_up, void *user) 
 
 /* ---- command connections (one per loop) ---- */
 
-static void load_scripts(redis_broker *rb, hub_redis *c) {
+static void load_scripts(redis_broker *rb, hub_redis_router *c) {
   for (int i = 0; i < NSCRIPTS; i++) {
     const char *a[] = {"SCRIPT", "LOAD", rb->script[i]};
-    hub_redis_command(c, NULL, NULL, 3, a, NULL);
+    hub_router_command_all(c, 3, a, NULL);
   }
 }
 
 /* The replication ID: publishes and loads wait for it (see the top). */
-static void on_info(hub_redis *r, redisReply *reply, void *priv) {
+static void on_info(hub_redis_router *r, redisReply *reply, void *priv) {
   cmd_state *cs = priv;
   redis_broker *rb = cs->rb;
   if (!reply) return; /* lost: on_cmd_down */
-  if (!reply_is(reply, REDIS_REPLY_STRING) ||
-      hub_wire_replid(reply->str, reply->len, cs->replid) != 0) {
+  if (!strcmp(cs->replid, "*")) {
+    /* a cluster: read per shard inside the scripts */
+  } else if (!reply_is(reply, REDIS_REPLY_STRING) ||
+             hub_wire_replid(reply->str, reply->len, cs->replid) != 0) {
     dx_log_error("hub: redis: no replication ID from INFO replication (%s): a failover that "
                  "loses publications will not be noticed",
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "an unexpected answer");
@@ -684,24 +732,30 @@ static void on_info(hub_redis *r, redisReply *reply, void *priv) {
   }
   if (cs->index == 0) {
     rb->cmd0_up = true;
-    dx_log_info("hub: redis: connected to %s:%u", hub_redis_addr_now(r)->host,
-                hub_redis_addr_now(r)->port);
+    char where[256];
+    dx_log_info("hub: redis: connected to %s", hub_router_describe(r, where, sizeof where));
     pthread_mutex_lock(&rb->mu);
     reconcile(rb); /* loads that waited for the connection */
     pthread_mutex_unlock(&rb->mu);
   }
 }
 
-static void on_cmd_up(hub_redis *r, void *user) {
+static void on_cmd_up(hub_redis_router *r, void *user) {
   cmd_state *cs = user;
   cs->replid[0] = '\0';
   load_scripts(cs->rb, r);
+  if (hub_router_sharded(r)) {
+    /* Each shard has its own: the scripts read it there ('*'). */
+    snprintf(cs->replid, sizeof cs->replid, "*");
+    on_info(r, &(redisReply){.type = REDIS_REPLY_STATUS}, cs);
+    return;
+  }
   const char *argv[] = {"INFO", "replication"};
-  if (hub_redis_command(r, on_info, cs, 2, argv, NULL) != 0)
+  if (hub_router_command(r, NULL, 0, on_info, cs, 2, argv, NULL) != 0)
     dx_log_error("hub: redis: cannot ask for the replication ID");
 }
 
-static void on_cmd_down(hub_redis *r, const char *why, bool was_up, void *user) {
+static void on_cmd_down(hub_redis_router *r, const char *why, bool was_up, void *user) {
   cmd_state *cs = user;
   redis_broker *rb = cs->rb;
   cs->replid[0] = '\0';
@@ -718,18 +772,18 @@ static void on_cmd_down(hub_redis *r, const char *why, bool was_up, void *user) 
   pthread_mutex_unlock(&rb->mu);
 }
 
-static hub_redis *connect_redis(redis_broker *rb, hub_loop *hl, bool pubsub) {
+static hub_redis_router *connect_redis(redis_broker *rb, hub_loop *hl, bool pubsub) {
   char name[48];
   snprintf(name, sizeof name, pubsub ? "redis subscriber" : "redis (loop %u)", hl->index);
-  hub_redis_opts o = {.url = &rb->url,
-                      .name = name,
-                      .pubsub = pubsub,
-                      .on_up = pubsub ? on_sub_up : on_cmd_up,
-                      .on_down = pubsub ? on_sub_down : on_cmd_down,
-                      .on_push = pubsub ? on_push : NULL,
-                      .user = pubsub ? (void *)rb : (void *)&rb->cs[hl->index]};
+  hub_router_opts o = {.url = &rb->url,
+                       .name = name,
+                       .pubsub = pubsub,
+                       .on_up = pubsub ? on_sub_up : on_cmd_up,
+                       .on_down = pubsub ? on_sub_down : on_cmd_down,
+                       .on_push = pubsub ? on_push : NULL,
+                       .user = pubsub ? (void *)rb : (void *)&rb->cs[hl->index]};
   if (!pubsub) rb->cs[hl->index] = (cmd_state){.rb = rb, .index = hl->index};
-  return hub_redis_new(hl->loop, &o);
+  return hub_router_new(hl->loop, &o);
 }
 
 /* ---- the broker's operations ---- */
@@ -750,10 +804,10 @@ static void rb_loop_start(hub_broker *b, hub_loop *hl) {
 static void rb_loop_stop(hub_broker *b, hub_loop *hl) {
   redis_broker *rb = rb_of(b);
   if (hl->index >= HUB_MAX_LOOPS) return;
-  hub_redis_free(rb->cmd[hl->index]);
+  hub_router_free(rb->cmd[hl->index]);
   rb->cmd[hl->index] = NULL;
   if (hl->index == 0) {
-    hub_redis_free(rb->sub);
+    hub_router_free(rb->sub);
     rb->sub = NULL;
     rb->sub_up = rb->cmd0_up = false;
   }
@@ -764,7 +818,7 @@ typedef struct pub_ctx {
   void *ctx;
 } pub_ctx;
 
-static void on_published(hub_redis *r, redisReply *reply, void *priv) {
+static void on_published(hub_redis_router *r, redisReply *reply, void *priv) {
   (void)r;
   pub_ctx *pc = priv;
   hub_position pos = {0};
@@ -787,9 +841,9 @@ static void on_published(hub_redis *r, redisReply *reply, void *priv) {
 static void rb_publish(hub_broker *b, hub_loop *hl, const hub_pub *p, hub_broker_done done,
                        void *ctx) {
   redis_broker *rb = rb_of(b);
-  hub_redis *c = hl->index < HUB_MAX_LOOPS ? rb->cmd[hl->index] : NULL;
+  hub_redis_router *c = hl->index < HUB_MAX_LOOPS ? rb->cmd[hl->index] : NULL;
   const char *rid = c ? rb->cs[hl->index].replid : "";
-  if (!c || !hub_redis_up(c) || !*rid) return done(ctx, HUB_BROKER_DOWN, NULL);
+  if (!c || !hub_router_up(c) || !*rid) return done(ctx, HUB_BROKER_DOWN, NULL);
   hub_blob *tail =
       hub_env_message_tail(p->topic, p->topic_len, p->data, p->b64, p->b64_len, p->from);
   pub_ctx *pc = malloc(sizeof *pc);
@@ -833,7 +887,7 @@ static void rb_publish(hub_broker *b, hub_loop *hl, const hub_pub *p, hub_broker
                    strlen(now),
                    strlen(meta_ttl),
                    strlen(rid)};
-  int rc = hub_redis_command(c, on_published, pc, 14, argv, lens);
+  int rc = hub_router_command(c, kmeta, lm, on_published, pc, 14, argv, lens);
   hub_blob_unref(tail);
   if (rc != 0) {
     free(pc);
@@ -886,7 +940,7 @@ typedef struct history_ctx {
 
 /* Answer a history query from the load script's answer, as the core
  * answers from its ring (see hub_core_history). */
-static void on_history(hub_redis *r, redisReply *reply, void *priv) {
+static void on_history(hub_redis_router *r, redisReply *reply, void *priv) {
   (void)r;
   history_ctx *hc = priv;
   const hub_history_query *q = &hc->q;
@@ -946,10 +1000,10 @@ static void rb_history(hub_broker *b, hub_loop *hl, const hub_history_query *q,
     hub_replay_free(&res.pubs);
     return;
   }
-  hub_redis *c = hl->index < HUB_MAX_LOOPS ? rb->cmd[hl->index] : NULL;
+  hub_redis_router *c = hl->index < HUB_MAX_LOOPS ? rb->cmd[hl->index] : NULL;
   const char *rid = c ? rb->cs[hl->index].replid : "";
   history_ctx *hc = malloc(sizeof *hc);
-  if (!c || !hub_redis_up(c) || !*rid || !hc) {
+  if (!c || !hub_router_up(c) || !*rid || !hc) {
     free(hc);
     res.status = hc ? HUB_BROKER_DOWN : HUB_BROKER_OOM;
     return done(ctx, &res);
@@ -979,7 +1033,7 @@ static void rb_history(hub_broker *b, hub_loop *hl, const hub_history_query *q,
                    strlen(since_epoch),
                    strlen(count),
                    strlen(rid)};
-  if (hub_redis_command(c, on_history, hc, 11, argv, lens) != 0) {
+  if (hub_router_command(c, kmeta, lm, on_history, hc, 11, argv, lens) != 0) {
     free(hc);
     res.status = HUB_BROKER_DOWN;
     done(ctx, &res);
@@ -1023,17 +1077,17 @@ static char *presence_value(const redis_broker *rb, const char *topic, size_t le
 
 /* The command connection of hl, or of the loop this thread runs when hl
  * is NULL; NULL when there is none or it is down. */
-static hub_redis *loop_conn(redis_broker *rb, hub_loop *hl) {
+static hub_redis_router *loop_conn(redis_broker *rb, hub_loop *hl) {
   for (unsigned i = 0; !hl && i < rb->hub->nloops; i++)
     if (dx_loop_on_thread(rb->hub->loops[i]->loop)) hl = rb->hub->loops[i];
-  hub_redis *c = hl && hl->index < HUB_MAX_LOOPS ? rb->cmd[hl->index] : NULL;
-  return c && hub_redis_up(c) ? c : NULL;
+  hub_redis_router *c = hl && hl->index < HUB_MAX_LOOPS ? rb->cmd[hl->index] : NULL;
+  return c && hub_router_up(c) ? c : NULL;
 }
 
 static void rb_joined(hub_broker *b, hub_loop *hl, const char *topic, size_t len,
                       const hub_who *who, hub_blob *join_env) {
   redis_broker *rb = rb_of(b);
-  hub_redis *c = loop_conn(rb, hl);
+  hub_redis_router *c = loop_conn(rb, hl);
   if (!c) return; /* the refresh adds it when Redis is back; the join is not told */
   size_t vlen;
   char *value = presence_value(rb, topic, len, who->client, who->user, who->info, &vlen);
@@ -1051,7 +1105,7 @@ static void rb_joined(hub_broker *b, hub_loop *hl, const char *topic, size_t len
                           msg};
     size_t lens[] = {
         7, 40, 1, lp, strlen(who->client), vlen, strlen(ttl), lc, (size_t)hn + join_env->len};
-    hub_redis_command(c, NULL, NULL, 9, argv, lens);
+    hub_router_command(c, kp, lp, NULL, NULL, 9, argv, lens);
   }
   free(msg);
   free(value);
@@ -1060,7 +1114,7 @@ static void rb_joined(hub_broker *b, hub_loop *hl, const char *topic, size_t len
 static void rb_left(hub_broker *b, hub_loop *hl, const char *topic, size_t len,
                     const hub_who *who) {
   redis_broker *rb = rb_of(b);
-  hub_redis *c = loop_conn(rb, hl);
+  hub_redis_router *c = loop_conn(rb, hl);
   if (!c) return; /* the entry expires; a node's refresh tells the leave */
   hub_blob *leave = hub_env_presence("leave", topic, len, who->client, who->user, NULL);
   char head[96];
@@ -1074,7 +1128,7 @@ static void rb_left(hub_broker *b, hub_loop *hl, const char *topic, size_t len,
     size_t lc = key(rb, ch, sizeof ch, topic, len, "");
     const char *argv[] = {"EVALSHA", rb->sha[SCRIPT_LEAVE], "1", kp, who->client, ch, msg};
     size_t lens[] = {7, 40, 1, lp, strlen(who->client), lc, (size_t)hn + leave->len};
-    hub_redis_command(c, NULL, NULL, 7, argv, lens);
+    hub_router_command(c, kp, lp, NULL, NULL, 7, argv, lens);
   }
   free(msg);
   hub_blob_unref(leave);
@@ -1083,9 +1137,9 @@ static void rb_left(hub_broker *b, hub_loop *hl, const char *topic, size_t len,
 /* Push on the expiry of this node's entries in a live topic, and let
  * Redis drop (and tell the leave of) the entries of nodes that are gone. */
 static void refresh_presence(redis_broker *rb, const char *topic, size_t len) {
-  hub_redis *c = rb->cmd[0];
+  hub_redis_router *c = rb->cmd[0];
   hub_presence_list l;
-  if (!c || !hub_redis_up(c) || hub_core_presence(rb->hub->core, topic, len, &l)) return;
+  if (!c || !hub_router_up(c) || hub_core_presence(rb->hub->core, topic, len, &l)) return;
   if (!l.len) return hub_presence_list_free(&l);
   size_t argc = 9 + 2 * l.len;
   const char **argv = calloc(argc, sizeof *argv);
@@ -1114,7 +1168,7 @@ static void refresh_presence(redis_broker *rb, const char *topic, size_t len) {
       argv[k] = values[i];
       lens[k++] = vlen;
     }
-    hub_redis_command(c, NULL, NULL, (int)k, argv, lens);
+    hub_router_command(c, kp, lp, NULL, NULL, (int)k, argv, lens);
   }
   for (size_t i = 0; values && i < l.len; i++) free(values[i]);
   free(values);
@@ -1129,7 +1183,7 @@ typedef struct presence_ctx {
   uint32_t max;
 } presence_ctx;
 
-static void on_presence(hub_redis *r, redisReply *reply, void *priv) {
+static void on_presence(hub_redis_router *r, redisReply *reply, void *priv) {
   (void)r;
   presence_ctx *pc = priv;
   hub_presence_list l = {.complete = true};
@@ -1167,7 +1221,7 @@ static void on_presence(hub_redis *r, redisReply *reply, void *priv) {
 static void rb_presence(hub_broker *b, hub_loop *hl, const char *topic, size_t len,
                         hub_presence_done done, void *ctx) {
   redis_broker *rb = rb_of(b);
-  hub_redis *c = loop_conn(rb, hl);
+  hub_redis_router *c = loop_conn(rb, hl);
   presence_ctx *pc = c ? malloc(sizeof *pc) : NULL;
   if (!pc) {
     hub_presence_list l = {.complete = true};
@@ -1179,7 +1233,7 @@ static void rb_presence(hub_broker *b, hub_loop *hl, const char *topic, size_t l
   snprintf(now, sizeof now, "%llu", (unsigned long long)wall_ms());
   const char *argv[] = {"EVALSHA", rb->sha[SCRIPT_PRESENCE], "1", kp, now};
   size_t lens[] = {7, 40, 1, lp, strlen(now)};
-  if (hub_redis_command(c, on_presence, pc, 5, argv, lens) != 0) {
+  if (hub_router_command(c, kp, lp, on_presence, pc, 5, argv, lens) != 0) {
     free(pc);
     hub_presence_list l = {.complete = true};
     done(ctx, HUB_BROKER_DOWN, &l);
@@ -1233,8 +1287,8 @@ static bool rb_up(hub_broker *b) {
 
 static void rb_free(hub_broker *b) {
   redis_broker *rb = rb_of(b);
-  for (unsigned i = 0; i < HUB_MAX_LOOPS; i++) hub_redis_free(rb->cmd[i]);
-  hub_redis_free(rb->sub);
+  for (unsigned i = 0; i < HUB_MAX_LOOPS; i++) hub_router_free(rb->cmd[i]);
+  hub_router_free(rb->sub);
   size_t pos;
   for (hub_map_item *it = hub_map_first(&rb->topics, &pos), *next; it; it = next) {
     next = hub_map_next(&rb->topics, it, &pos);
@@ -1278,13 +1332,6 @@ hub_broker *hub_broker_redis_new(dx_hub *h, const char *url, const char *prefix,
     return NULL;
   }
   if (hub_redis_url_parse(url, &rb->url, err, errlen) != 0) {
-    free(rb);
-    return NULL;
-  }
-  if (rb->url.cluster) {
-    snprintf(err, errlen,
-             "redis URL: redis+cluster:// is not supported yet: use one Redis "
-             "(redis://) or Sentinel (redis+sentinel://)");
     free(rb);
     return NULL;
   }
