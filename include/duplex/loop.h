@@ -65,9 +65,9 @@ typedef struct dx_loop dx_loop;
 /* Options; zero means "default". */
 typedef struct dx_loop_opts {
   /* Size of the read buffer shared by every stream of the loop; on_read
-   * hands out at most this many bytes at once. Default 256 KiB (a 64 KiB
-   * message and its header arrive in one read, so they are delivered in
-   * place instead of reassembled). */
+   * hands out at most this many bytes at once. Default 512 KiB (64 KiB
+   * messages and their headers arrive whole, several per read, so they are
+   * delivered in place instead of reassembled). */
   size_t read_buffer_size;
   /* Ready fds fetched per epoll_wait. Default 256. */
   int max_events;

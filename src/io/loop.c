@@ -17,7 +17,7 @@
 #include "common/log.h"
 #include "io/wqueue.h"
 
-#define DX_DEFAULT_READ_BUF (256u * 1024u)
+#define DX_DEFAULT_READ_BUF (512u * 1024u)
 #define DX_DEFAULT_MAX_EVENTS 256
 /* Rounds of "deferred -> hooks -> flush" before sleeping; work left after
  * that is picked up by a non-blocking next turn instead of starving I/O. */

@@ -5,7 +5,7 @@
  * and knows nothing about what the bytes mean.
  *
  * Reading: while reading is on, every readable turn the stream reads once
- * (up to the loop's shared read buffer, 256 KiB by default) and calls
+ * (up to the loop's shared read buffer, 512 KiB by default) and calls
  * on_read with the bytes. There are no per-stream read buffers: an idle
  * stream is just this struct (96 bytes).
  *

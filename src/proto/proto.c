@@ -36,7 +36,7 @@ static int growbuf_reserve(growbuf **gp, size_t n, uint64_t bound) {
   size_t len = g ? g->len : 0, cap = g ? g->cap : 0;
   if (len + n <= cap) return 0;
   size_t need = len + n;
-  /* x4: a 1 MiB message arriving in 256 KiB reads is copied into its
+  /* x4: a 1 MiB message arriving in 512 KiB reads is copied into its
    * buffer once more at most, not at every doubling. */
   size_t total = g ? growbuf_alloc_size(cap) * 4 : DX_MSG_MIN_ALLOC;
   while (total - sizeof *g < need) total *= 4;
