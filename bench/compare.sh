@@ -37,7 +37,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 rounds=5 duration=5 warmup=1 quick=0 install=1
 scenarios="a,b,c,d,e,f,g,h,i,j,k" servers="duplex,node,lws" duplex_bin="" out=""
-port_base=9301
+port_base=${COMPARE_PORT_BASE:-9301} # another run at once needs another base
 
 usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
 uws_dir="${UWS_DIR:-}" servers_given=0
