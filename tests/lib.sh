@@ -383,7 +383,8 @@ start_example() {
 #                               SENTINEL_PORTS,
 #                               SENTINEL_MASTER_PORT, SENTINEL_REPLICA_PORT, SENTINEL_NAME,
 #                               SENTINEL_URL (redis+sentinel://...)
-#   start_redis_cluster         3 masters, no replicas: CLUSTER_PORTS, CLUSTER_URL
+#   start_redis_cluster [--tls] 3 masters, no replicas: CLUSTER_PORTS, CLUSTER_URL (--tls: TLS
+#                               only, the cluster bus too; rediss+cluster://...?ca=)
 #   rcli PORT ARGS...           redis-cli against a started instance (knows its password, TLS)
 #
 # Every instance runs in the foreground of a background job, on 127.0.0.1, without persistence
@@ -622,16 +623,31 @@ sentinel_master_port() {
 
 start_redis_cluster() {
   need_redis
-  local i port try hosts=() create_log="$DX_TMP/redis-cluster-create.log"
+  local i port try hosts=() create_log="$DX_TMP/redis-cluster-create.log" tls="" tls_cli=()
+  if [[ "${1:-}" == --tls ]]; then
+    tls=1
+    _redis_certs
+    tls_cli=(--tls --cacert "$REDIS_TLS_CA")
+  fi
   CLUSTER_PORTS=()
   for i in 1 2 3; do
     for try in 1 2 3 4 5; do
       port=$(free_port --bus)
-      DX_REDIS_ARGS[$port]=$(printf '%q ' --port "$port" --save "" --appendonly no --protected-mode no \
-        --cluster-enabled yes --cluster-config-file "$DX_TMP/redis.$port/nodes.conf" \
-        --cluster-node-timeout 2000 --enable-debug-command local)
-      local a
-      eval "a=(${DX_REDIS_ARGS[$port]})"
+      local a=(--save "" --appendonly no --protected-mode no --cluster-enabled yes
+        --cluster-config-file "$DX_TMP/redis.$port/nodes.conf" --cluster-node-timeout 2000
+        --enable-debug-command local)
+      if [[ -n "$tls" ]]; then # TLS for clients and the cluster bus (which wants client certs)
+        a+=(--port 0 --tls-port "$port" --tls-cluster yes
+          --tls-cert-file "$DX_TMP/redis-certs/server.pem"
+          --tls-key-file "$DX_TMP/redis-certs/server.key"
+          --tls-client-cert-file "$DX_TMP/redis-certs/client.pem"
+          --tls-client-key-file "$DX_TMP/redis-certs/client.key" --tls-ca-cert-file "$REDIS_TLS_CA"
+          --tls-auth-clients no)
+      else
+        a+=(--port "$port")
+      fi
+      DX_REDIS_TLS[$port]=$tls
+      DX_REDIS_ARGS[$port]=$(printf '%q ' "${a[@]}")
       _redis_launch "$port" "${a[@]}" && break
       port=""
     done
@@ -639,15 +655,16 @@ start_redis_cluster() {
     CLUSTER_PORTS+=("$port")
     hosts+=("127.0.0.1:$port")
   done
-  timeout -k 2 20 redis-cli --cluster create "${hosts[@]}" --cluster-yes >"$create_log" 2>&1 ||
-    fail "redis-cli --cluster create failed: $(tail -n 10 "$create_log")"
+  timeout -k 2 20 redis-cli "${tls_cli[@]}" --cluster create "${hosts[@]}" --cluster-yes \
+    >"$create_log" 2>&1 || fail "redis-cli --cluster create failed: $(tail -n 10 "$create_log")"
   for port in "${CLUSTER_PORTS[@]}"; do
     wait_for 20 _cluster_ok "$port" || fail "cluster node $port not cluster_state:ok within 20 s"
   done
-  CLUSTER_URL="redis+cluster://$(
+  CLUSTER_URL="redis${tls:+s}+cluster://$(
     IFS=,
     echo "${hosts[*]}"
   )"
+  [[ -n "$tls" ]] && CLUSTER_URL+="?ca=$REDIS_TLS_CA"
   export CLUSTER_URL
   log "redis cluster on ${CLUSTER_PORTS[*]}"
 }

@@ -3,7 +3,7 @@
 # loopback ports by tests/lib.sh: one Redis (redis://, a pass-through), and a 3-master cluster —
 # keys land where CLUSTER KEYSLOT says (checked here with redis-cli), MOVED and ASK followed,
 # sharded pub/sub from all three shards, a killed and restarted master, a master failed over to
-# its replica, masters with a password. The checks are in
+# its replica, masters with a password, a TLS cluster. The checks are in
 # redis_router_check.c; this script runs the servers and the faults.
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
@@ -11,7 +11,7 @@ need_redis
 check_bin="$DX_BUILD_DIR/tests/redis_router_check"
 [[ -x "$check_bin" ]] || fail "no $check_bin (build the tests)"
 
-only=${DX_ROUTER_CASES:-single cluster kill failover auth}
+only=${DX_ROUTER_CASES:-single cluster kill failover auth tls}
 want() { [[ " $only " == *" $1 "* ]]; }
 
 if want single; then
@@ -45,16 +45,18 @@ if want cluster || want kill || want failover || want auth; then
   start_redis_cluster
 fi
 
-if want cluster; then
-  keys="$DX_TMP/router-keys.txt"
-  run_helper cluster "$check_bin" cluster "$CLUSTER_URL" "$keys"
-  # Every key the router wrote is on the master CLUSTER KEYSLOT + CLUSTER NODES name, with its
-  # value; and the three masters each hold some.
-  declare -A seen=()
-  bad=0 n=0
+# cluster_case LABEL: redis_router_check cluster against CLUSTER_URL, then every key it wrote is
+# on the master CLUSTER KEYSLOT + CLUSTER NODES name, with its value, and all three hold some.
+cluster_case() {
+  local label=$1 keys="$DX_TMP/router-keys.$1.txt" key val port got bad=0 n=0
+  local -A seen=()
+  run_helper "$label" "$check_bin" cluster "$CLUSTER_URL" "$keys"
   while read -r key val; do
     n=$((n + 1))
-    port=$(owner_port "$key") || { bad=$((bad + 1)); continue; }
+    port=$(owner_port "$key") || {
+      bad=$((bad + 1))
+      continue
+    }
     got=$(rcli "$port" GET "$key")
     if [[ "$got" != "$val" ]]; then
       log "key $key: '$got' on $port (want '$val')"
@@ -63,11 +65,13 @@ if want cluster; then
     seen[$port]=1
   done <"$keys"
   if ((n == 60 && bad == 0 && ${#seen[@]} == 3)); then
-    pass "redis-cli: the 60 keys are where CLUSTER KEYSLOT says, on all 3 masters"
+    pass "$label: redis-cli: the 60 keys are where CLUSTER KEYSLOT says, on all 3 masters"
   else
-    check_fail "redis-cli: $n keys, $bad misplaced, on ${#seen[@]} masters"
+    check_fail "$label: redis-cli: $n keys, $bad misplaced, on ${#seen[@]} masters"
   fi
-fi
+}
+
+want cluster && cluster_case cluster
 
 if want kill; then
   # The master of "victim" is killed; once both routers said down and the others answered
@@ -142,5 +146,10 @@ if want auth; then
   hosts=${CLUSTER_URL#redis+cluster://}
   run_helper auth "$check_bin" auth "redis+cluster://:$(urlenc "$pw")@$hosts" \
     "redis+cluster://:nope@$hosts"
+fi
+# TLS: a cluster that speaks TLS only (clients and bus); rediss+cluster:// with ?ca=.
+if want tls; then
+  start_redis_cluster --tls
+  cluster_case tls
 fi
 finish
