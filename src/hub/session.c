@@ -377,6 +377,8 @@ typedef struct sub_wait {
   hub_loop *hl; /* the broker's interest is this loop's, whether the session stays or not */
   uint32_t history;
   bool has_since, presence, no_presence;
+  bool cancelled;   /* unsubscribed before the broker answered: never joins */
+  json_t *unsub_id; /* that unsubscribe's id, answered after the subscribe */
   uint64_t since_offset;
   char *since_epoch; /* as given (any length: a wrong one must stay wrong), or NULL */
   char *info;        /* presence info as JSON text, or NULL */
@@ -384,19 +386,22 @@ typedef struct sub_wait {
   char topic[];
 } sub_wait;
 
-/* Whether a subscribe to this topic is waiting for the broker. */
-static bool subscribing(const hub_session *s, const char *topic, size_t len) {
-  for (const hub_pending *p = s->pending; p; p = p->next) {
-    const sub_wait *w = (const sub_wait *)p;
-    if (p->kind == PENDING_SUBSCRIBE && w->topic_len == len && !memcmp(w->topic, topic, len))
-      return true;
+/* The subscribe to this topic that is waiting for the broker (and was not
+ * unsubscribed meanwhile), or NULL. */
+static sub_wait *subscribing(const hub_session *s, const char *topic, size_t len) {
+  for (hub_pending *p = s->pending; p; p = p->next) {
+    sub_wait *w = (sub_wait *)p;
+    if (p->kind == PENDING_SUBSCRIBE && !w->cancelled && w->topic_len == len &&
+        !memcmp(w->topic, topic, len))
+      return w;
   }
-  return false;
+  return NULL;
 }
 
 static uint32_t subscribes_waiting(const hub_session *s) {
   uint32_t n = 0;
-  for (const hub_pending *p = s->pending; p; p = p->next) n += p->kind == PENDING_SUBSCRIBE;
+  for (const hub_pending *p = s->pending; p; p = p->next)
+    n += p->kind == PENDING_SUBSCRIBE && !((const sub_wait *)p)->cancelled;
   return n;
 }
 
@@ -472,13 +477,37 @@ static int join(hub_session *s, sub_wait *w, hub_error *err) {
 
 static void fail(hub_session *s, json_t *id, const hub_error *err);
 
+/* Answer a subscribe that an unsubscribe overtook, then that unsubscribe,
+ * as the memory broker would have (subscribed, then unsubscribed). */
+static void answer_cancelled(hub_session *s, sub_wait *w, int status) {
+  hub_error err;
+  if (status) {
+    hub_broker_error(status, &err);
+    fail(s, w->p.id, &err);
+    hub_error_set(&err, "not_subscribed", "not subscribed to '%.*s'", (int)w->topic_len, w->topic);
+    fail(s, w->unsub_id, &err);
+    return;
+  }
+  hub_position pos = {0};
+  if (w->p.id) {
+    json_t *f = hub_core_position(s->hl->hub->core, w->topic, w->topic_len, &pos) ? position(&pos)
+                                                                                  : json_object();
+    json_object_set_new(f, "topic", json_stringn(w->topic, w->topic_len));
+    send_text(s, hub_reply_ok(w->p.id, f));
+  }
+  if (w->unsub_id) send_text(s, hub_reply_ok(w->unsub_id, NULL));
+}
+
 static void on_topic_ready(void *ctx, int status, const hub_position *pos) {
   (void)pos;
   sub_wait *w = ctx;
   hub_session *s = w->p.s;
   hub_loop *hl = w->hl;
   hub_error err;
-  if (s && !s->closing && status == 0 && join(s, w, &err) == 0) {
+  if (w->cancelled) {
+    if (s && !s->closing) answer_cancelled(s, w, status);
+    if (!hl->detached) hl->hub->broker->ops->unwant(hl->hub->broker, hl, w->topic, w->topic_len);
+  } else if (s && !s->closing && status == 0 && join(s, w, &err) == 0) {
     /* subscribed: the broker's interest now belongs to the subscription */
   } else {
     if (s && !s->closing) {
@@ -489,6 +518,7 @@ static void on_topic_ready(void *ctx, int status, const hub_position *pos) {
       hl->hub->broker->ops->unwant(hl->hub->broker, hl, w->topic, w->topic_len);
   }
   pending_done(&w->p);
+  json_decref(w->unsub_id);
   free(w->info);
   free(w->since_epoch);
   free(w);
@@ -559,6 +589,12 @@ static void leave(hub_session *s, uint32_t i) {
 static int unsubscribe(hub_session *s, hub_request *r, hub_error *err) {
   if (check_topic(r, err)) return -1;
   int i = hub_member_find(&s->m, r->topic, r->topic_len);
+  sub_wait *w = i < 0 ? subscribing(s, r->topic, r->topic_len) : NULL;
+  if (w) { /* it never joins; both are answered once the broker has (in order) */
+    w->cancelled = true;
+    w->unsub_id = r->id ? json_incref(r->id) : NULL;
+    return 0;
+  }
   if (i < 0) {
     hub_error_set(err, "not_subscribed", "not subscribed to '%s'", r->topic);
     return -1;
