@@ -601,7 +601,10 @@ size_t hub_core_sweep(hub_core *c, uint64_t now_ms) {
     next = hub_map_next(&c->topics, it, &pos);
     topic *t = (topic *)it;
     expire(c, t, now_ms);
-    if (!t->subscribers && !t->presence.len && !t->hist.len && !t->presence_overflow) {
+    /* A mirror (remote_events: a broker numbers) is the broker's until
+     * hub_core_forget: a subscribe may be on its way from another loop. */
+    bool mirrored = c->o.remote_events && t->epoch[0];
+    if (!mirrored && !t->subscribers && !t->presence.len && !t->hist.len && !t->presence_overflow) {
       hub_map_del(&c->topics, it);
       topic_free(t);
     }

@@ -167,8 +167,9 @@ int hub_core_topics(hub_core *c, hub_topic_list *out);
 void hub_topic_list_free(hub_topic_list *l);
 
 /* Drop expired history, bring retained memory back under history_memory,
- * and forget topics with no subscriber, presence or history left. Returns
- * how many topics remain. */
+ * and forget topics with no subscriber, presence or history left (with
+ * remote_events, only those hub_core_forget let go: a mirror is the
+ * broker's). Returns how many topics remain. */
 size_t hub_core_sweep(hub_core *c, uint64_t now_ms);
 
 /* ---- mirroring a broker that numbers publications elsewhere (Redis) ----

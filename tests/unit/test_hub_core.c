@@ -585,6 +585,29 @@ TEST(mirror_forgotten_topic_with_presence_loads_whole_again) {
   done(c);
 }
 
+/* A mirrored topic belongs to the broker until it forgets it: the sweep
+ * must not drop one that has no subscriber yet (a subscribe is on its way
+ * from another loop) just because it has no history, or the subscriber
+ * would get a made-up epoch instead of the broker's. */
+TEST(mirror_sweep_keeps_what_the_broker_mirrors) {
+  nlog = nprepared = 0;
+  hub_node_init(&node);
+  hub_core_opts o = {
+      .history_size = 10, .nodes = 1, .fanout = fanout_direct, .remote_events = true};
+  hub_core *c = hub_core_new(&o);
+  sync_to(c, "E1", 0, 0); /* a topic nobody published on yet */
+  CHECK_EQ_INT(hub_core_sweep(c, 1000), 1);
+  client a;
+  client_init(&a, 1);
+  hub_position pos;
+  sub(c, &a, "t", NULL, 0, false, &pos);
+  CHECK_STR(pos.epoch, "E1");
+  unsub(c, &a, "t");
+  hub_core_forget(c, "t", 1); /* the broker lets it go: now the sweep may */
+  CHECK_EQ_INT(hub_core_sweep(c, 2000), 0);
+  done(c);
+}
+
 int main(void) {
   RUN(offsets_grow_by_one_and_subscribers_get_them_in_order);
   RUN(skip_self);
@@ -602,5 +625,6 @@ int main(void) {
   RUN(mirror_resync_fills_a_hole_without_loss_or_duplicate);
   RUN(mirror_resync_says_gap_when_the_broker_lost_them);
   RUN(mirror_forgotten_topic_with_presence_loads_whole_again);
+  RUN(mirror_sweep_keeps_what_the_broker_mirrors);
   return test_report();
 }
