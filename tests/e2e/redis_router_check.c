@@ -322,6 +322,37 @@ static void key_on(trouter *t, tnode *n, int want, const char *prefix, char *out
   }
 }
 
+/* 10k INCRs of one key pipelined through the router: answered in order; the time is printed. */
+typedef struct order {
+  long long next, bad;
+  unsigned count;
+} order;
+
+static void on_incr(hub_redis_router *r, redisReply *rep, void *priv) {
+  (void)r;
+  order *o = priv;
+  o->count++;
+  if (!rep || rep->type != REDIS_REPLY_INTEGER || rep->integer != ++o->next) o->bad++;
+}
+
+static void check_pipeline(trouter *t, const char *label) {
+  const char *key = "ctr{pipe}";
+  rcmd(t, key, "DEL", key, NULL);
+  order o = {0};
+  uint64_t t0 = dx_loop_now(loop);
+  for (int i = 0; i < 10000; i++)
+    if (hub_router_command(t->r, key, strlen(key), on_incr, &o, 2, (const char *[]){"INCR", key},
+                           NULL) != 0)
+      o.bad++;
+  for (uint64_t end = t0 + 10000; o.count < 10000 && dx_loop_now(loop) < end;)
+    dx_loop_run_once(loop, 20);
+  char name[96];
+  snprintf(name, sizeof name, "%s: 10k pipelined INCR answered in order", label);
+  check(o.count == 10000 && !o.bad, name, "%u answers, %lld wrong", o.count, o.bad);
+  fprintf(stderr, "%s: 10k pipelined INCR through the router: %llu ms\n", label,
+          (unsigned long long)(dx_loop_now(loop) - t0));
+}
+
 /* ---- single --------------------------------------------------------------- */
 
 static void mode_single(const char *url) {
@@ -366,6 +397,7 @@ static void mode_single(const char *url) {
   rcmd(&t, "news", "PUBLISH", "news", "hello", NULL);
   check(wait_pushes(&p, 1) && !strcmp(p.push[0], "message|news|hello"), "single: message push",
         "%u '%s'", p.npush, p.push[0]);
+  check_pipeline(&t, "single");
   char d[300];
   hub_router_describe(t.r, d, sizeof d);
   check(strstr(d, "127.0.0.1:") != NULL, "single: describe", "'%s'", d);
@@ -534,6 +566,7 @@ static void mode_cluster(const char *url, const char *keyfile) {
   nodes_start(n, &t.url);
   /* hub_redis_slot == CLUSTER KEYSLOT is redis_client_check's; here: routing. */
   check_routed_sets(&t, n, keyfile);
+  check_pipeline(&t, "cluster");
   check_moved(&t, n);
   check_ask(&t, n);
   check_sharded_pubsub(&t, &p, n);
