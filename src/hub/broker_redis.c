@@ -128,11 +128,17 @@ static const char LEAVE_LUA[] = "if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 th
                                 "return 1\n";
 
 /* KEYS: presence hash. ARGV: now ms, key ttl ms, channel, message head,
- * then client, value pairs of this node's entries (their expiry pushed
- * on). Entries that expired (their node is gone) are removed and their
- * leave told, once. */
+ * "extend" or "add", then client, value pairs of this node's entries:
+ * their expiry is pushed on — only for entries still there ("extend"; a
+ * leave sent meanwhile by another loop must not be undone), or all of them
+ * ("add": after Redis came back, it may have lost them). Entries that
+ * expired (their node is gone) are removed and their leave told, once. */
 static const char REFRESH_LUA[] =
-    "for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
+    "for i = 6, #ARGV, 2 do\n"
+    "  if ARGV[5] == 'add' or redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then\n"
+    "    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])\n"
+    "  end\n"
+    "end\n"
     "local now = tonumber(ARGV[1])\n"
     "local all = redis.call('HGETALL', KEYS[1])\n"
     "for i = 1, #all, 2 do\n"
@@ -145,7 +151,7 @@ static const char REFRESH_LUA[] =
     "end\n"
     "  end\n"
     "end\n"
-    "if #all > 0 or #ARGV > 4 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n"
+    "if #all > 0 or #ARGV > 5 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n"
     "return 1\n";
 
 /* KEYS: presence hash. ARGV: now ms. The live entries' JSON. */
@@ -181,7 +187,7 @@ typedef struct waiter {
   hub_loop *hl;
   hub_broker_done done;
   void *ctx;
-  uint64_t since_ms; /* loop 0's clock */
+  uint64_t since_ms; /* mono_ms() */
   int status;        /* when posted */
 } waiter;
 
@@ -197,8 +203,9 @@ typedef struct rtopic {
   hub_map_item item; /* key: the name, after the struct */
   uint32_t interest; /* local subscriptions, and subscribes waiting */
   uint8_t state;
-  bool load_sent; /* a load is out (or must be sent when the connection is up) */
-  bool reload;    /* a message did not follow on during the load: load again */
+  bool load_sent;    /* a load is out (or must be sent when the connection is up) */
+  bool reload;       /* a message did not follow on during the load: load again */
+  uint32_t load_gen; /* of the load that counts: older answers are stale */
   waiter *waiters;
   queued *q, *q_tail; /* messages that came during the load */
 } rtopic;
@@ -230,9 +237,18 @@ typedef struct redis_broker {
   cmd_state cs[HUB_MAX_LOOPS];
   _Atomic bool sub_up, cmd0_up;
   bool kick_posted; /* under mu */
+  waiter *unposted; /* completions that could not be posted yet (under mu) */
+  bool readd;       /* loop 0: the next presence refresh adds every entry */
 } redis_broker;
 
 static redis_broker *rb_of(hub_broker *b) { return (redis_broker *)b; }
+
+/* Milliseconds of a clock every loop thread may read (the waiters' ages). */
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 /* A script as sent: on a cluster a topic's channel is a shard channel
  * (SPUBLISH, on the topic's own shard). malloc'd. */
@@ -300,16 +316,25 @@ static void run_waiter(dx_loop *loop, void *arg) {
   free(w);
 }
 
+static void post_waiter(redis_broker *rb, waiter *w) {
+  if (dx_loop_post(w->hl->loop, run_waiter, w) == 0) return;
+  dx_log_error("hub: cannot queue a subscribe's answer to loop %u (out of memory): retrying",
+               w->hl->index);
+  w->next = rb->unposted;
+  rb->unposted = w;
+}
+
 /* Post each waiter's completion to its loop (under mu). */
-static void release_waiters(rtopic *t, int status) {
+/* Post a waiter's completion to its loop (under mu). Out of memory: it is
+ * kept and posted again by the next tick — never completed here, under mu
+ * and maybe on another loop's thread. */
+static void post_waiter(struct redis_broker *rb, waiter *w);
+
+static void release_waiters(struct redis_broker *rb, rtopic *t, int status) {
   for (waiter *w = t->waiters, *next; w; w = next) {
     next = w->next;
     w->status = status;
-    if (dx_loop_post(w->hl->loop, run_waiter, w) != 0) { /* out of memory: complete here */
-      dx_log_error("hub: cannot queue a subscribe's answer to loop %u", w->hl->index);
-      w->done(w->ctx, HUB_BROKER_OOM, NULL);
-      free(w);
-    }
+    post_waiter(rb, w);
   }
   t->waiters = NULL;
 }
@@ -349,6 +374,7 @@ static void send_load(redis_broker *rb, rtopic *t);
 
 typedef struct load_ctx {
   redis_broker *rb;
+  uint32_t gen; /* the topic's load_gen when sent */
   size_t len;
   char topic[];
 } load_ctx;
@@ -417,7 +443,8 @@ static void on_loaded(hub_redis_router *r, redisReply *reply, void *priv) {
   hub_loop *hl = rb->hub->loops[0];
   pthread_mutex_lock(&rb->mu);
   rtopic *t = (rtopic *)hub_map_get(&rb->topics, lc->topic, lc->len);
-  if (!t || t->state != T_LOADING) goto out; /* unsubscribed meanwhile */
+  if (!t || t->state != T_LOADING || t->load_gen != lc->gen)
+    goto out; /* unsubscribed meanwhile, or an older load (before a resubscribe) */
   t->load_sent = false;
   char epoch[HUB_EPOCH_LEN + 1];
   uint64_t offset;
@@ -439,18 +466,19 @@ static void on_loaded(hub_redis_router *r, redisReply *reply, void *priv) {
   }
   /* What came meanwhile, in order; a message that still does not follow on
    * means more was missed: load again. */
+  bool missed = t->reload; /* a message that could not be queued (memory) */
   t->reload = false;
   for (queued *m = t->q; m; m = m->next)
     if (apply_msg(rb, hl, lc->topic, lc->len, m->epoch, m->offset, m->time_ms, m->skip, m->tail,
                   m->len) == 2)
       t->reload = true;
   queue_clear(t);
-  if (t->reload) {
+  if (t->reload || missed) {
     send_load(rb, t);
     goto out;
   }
   t->state = T_LIVE;
-  release_waiters(t, 0);
+  release_waiters(rb, t, 0);
 out:
   pthread_mutex_unlock(&rb->mu);
   free(lc);
@@ -461,6 +489,7 @@ out:
 static void send_load(redis_broker *rb, rtopic *t) {
   t->state = T_LOADING;
   t->load_sent = true;
+  t->load_gen++;
   hub_redis_router *c = rb->cmd[0];
   const char *topic = t->item.key;
   size_t len = t->item.key_len;
@@ -494,6 +523,7 @@ static void send_load(redis_broker *rb, rtopic *t) {
   load_ctx *lc = malloc(sizeof *lc + len);
   if (lc) {
     lc->rb = rb;
+    lc->gen = t->load_gen;
     lc->len = len;
     memcpy(lc->topic, topic, len);
   }
@@ -732,6 +762,8 @@ static void on_info(hub_redis_router *r, redisReply *reply, void *priv) {
   }
   if (cs->index == 0) {
     rb->cmd0_up = true;
+    rb->readd = true; /* Redis may have lost this node's presence: add it again now */
+    rb->refresh_due = 0;
     char where[256];
     dx_log_info("hub: redis: connected to %s", hub_router_describe(r, where, sizeof where));
     pthread_mutex_lock(&rb->mu);
@@ -911,7 +943,7 @@ static void rb_want(hub_broker *b, hub_loop *hl, const char *topic, size_t len,
   bool live = t && t->state == T_LIVE;
   waiter *w = t && !live ? malloc(sizeof *w) : NULL;
   if (w) {
-    *w = (waiter){t->waiters, hl, done, ctx, hub_now_ms(rb->hub->loops[0]), 0};
+    *w = (waiter){t->waiters, hl, done, ctx, mono_ms(), 0};
     t->waiters = w;
     kick(rb);
   }
@@ -949,21 +981,27 @@ static void on_history(hub_redis_router *r, redisReply *reply, void *priv) {
   long n = reply ? load_entries(reply, q->topic, q->topic_len, hc->hl, &e, res.pos.epoch,
                                 &res.pos.offset)
                  : -1;
+  /* Publications older than --history-ttl are not history any more (the
+   * stream expires whole; its oldest entries may be older): as the core. */
+  long lo = 0;
+  uint64_t ttl = hc->hl->hub->history_ttl_ms, now = hub_now_ms(hc->hl);
+  while (ttl && lo < n && now > ttl && e[lo].time_ms < now - ttl) lo++;
   if (n >= 0) {
     res.status = 0;
     if (q->has_since && (!q->since_epoch || strcmp(q->since_epoch, res.pos.epoch) != 0)) {
       res.status = 1;
     } else {
-      long from = 0;
+      long from = lo;
       if (q->has_since) {
         res.complete =
-            q->since_offset >= res.pos.offset || (n && e[0].offset == q->since_offset + 1);
+            q->since_offset >= res.pos.offset || (n > lo && e[lo].offset == q->since_offset + 1);
       } else {
-        from = n > (long)q->limit ? n - (long)q->limit : 0;
+        from = n - lo > (long)q->limit ? n - (long)q->limit : lo;
         /* as the core: nothing since the topic's start is lost */
         long long first =
             reply->element[4]->type == REDIS_REPLY_INTEGER ? reply->element[4]->integer : 0;
-        res.complete = first ? first == 1 : res.pos.offset == 0;
+        if (lo) first = lo < n ? (long long)e[lo].offset : 0;
+        res.complete = first ? first == 1 : res.pos.offset == 0 && !lo;
       }
       long take = n - from;
       if (q->has_since && take > (long)q->limit) take = q->limit;
@@ -1136,12 +1174,12 @@ static void rb_left(hub_broker *b, hub_loop *hl, const char *topic, size_t len,
 
 /* Push on the expiry of this node's entries in a live topic, and let
  * Redis drop (and tell the leave of) the entries of nodes that are gone. */
-static void refresh_presence(redis_broker *rb, const char *topic, size_t len) {
+static void refresh_presence(redis_broker *rb, const char *topic, size_t len, bool readd) {
   hub_redis_router *c = rb->cmd[0];
   hub_presence_list l;
   if (!c || !hub_router_up(c) || hub_core_presence(rb->hub->core, topic, len, &l)) return;
   if (!l.len) return hub_presence_list_free(&l);
-  size_t argc = 9 + 2 * l.len;
+  size_t argc = 10 + 2 * l.len;
   const char **argv = calloc(argc, sizeof *argv);
   size_t *lens = calloc(argc, sizeof *lens);
   char **values = calloc(l.len + 1, sizeof *values);
@@ -1153,11 +1191,12 @@ static void refresh_presence(redis_broker *rb, const char *topic, size_t len) {
   int hn = event_head(rb, head, sizeof head, 0);
   bool ok = argv && lens && values;
   if (ok) {
-    const char *fixed[] = {"EVALSHA", rb->sha[SCRIPT_REFRESH], "1", kp, now, ttl, ch, head};
-    size_t flens[] = {7, 40, 1, lp, strlen(now), strlen(ttl), lc, (size_t)hn};
+    const char *mode = readd ? "add" : "extend";
+    const char *fixed[] = {"EVALSHA", rb->sha[SCRIPT_REFRESH], "1", kp, now, ttl, ch, head, mode};
+    size_t flens[] = {7, 40, 1, lp, strlen(now), strlen(ttl), lc, (size_t)hn, strlen(mode)};
     memcpy(argv, fixed, sizeof fixed);
     memcpy(lens, flens, sizeof flens);
-    size_t k = 8;
+    size_t k = 9;
     for (size_t i = 0; i < l.len; i++) {
       size_t vlen;
       values[i] = presence_value(rb, topic, len, l.items[i].client, l.items[i].user,
@@ -1244,6 +1283,7 @@ static void rb_tick(hub_broker *b, hub_loop *hl) {
   redis_broker *rb = rb_of(b);
   if (hl->index != 0) return;
   uint64_t now = hub_now_ms(hl);
+  uint64_t mono = mono_ms();
   pthread_mutex_lock(&rb->mu);
   /* Subscribes that waited too long for Redis get an error. */
   size_t pos;
@@ -1253,28 +1293,33 @@ static void rb_tick(hub_broker *b, hub_loop *hl) {
     waiter **pw = &t->waiters;
     while (*pw) {
       waiter *w = *pw;
-      if (now - w->since_ms < WANT_TIMEOUT_MS) {
+      if (mono - w->since_ms < WANT_TIMEOUT_MS) {
         pw = &w->next;
         continue;
       }
       *pw = w->next;
       w->status = HUB_BROKER_DOWN;
-      if (dx_loop_post(w->hl->loop, run_waiter, w) != 0) {
-        w->done(w->ctx, HUB_BROKER_DOWN, NULL);
-        free(w);
-      }
+      post_waiter(rb, w);
     }
+  }
+  waiter *again = rb->unposted;
+  rb->unposted = NULL;
+  for (waiter *w = again, *next; w; w = next) {
+    next = w->next;
+    post_waiter(rb, w);
   }
   reconcile(rb);
   pthread_mutex_unlock(&rb->mu);
   if (now >= rb->refresh_due) { /* a third of the presence ttl */
     rb->refresh_due = now + rb->presence_ttl_ms / 3;
+    bool readd = rb->readd;
+    rb->readd = false;
     /* Every topic with presence entries here, subscribed or an HTTP
      * session's; the expired entries of others go too. */
     hub_topic_list tl;
     if (hub_core_topics(rb->hub->core, &tl) == 0) {
       for (size_t i = 0; i < tl.len; i++)
-        refresh_presence(rb, tl.items[i].name, strlen(tl.items[i].name));
+        refresh_presence(rb, tl.items[i].name, strlen(tl.items[i].name), readd);
       hub_topic_list_free(&tl);
     }
   }
