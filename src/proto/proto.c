@@ -9,6 +9,7 @@
 #include "duplex/deflate.h"
 #include "duplex/error.h"
 #include "duplex/utf8.h"
+#include "proto/proto_embed.h"
 
 /* Reassembly buffers grow geometrically from this allocation size as bytes
  * arrive, so a peer that merely announces a huge frame cannot make us
@@ -83,10 +84,9 @@ static int growbuf_append(growbuf **gp, const uint8_t *p, size_t n, uint64_t bou
 /* Every connection carries one, so it is packed: the current frame's
  * header is kept as fields (not a padded dx_frame_header), a header split
  * across feeds shares its bytes with the payload counters (only one of
- * them is live at a time), and flags are bits. 112 bytes. */
+ * them is live at a time), and flags are bits. 112 bytes; 96 embedded in
+ * a dx_ws, which ends before cb and user (proto_embed.h). */
 struct dx_proto {
-  const dx_proto_callbacks *cb; /* the caller's; must outlive us */
-  void *user;
   uint64_t max_frame;
   uint64_t max_message;
 
@@ -129,20 +129,33 @@ struct dx_proto {
   unsigned msg_compressed : 1;
   unsigned msg_started : 1;   /* stream mode: a fragment event was already delivered */
   unsigned tx_fragmented : 1; /* we are in the middle of sending a fragmented message */
+  unsigned embedded : 1;      /* in a dx_ws: the struct ends here (proto_embed.h) */
+
+  /* Stand-alone protos only (dx_proto_init). */
+  const dx_proto_callbacks *cb; /* the caller's; must outlive us */
+  void *user;
 };
+
+size_t dx__proto_embedded_size(void) { return offsetof(struct dx_proto, cb); }
+
+static inline const dx_proto_callbacks *cb_of(const dx_proto *p) {
+  return p->embedded ? &dx__embedded_proto_cb : p->cb;
+}
+
+static inline void *user_of(dx_proto *p) {
+  return p->embedded ? (char *)p - dx__embedded_proto_back : p->user;
+}
 
 _Static_assert(sizeof(struct dx_proto) <= 112, "dx_proto grew past 112 bytes");
 _Static_assert(DX_FRAME_HEADER_MAX <= 2 * sizeof(uint64_t), "a split header fits the counters");
 
 size_t dx_proto_size(void) { return sizeof(struct dx_proto); }
 
-void dx_proto_init(dx_proto *p, dx_role role, const dx_proto_opts *opts,
-                   const dx_proto_callbacks *cb, void *user) {
-  memset(p, 0, sizeof *p);
+/* Everything but cb and user: an embedded proto has no room for them. */
+static void init_core(dx_proto *p, dx_role role, const dx_proto_opts *opts) {
+  memset(p, 0, offsetof(struct dx_proto, cb));
   dx_proto_opts o = {0};
   if (opts) o = *opts;
-  p->cb = cb;
-  p->user = user;
   p->max_message = o.max_message ? o.max_message : DX_DEFAULT_MAX_MESSAGE;
   p->max_frame = o.max_frame ? o.max_frame : p->max_message;
   p->role = (unsigned)role & 1u;
@@ -150,6 +163,18 @@ void dx_proto_init(dx_proto *p, dx_role role, const dx_proto_opts *opts,
   p->auto_pong = !o.no_auto_pong;
   p->allowed_rsv = o.allowed_rsv & 7;
   p->state = DX_PROTO_OPEN;
+}
+
+void dx_proto_init(dx_proto *p, dx_role role, const dx_proto_opts *opts,
+                   const dx_proto_callbacks *cb, void *user) {
+  init_core(p, role, opts);
+  p->cb = cb;
+  p->user = user;
+}
+
+void dx__proto_init_embedded(dx_proto *p, dx_role role, const dx_proto_opts *opts) {
+  init_core(p, role, opts);
+  p->embedded = 1;
 }
 
 static void msg_reset(dx_proto *p) {
@@ -198,7 +223,7 @@ static int emit_frame(dx_proto *p, bool fin, unsigned rsv, unsigned opcode, cons
   uint8_t key[4];
   const uint8_t *mask = NULL;
   if (p->role == DX_ROLE_CLIENT) {
-    p->cb->mask_key(p->user, key);
+    cb_of(p)->mask_key(user_of(p), key);
     mask = key;
   }
   dx_output out = {
@@ -208,7 +233,7 @@ static int emit_frame(dx_proto *p, bool fin, unsigned rsv, unsigned opcode, cons
       .payload_len = len,
       .mask = mask,
   };
-  return p->cb->on_output(p->user, &out);
+  return cb_of(p)->on_output(user_of(p), &out);
 }
 
 static int send_close_frame(dx_proto *p, uint16_t code, const char *reason, size_t reason_len) {
@@ -302,7 +327,8 @@ static int fail(dx_proto *p, int err) {
 }
 
 static void deliver(dx_proto *p, dx_event *ev) {
-  if (p->cb->on_event) p->cb->on_event(p->user, ev);
+  const dx_proto_callbacks *cb = cb_of(p);
+  if (cb->on_event) cb->on_event(user_of(p), ev);
 }
 
 /* The most compressed bytes one message may bring (see check_header). */

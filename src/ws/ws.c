@@ -8,21 +8,22 @@
 #include "common/net.h"
 #include "io/loop_internal.h"
 #include "io/tls.h"
+#include "proto/proto_embed.h"
 #include "ws/ws_internal.h"
 
-/* Every connection carries this struct and a dx_proto: 152 + 112 keeps a
- * connection at 264 bytes (a 272-byte glibc chunk), the budget
+/* Every connection carries this struct and an embedded dx_proto: 152 + 96
+ * keeps a connection at 248 bytes (a 256-byte glibc chunk), the budget
  * test_conn_budget checks. */
 _Static_assert(sizeof(dx_ws) <= 152, "dx_ws grew past 152 bytes");
 
 /* The user's data, after the proto, aligned for anything. */
 static size_t data_offset(void) {
   size_t a = alignof(max_align_t);
-  return (sizeof(dx_ws) + dx_proto_size() + a - 1) / a * a;
+  return (sizeof(dx_ws) + dx__proto_embedded_size() + a - 1) / a * a;
 }
 
 size_t dx__ws_alloc_size(size_t data_size) {
-  if (!data_size) return sizeof(dx_ws) + dx_proto_size();
+  if (!data_size) return sizeof(dx_ws) + dx__proto_embedded_size();
   return data_offset() + data_size;
 }
 
@@ -475,7 +476,10 @@ static int on_output(void *user, const dx_output *o) {
 
 static void mask_key(void *user, uint8_t key[4]);
 
-static const dx_proto_callbacks proto_cb = {on_event, on_output, mask_key};
+/* The callbacks of every connection's proto (embedded: proto_embed.h),
+ * with the connection right before the proto as user. */
+const dx_proto_callbacks dx__embedded_proto_cb = {on_event, on_output, mask_key};
+const size_t dx__embedded_proto_back = offsetof(dx_ws, tail);
 
 /* Client masking keys: drawn from the CSPRNG in batches of 64 so that
  * masking stays cheap (one RAND_bytes per 64 frames, per thread). */
@@ -499,7 +503,7 @@ void dx__ws_open(dx_ws *ws, dx_role role, const dx_ws_route *route, uint8_t *res
   /* The proto takes the place of dx_ws_pre: keep what it held. `rest` may
    * point into the gathered request, freed once it was fed. */
   dx_ws_pre pre = *dx__ws_pre(ws);
-  dx_proto_init(dx__ws_proto(ws), role, &dx__ws_cfg(ws)->proto, &proto_cb, ws);
+  dx__proto_init_embedded(dx__ws_proto(ws), role, &dx__ws_cfg(ws)->proto);
   ws->proto_ready = true;
   if (pre.pmd) dx_proto_set_deflate(dx__ws_proto(ws), pre.pmd);
   ws->phase = DX_WS_OPEN;

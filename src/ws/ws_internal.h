@@ -63,8 +63,9 @@ typedef struct dx_ws_owner_ops {
   void (*arm)(dx_ws *ws, int ms);
 } dx_ws_owner_ops;
 
-/* Every connection carries one: 152 bytes, then the dx_proto (112), then
- * the user's data. What only a connection that is not open yet needs (the
+/* Every connection carries one: 152 bytes, then the dx_proto (embedded,
+ * without callback and user pointers: 96, proto/proto_embed.h), then the
+ * user's data. What only a connection that is not open yet needs (the
  * request gathered across reads, a plain HTTP answer's state, the
  * negotiated deflate before the proto takes it) lives where the dx_proto
  * goes (dx_ws_pre): the proto is set up only when the connection opens. */
