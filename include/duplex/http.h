@@ -98,6 +98,17 @@ typedef void (*dx_http_handler)(dx_http_req *req, void *user);
  * NULL), DX_ENOMEM, or DX_ESTATE after dx_server_free. */
 DX_API int dx_server_http(dx_server *srv, const char *path, dx_http_handler fn, void *user);
 
+/* Let pipelined requests to the route of `path` (registered before) be
+ * served while an earlier request to such a route on the same connection
+ * still waits for its deferred answer, up to 32 at a time; the answers
+ * still go out in request order (each is kept until those before it are
+ * complete). Without it a deferred request holds up the requests behind
+ * it, so a client pipelining requests whose answers wait on a remote
+ * service gets one answered per round trip. Suits handlers whose requests
+ * do not depend on the answers before them (an API's publish calls).
+ * Loop thread. Returns 0, DX_EINVAL, DX_ENOENT (no such route). */
+DX_API int dx_server_http_pipelined(dx_server *srv, const char *path);
+
 /* The request method as sent ("GET", "POST", ...). */
 DX_API const char *dx_http_method(const dx_http_req *req);
 

@@ -487,4 +487,9 @@ static void on_api(dx_http_req *req, void *user) {
   c->fn(hl, req);
 }
 
-int hub_api_attach(hub_loop *hl) { return dx_server_http(hl->srv, API_PREFIX, on_api, hl); }
+/* Pipelined: a client's pipelined calls go to the broker together (with
+ * Redis, one round trip each would otherwise pass before the next is read). */
+int hub_api_attach(hub_loop *hl) {
+  int rc = dx_server_http(hl->srv, API_PREFIX, on_api, hl);
+  return rc ? rc : dx_server_http_pipelined(hl->srv, API_PREFIX);
+}

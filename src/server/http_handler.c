@@ -39,6 +39,19 @@ int dx_server_http(dx_server *srv, const char *path, dx_http_handler fn, void *u
   return 0;
 }
 
+int dx_server_http_pipelined(dx_server *srv, const char *path) {
+  DX__CHECK_THREAD(srv->loop);
+  if (!path) return DX_EINVAL;
+  size_t len = strlen(path);
+  for (dx_http_route *r = srv->http_routes; r; r = r->next) {
+    if (r->len == len && memcmp(r->path, path, len) == 0) {
+      r->pipelined = true;
+      return 0;
+    }
+  }
+  return DX_ENOENT;
+}
+
 const dx_http_route *dx__server_find_http(const dx_server *srv, const char *path, size_t len) {
   const dx_http_route *best = NULL;
   for (const dx_http_route *r = srv->http_routes; r; r = r->next) {
@@ -115,6 +128,15 @@ static void log_request(dx_ws *ws, const dx_http_request *req, int status) {
                status);
 }
 
+bool dx__server_http_whole(const dx_ws *ws, const dx_http_request *req, size_t have,
+                           size_t head_len) {
+  const dx_server *srv = ws->owner;
+  size_t body_len;
+  return !dx_http_find(req->headers, req->num_headers, "Transfer-Encoding") &&
+         content_length(req, &body_len) == 0 && body_len <= srv->opts.max_body &&
+         body_len <= have - head_len;
+}
+
 size_t dx__server_serve_http(dx_ws *ws, const dx_http_route *route, dx_http_request *req,
                              uint8_t *buf, size_t have, size_t head_len) {
   dx_server *srv = ws->owner;
@@ -164,6 +186,8 @@ size_t dx__server_serve_http(dx_ws *ws, const dx_http_route *route, dx_http_requ
       .in_handler = true,
   };
   dx_deferred_init(&r->resume);
+  r->pipelined = route->pipelined;
+  if (ws->http_deferred) dx__server_http_queue(ws, r); /* served early: its answer waits */
   ws->http_served = true;
   dx_ws *outer = srv->in_handler;
   srv->in_handler = ws;
@@ -175,8 +199,16 @@ size_t dx__server_serve_http(dx_ws *ws, const dx_http_route *route, dx_http_requ
    * dropped) or shut it down. A deferred request is the connection's
    * (http_stream.c): the paths that drop the connection end it. */
   if (srv->freed || dx_stream_closing(&ws->stream)) {
-    if (!r->deferred) free(r);
+    if (!r->deferred && !r->waits_turn) free(r); /* else the connection's line frees it */
     return 0;
+  }
+  if (r->waits_turn) { /* answered or not, it stays in line until its turn */
+    if (!r->finished && !r->deferred && !r->status) {
+      static const char msg[] = "the request handler did not respond\n";
+      dx_http_respond(r, 500, "text/plain", NULL, msg, sizeof msg - 1);
+    }
+    log_request(ws, req, r->status);
+    return total;
   }
   if (r->deferred && !r->finished) {
     /* Answered later: no timeout while it waits, pipelined bytes wait too. */
@@ -337,14 +369,22 @@ int dx__server_http_head(dx_http_req *req, int status, const char *content_type,
                                       : "Connection: keep-alive\r\n";
   size_t cap = 128 + strlen(framing) + (content_type ? strlen(content_type) : 0) +
                (extra_headers ? strlen(extra_headers) : 0);
-  uint8_t *dst = dx_stream_reserve(&ws->stream, cap);
+  /* Into the stream's queue, or (waiting its turn) a copy kept with the answer. */
+  uint8_t *dst = req->waits_turn ? malloc(cap) : dx_stream_reserve(&ws->stream, cap);
   if (!dst) return dx_stream_closing(&ws->stream) ? DX_ECLOSED : DX_ENOMEM;
   int n = snprintf((char *)dst, cap, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s\r\n", status,
                    dx_http_reason(status), content_type ? "Content-Type: " : "",
                    content_type ? content_type : "", content_type ? "\r\n" : "", framing, conn,
                    extra_headers ? extra_headers : "");
-  dx_stream_commit(&ws->stream, n > 0 && (size_t)n < cap ? (size_t)n : 0);
-  if (n <= 0 || (size_t)n >= cap) return DX_ENOMEM; /* cannot happen: cap counts every part */
+  bool ok = n > 0 && (size_t)n < cap; /* cannot fail: cap counts every part */
+  if (req->waits_turn) {
+    int rc = ok ? dx__server_http_out(req, dst, (size_t)n) : DX_ENOMEM;
+    free(dst);
+    if (rc) return rc;
+  } else {
+    dx_stream_commit(&ws->stream, ok ? (size_t)n : 0);
+    if (!ok) return DX_ENOMEM;
+  }
   req->status = status;
   return 0;
 }
@@ -360,7 +400,7 @@ int dx_http_respond(dx_http_req *req, int status, const char *content_type,
   if (!no_body) snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", len);
   int rc = dx__server_http_head(req, status, content_type, extra_headers, clen);
   if (rc) return rc;
-  if (len && !req->head && dx_stream_write(&ws->stream, body, len) != 0) {
+  if (len && !req->head && dx__server_http_out(req, body, len) != 0) {
     dx_stream_abort(&ws->stream); /* the head went out without its body */
     return DX_ENOMEM;
   }

@@ -29,16 +29,77 @@ void dx__server_http_detach(dx_ws *ws) {
   ws->http_deferred = false;
 }
 
-void dx__server_http_gone(dx_ws *ws) {
-  dx_http_req *req = held(ws);
-  if (!req) return;
-  dx__server_http_detach(ws);
+static void req_free(void *p) {
+  dx_http_req *req = p;
+  free(req->out);
+  free(req);
+}
+
+/* The request will get no (more) answer: on_gone unless answered; freed at
+ * the end of the turn, since callers up the stack (the handler, a stream
+ * write) may still hold it. */
+static void give_up(dx_ws *ws, dx_http_req *req) {
   bool tell = !req->finished && req->on_gone && !req->gone;
   req->gone = true;
   req->finished = true; /* no more answers */
   if (tell) req->on_gone(req, req->user);
-  /* Callers up the stack (the handler, a stream write) may still hold it. */
-  dx_loop_free_later(dx_stream_loop(&ws->stream), req, free);
+  dx_loop_free_later(dx_stream_loop(&ws->stream), req, req_free);
+}
+
+/* Give up the requests waiting behind `req`, in order. */
+static void drop_line(dx_ws *ws, dx_http_req *req) {
+  dx_http_req *n = req->next_in_line;
+  req->next_in_line = NULL;
+  while (n) {
+    dx_http_req *next = n->next_in_line;
+    n->next_in_line = NULL;
+    give_up(ws, n);
+    n = next;
+  }
+}
+
+void dx__server_http_gone(dx_ws *ws) {
+  dx_http_req *req = held(ws);
+  if (!req) return;
+  dx__server_http_detach(ws);
+  give_up(ws, req);
+  drop_line(ws, req);
+}
+
+void dx__server_http_queue(dx_ws *ws, dx_http_req *req) {
+  dx_http_req *t = held(ws);
+  while (t->next_in_line) t = t->next_in_line;
+  t->next_in_line = req;
+  req->waits_turn = true;
+}
+
+bool dx__server_http_may_pipeline(const dx_ws *ws, const dx_http_route *next) {
+  const dx_http_req *t = held(ws);
+  const dx_server *srv = ws->owner;
+  if (!t || (next && !next->pipelined) || srv->shutting_down) return false;
+  for (int n = 1; t; t = t->next_in_line, n++)
+    if (!t->pipelined || !t->keep_alive || t->gone || n >= DX_HTTP_PIPELINE_MAX) return false;
+  return !dx_stream_closing(&ws->stream);
+}
+
+int dx__server_http_out(dx_http_req *req, const void *data, size_t len) {
+  if (req->gone) return DX_ECLOSED;
+  if (!req->waits_turn) return dx_stream_write(&req->ws->stream, data, len);
+  if (req->out_cap - req->out_len < len) {
+    size_t cap = req->out_cap ? req->out_cap : 256;
+    while (cap - req->out_len < len) cap *= 2;
+    uint8_t *b = realloc(req->out, cap);
+    if (!b) return DX_ENOMEM;
+    req->out = b;
+    req->out_cap = cap;
+  }
+  memcpy(req->out + req->out_len, data, len);
+  req->out_len += len;
+  return 0;
+}
+
+size_t dx__server_http_unsent(const dx_http_req *req) {
+  return req->waits_turn ? req->out_len : dx_stream_buffered(&req->ws->stream);
 }
 
 void dx__server_http_hold(dx_ws *ws, const uint8_t *data, size_t len) {
@@ -68,9 +129,30 @@ static void resume(dx_loop *loop, void *arg) {
   (void)loop;
   dx_http_req *req = arg;
   dx_ws *ws = req->ws;
+  dx_http_req *n = req->next_in_line;
   dx__server_http_detach(ws);
   free(req);
-  dx__ws_arm_handshake(ws);
+  if (n) { /* the next in line is first now: its answer so far goes out */
+    n->waits_turn = false;
+    dx__ws_pre(ws)->http_body = n;
+    ws->http_body_held = true;
+    ws->http_deferred = true;
+    int rc = n->out_len ? dx_stream_write(&ws->stream, n->out, n->out_len) : 0;
+    free(n->out);
+    n->out = NULL;
+    n->out_len = n->out_cap = 0;
+    if (rc) {
+      dx_stream_abort(&ws->stream); /* the connection goes: gone() gives up the line */
+      return;
+    }
+    if (n->finished) {
+      dx__server_http_complete(n);
+      return;
+    }
+    /* Still waiting: there may be room in the line for what was kept. */
+  } else {
+    dx__ws_arm_handshake(ws);
+  }
   if (!dx_stream_reading(&ws->stream)) dx_stream_resume_read(&ws->stream);
   if (dx__ws_pre(ws)->hs.len) dx__server_on_request_bytes(ws, NULL, 0);
 }
@@ -78,9 +160,11 @@ static void resume(dx_loop *loop, void *arg) {
 void dx__server_http_complete(dx_http_req *req) {
   dx_ws *ws = req->ws;
   dx_server *srv = ws->owner;
+  if (req->waits_turn) return; /* kept until the answers before it are complete */
   if (!req->keep_alive || srv->shutting_down || dx_stream_closing(&ws->stream)) {
     dx__server_http_detach(ws);
     req->gone = true;
+    drop_line(ws, req);
     dx_loop_free_later(dx_stream_loop(&ws->stream), req, free);
     if (!dx_stream_closing(&ws->stream)) {
       dx__ws_begin_http(ws);
@@ -100,6 +184,7 @@ int dx_http_defer(dx_http_req *req, void (*on_gone)(dx_http_req *req, void *user
   req->deferred = true;
   req->on_gone = on_gone;
   req->user = user;
+  if (req->waits_turn) return 0; /* in line behind the connection's first request */
   dx__ws_pre(ws)->http_body = req;
   ws->http_body_held = true;
   ws->http_deferred = true;
@@ -156,7 +241,7 @@ int dx_http_stream_write(dx_http_req *req, const void *data, size_t len) {
     int n = req->chunked ? chunk_size_line(size, len) : 0;
     size_t add = len + (size_t)n + (req->chunked ? 2 : 0);
     /* As dx_ws_send: a piece into an empty queue always goes. */
-    size_t unsent = dx_stream_buffered(&ws->stream);
+    size_t unsent = dx__server_http_unsent(req);
     if (unsent && unsent + add > dx__ws_cfg(ws)->max_buffered) {
       char peer[64];
       dx_log_info("%s: streamed response past max_buffered (%zu bytes unsent); closing",
@@ -164,14 +249,14 @@ int dx_http_stream_write(dx_http_req *req, const void *data, size_t len) {
       dx_stream_abort(&ws->stream);
       return DX_EBACKPRESSURE;
     }
-    if ((n && dx_stream_write(&ws->stream, size, (size_t)n) != 0) ||
-        dx_stream_write(&ws->stream, data, len) != 0 ||
-        (req->chunked && dx_stream_write(&ws->stream, "\r\n", 2) != 0)) {
+    if ((n && dx__server_http_out(req, size, (size_t)n) != 0) ||
+        dx__server_http_out(req, data, len) != 0 ||
+        (req->chunked && dx__server_http_out(req, "\r\n", 2) != 0)) {
       dx_stream_abort(&ws->stream); /* a piece cut short cannot be taken back */
       return DX_ENOMEM;
     }
   }
-  return dx_stream_buffered(&ws->stream) > dx__ws_cfg(ws)->low_water ? DX_BUFFERED : DX_SENT;
+  return dx__server_http_unsent(req) > dx__ws_cfg(ws)->low_water ? DX_BUFFERED : DX_SENT;
 }
 
 int dx_http_stream_end(dx_http_req *req) {
@@ -179,7 +264,7 @@ int dx_http_stream_end(dx_http_req *req) {
   DX__CHECK_THREAD(dx_stream_loop(&ws->stream));
   int rc = write_state(req);
   if (rc) return rc;
-  if (req->chunked && !req->head && dx_stream_write(&ws->stream, "0\r\n\r\n", 5) != 0) {
+  if (req->chunked && !req->head && dx__server_http_out(req, "0\r\n\r\n", 5) != 0) {
     dx_stream_abort(&ws->stream);
     return DX_ENOMEM;
   }
@@ -189,7 +274,7 @@ int dx_http_stream_end(dx_http_req *req) {
 }
 
 size_t dx_http_buffered(const dx_http_req *req) {
-  return req->gone ? 0 : dx_stream_buffered(&req->ws->stream);
+  return req->gone ? 0 : dx__server_http_unsent(req);
 }
 
 const char *dx_http_peer_str(const dx_http_req *req, char *buf, size_t cap) {

@@ -42,9 +42,20 @@ static size_t answer_request(dx_ws *ws, dx_http_request *req, uint8_t *buf, size
   return 0;
 }
 
+/* Behind a waiting request: serve this one now? Only a whole request to a
+ * pipelined handler route (anything else would answer out of turn). */
+static bool may_serve_early(dx_ws *ws, dx_http_request *req, size_t have, size_t head_len) {
+  if (dx_http_find(req->headers, req->num_headers, "Upgrade") ||
+      dx_http_find(req->headers, req->num_headers, "Sec-WebSocket-Key"))
+    return false;
+  const dx_http_route *h = dx__server_find_http(ws->owner, req->path.ptr, req->path.len);
+  return h && dx__server_http_may_pipeline(ws, h) && dx__server_http_whole(ws, req, have, head_len);
+}
+
 void dx__server_on_request_bytes(dx_ws *ws, uint8_t *data, size_t len) {
   dx_server *srv = ws->owner;
-  if (ws->http_deferred) { /* a request waits for its answer: the next ones wait behind it */
+  /* A request waits for its answer: the next ones wait behind it (unless pipelined). */
+  if (ws->http_deferred && !dx__server_http_may_pipeline(ws, NULL)) {
     dx__server_http_hold(ws, data, len);
     return;
   }
@@ -70,19 +81,24 @@ void dx__server_on_request_bytes(dx_ws *ws, uint8_t *data, size_t len) {
       dx__server_reject(ws, NULL, status, dx_strerror(rc));
       return;
     }
+    if (ws->http_deferred && !may_serve_early(ws, &p.req, have, (size_t)rc)) {
+      if (buf != dx__ws_pre(ws)->hs.buf) dx__server_http_hold(ws, buf, have);
+      return; /* served in turn */
+    }
     size_t used = answer_request(ws, &p.req, buf, have, (size_t)rc);
     if (!used) return; /* upgraded, closing, or waiting for a body */
     /* Kept alive: what follows is the next request (pipelined), if any. */
     if (buf == dx__ws_pre(ws)->hs.buf) {
       dx__gather_consume(&dx__ws_pre(ws)->hs, buf, have, used);
-      if (ws->http_deferred) return; /* kept until the deferred answer is done */
+      /* Kept until the deferred answer is done (or served now, pipelined). */
+      if (ws->http_deferred && !dx__server_http_may_pipeline(ws, NULL)) return;
       data = NULL;
       len = 0;
       if (!dx__ws_pre(ws)->hs.len) return;
     } else {
       data = buf + used;
       len = have - used;
-      if (ws->http_deferred) {
+      if (ws->http_deferred && !dx__server_http_may_pipeline(ws, NULL)) {
         dx__server_http_hold(ws, data, len);
         return;
       }

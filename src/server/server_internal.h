@@ -45,9 +45,14 @@ typedef struct dx_http_route {
   char *path;
   size_t len;
   bool prefix;
+  bool pipelined; /* dx_server_http_pipelined: served behind deferred requests */
   dx_http_handler fn;
   void *user;
 } dx_http_route;
+
+/* Requests of pipelined routes served while the first one on a connection
+ * still waits for its answer (each holds its answer until its turn). */
+#define DX_HTTP_PIPELINE_MAX 32
 
 struct dx_server {
   dx_loop *loop;
@@ -172,6 +177,11 @@ void dx__server_free_http_routes(dx_server *srv);
 size_t dx__server_serve_http(dx_ws *ws, const dx_http_route *route, dx_http_request *req,
                              uint8_t *buf, size_t have, size_t head_len);
 
+/* Is the request valid for a handler and its body all in (have bytes
+ * from its head of head_len)? Then serving it answers nothing at once. */
+bool dx__server_http_whole(const dx_ws *ws, const dx_http_request *req, size_t have,
+                           size_t head_len);
+
 /* A request being served by a handler (http_handler.c); heap-allocated,
  * kept past the handler by dx_http_defer (http_stream.c), then held by the
  * connection in dx__ws_pre(ws)->http_body with ws->http_deferred set. */
@@ -189,9 +199,14 @@ struct dx_http_req {
   bool chunked;    /* streamed with Transfer-Encoding: chunked */
   bool finished;   /* the answer is complete */
   bool gone;       /* detached from the connection; freed at the end of the turn */
+  bool waits_turn; /* behind the connection's first request: the answer is kept in `out` */
+  bool pipelined;  /* its route is pipelined */
   void (*on_gone)(dx_http_req *req, void *user);
   void *user;
-  dx_deferred resume; /* after a kept-alive answer: serve the pipelined requests */
+  dx_deferred resume;               /* after a kept-alive answer: serve the pipelined requests */
+  struct dx_http_req *next_in_line; /* the next request served on the connection */
+  uint8_t *out;                     /* waits_turn: the answer so far */
+  size_t out_len, out_cap;
 };
 
 /* Queue the response head (status line, headers, `framing`: the
@@ -211,6 +226,16 @@ void dx__server_http_gone(dx_ws *ws);
 void dx__server_http_complete(dx_http_req *req);
 /* Bytes read while a deferred request waits: kept for later, in order. */
 void dx__server_http_hold(dx_ws *ws, const uint8_t *data, size_t len);
+/* Part of an answer: onto the connection, or kept while the request waits
+ * its turn. 0, DX_ENOMEM or DX_ECLOSED. */
+int dx__server_http_out(dx_http_req *req, const void *data, size_t len);
+/* Bytes of an answer queued or kept (what max_buffered bounds). */
+size_t dx__server_http_unsent(const dx_http_req *req);
+/* May the next request be served now although one waits (both routes
+ * pipelined, line not full)? */
+bool dx__server_http_may_pipeline(const dx_ws *ws, const dx_http_route *next);
+/* Put a request served behind the connection's first one at the end of the line. */
+void dx__server_http_queue(dx_ws *ws, dx_http_req *req);
 
 /* ---- post.c ---- */
 

@@ -2,8 +2,10 @@
  * dx_http_defer answered from a timer, chunked streams read back and
  * de-chunked, HTTP/1.0 close-delimited streams, on_gone when the client
  * closes mid-stream, backpressure past max_buffered, keep-alive after
- * dx_http_stream_end, shutdown while streaming, and a pipelined request
- * waiting behind a deferred one.
+ * dx_http_stream_end, shutdown while streaming, a pipelined request
+ * waiting behind a deferred one, and pipelined routes
+ * (dx_server_http_pipelined): served while earlier ones wait, answered in
+ * order.
  *
  * In-process: one loop, one server on an ephemeral port, raw sockets as
  * clients read between loop turns (server_helpers.h). */
@@ -414,6 +416,138 @@ TEST(pipelined_request_waits_behind_a_deferred_one) {
   teardown(loop, srv);
 }
 
+/* Pipelined routes: /p/<n> defers, /p/now<n> answers at once; the app
+ * answers deferred ones in any order it likes (here: last first). */
+typedef struct line_app {
+  dx_http_req *reqs[8];
+  char names[8][16];
+  int n, gones;
+} line_app;
+
+static void line_gone(dx_http_req *req, void *user) {
+  line_app *a = user;
+  for (int i = 0; i < a->n; i++)
+    if (a->reqs[i] == req) a->reqs[i] = NULL;
+  a->gones++;
+}
+
+static void on_line(dx_http_req *req, void *user) {
+  line_app *a = user;
+  const char *name = dx_http_path(req) + 3;
+  if (!strncmp(name, "now", 3)) {
+    dx_http_respond(req, 200, "text/plain", NULL, name, strlen(name));
+    return;
+  }
+  CHECK(a->n < 8);
+  snprintf(a->names[a->n], sizeof a->names[0], "%s", name);
+  CHECK_EQ_INT(dx_http_defer(req, line_gone, a), 0);
+  a->reqs[a->n++] = req;
+}
+
+static void line_answer(line_app *a, int i) {
+  CHECK(a->reqs[i] != NULL);
+  CHECK_EQ_INT(
+      dx_http_respond(a->reqs[i], 200, "text/plain", NULL, a->names[i], strlen(a->names[i])), 0);
+  a->reqs[i] = NULL;
+}
+
+/* The bodies of the responses in r->buf (Content-Length framed), joined by ','. */
+static void bodies(const raw *r, char *out, size_t cap) {
+  size_t o = 0;
+  out[0] = 0;
+  for (const char *p = r->buf; (p = strstr(p, "HTTP/1.1 "));) {
+    const char *end = strstr(p, "\r\n\r\n"), *cl = strstr(p, "Content-Length: ");
+    if (!end || !cl || cl > end) break;
+    size_t n = strtoul(cl + 16, NULL, 10);
+    p = end + 4;
+    if (o + n + 2 < cap) {
+      if (o) out[o++] = ',';
+      memcpy(out + o, p, n);
+      o += n;
+      out[o] = 0;
+    }
+    p += n;
+  }
+}
+
+TEST(pipelined_route_served_while_earlier_wait) {
+  dx_loop *loop = dx_loop_new(NULL);
+  dx_server *srv = make_server(loop, (dx_server_opts){0});
+  line_app a = {0};
+  app other;
+  app_init(&other, loop, 0, 0);
+  CHECK_EQ_INT(dx_server_http_pipelined(srv, "/p/"), DX_ENOENT);
+  dx_server_http(srv, "/p/", on_line, &a);
+  dx_server_http(srv, "/lp", on_defer, &other);
+  CHECK_EQ_INT(dx_server_http_pipelined(srv, "/p/"), 0);
+  int port = start_listening(srv);
+  raw *r = raw_connect(port, 0);
+  CHECK(raw_write_str(loop, r,
+                      "GET /p/a HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /p/now1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "POST /p/b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz"
+                      "GET /p/c HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /lp HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /p/now2 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  /* All three deferred ones are called at once; /lp (not pipelined) waits. */
+  RUN_UNTIL(loop, a.n == 3, 2000);
+  run_for(loop, 50);
+  CHECK_EQ_INT(a.n, 3);
+  CHECK_EQ_INT(other.calls, 0);
+  CHECK_EQ_INT((int)r->len, 0);
+  /* Answered last first: nothing goes out before the first is answered. */
+  line_answer(&a, 2);
+  line_answer(&a, 1);
+  run_for(loop, 50);
+  CHECK_EQ_INT((int)r->len, 0);
+  line_answer(&a, 0);
+  RUN_UNTIL(loop, other.calls == 1, 2000);
+  char got[256];
+  bodies(r, got, sizeof got);
+  CHECK_STR(got, "a,now1,b,c");
+  dx_timer_start(&other.timer, 0, 0);
+  RUN_UNTIL(loop, strstr(r->buf, "now2") != NULL, 2000);
+  bodies(r, got, sizeof got);
+  CHECK_STR(got, "a,now1,b,c,later,now2");
+  CHECK_EQ_INT(a.gones, 0);
+  raw_close(r);
+
+  /* The client goes while three wait: on_gone for each, nothing leaks. */
+  memset(&a, 0, sizeof a);
+  r = raw_connect(port, 0);
+  CHECK(raw_write_str(loop, r,
+                      "GET /p/d HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /p/now3 HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /p/e HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /p/f HTTP/1.1\r\nHost: x\r\n\r\n"));
+  RUN_UNTIL(loop, a.n == 3, 2000);
+  line_answer(&a, 1); /* e answered; d still waits */
+  raw_close(r);
+  RUN_UNTIL(loop, a.gones == 2, 2000);
+  CHECK_EQ_INT(a.gones, 2);
+
+  /* Connection: close in the line: the connection closes after its answer,
+   * and what follows it is not served. */
+  memset(&a, 0, sizeof a);
+  r = raw_connect(port, 0);
+  CHECK(raw_write_str(loop, r,
+                      "GET /p/g HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /p/h HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                      "GET /p/i HTTP/1.1\r\nHost: x\r\n\r\n"));
+  RUN_UNTIL(loop, a.n == 2, 2000);
+  run_for(loop, 50);
+  CHECK_EQ_INT(a.n, 2);
+  line_answer(&a, 1);
+  line_answer(&a, 0);
+  RUN_UNTIL(loop, r->eof || r->reset, 2000);
+  CHECK(r->eof);
+  bodies(r, got, sizeof got);
+  CHECK_STR(got, "g,h");
+  CHECK_EQ_INT(a.n, 2);
+  raw_close(r);
+  teardown(loop, srv);
+}
+
 /* Streamed whole inside the handler, and a HEAD stream (no body). */
 static void on_inline(dx_http_req *req, void *user) {
   (void)user;
@@ -451,6 +585,7 @@ int main(void) {
   RUN(shutdown_while_streaming);
   RUN(server_freed_while_deferred);
   RUN(pipelined_request_waits_behind_a_deferred_one);
+  RUN(pipelined_route_served_while_earlier_wait);
   RUN(stream_inside_the_handler);
   return test_report();
 }
