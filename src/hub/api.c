@@ -299,33 +299,66 @@ static int query_uint(dx_http_req *req, const char *name, uint64_t max, uint64_t
   return 0;
 }
 
-typedef struct history_call {
+/* A GET answered by the broker, now (memory) or later (Redis): `later`
+ * keeps the request until the answer comes (or the client goes). The
+ * handler starts it with later_begin and ends with later_end; the
+ * completion answers through later_answer. */
+typedef struct later {
   dx_http_req *req; /* NULL once answered or gone */
-  bool waiting;     /* the handler still runs (it frees the call) */
+  bool waiting;     /* the handler still runs (it frees it) */
+} later;
+
+static void later_gone(dx_http_req *req, void *user) {
+  (void)req;
+  ((later *)user)->req = NULL;
+}
+
+/* Answer with the fields (plus "ok": true) or the error; frees l when the
+ * handler has returned. */
+static void later_answer(later *l, json_t *fields, const hub_error *err) {
+  if (l->req) {
+    if (fields) {
+      json_object_set_new(fields, "ok", json_true());
+      respond_json(l->req, 200, fields);
+    } else {
+      respond_error(l->req, err);
+    }
+    l->req = NULL;
+  } else {
+    json_decref(fields);
+  }
+  if (!l->waiting) free(l);
+}
+
+static void later_begin(later *l, dx_http_req *req) {
+  l->req = req;
+  l->waiting = true;
+}
+
+/* After the broker call: wait for an answer still to come, or free. */
+static void later_end(later *l, dx_http_req *req) {
+  l->waiting = false;
+  if (!l->req) return free(l); /* answered already */
+  if (dx_http_defer(req, later_gone, l) != 0) {
+    hub_error err;
+    hub_error_set(&err, "internal", "out of memory");
+    l->req = NULL; /* the answer that comes later goes nowhere, and frees l */
+    respond_error(req, &err);
+  }
+}
+
+typedef struct history_call {
+  later l; /* first */
   hub_history_query q;
   char epoch[40];
   char topic[];
 } history_call;
 
-static void history_gone(dx_http_req *req, void *user) {
-  (void)req;
-  ((history_call *)user)->req = NULL;
-}
-
 static void on_api_history(void *ctx, hub_history_result *r) {
   history_call *c = ctx;
-  if (c->req) {
-    hub_error err;
-    json_t *f = hub_history_fields(&c->q, r, &err);
-    if (f) {
-      json_object_set_new(f, "ok", json_true());
-      respond_json(c->req, 200, f);
-    } else {
-      respond_error(c->req, &err);
-    }
-    c->req = NULL;
-  }
-  if (!c->waiting) free(c);
+  hub_error err;
+  json_t *f = c->l.req ? hub_history_fields(&c->q, r, &err) : NULL;
+  later_answer(&c->l, f, &err);
 }
 
 static void api_history(hub_loop *hl, dx_http_req *req) {
@@ -353,45 +386,16 @@ static void api_history(hub_loop *hl, dx_http_req *req) {
   memcpy(c->topic, topic, (size_t)tlen);
   snprintf(c->epoch, sizeof c->epoch, "%s", epoch);
   c->q = (hub_history_query){c->topic, (size_t)tlen, has_since, since, c->epoch, (uint32_t)limit};
-  c->req = req;
-  c->waiting = true;
+  later_begin(&c->l, req);
   hl->hub->broker->ops->history(hl->hub->broker, hl, &c->q, on_api_history, c);
-  if (c->req && c->waiting) { /* the broker answers later */
-    c->waiting = false;
-    if (dx_http_defer(req, history_gone, c) != 0) {
-      c->req = NULL;
-      hub_error_set(&err, "internal", "out of memory");
-      respond_error(req, &err);
-    }
-    return;
-  }
-  free(c); /* answered already */
+  later_end(&c->l, req);
 }
 
-typedef struct presence_call {
-  dx_http_req *req; /* NULL once answered or gone */
-  bool waiting;     /* the handler still runs (it frees the call) */
-} presence_call;
-
-static void presence_gone(dx_http_req *req, void *user) {
-  (void)req;
-  ((presence_call *)user)->req = NULL;
-}
-
-static void on_api_presence(void *ctx, int status, hub_presence_list *l) {
-  presence_call *c = ctx;
-  if (c->req) {
-    hub_error err;
-    json_t *f = hub_presence_fields(status, l, &err);
-    if (f) {
-      json_object_set_new(f, "ok", json_true());
-      respond_json(c->req, 200, f);
-    } else {
-      respond_error(c->req, &err);
-    }
-    c->req = NULL;
-  }
-  if (!c->waiting) free(c);
+static void on_api_presence(void *ctx, int status, hub_presence_list *pl) {
+  later *l = ctx;
+  hub_error err;
+  json_t *f = l->req ? hub_presence_fields(status, pl, &err) : NULL;
+  later_answer(l, f, &err);
 }
 
 static void api_presence(hub_loop *hl, dx_http_req *req) {
@@ -400,24 +404,14 @@ static void api_presence(hub_loop *hl, dx_http_req *req) {
   int tlen = query_topic(req, topic, &err);
   if (tlen < 0) return respond_error(req, &err);
   if (hub_presence_allowed(hl->hub, topic, (size_t)tlen, &err)) return respond_error(req, &err);
-  presence_call *c = calloc(1, sizeof *c);
-  if (!c) {
+  later *l = calloc(1, sizeof *l);
+  if (!l) {
     hub_error_set(&err, "internal", "out of memory");
     return respond_error(req, &err);
   }
-  c->req = req;
-  c->waiting = true;
-  hl->hub->broker->ops->presence(hl->hub->broker, hl, topic, (size_t)tlen, on_api_presence, c);
-  if (c->req && c->waiting) { /* the broker answers later */
-    c->waiting = false;
-    if (dx_http_defer(req, presence_gone, c) != 0) {
-      c->req = NULL;
-      hub_error_set(&err, "internal", "out of memory");
-      respond_error(req, &err);
-    }
-    return;
-  }
-  free(c); /* answered already */
+  later_begin(l, req);
+  hl->hub->broker->ops->presence(hl->hub->broker, hl, topic, (size_t)tlen, on_api_presence, l);
+  later_end(l, req);
 }
 
 static void api_topics(hub_loop *hl, dx_http_req *req) {
