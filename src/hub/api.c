@@ -16,17 +16,20 @@
 #define API_PREFIX "/api/"
 #define BATCH_MAX 1000
 
-static void respond_json(dx_http_req *req, int status, json_t *o) {
+/* 0, or the dx_http_respond error: a deferred request left unanswered
+ * (its connection is closing) still gets its on_gone. */
+static int answer_json(dx_http_req *req, int status, json_t *o) {
   char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   if (!s) {
     static const char oom[] =
         "{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
-    dx_http_respond(req, 500, "application/json", NULL, oom, sizeof oom - 1);
-    return;
+    return dx_http_respond(req, 500, "application/json", NULL, oom, sizeof oom - 1);
   }
-  dx_http_respond(req, status, "application/json", "Cache-Control: no-store\r\n", s, strlen(s));
+  int rc =
+      dx_http_respond(req, status, "application/json", "Cache-Control: no-store\r\n", s, strlen(s));
   free(s);
+  return rc;
 }
 
 static json_t *error_obj(const char *code, const char *message) {
@@ -41,9 +44,15 @@ static int status_of(const char *code) {
   return 400;
 }
 
-static void respond_error(dx_http_req *req, const hub_error *err) {
-  respond_json(req, status_of(err->code), error_obj(err->code, err->message));
+static int answer_error(dx_http_req *req, const hub_error *err) {
+  return answer_json(req, status_of(err->code), error_obj(err->code, err->message));
 }
+
+static void respond_json(dx_http_req *req, int status, json_t *o) {
+  (void)answer_json(req, status, o);
+}
+
+static void respond_error(dx_http_req *req, const hub_error *err) { (void)answer_error(req, err); }
 
 /* The key as given: "Authorization: Bearer K" or "X-API-Key: K". */
 static const char *given_key(dx_http_req *req) {
@@ -114,6 +123,8 @@ typedef struct api_call {
   dx_http_req *req; /* NULL once the client has gone */
   unsigned waiting; /* answers still to come, +1 while the handler runs */
   bool batch;
+  bool deferred;   /* dx_http_defer took it: on_gone comes unless answered */
+  bool left;       /* the answer found the connection closing: on_gone frees the call */
   json_t *results; /* one per publication, in order (batch) */
   json_t *result;  /* the single publication's */
   hub_error err;   /* the single publication's failure */
@@ -126,16 +137,22 @@ typedef struct api_slot {
 } api_slot;
 
 static void call_answer(api_call *c) {
+  int rc = 0;
   if (c->req && c->batch) {
-    respond_json(c->req, 200, json_pack("{s:b,s:O}", "ok", 1, "results", c->results));
+    rc = answer_json(c->req, 200, json_pack("{s:b,s:O}", "ok", 1, "results", c->results));
   } else if (c->req) {
     if (c->result)
-      respond_json(c->req, 200, json_incref(c->result));
+      rc = answer_json(c->req, 200, json_incref(c->result));
     else
-      respond_error(c->req, &c->err);
+      rc = answer_error(c->req, &c->err);
   }
   json_decref(c->results);
   json_decref(c->result);
+  c->results = c->result = NULL;
+  if (rc && c->deferred && c->req) {
+    c->left = true; /* on_gone still comes (it would find the call freed) */
+    return;
+  }
   free(c);
 }
 
@@ -146,7 +163,9 @@ static void call_settle(api_call *c) {
 
 static void call_gone(dx_http_req *req, void *user) {
   (void)req;
-  ((api_call *)user)->req = NULL;
+  api_call *c = user;
+  c->req = NULL;
+  if (c->left) free(c);
 }
 
 static void set_result(api_call *c, size_t i, json_t *r, const hub_error *err) {
@@ -235,7 +254,7 @@ static void api_publish(hub_loop *hl, dx_http_req *req) {
     json_array_foreach(batch, i, p) publish_one(hl, p, c, i);
   }
   json_decref(body);
-  if (c->waiting > 1 && dx_http_defer(req, call_gone, c) != 0) {
+  if (c->waiting > 1 && !(c->deferred = dx_http_defer(req, call_gone, c) == 0)) {
     /* Cannot wait: the answers that come later go nowhere. */
     c->req = NULL;
     hub_error_set(&err, "internal", "out of memory");
@@ -306,22 +325,30 @@ static int query_uint(dx_http_req *req, const char *name, uint64_t max, uint64_t
 typedef struct later {
   dx_http_req *req; /* NULL once answered or gone */
   bool waiting;     /* the handler still runs (it frees it) */
+  bool left;        /* deferred, and the answer found the connection closing: on_gone frees it */
 } later;
 
 static void later_gone(dx_http_req *req, void *user) {
   (void)req;
-  ((later *)user)->req = NULL;
+  later *l = user;
+  l->req = NULL;
+  if (l->left) free(l);
 }
 
 /* Answer with the fields (plus "ok": true) or the error; frees l when the
  * handler has returned. */
 static void later_answer(later *l, json_t *fields, const hub_error *err) {
   if (l->req) {
+    int rc;
     if (fields) {
       json_object_set_new(fields, "ok", json_true());
-      respond_json(l->req, 200, fields);
+      rc = answer_json(l->req, 200, fields);
     } else {
-      respond_error(l->req, err);
+      rc = answer_error(l->req, err);
+    }
+    if (rc && !l->waiting) {
+      l->left = true; /* deferred and unanswered: on_gone still comes */
+      return;
     }
     l->req = NULL;
   } else {
