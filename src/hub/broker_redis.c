@@ -490,6 +490,7 @@ static void send_load(redis_broker *rb, rtopic *t) {
   t->state = T_LOADING;
   t->load_sent = true;
   t->load_gen++;
+  t->reload = false; /* this load covers whatever was missed before it */
   hub_redis_router *c = rb->cmd[0];
   const char *topic = t->item.key;
   size_t len = t->item.key_len;
