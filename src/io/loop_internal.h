@@ -11,8 +11,12 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/uio.h>
 
 #include "duplex/loop.h"
+
+#define DX__GATHER_IOV 64
+#define DX__GATHER_BYTES 1024
 
 struct dx_stream;
 
@@ -93,6 +97,15 @@ struct dx_loop {
   uint8_t *read_buf;
   size_t read_buf_size;
   struct dx_stream *pending_head, *pending_tail;
+
+  /* Large direct writes made by the stream whose on_read is running, sent
+   * together in one writev when it returns (stream.c): pieces in read_buf
+   * by reference, small ones (frame headers) copied into gather_bytes. */
+  struct dx_stream *gather_s;
+  int gather_cnt;
+  size_t gather_total, gather_used;
+  struct iovec gather_iov[DX__GATHER_IOV];
+  uint8_t gather_bytes[DX__GATHER_BYTES];
 
   dx_loop_stats stats;
 };

@@ -43,6 +43,7 @@ _Static_assert(sizeof(dx_stream) <= 96, "dx_stream grew past 96 bytes");
 
 static void dx__stream_on_io(dx_io *io, unsigned events);
 static void dx__flush_now(dx_stream *s);
+static void dx__gather_flush(dx_stream *s);
 
 static void dx__mark_pending(dx_stream *s) {
   if (s->flags & DX__S_PENDING) return;
@@ -63,6 +64,11 @@ static void dx__finish(dx_stream *s, int err) {
   s->tp->close(s);
   s->io.fd = -1;
   dx_wq_clear(&s->wq);
+  dx_loop *loop = s->io.loop;
+  if (loop->gather_s == s) {
+    loop->gather_cnt = 0;
+    loop->gather_used = loop->gather_total = 0;
+  }
   s->flags = (uint16_t)((s->flags & DX__S_PENDING) | DX__S_DEAD);
   s->err = (int16_t)err;
   dx__mark_pending(s);
@@ -113,8 +119,10 @@ static void dx__read(dx_stream *s) {
     }
     ssize_t n = s->tp->read(s, buf, cap);
     if (n > 0) {
+      if (s->tp == &dx_transport_tcp) loop->gather_s = s;
       s->cb->on_read(s->user, buf, (size_t)n);
-      dx__flush_now(s);
+      dx__flush_now(s); /* sends what was held */
+      loop->gather_s = NULL;
       /* Level-triggered: one read per event is fair; the transport's own
        * buffered input would never raise an event, so drain some of it. */
       if (!s->tp->pending || s->tp->pending(s) == 0) return;
@@ -189,6 +197,7 @@ static int dx__flush_once(dx_stream *s) {
  * per turn. The stream stays pending; the before-sleep pass does the rest
  * (drain, close, interest). */
 static void dx__flush_now(dx_stream *s) {
+  dx__gather_flush(s);
   if (!s->wq.bytes || (s->flags & (DX__S_DEAD | DX__S_WAIT_OUT | DX__S_WR_WANTS_R))) return;
   int rc = dx__flush_once(s);
   if (rc) dx__finish(s, rc);
@@ -294,18 +303,16 @@ int dx_stream_write(dx_stream *s, const void *p, size_t n) {
   DX__CHECK_THREAD(s->io.loop);
   if (s->flags & (DX__S_CLOSING | DX__S_DEAD)) return DX_ECLOSED;
   if (n == 0) return 0;
+  dx__gather_flush(s);
   int rc = dx_wq_write(&s->wq, p, n);
   if (rc) return rc;
   dx__after_write(s);
   return 0;
 }
 
-int dx_stream_writev(dx_stream *s, const struct iovec *iov, int n) {
-  DX__CHECK_THREAD(s->io.loop);
-  if (s->flags & (DX__S_CLOSING | DX__S_DEAD)) return DX_ECLOSED;
-  size_t total = 0;
-  for (int i = 0; i < n; i++) total += iov[i].iov_len;
-  if (total == 0) return 0;
+/* Offer iov[0..n) (total bytes) to the socket now, straight from where it
+ * lies, and queue a copy of what the kernel does not take. */
+static int dx__write_direct(dx_stream *s, const struct iovec *iov, int n, size_t total) {
   size_t sent = 0;
   /* Plain TCP only: a TLS write copies into records anyway, and its retry
    * rules want the queue to offer the same bytes again. */
@@ -349,9 +356,84 @@ int dx_stream_writev(dx_stream *s, const struct iovec *iov, int n) {
   return 0;
 }
 
+static bool dx__in_read_buf(const dx_loop *loop, const void *p, size_t n) {
+  uintptr_t b = (uintptr_t)loop->read_buf, a = (uintptr_t)p;
+  return a >= b && n <= loop->read_buf_size && a - b <= loop->read_buf_size - n;
+}
+
+/* Hold a large write made inside on_read until it returns, so that the
+ * frames answered from one read leave in one writev. Only what stays valid
+ * until then is held: pieces in the loop's read buffer (not read into
+ * again before on_read returns), and small pieces copied here. */
+static bool dx__gather_add(dx_stream *s, const struct iovec *iov, int n, size_t total) {
+  dx_loop *loop = s->io.loop;
+  if (s->wq.bytes || (s->flags & (DX__S_WAIT_OUT | DX__S_WR_WANTS_R)) ||
+      loop->gather_cnt + n > DX__GATHER_IOV)
+    return false;
+  int cnt = loop->gather_cnt;
+  size_t used = loop->gather_used;
+  for (int i = 0; i < n; i++) {
+    size_t len = iov[i].iov_len;
+    if (len == 0) continue;
+    struct iovec *g = &loop->gather_iov[cnt++];
+    if (dx__in_read_buf(loop, iov[i].iov_base, len)) {
+      *g = iov[i];
+    } else if (len <= 64 && used + len <= DX__GATHER_BYTES) {
+      memcpy(loop->gather_bytes + used, iov[i].iov_base, len);
+      g->iov_base = loop->gather_bytes + used;
+      g->iov_len = len;
+      used += len;
+    } else {
+      return false; /* nothing committed yet */
+    }
+  }
+  loop->gather_cnt = cnt;
+  loop->gather_used = used;
+  loop->gather_total += total;
+  return true;
+}
+
+/* Send what was held, followed by iov[0..n) when given, in one writev. */
+static int dx__gather_out(dx_stream *s, const struct iovec *iov, int n, size_t total) {
+  dx_loop *loop = s->io.loop;
+  struct iovec all[DX__GATHER_IOV + 8];
+  int cnt = loop->gather_cnt;
+  size_t sum = loop->gather_total + total;
+  memcpy(all, loop->gather_iov, (size_t)cnt * sizeof *all);
+  loop->gather_cnt = 0;
+  loop->gather_used = loop->gather_total = 0;
+  if (n > 8) { /* not from ws: send the held part first */
+    int rc = cnt ? dx__write_direct(s, all, cnt, sum - total) : 0;
+    if (rc || (s->flags & DX__S_DEAD)) return rc ? rc : DX_ECLOSED;
+    return dx__write_direct(s, iov, n, total);
+  }
+  if (n) memcpy(all + cnt, iov, (size_t)n * sizeof *all);
+  return dx__write_direct(s, all, cnt + n, sum);
+}
+
+static inline void dx__gather_flush(dx_stream *s) {
+  dx_loop *loop = s->io.loop;
+  if (loop->gather_cnt && loop->gather_s == s) dx__gather_out(s, NULL, 0, 0);
+}
+
+int dx_stream_writev(dx_stream *s, const struct iovec *iov, int n) {
+  DX__CHECK_THREAD(s->io.loop);
+  if (s->flags & (DX__S_CLOSING | DX__S_DEAD)) return DX_ECLOSED;
+  size_t total = 0;
+  for (int i = 0; i < n; i++) total += iov[i].iov_len;
+  if (total == 0) return 0;
+  dx_loop *loop = s->io.loop;
+  if (loop->gather_s == s) {
+    if (total >= DX_STREAM_DIRECT_MIN && dx__gather_add(s, iov, n, total)) return 0;
+    if (loop->gather_cnt) return dx__gather_out(s, iov, n, total);
+  }
+  return dx__write_direct(s, iov, n, total);
+}
+
 int dx_stream_write_shared(dx_stream *s, dx_sbuf *b, size_t off, size_t n) {
   DX__CHECK_THREAD(s->io.loop);
   if (s->flags & (DX__S_CLOSING | DX__S_DEAD)) return DX_ECLOSED;
+  dx__gather_flush(s);
   int rc = dx_wq_write_shared(&s->wq, b, off, n);
   if (rc) return rc;
   if (n) dx__after_write(s);
@@ -361,6 +443,8 @@ int dx_stream_write_shared(dx_stream *s, dx_sbuf *b, size_t off, size_t n) {
 uint8_t *dx_stream_reserve(dx_stream *s, size_t n) {
   if (dx__loop_assert_thread(s->io.loop)) return NULL;
   if (s->flags & (DX__S_CLOSING | DX__S_DEAD)) return NULL;
+  dx__gather_flush(s);
+  if (s->flags & DX__S_DEAD) return NULL;
   return dx_wq_reserve(&s->wq, n);
 }
 
@@ -371,7 +455,10 @@ void dx_stream_commit(dx_stream *s, size_t n) {
   dx__after_write(s);
 }
 
-size_t dx_stream_buffered(const dx_stream *s) { return s->wq.bytes; }
+size_t dx_stream_buffered(const dx_stream *s) {
+  const dx_loop *loop = s->io.loop;
+  return s->wq.bytes + (loop->gather_total && loop->gather_s == s ? loop->gather_total : 0);
+}
 
 void dx_stream_flush(dx_stream *s) {
   DX__CHECK_THREAD_VOID(s->io.loop);

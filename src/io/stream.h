@@ -158,11 +158,14 @@ int dx_stream_write(dx_stream *s, const void *p, size_t n);
  * queue on plain TCP goes to the socket at once, straight from the
  * caller's memory, and only what the kernel does not take is copied into
  * the queue: a large message costs no copy of ours. The caller's memory is
- * not used after the call. Returns 0, DX_ECLOSED (nothing queued) or
- * DX_ENOMEM (nothing queued, unless part was already written: then the
- * stream is aborted). A socket error during the direct write ends the
- * stream like a failed flush (on_close follows from the loop) and returns
- * 0. At most 1 GiB that the kernel does not take. */
+ * not used after the call, except pieces inside the loop's read buffer
+ * written from this stream's on_read: those are held and sent with the
+ * read's other large writes in one writev when on_read returns. Returns
+ * 0, DX_ECLOSED (nothing queued) or DX_ENOMEM (nothing queued, unless part
+ * was already written: then the stream is aborted). A socket error during
+ * the direct write ends the stream like a failed flush (on_close follows
+ * from the loop) and returns 0. At most 1 GiB that the kernel does not
+ * take. */
 int dx_stream_writev(dx_stream *s, const struct iovec *iov, int n);
 
 /* Queue b->data[off, off+n) by reference (takes a reference on b, dropped

@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "duplex/loop.h"
@@ -26,6 +27,8 @@ typedef struct conn {
   int closes, close_err, drains, reads;
   /* behaviours */
   bool close_in_read, abort_in_read, echo, free_on_close, mutate_in_read;
+  size_t chunk_echo; /* echo as framed dx_stream_writev pieces of this size */
+  bool abort_after_chunks;
   int *freed; /* set when freed in on_close */
 } conn;
 
@@ -40,6 +43,24 @@ static void c_on_read(void *user, uint8_t *data, size_t len) {
   c->rx_len += len;
   if (c->mutate_in_read) data[0] ^= 0xff; /* the buffer is ours to scribble on */
   if (c->echo) CHECK_EQ_INT(dx_stream_write(&c->s, data, len), 0);
+  if (c->chunk_echo) {
+    /* Like ws: a header on the stack, the payload where it lies. */
+    size_t held = dx_stream_buffered(&c->s);
+    for (size_t off = 0; off < len; off += c->chunk_echo) {
+      uint8_t hdr[2] = {'<', (uint8_t)(off / c->chunk_echo)};
+      size_t n = len - off < c->chunk_echo ? len - off : c->chunk_echo;
+      struct iovec iov[2] = {{hdr, 2}, {data + off, n}};
+      CHECK_EQ_INT(dx_stream_writev(&c->s, iov, 2), 0);
+      memset(hdr, 0, sizeof hdr);                /* the stream kept its own copy */
+      if (off == 0 && n >= DX_STREAM_DIRECT_MIN) /* held, and counted */
+        CHECK(dx_stream_buffered(&c->s) == held + n + 2);
+    }
+    if (c->abort_after_chunks) {
+      dx_stream_abort(&c->s);
+    } else {
+      CHECK_EQ_INT(dx_stream_write(&c->s, "END", 3), 0); /* after the held frames */
+    }
+  }
   if (c->close_in_read) {
     dx_stream_close(&c->s);
     dx_stream_close(&c->s); /* idempotent */
@@ -317,6 +338,55 @@ TEST(writev_direct_to_vanished_peer) {
   CHECK_EQ_INT(a->closes, 1);
   CHECK_EQ_INT(a->close_err, DX_ERESET);
   conn_free(a);
+  dx_loop_free(loop);
+}
+
+/* Large writes made inside on_read from the read buffer are held and leave
+ * together in one writev, before a small write behind them. */
+TEST(large_writes_in_on_read_one_writev) {
+  dx_loop *loop = dx_loop_new(NULL);
+  int sv[2];
+  pair(sv);
+  int big = 1 << 20; /* room for the whole answer in one writev */
+  CHECK_EQ_INT(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big), 0);
+  conn *a = conn_new(loop, sv[0]);
+  a->chunk_echo = 20000;
+  dx_loop_stats *st = dx__loop_stats(loop);
+  static uint8_t msg[60000], got[60000 + 64];
+  for (size_t i = 0; i < sizeof msg; i++) msg[i] = (uint8_t)(i * 7);
+  CHECK_EQ_INT(write(sv[1], msg, sizeof msg), (ssize_t)sizeof msg);
+  uint64_t before = st->writev_calls;
+  RUN_UNTIL(loop, a->rx_len == sizeof msg, 2000);
+  CHECK_EQ_INT(a->rx_len, sizeof msg);
+  /* Per read: the held frames in one writev (sent when END came, to keep
+   * the order), then END from the queue in the after-read flush. */
+  CHECK_EQ_INT(st->writev_calls, before + 2 * (uint64_t)a->reads);
+  size_t n = 0;
+  RUN_UNTIL(loop, (n += drain_fd(sv[1], got + n, sizeof got - n)) >= sizeof msg + 3, 2000);
+  /* Each read's bytes went out as <k + chunk frames, then END. */
+  if (a->reads == 1) {
+    CHECK_EQ_INT(n, sizeof msg + 3 * 2 + 3);
+    for (int k = 0; k < 3; k++) {
+      CHECK(got[k * 20002] == '<' && got[k * 20002 + 1] == k);
+      CHECK_MEM(got + k * 20002 + 2, msg + k * 20000, 20000);
+    }
+    CHECK_MEM(got + 3 * 20002, "END", 3);
+  }
+  dx_stream_abort(&a->s);
+  spin(loop, 1);
+  conn_free(a);
+  close(sv[1]);
+
+  /* Aborted with writes held: nothing goes out, nothing is touched. */
+  pair(sv);
+  a = conn_new(loop, sv[0]);
+  a->chunk_echo = 20000;
+  a->abort_after_chunks = true;
+  CHECK_EQ_INT(write(sv[1], msg, sizeof msg), (ssize_t)sizeof msg);
+  RUN_UNTIL(loop, a->closes == 1, 2000);
+  CHECK_EQ_INT(a->closes, 1);
+  conn_free(a);
+  close(sv[1]);
   dx_loop_free(loop);
 }
 
@@ -896,6 +966,7 @@ int main(void) {
   RUN(large_write_blocks_then_completes);
   RUN(writev_large_goes_out_at_once_rest_is_copied);
   RUN(writev_direct_to_vanished_peer);
+  RUN(large_writes_in_on_read_one_writev);
   RUN(answer_flushed_after_on_read);
   RUN(drain_low_water);
   RUN(shared_buffer_refcount);
