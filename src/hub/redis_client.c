@@ -9,6 +9,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -567,9 +568,40 @@ static void on_master_addr(hub_redis *r, redisReply *rep, void *priv) {
   begin_attempt(r);
 }
 
+/* hiredis's own reply builders, with the array one bounded. The defaults
+ * are static in hiredis: taken from a reader it made (once, any thread:
+ * every thread finds the same pointers). */
+static redisReplyObjectFunctions bounded_fns;
+static void *(*default_create_array)(const redisReadTask *, int);
+static pthread_once_t bounded_once = PTHREAD_ONCE_INIT;
+
+static void *bounded_create_array(const redisReadTask *t, int elements) {
+  if (elements < 0 || (unsigned)elements > HUB_REDIS_MAX_ELEMENTS)
+    return NULL; /* reader: OOM error */
+  return default_create_array(t, elements);
+}
+
+static void init_bounded(void) {
+  redisReader *d = redisReaderCreate();
+  if (!d || !d->fn) {
+    redisReaderFree(d);
+    return;
+  }
+  bounded_fns = *d->fn;
+  default_create_array = d->fn->createArray;
+  bounded_fns.createArray = bounded_create_array;
+  redisReaderFree(d);
+}
+
+redisReader *hub_redis_reader_new(void) {
+  pthread_once(&bounded_once, init_bounded);
+  if (!default_create_array) return NULL;
+  return redisReaderCreateWithFunctions(&bounded_fns);
+}
+
 static void start_handshake(hub_redis *r) {
   r->state = ST_HANDSHAKE;
-  r->reader = redisReaderCreate();
+  r->reader = hub_redis_reader_new();
   if (!r->reader) {
     fail(r, "out of memory");
     return;

@@ -32,6 +32,14 @@
 #define HUB_REDIS_MAX_ADDRS 16
 /* Commands queued but not yet written are bounded: past this, hub_redis_command refuses (-1). */
 #define HUB_REDIS_MAX_OUTPUT (64u << 20)
+/* An array reply may hold at most this many elements: hiredis 0.14's reader
+ * allocates a multi-bulk's element array from the length the server sends
+ * ("*600927001" would be 4.8 GB); a longer one is a protocol error. */
+#define HUB_REDIS_MAX_ELEMENTS (1u << 20)
+
+/* A hiredis reply reader that refuses arrays past HUB_REDIS_MAX_ELEMENTS
+ * (redisReaderGetReply then fails); free with redisReaderFree. NULL: OOM. */
+redisReader *hub_redis_reader_new(void);
 
 typedef struct hub_redis_addr {
   char host[256];

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hub/redis_client.h"
 #include "hub/redis_slots.h"
 
 static void check(int cond) {
@@ -30,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *copy = malloc(size ? size : 1); /* a read past the end is caught */
   memcpy(copy, data, size);
   check_redirect(copy, size);
-  redisReader *rd = redisReaderCreate();
+  redisReader *rd = hub_redis_reader_new();
   redisReaderFeed(rd, copy, size);
   void *rep = NULL;
   while (redisReaderGetReply(rd, &rep) == REDIS_OK && rep) {

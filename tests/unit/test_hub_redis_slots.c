@@ -3,11 +3,12 @@
  * are built by hiredis's reader from RESP text, as the client gets them. */
 #include <string.h>
 
+#include "hub/redis_client.h"
 #include "hub/redis_slots.h"
 #include "test.h"
 
 static redisReply *resp_n(const char *text, size_t len) {
-  redisReader *rd = redisReaderCreate();
+  redisReader *rd = hub_redis_reader_new();
   void *rep = NULL;
   redisReaderFeed(rd, text, len);
   CHECK_EQ_INT(redisReaderGetReply(rd, &rep), REDIS_OK);
