@@ -29,45 +29,7 @@
 #include "duplex/log.h"
 #include "duplex/loop.h"
 #include "hub/redis_router.h"
-
-static dx_loop *loop;
-static int failures;
-
-static void check(bool ok, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void check(bool ok, const char *name, const char *fmt, ...) {
-  if (ok) {
-    printf("ok - %s\n", name);
-  } else {
-    char why[512] = "";
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
-    printf("not ok - %s: %s\n", name, why);
-    failures++;
-  }
-  fflush(stdout);
-}
-
-static bool run_until(volatile bool *flag, uint64_t ms) {
-  uint64_t end = dx_loop_now(loop) + ms;
-  while (!*flag && dx_loop_now(loop) < end) dx_loop_run_once(loop, 20);
-  return *flag;
-}
-
-static void run_for(uint64_t ms) {
-  uint64_t end = dx_loop_now(loop) + ms;
-  while (dx_loop_now(loop) < end) dx_loop_run_once(loop, 20);
-}
-
-static void parse_url(const char *s, hub_redis_url *u) {
-  char err[256];
-  if (hub_redis_url_parse(s, u, err, sizeof err) != 0) {
-    printf("not ok - url %s: %s\n", s, err);
-    exit(1);
-  }
-}
+#include "redis_check.h"
 
 /* ---- a router with flags its callbacks set ------------------------------- */
 
@@ -102,16 +64,7 @@ static void t_push(hub_redis_router *r, redisReply *m, void *user) {
   trouter *t = user;
   (void)r;
   if (t->npush >= 64) return;
-  char *o = t->push[t->npush];
-  size_t n = 0;
-  o[0] = '\0';
-  for (size_t i = 0; i < m->elements && n < 150; i++) {
-    const redisReply *e = m->element[i];
-    if (e->type == REDIS_REPLY_STRING)
-      n += (size_t)snprintf(o + n, 160 - n, "%s%.*s", i ? "|" : "", (int)e->len, e->str);
-    else if (e->type == REDIS_REPLY_INTEGER)
-      n += (size_t)snprintf(o + n, 160 - n, "%s%lld", i ? "|" : "", e->integer);
-  }
+  push_text(m, t->push[t->npush], sizeof t->push[t->npush]);
   t->npush++;
 }
 
