@@ -1347,6 +1347,11 @@ static void rb_free(hub_broker *b) {
     queue_clear(t);
     free(t);
   }
+  for (waiter *w = rb->unposted, *wn; w; w = wn) { /* could not be posted (memory) */
+    wn = w->next;
+    w->done(w->ctx, HUB_BROKER_DOWN, NULL);
+    free(w);
+  }
   hub_map_free(&rb->topics);
   pthread_mutex_destroy(&rb->mu);
   for (int k = 0; k < NSCRIPTS; k++) free(rb->script[k]);
