@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #define MIN_SHIFT 12 /* 4 KiB */
 #define MAX_SHIFT 21 /* 2 MiB */
@@ -56,13 +57,28 @@ size_t dx_buf_size(size_t n) {
   return c < 0 ? n : (size_t)1 << (MIN_SHIFT + c);
 }
 
+/* The largest class is one transparent huge page, aligned, and asked to be
+ * backed by one (THP "madvise" mode, Debian's default): a 1 MiB message
+ * read straight into its buffer otherwise walks 256 small pages, and the
+ * TLB misses (dearer still in a VM) made the kernel's copy into it the
+ * largest cost at 10 x 1 MiB x 4 in flight. Echoes per server CPU-second
+ * there went up about 15%. The price: the whole 2 MiB is resident while
+ * the buffer is in use, not only the pages a message touched. */
+#define HUGE_SIZE ((size_t)1 << MAX_SHIFT)
+static void *buf_alloc(size_t sz) {
+  if (sz < HUGE_SIZE) return malloc(sz);
+  void *p = aligned_alloc(HUGE_SIZE, sz);
+  if (p) (void)madvise(p, sz, MADV_HUGEPAGE);
+  return p;
+}
+
 void *dx_buf_get(size_t *size) {
   int c = class_of(*size);
   if (c < 0) return malloc(*size);
   size_t sz = (size_t)1 << (MIN_SHIFT + c);
   *size = sz;
   free_buf *b = cache.list[c];
-  if (!b) return malloc(sz);
+  if (!b) return buf_alloc(sz);
   cache.list[c] = b->next;
   if (--cache.count[c] < cache.low[c]) cache.low[c] = cache.count[c];
   cache.bytes -= sz;

@@ -1,5 +1,8 @@
 /* The per-thread buffer cache: size classes, reuse, the byte cap, and
  * trimming what sat unused for a period. */
+#include <stdint.h>
+#include <string.h>
+
 #include "common/bufcache.h"
 #include "test.h"
 
@@ -74,9 +77,23 @@ TEST(cap_and_uncached_sizes) {
   empty_cache(t + 1000);
 }
 
+/* The largest class is one huge page, aligned to it (so THP can back it). */
+TEST(largest_class_is_huge_page_aligned) {
+  for (int i = 0; i < 3; i++) {
+    size_t sz = (1u << 20) + 100;
+    void *p = dx_buf_get(&sz);
+    CHECK(p != NULL);
+    CHECK_EQ_INT(sz, 2u << 20);
+    CHECK_EQ_INT((uintptr_t)p & ((2u << 20) - 1), 0);
+    memset(p, 0xab, sz);
+    dx_buf_put(p, sz);
+  }
+}
+
 int main(void) {
   RUN(sizes_round_up_to_classes);
   RUN(freed_buffers_are_reused_then_trimmed);
   RUN(cap_and_uncached_sizes);
+  RUN(largest_class_is_huge_page_aligned);
   return test_report();
 }
