@@ -127,7 +127,7 @@ static const dx_ws_owner_ops client_ops = {dx__client_on_handshake_read, on_rele
                                            offsetof(dx_client, cfg),     client_arm};
 
 dx_client *dx_ws_client(const dx_ws *ws) {
-  return ws->ops == &client_ops ? (dx_client *)ws->owner : NULL;
+  return dx__ws_ops(ws) == &client_ops ? (dx_client *)ws->owner : NULL;
 }
 
 /* ---- TCP connect ---- */
@@ -145,7 +145,7 @@ static void connected(dx_client *c) {
   dx_ws *ws = c->ws;
   /* Through a proxy, TLS starts once the tunnel is up. */
   SSL_CTX *tls = c->use_proxy ? NULL : c->tls_ctx;
-  if (dx__ws_init(ws, c->loop, fd, &client_ops, c, tls, c->url.host) != 0) {
+  if (dx__ws_init(ws, c->loop, fd, &c->ws_owner, tls, c->url.host) != 0) {
     close(fd);
     dx__client_attempt_fail(c, DX_ESYS, "could not set up the connection");
     return;
@@ -251,7 +251,6 @@ static void start_attempt(dx_client *c) {
     schedule_reconnect(c);
     return;
   }
-  ws->ops = &client_ops;
   ws->owner = c;
   ws->route = &c->route;
   ws->phase = DX_WS_HANDSHAKE;
@@ -311,6 +310,7 @@ dx_client *dx_connect(dx_loop *loop, const char *url, const dx_client_opts *opts
     if (why) *why = "out of memory";
     return NULL;
   }
+  c->ws_owner.ws_ops = &client_ops;
   c->loop = loop;
   c->fd = -1;
   if (dx_url_parse(url, &c->url, &reason)) goto fail;

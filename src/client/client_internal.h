@@ -23,6 +23,7 @@
 enum { HS_PROXY = 1, HS_UPGRADE = 2 };
 
 struct dx_client {
+  dx_ws_owner ws_owner; /* first: its connections find their ops here */
   dx_loop *loop;
   dx_url url;
   dx_url proxy;

@@ -85,7 +85,7 @@ static void accept_conn(dx_server *srv, int fd, SSL_CTX *tls) {
     dx__server_group_give(g, 1);
     return;
   }
-  if (dx__ws_init(ws, srv->loop, fd, &server_ops, srv, tls, NULL) != 0) {
+  if (dx__ws_init(ws, srv->loop, fd, &srv->ws_owner, tls, NULL) != 0) {
     dx__server_slot_del(srv, ws);
     close(fd);
     free(ws);
@@ -100,6 +100,7 @@ static void accept_conn(dx_server *srv, int fd, SSL_CTX *tls) {
 dx_server *dx_server_new(dx_loop *loop, const dx_server_opts *opts) {
   dx_server *srv = calloc(1, sizeof *srv);
   if (!srv) return NULL;
+  srv->ws_owner.ws_ops = &server_ops;
   srv->loop = loop;
   srv->free_slot = DX_NO_SLOT;
   if (!(srv->anchor = calloc(1, sizeof *srv->anchor))) goto fail;

@@ -55,6 +55,7 @@ typedef struct dx_http_route {
 #define DX_HTTP_PIPELINE_MAX 32
 
 struct dx_server {
+  dx_ws_owner ws_owner; /* first: its connections find their ops here */
   dx_loop *loop;
   dx_server_opts opts;
   dx_ws_config cfg;

@@ -110,7 +110,8 @@ void dx__http_terminate(const dx_http_header *h, size_t n) {
 /* ---- timers ---- */
 
 static void arm(dx_ws *ws, int ms) {
-  if (ws->ops->arm) ws->ops->arm(ws, ms);
+  const dx_ws_owner_ops *ops = dx__ws_ops(ws);
+  if (ops->arm) ops->arm(ws, ms);
 }
 
 void dx__ws_disarm(dx_ws *ws) { arm(ws, -1); }
@@ -267,26 +268,34 @@ static void orphan_released(dx_ws *ws) {
   dx_loop_free_later(dx_stream_loop(&ws->stream), ws, free);
 }
 
-static const dx_ws_owner_ops orphan_ops = {NULL, orphan_released, false, NULL, 0, NULL};
-/* An orphan's owner: the owner's memory goes at the end of the turn, so an
- * orphan reads the default config instead (no timeouts: arm is NULL). */
-static const dx_ws_config orphan_cfg = {
-    .proto = {.max_message = DX_DEFAULT_MAX_MESSAGE, .max_frame = DX_DEFAULT_MAX_MESSAGE},
-    .handshake_timeout = 10000,
-    .ping_interval = 30000,
-    .pong_timeout = 30000,
-    .idle_timeout = -1,
-    .close_timeout = 5000,
-    .max_buffered = (size_t)4 << 20,
-    .low_water = (size_t)64 << 10};
+/* An orphan's owner: the real owner's memory goes at the end of the turn,
+ * so an orphan reads the default config instead (no timeouts: arm is
+ * NULL). */
+typedef struct orphan_owner {
+  dx_ws_owner base;
+  dx_ws_config cfg;
+} orphan_owner;
+
+static const dx_ws_owner_ops orphan_ops = {
+    NULL, orphan_released, false, NULL, offsetof(orphan_owner, cfg), NULL};
+
+static const orphan_owner orphans = {
+    {&orphan_ops},
+    {.proto = {.max_message = DX_DEFAULT_MAX_MESSAGE, .max_frame = DX_DEFAULT_MAX_MESSAGE},
+     .handshake_timeout = 10000,
+     .ping_interval = 30000,
+     .pong_timeout = 30000,
+     .idle_timeout = -1,
+     .close_timeout = 5000,
+     .max_buffered = (size_t)4 << 20,
+     .low_water = (size_t)64 << 10}};
 static const dx_ws_route no_handlers;
 
 void dx__ws_orphan(dx_ws *ws, dx_loop *loop) {
   arm(ws, -1);                /* the owner's deadline goes with the owner */
   ws->closed_notified = true; /* no handler runs from here on */
   ws->route = &no_handlers;
-  ws->ops = &orphan_ops;
-  ws->owner = (void *)(uintptr_t)&orphan_cfg;
+  ws->owner = (void *)(uintptr_t)&orphans;
   if (!ws->stream.tp) { /* a client attempt that never got a socket */
     dx__strs_unref(ws->strs);
     ws->strs = NULL;
@@ -330,7 +339,7 @@ static void on_read(void *user, uint8_t *data, size_t len) {
   ws->ping_outstanding = false; /* any bytes prove the peer is alive */
   switch (ws->phase) {
   case DX_WS_HANDSHAKE:
-    ws->ops->on_handshake_read(ws, data, len);
+    dx__ws_ops(ws)->on_handshake_read(ws, data, len);
     return;
   case DX_WS_OPEN:
   case DX_WS_CLOSING:
@@ -379,15 +388,15 @@ static void on_stream_close(void *user, int err, const char *why) {
     }
     dx__ws_drop_handshake(ws);
   }
-  ws->ops->on_released(ws);
+  dx__ws_ops(ws)->on_released(ws);
 }
 
 static void on_drain(void *user) {
   dx_ws *ws = user;
   if (ws->phase == DX_WS_HTTP && ws->http_body_held && dx__ws_pre(ws)->http_body &&
-      ws->ops->on_http_drain) {
+      dx__ws_ops(ws)->on_http_drain) {
     size_t before = dx_stream_buffered(&ws->stream);
-    ws->ops->on_http_drain(ws);
+    dx__ws_ops(ws)->on_http_drain(ws);
     size_t after = dx_stream_buffered(&ws->stream); /* less only if it aborted */
     if (after > before) ws->http_queued += (uint32_t)(after - before);
     return;
@@ -405,10 +414,10 @@ static uint8_t *read_into(void *user, size_t *cap) {
 
 static const dx_stream_cb stream_cb = {on_read, on_stream_close, on_drain, read_into};
 
-int dx__ws_init(dx_ws *ws, dx_loop *loop, int fd, const dx_ws_owner_ops *ops, void *owner,
-                SSL_CTX *tls, const char *tls_host) {
-  ws->ops = ops;
+int dx__ws_init(dx_ws *ws, dx_loop *loop, int fd, dx_ws_owner *owner, SSL_CTX *tls,
+                const char *tls_host) {
   ws->owner = owner;
+  const dx_ws_owner_ops *ops = owner->ws_ops;
   const dx_ws_config *cfg = dx__ws_cfg(ws);
   ws->phase = DX_WS_HANDSHAKE;
   int rc = tls ? dx_stream_init_tls(&ws->stream, loop, fd, tls, ops->tls_server, tls_host,

@@ -63,7 +63,14 @@ typedef struct dx_ws_owner_ops {
   void (*arm)(dx_ws *ws, int ms);
 } dx_ws_owner_ops;
 
-/* Every connection carries one: 152 bytes, then the dx_proto (embedded,
+/* What every owner (a server, a client, the orphans' stand-in) begins
+ * with: a connection keeps one pointer, to its owner, and finds the ops
+ * through it (one word less in every connection). */
+typedef struct dx_ws_owner {
+  const dx_ws_owner_ops *ws_ops;
+} dx_ws_owner;
+
+/* Every connection carries one: 144 bytes, then the dx_proto (embedded,
  * without callback and user pointers: 96, proto/proto_embed.h), then the
  * user's data. What only a connection that is not open yet needs (the
  * request gathered across reads, a plain HTTP answer's state, the
@@ -71,8 +78,7 @@ typedef struct dx_ws_owner_ops {
  * goes (dx_ws_pre): the proto is set up only when the connection opens. */
 struct dx_ws {
   dx_stream stream;
-  const dx_ws_owner_ops *ops;
-  void *owner; /* dx_server * or the client */
+  void *owner; /* a dx_ws_owner: the dx_server, the dx_client */
   const dx_ws_route *route;
   uint64_t id; /* server: slot | generation << 32 (dx_ws_id); client: 0 */
   char *strs;  /* "path\0query\0protocol\0", kept while open */
@@ -117,8 +123,12 @@ typedef struct dx_ws_pre {
 
 static inline dx_ws_pre *dx__ws_pre(const dx_ws *ws) { return (dx_ws_pre *)(uintptr_t)ws->tail; }
 
+static inline const dx_ws_owner_ops *dx__ws_ops(const dx_ws *ws) {
+  return ((const dx_ws_owner *)ws->owner)->ws_ops;
+}
+
 static inline const dx_ws_config *dx__ws_cfg(const dx_ws *ws) {
-  return (const dx_ws_config *)(const void *)((const char *)ws->owner + ws->ops->cfg_offset);
+  return (const dx_ws_config *)(const void *)((const char *)ws->owner + dx__ws_ops(ws)->cfg_offset);
 }
 
 static inline dx_proto *dx__ws_proto(dx_ws *ws) { return (dx_proto *)(void *)ws->tail; }
@@ -126,12 +136,12 @@ static inline dx_proto *dx__ws_proto(dx_ws *ws) { return (dx_proto *)(void *)ws-
 /* Bytes to allocate for a connection with `data_size` bytes of user data. */
 size_t dx__ws_alloc_size(size_t data_size);
 
-/* Initialise a freshly zeroed connection over an accepted/connected fd and
+/* Initialise a freshly zeroed connection of `owner` over an accepted/connected fd and
  * start its handshake timer; with `tls`, over TLS (client: verifying and
  * sending SNI for `tls_host`). Returns 0 or a DX_E* code (the fd then still
  * belongs to the caller). */
-int dx__ws_init(dx_ws *ws, dx_loop *loop, int fd, const dx_ws_owner_ops *ops, void *owner,
-                SSL_CTX *tls, const char *tls_host);
+int dx__ws_init(dx_ws *ws, dx_loop *loop, int fd, dx_ws_owner *owner, SSL_CTX *tls,
+                const char *tls_host);
 
 /* The handshake is done: set up the proto, start heartbeat timers, call
  * on_open, then feed `rest` (bytes that followed the handshake). */

@@ -78,19 +78,24 @@ static void arm(dx_ws *ws, int ms) {
     dx_timer_start(&timeout, (uint64_t)ms, 0);
 }
 
-/* The owner: just the connections' config (cfg_offset 0). */
-static dx_ws_config cfg = {.close_timeout = 100};
+/* The owner: the ops, then the connections' config. */
+typedef struct test_owner {
+  dx_ws_owner base;
+  dx_ws_config cfg;
+} test_owner;
 
-static const dx_ws_owner_ops ops = {on_handshake_read, on_released, false, on_http_drain, 0, arm};
+static const dx_ws_owner_ops ops = {on_handshake_read,         on_released, false, on_http_drain,
+                                    offsetof(test_owner, cfg), arm};
+static test_owner owner = {{&ops}, {.close_timeout = 100}};
 
 TEST(stall_check_counts_bytes_sent_not_bytes_unsent) {
   dx_loop *loop = dx_loop_new(NULL);
-  dx__ws_config_resolve(&cfg);
+  dx__ws_config_resolve(&owner.cfg);
   int sv[2];
   CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
   dx_timer_init(loop, &timeout, on_timeout);
   dx_ws *ws = calloc(1, dx__ws_alloc_size(0));
-  CHECK(dx__ws_init(ws, loop, sv[0], &ops, &cfg, NULL, NULL) == 0);
+  CHECK(dx__ws_init(ws, loop, sv[0], &owner.base, NULL, NULL) == 0);
   ws->stream.tp = &fake; /* the test decides what "the kernel" takes */
   dx_stream_set_limits(&ws->stream, 3000);
 
