@@ -39,7 +39,7 @@ enum {
 #define DX__MAX_READS_PER_EVENT 16
 #define DX__LINGER_READS 4
 
-_Static_assert(sizeof(dx_stream) <= 96, "dx_stream grew past 96 bytes");
+_Static_assert(sizeof(dx_stream) <= 88, "dx_stream grew past 88 bytes");
 
 static void dx__stream_on_io(dx_io *io, unsigned events);
 static void dx__flush_now(dx_stream *s);

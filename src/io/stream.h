@@ -7,7 +7,7 @@
  * Reading: while reading is on, every readable turn the stream reads once
  * (up to the loop's shared read buffer, 512 KiB by default) and calls
  * on_read with the bytes. There are no per-stream read buffers: an idle
- * stream is just this struct (96 bytes).
+ * stream is just this struct (88 bytes).
  *
  * Writing: dx_stream_write* only queue. NOTHING touches the socket inside a
  * write call (except a large dx_stream_writev into an empty queue, and

@@ -22,7 +22,7 @@
 enum { DX_WQ_COPY = 0, DX_WQ_REF = 1, DX_WQ_CHUNK = 2 };
 
 struct dx_wq_node {
-  dx_wq_node *next;
+  dx_wq_node *next; /* in a queue: the next node, the tail's is the head */
   uint32_t start, end;
   uint32_t cap; /* bytes of data[]; 0 for a single reference */
   uint8_t kind;
@@ -214,11 +214,16 @@ static dx_wq_node *dx__block_new(size_t cap) {
   return n;
 }
 
+/* Link the chain first..last in after the tail: last becomes the tail and
+ * points to the head. */
 static void dx__append(dx_wqueue *q, dx_wq_node *first, dx_wq_node *last) {
-  if (q->tail)
-    q->tail->next = first;
-  else
-    q->head = first;
+  dx_wq_node *t = q->tail;
+  if (t) {
+    last->next = t->next;
+    t->next = first;
+  } else {
+    last->next = first;
+  }
   q->tail = last;
 }
 
@@ -332,7 +337,8 @@ void dx_wq_commit(dx_wqueue *q, size_t n) {
 int dx_wq_iov(const dx_wqueue *q, struct iovec *iov, int max, size_t *total) {
   int cnt = 0;
   size_t sum = 0;
-  for (const dx_wq_node *n = q->head; n && cnt < max; n = n->next) {
+  const dx_wq_node *t = q->tail;
+  for (const dx_wq_node *n = t ? t->next : NULL; n && cnt < max; n = n == t ? NULL : n->next) {
     if (n->kind == DX_WQ_CHUNK) {
       const dx_wq_ref *r = dx__refs(n);
       for (uint32_t i = n->start; i < n->end && cnt < max; i++) {
@@ -376,8 +382,9 @@ static size_t dx__chunk_consume(dx_wq_node *h, size_t n) {
 
 void dx_wq_consume(dx_wqueue *q, size_t n) {
   q->bytes -= n;
-  while (q->head) {
-    dx_wq_node *h = q->head;
+  dx_wq_node *t = q->tail;
+  while (t) {
+    dx_wq_node *h = t->next;
     if (h->kind == DX_WQ_CHUNK) {
       n = dx__chunk_consume(h, n);
       if (h->start < h->end) break;
@@ -389,23 +396,33 @@ void dx_wq_consume(dx_wqueue *q, size_t n) {
       }
       n -= len;
     }
-    q->head = h->next;
+    if (h == t)
+      t = NULL; /* that was the last node */
+    else
+      t->next = h->next;
     dx__node_free(h);
   }
-  if (!q->head) q->tail = NULL;
+  q->tail = t;
 }
 
 size_t dx_wq_memory(const dx_wqueue *q) {
   size_t sum = 0;
-  for (const dx_wq_node *n = q->head; n; n = n->next) sum += DX_WQ_HDR + n->cap;
+  const dx_wq_node *t = q->tail;
+  for (const dx_wq_node *n = t ? t->next : NULL; n; n = n == t ? NULL : n->next)
+    sum += DX_WQ_HDR + n->cap;
   return sum;
 }
 
 void dx_wq_clear(dx_wqueue *q) {
-  while (q->head) {
-    dx_wq_node *h = q->head;
-    q->head = h->next;
-    dx__node_free(h);
+  dx_wq_node *t = q->tail;
+  if (t) {
+    dx_wq_node *n = t->next;
+    t->next = NULL; /* break the ring: the walk ends after the tail */
+    while (n) {
+      dx_wq_node *next = n->next;
+      dx__node_free(n);
+      n = next;
+    }
   }
   dx_wq_init(q);
 }

@@ -55,9 +55,11 @@ void dx_sbuf_unref(dx_sbuf *b);
 
 typedef struct dx_wq_node dx_wq_node;
 
+/* 16 bytes: the nodes form a ring and the queue keeps only its tail (the
+ * head is tail->next), one word less in every connection. */
 typedef struct dx_wqueue {
-  dx_wq_node *head, *tail;
-  size_t bytes; /* unsent bytes in the queue */
+  dx_wq_node *tail; /* the newest node, NULL when empty */
+  size_t bytes;     /* unsent bytes in the queue */
 } dx_wqueue;
 
 /* Sizes of copy blocks, allocation included. */
@@ -65,12 +67,12 @@ typedef struct dx_wqueue {
 #define DX_WQ_BLOCK (16u * 1024u)
 
 static inline void dx_wq_init(dx_wqueue *q) {
-  q->head = q->tail = NULL;
+  q->tail = NULL;
   q->bytes = 0;
 }
 
 static inline size_t dx_wq_bytes(const dx_wqueue *q) { return q->bytes; }
-static inline bool dx_wq_empty(const dx_wqueue *q) { return q->head == NULL; }
+static inline bool dx_wq_empty(const dx_wqueue *q) { return q->tail == NULL; }
 
 /* Copy n bytes to the tail. Returns 0 or DX_ENOMEM (then nothing was
  * queued). */

@@ -244,7 +244,7 @@ TEST(large_write_blocks_then_completes) {
   CHECK_EQ_INT(dx_stream_buffered(&a->s), 0);
   CHECK_EQ_INT(a->drains, 1);
   CHECK(!(a->s.io.events & DX_WRITABLE)); /* EPOLLOUT off again */
-  CHECK(a->s.wq.head == NULL);            /* no block kept when idle */
+  CHECK(dx_wq_empty(&a->s.wq));           /* no block kept when idle */
   printf("8 MiB through a 4 KiB socket buffer: %llu writev calls\n",
          (unsigned long long)dx__loop_stats(loop)->writev_calls);
   dx_stream_abort(&a->s);
@@ -305,7 +305,7 @@ TEST(writev_large_goes_out_at_once_rest_is_copied) {
   CHECK(memcmp(b->rx + 4, expect, 4 + BIG) == 0);
   CHECK_MEM(b->rx + 4 + 4 + BIG, "HDR!tail", 8);
   spin(loop, 2);
-  CHECK(a->s.wq.head == NULL);
+  CHECK(dx_wq_empty(&a->s.wq));
 
   /* Closed: refused, nothing written. */
   dx_stream_close(&a->s);
@@ -403,7 +403,7 @@ TEST(answer_flushed_after_on_read) {
   uint64_t before = st->writev_calls;
   RUN_UNTIL(loop, a->reads == 1, 2000);
   CHECK_EQ_INT(st->writev_calls, before + 1);
-  CHECK(a->s.wq.head == NULL);
+  CHECK(dx_wq_empty(&a->s.wq));
   uint8_t got[8];
   CHECK_EQ_INT(drain_fd(sv[1], got, sizeof got), 4);
   CHECK_MEM(got, "ping", 4);
@@ -507,7 +507,7 @@ TEST(reserve_commit) {
   CHECK_EQ_INT(drain_fd(sv[1], got, sizeof got), n);
   for (size_t i = 0; i < n; i++) got[i] ^= key[i & 3];
   CHECK_MEM(got, msg, n);
-  CHECK(a->s.wq.head == NULL);
+  CHECK(dx_wq_empty(&a->s.wq));
   dx_stream_abort(&a->s);
   spin(loop, 1);
   conn_free(a);

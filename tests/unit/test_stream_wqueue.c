@@ -134,7 +134,7 @@ TEST(reserve_commit_and_iov_limit) {
   CHECK_EQ_INT(gather(&q, out, 64), 12);
   CHECK_MEM(out, "reservedabcd", 12);
   dx_wq_consume(&q, 12);
-  CHECK(q.head == NULL);
+  CHECK(dx_wq_empty(&q));
   CHECK_EQ_INT(dx_wq_memory(&q), 0);
 
   /* More pieces than iovecs allowed: the first `max` only. */
@@ -191,7 +191,7 @@ TEST(many_refs_chunked) {
   CHECK_MEM(out, "|aabb", 5);
   CHECK_EQ_INT(b[0]->refs + b[1]->refs + b[2]->refs, 3 + 2);
   dx_wq_consume(&q, 5);
-  CHECK(q.head == NULL && q.tail == NULL);
+  CHECK(dx_wq_empty(&q) && q.tail == NULL);
   CHECK_EQ_INT(b[0]->refs + b[1]->refs + b[2]->refs, 3);
   /* Clearing a queue with partly sent chunks releases the rest. */
   for (int i = 0; i < 200; i++) dx_wq_write_shared(&q, b[0], 0, 7);
@@ -218,6 +218,94 @@ TEST(small_blocks_between_refs) {
   printf("50 x (100-byte ref + 4-byte copy): %zu bytes of queue memory\n", mem);
   CHECK(mem <= 50 * (32 + 1024));
   dx_wq_clear(&q);
+  dx_sbuf_unref(b);
+}
+
+/* The nodes form a ring closed by the tail: one node (its own head),
+ * nodes of every kind appended after a partial send, a send that ends
+ * exactly on a node boundary, one that crosses several, iovec limits that
+ * stop inside the ring, and emptying and refilling. */
+TEST(ring_edges) {
+  dx_wqueue q;
+  dx_wq_init(&q);
+  uint8_t out[64];
+  size_t total;
+  struct iovec iov[8];
+  CHECK_EQ_INT(dx_wq_iov(&q, iov, 8, &total), 0);
+  CHECK_EQ_INT(total, 0);
+  dx_wq_consume(&q, 0); /* empty: nothing to do */
+  CHECK(dx_wq_empty(&q));
+
+  /* One node: head and tail at once. */
+  CHECK_EQ_INT(dx_wq_write(&q, "abc", 3), 0);
+  CHECK_EQ_INT(count_nodes(&q), 1);
+  dx_wq_consume(&q, 1);
+  CHECK_EQ_INT(dx_wq_write(&q, "de", 2), 0); /* packed into the same node */
+  CHECK_EQ_INT(count_nodes(&q), 1);
+  CHECK_EQ_INT(gather(&q, out, 64), 4);
+  CHECK_MEM(out, "bcde", 4);
+  dx_wq_consume(&q, 4);
+  CHECK(dx_wq_empty(&q) && q.tail == NULL);
+  CHECK_EQ_INT(dx_wq_memory(&q), 0);
+
+  /* copy | ref | copy | chunk-less ref pair: five nodes. */
+  dx_sbuf *b = dx_sbuf_new(4);
+  memcpy(b->data, "WXYZ", 4);
+  CHECK_EQ_INT(dx_wq_write(&q, "12", 2), 0);
+  CHECK_EQ_INT(dx_wq_write_shared(&q, b, 0, 4), 0);
+  CHECK_EQ_INT(dx_wq_write(&q, "34", 2), 0);
+  CHECK_EQ_INT(dx_wq_write_shared(&q, b, 1, 2), 0);
+  CHECK_EQ_INT(dx_wq_write_shared(&q, b, 2, 2), 0); /* a chunk after a ref */
+  CHECK_EQ_INT(count_nodes(&q), 5);
+  CHECK_EQ_INT(b->refs, 4);
+  CHECK_EQ_INT(gather(&q, out, 64), 12);
+  CHECK_MEM(out, "12WXYZ34XYYZ", 12);
+  /* Limits stop inside the ring, in order, and never wrap around. */
+  CHECK_EQ_INT(dx_wq_iov(&q, iov, 2, &total), 2);
+  CHECK_EQ_INT(total, 6);
+  CHECK_EQ_INT(dx_wq_iov(&q, iov, 5, &total), 5);
+  CHECK_EQ_INT(dx_wq_iov(&q, iov, 8, &total), 5);
+  CHECK_EQ_INT(total, 12);
+
+  /* Exactly the first node: it goes, the next becomes the head. */
+  dx_wq_consume(&q, 2);
+  CHECK_EQ_INT(count_nodes(&q), 4);
+  CHECK_EQ_INT(b->refs, 4);
+  /* Across two nodes into the third, then append behind the new head. */
+  dx_wq_consume(&q, 5);
+  CHECK_EQ_INT(b->refs, 3);
+  CHECK_EQ_INT(dx_wq_write(&q, "56", 2), 0);
+  CHECK_EQ_INT(gather(&q, out, 64), 7);
+  CHECK_MEM(out, "4XYYZ56", 7);
+  CHECK_EQ_INT(dx_wq_bytes(&q), 7);
+  /* Everything but the last byte, across every kind. */
+  dx_wq_consume(&q, 6);
+  CHECK_EQ_INT(b->refs, 1);
+  CHECK_EQ_INT(count_nodes(&q), 1);
+  CHECK_EQ_INT(gather(&q, out, 64), 1);
+  CHECK(out[0] == '6');
+  dx_wq_consume(&q, 1);
+  CHECK(dx_wq_empty(&q));
+  CHECK_EQ_INT(dx_wq_bytes(&q), 0);
+
+  /* A reserved block that got nothing, behind bytes: sent with them. */
+  CHECK_EQ_INT(dx_wq_write_shared(&q, b, 0, 1), 0);
+  CHECK(dx_wq_reserve(&q, 8) != NULL);
+  dx_wq_commit(&q, 0);
+  CHECK_EQ_INT(gather(&q, out, 64), 1);
+  dx_wq_consume(&q, 1);
+  CHECK(dx_wq_empty(&q));
+  CHECK_EQ_INT(b->refs, 1);
+
+  /* Clearing a ring of several kinds releases every reference. */
+  for (int i = 0; i < 3; i++) {
+    CHECK_EQ_INT(dx_wq_write_shared(&q, b, 0, 4), 0);
+    CHECK_EQ_INT(dx_wq_write(&q, "-", 1), 0);
+  }
+  dx_wq_consume(&q, 2);
+  dx_wq_clear(&q);
+  CHECK(dx_wq_empty(&q));
+  CHECK_EQ_INT(b->refs, 1);
   dx_sbuf_unref(b);
 }
 
@@ -264,6 +352,7 @@ int main(void) {
   RUN(reserve_commit_and_iov_limit);
   RUN(many_refs_chunked);
   RUN(small_blocks_between_refs);
+  RUN(ring_edges);
   RUN(block_cache_trims_what_sat_unused);
   return test_report();
 }
