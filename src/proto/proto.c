@@ -84,12 +84,11 @@ static int growbuf_append(growbuf **gp, const uint8_t *p, size_t n, uint64_t bou
 /* Every connection carries one, so it is packed: the current frame's
  * header is kept as fields (not a padded dx_frame_header), a header split
  * across feeds shares its bytes with the payload counters (only one of
- * them is live at a time), and flags are bits. 112 bytes; 96 embedded in
- * a dx_ws, which ends before cb and user (proto_embed.h). */
+ * them is live at a time), and flags are bits. 112 bytes; 80 embedded in
+ * a dx_ws, which ends before cb, user and the limits (proto_embed.h): a
+ * connection's callbacks are always the same, its limits its server's or
+ * client's. */
 struct dx_proto {
-  uint64_t max_frame;
-  uint64_t max_message;
-
   /* Current frame: RX_PAYLOAD uses the counters, RX_HEADER the bytes of a
    * header split across feeds. */
   union {
@@ -134,6 +133,8 @@ struct dx_proto {
   /* Stand-alone protos only (dx_proto_init). */
   const dx_proto_callbacks *cb; /* the caller's; must outlive us */
   void *user;
+  uint64_t max_frame;
+  uint64_t max_message;
 };
 
 size_t dx__proto_embedded_size(void) { return offsetof(struct dx_proto, cb); }
@@ -142,22 +143,35 @@ static inline const dx_proto_callbacks *cb_of(const dx_proto *p) {
   return p->embedded ? &dx__embedded_proto_cb : p->cb;
 }
 
-static inline void *user_of(dx_proto *p) {
-  return p->embedded ? (char *)p - dx__embedded_proto_back : p->user;
+static inline void *user_of(const dx_proto *p) {
+  return p->embedded ? (char *)(uintptr_t)p - dx__embedded_proto_back : p->user;
+}
+
+/* The limits are read where they are needed (at frame headers, for
+ * reassembly and inflated output), not per byte. An embedder's may be
+ * lowered while a message is in progress (an orphaned connection falls
+ * back to the defaults): every check below also fails a message already
+ * past its limit rather than let the subtraction wrap. */
+static inline uint64_t max_frame_of(const dx_proto *p) {
+  return p->embedded ? dx__embedded_proto_opts(user_of(p))->max_frame : p->max_frame;
+}
+
+static inline uint64_t max_message_of(const dx_proto *p) {
+  return p->embedded ? dx__embedded_proto_opts(user_of(p))->max_message : p->max_message;
 }
 
 _Static_assert(sizeof(struct dx_proto) <= 112, "dx_proto grew past 112 bytes");
+_Static_assert(offsetof(struct dx_proto, cb) <= 80, "the embedded dx_proto grew past 80 bytes");
 _Static_assert(DX_FRAME_HEADER_MAX <= 2 * sizeof(uint64_t), "a split header fits the counters");
 
 size_t dx_proto_size(void) { return sizeof(struct dx_proto); }
 
-/* Everything but cb and user: an embedded proto has no room for them. */
+/* Everything from cb on is a stand-alone proto's: an embedded one has no
+ * room for it. */
 static void init_core(dx_proto *p, dx_role role, const dx_proto_opts *opts) {
   memset(p, 0, offsetof(struct dx_proto, cb));
   dx_proto_opts o = {0};
   if (opts) o = *opts;
-  p->max_message = o.max_message ? o.max_message : DX_DEFAULT_MAX_MESSAGE;
-  p->max_frame = o.max_frame ? o.max_frame : p->max_message;
   p->role = (unsigned)role & 1u;
   p->stream_fragments = o.stream_fragments;
   p->auto_pong = !o.no_auto_pong;
@@ -170,10 +184,13 @@ void dx_proto_init(dx_proto *p, dx_role role, const dx_proto_opts *opts,
   init_core(p, role, opts);
   p->cb = cb;
   p->user = user;
+  size_t max_message = opts && opts->max_message ? opts->max_message : DX_DEFAULT_MAX_MESSAGE;
+  p->max_message = max_message;
+  p->max_frame = opts && opts->max_frame ? opts->max_frame : max_message;
 }
 
-void dx__proto_init_embedded(dx_proto *p, dx_role role, const dx_proto_opts *opts) {
-  init_core(p, role, opts);
+void dx__proto_init_embedded(dx_proto *p, dx_role role) {
+  init_core(p, role, dx__embedded_proto_opts((char *)p - dx__embedded_proto_back));
   p->embedded = 1;
 }
 
@@ -332,8 +349,8 @@ static void deliver(dx_proto *p, dx_event *ev) {
 }
 
 /* The most compressed bytes one message may bring (see check_header). */
-static uint64_t compressed_limit(const dx_proto *p) {
-  return p->max_message + p->max_message / 8 + 4096;
+static uint64_t compressed_limit(uint64_t max_message) {
+  return max_message + max_message / 8 + 4096;
 }
 
 /* Header-time checks that need connection context. */
@@ -348,13 +365,14 @@ static int check_header(dx_proto *p, const dx_frame_header *h) {
   } else if (p->msg_opcode) {
     return DX_EFRAME_INTERLEAVED;
   }
-  if (h->payload_len > p->max_frame) return DX_EFRAME_TOO_BIG;
+  if (h->payload_len > max_frame_of(p)) return DX_EFRAME_TOO_BIG;
   bool compressed = h->opcode == DX_OP_CONT ? p->msg_compressed : (h->rsv & DX_RSV1) != 0;
   /* Compressed bytes are bounded too (a little above the limit: deflate
    * may expand incompressible data); the inflated size is checked as it
    * is produced. */
-  uint64_t limit = compressed ? compressed_limit(p) : p->max_message;
-  if (h->payload_len > limit - p->wire_total) return DX_EMESSAGE_TOO_BIG;
+  uint64_t max_message = max_message_of(p);
+  uint64_t limit = compressed ? compressed_limit(max_message) : max_message;
+  if (p->wire_total > limit || h->payload_len > limit - p->wire_total) return DX_EMESSAGE_TOO_BIG;
   p->wire_total += h->payload_len;
   if (h->opcode != DX_OP_CONT) {
     p->msg_opcode = h->opcode & 15u;
@@ -414,7 +432,7 @@ static int msg_append(dx_proto *p, const uint8_t *data, size_t len) {
   /* Never reserve beyond what this frame and message can still bring
    * (inflated output is only bounded by the message limit). */
   uint64_t bound = p->msg_compressed || !p->fh_fin
-                       ? p->max_message /* more frames may follow: grow geometrically */
+                       ? max_message_of(p) /* more frames may follow: grow geometrically */
                        : (p->msg ? p->msg->len : 0) + len + (p->payload_len - p->frame_done);
   return growbuf_append(&p->msg, data, len, bound);
 }
@@ -426,13 +444,17 @@ static int plain_data(dx_proto *p, const uint8_t *data, size_t len, bool msg_end
    * unvalidated: the caller inflates them. */
   bool raw_compressed = p->msg_compressed && !p->pmd;
   bool is_text = p->msg_opcode == DX_OP_TEXT && !raw_compressed;
-  if (p->msg_compressed && len > p->max_message - p->msg_total) {
-    /* Inflated output comes in pieces whose sizes follow the reads; report
-     * whichever error comes first in the byte stream (bad UTF-8 before the
-     * limit, or the limit), so it does not depend on how bytes arrived. */
-    size_t fits = (size_t)(p->max_message - p->msg_total);
-    if (is_text && dx_utf8_feed(&p->utf8, data, fits) != 0) return DX_EUTF8;
-    return DX_EMESSAGE_TOO_BIG;
+  if (p->msg_compressed) {
+    uint64_t max_message = max_message_of(p);
+    uint64_t room = p->msg_total < max_message ? max_message - p->msg_total : 0;
+    if (len > room) {
+      /* Inflated output comes in pieces whose sizes follow the reads;
+       * report whichever error comes first in the byte stream (bad UTF-8
+       * before the limit, or the limit), so it does not depend on how
+       * bytes arrived. */
+      if (is_text && dx_utf8_feed(&p->utf8, data, (size_t)room) != 0) return DX_EUTF8;
+      return DX_EMESSAGE_TOO_BIG;
+    }
   }
   if (is_text) {
     if (dx_utf8_feed(&p->utf8, data, len) != 0) return DX_EUTF8;
@@ -477,7 +499,7 @@ static int inflated(void *arg, const uint8_t *out, size_t n) {
 }
 
 static int z_append(dx_proto *p, const uint8_t *data, size_t len) {
-  return growbuf_append(&p->z, data, len, compressed_limit(p));
+  return growbuf_append(&p->z, data, len, compressed_limit(max_message_of(p)));
 }
 
 /* A chunk of a data frame's (already unmasked) payload. `frame_end` says
@@ -535,7 +557,7 @@ uint8_t *dx_proto_read_into(dx_proto *p, size_t *cap) {
   uint64_t rest = p->payload_len - p->frame_done;
   if (rest < DX_READ_INTO_MIN) return NULL;
   /* Grow as msg_append would for the next 64 KiB (same bound). */
-  uint64_t bound = !p->fh_fin ? p->max_message : p->msg->len + rest;
+  uint64_t bound = !p->fh_fin ? max_message_of(p) : p->msg->len + rest;
   if (growbuf_reserve(&p->msg, DX_READ_INTO_MIN, bound) != 0) return NULL;
   growbuf *g = p->msg;
   size_t room = g->cap - g->len;

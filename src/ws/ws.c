@@ -11,8 +11,8 @@
 #include "proto/proto_embed.h"
 #include "ws/ws_internal.h"
 
-/* Every connection carries this struct and an embedded dx_proto: 136 + 96
- * keeps a connection at 232 bytes (a 240-byte glibc chunk), the budget
+/* Every connection carries this struct and an embedded dx_proto: 136 + 80
+ * keeps a connection at 216 bytes (a 224-byte glibc chunk), the budget
  * test_conn_budget checks. */
 _Static_assert(sizeof(dx_ws) <= 136, "dx_ws grew past 136 bytes");
 
@@ -270,7 +270,7 @@ static void orphan_released(dx_ws *ws) {
 
 /* An orphan's owner: the real owner's memory goes at the end of the turn,
  * so an orphan reads the default config instead (no timeouts: arm is
- * NULL). */
+ * NULL; its proto's limits become the defaults, proto_embed.h). */
 typedef struct orphan_owner {
   dx_ws_owner base;
   dx_ws_config cfg;
@@ -490,6 +490,10 @@ static void mask_key(void *user, uint8_t key[4]);
 const dx_proto_callbacks dx__embedded_proto_cb = {on_event, on_output, mask_key};
 const size_t dx__embedded_proto_back = offsetof(dx_ws, tail);
 
+/* The connection's server or client options (resolved; an orphan's are
+ * the defaults). */
+const dx_proto_opts *dx__embedded_proto_opts(const void *user) { return &dx__ws_cfg(user)->proto; }
+
 /* Client masking keys: drawn from the CSPRNG in batches of 64 so that
  * masking stays cheap (one RAND_bytes per 64 frames, per thread). */
 #include <openssl/rand.h>
@@ -512,7 +516,7 @@ void dx__ws_open(dx_ws *ws, dx_role role, const dx_ws_route *route, uint8_t *res
   /* The proto takes the place of dx_ws_pre: keep what it held. `rest` may
    * point into the gathered request, freed once it was fed. */
   dx_ws_pre pre = *dx__ws_pre(ws);
-  dx__proto_init_embedded(dx__ws_proto(ws), role, &dx__ws_cfg(ws)->proto);
+  dx__proto_init_embedded(dx__ws_proto(ws), role);
   ws->proto_ready = true;
   if (pre.pmd) dx_proto_set_deflate(dx__ws_proto(ws), pre.pmd);
   ws->phase = DX_WS_OPEN;

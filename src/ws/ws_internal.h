@@ -71,7 +71,8 @@ typedef struct dx_ws_owner {
 } dx_ws_owner;
 
 /* Every connection carries one: 136 bytes, then the dx_proto (embedded,
- * without callback and user pointers: 96, proto/proto_embed.h), then the
+ * without callback and user pointers and limits: 80, proto/proto_embed.h),
+ * then the
  * user's data. What only a connection that is not open yet needs (the
  * request gathered across reads, a plain HTTP answer's state, the
  * negotiated deflate before the proto takes it) lives where the dx_proto
