@@ -1,5 +1,5 @@
 /* hub — what the Redis broker puts on a topic's channel, and reading it
- * back (broker_redis.c). The channel is PREFIX{TOPIC}; a message is
+ * back (broker_redis_sub.c). The channel is PREFIX{TOPIC}; a message is
  *   "EPOCH OFFSET TIME NODE:CONN\n" + BODY
  * a publication: its epoch and offset, the wall-clock ms it was published,
  * the publishing node and connection (skip_self; "-" for none), and the
