@@ -291,12 +291,12 @@ hub_broker *hub_broker_redis_new(dx_hub *h, const char *url, const char *prefix,
   rb->hub = h;
   snprintf(rb->prefix, sizeof rb->prefix, "%s", prefix && *prefix ? prefix : "duplex:");
   hub_rb_random_hex(rb->node_id, HUB_NODE_ID_LEN);
+  pthread_mutex_init(&rb->mu, NULL); /* before anything that may rb_free */
   if (hub_rb_scripts_make(rb) != 0) {
     rb_free(&rb->b);
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
   rb->presence_ttl_ms = h->o.presence_ttl_ms > 0 ? (uint64_t)h->o.presence_ttl_ms : 30000;
-  pthread_mutex_init(&rb->mu, NULL);
   return &rb->b;
 }

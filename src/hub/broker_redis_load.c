@@ -330,9 +330,10 @@ void hub_rb_history(hub_broker *b, hub_loop *hl, const hub_history_query *q, hub
   hub_rb_random_hex(epoch_new, HUB_EPOCH_LEN);
   snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)META_TTL_MS);
   snprintf(after, sizeof after, "%lld", q->has_since ? (long long)q->since_offset : -1LL);
-  /* With since: everything after it (the answer takes `limit`); without:
-   * the newest `limit` plus one, to tell whether the topic's start is in. */
-  snprintf(count, sizeof count, "%u", q->has_since ? q->limit : q->limit);
+  /* With since: the first `limit` after it; without: the newest `limit`
+   * (the script also returns the stream's first offset, which tells
+   * whether the topic's start is in). */
+  snprintf(count, sizeof count, "%u", q->limit);
   const char *since_epoch = q->since_epoch ? q->since_epoch : "";
   const char *argv[] = {"EVALSHA", rb->sha[SCRIPT_LOAD], "2",   kmeta, kstream, epoch_new, ttl,
                         after,     since_epoch,          count, rid};
