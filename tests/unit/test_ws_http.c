@@ -3,8 +3,13 @@
  * bytes the test allows, so the unsent count is known at every moment.
  *
  * The stall check must look at bytes sent, not at the unsent count: here
- * the unsent count is 4000 at every check while 1000 bytes move every
- * 20 ms (the "kernel" takes 1000, the drain hook queues 1000 more). */
+ * the unsent count is 4000 at every check while 1000 bytes move between
+ * checks (the "kernel" takes 1000, the drain hook queues 1000 more).
+ *
+ * While bytes move, the test runs each check itself, right after the
+ * bytes moved, so a busy machine cannot make a check see no progress (a
+ * 100 ms pause of the test is a real stall to the loop's timer). The
+ * stall that follows runs on the loop's own timer. */
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -64,18 +69,25 @@ static void on_http_drain(dx_ws *ws) {
  * connection, as a client does. */
 static dx_timer timeout;
 static dx_ws *timed;
+static int armed_ms = -1;   /* what the connection last asked for */
+static bool by_hand;        /* the test runs the checks, not the timer */
+static uint64_t started_at; /* loop time the timer was started */
+static uint64_t fired_at;   /* loop time it fired */
 
 static void on_timeout(dx_timer *t) {
-  (void)t;
+  fired_at = dx_loop_now(t->loop);
   dx__ws_timeout(timed);
 }
 
 static void arm(dx_ws *ws, int ms) {
   timed = ws;
-  if (ms < 0)
+  armed_ms = ms;
+  if (ms < 0 || by_hand) {
     dx_timer_stop(&timeout);
-  else
+  } else {
+    started_at = dx_loop_now(dx_ws_loop(ws));
     dx_timer_start(&timeout, (uint64_t)ms, 0);
+  }
 }
 
 /* The owner: the ops, then the connections' config. */
@@ -105,25 +117,39 @@ TEST(stall_check_counts_bytes_sent_not_bytes_unsent) {
   dx__ws_begin_http(ws);
   dx__ws_pre(ws)->http_body = &body_token;
   ws->http_body_held = true;
+  by_hand = true;
   dx__ws_arm_http(ws);
+  CHECK_EQ_INT(armed_ms, 100); /* one close timeout */
 
-  /* 600 ms (six close timeouts) of steady progress: never dropped. */
-  uint64_t end = now_ms() + 600;
-  while (now_ms() < end && !released) {
+  /* Ten close timeouts of steady progress: 1000 bytes move, then the check
+   * the timer would run. Each sees progress and asks for another close
+   * timeout; a check on the unsent count (4000 every time) drops it. */
+  for (int i = 0; i < 10 && !released; i++) {
+    size_t before = taken;
     budget += 1000;
-    run_for(loop, 20);
-    if (!released)
-      CHECK_EQ_INT(dx_stream_buffered(&ws->stream), 4000); /* the same at every check */
+    RUN_UNTIL(loop, taken > before || released, 2000);
+    CHECK_EQ_INT(taken - before, 1000);
+    CHECK_EQ_INT(dx_stream_buffered(&ws->stream), 4000); /* the same at every check */
+    armed_ms = -1;
+    dx__ws_timeout(ws);
+    CHECK_EQ_INT(armed_ms, 100);
+    dx_loop_run_once(loop, 0);
   }
   printf("moving: %zu bytes sent in %d drains, %s\n", taken, drains,
          released ? "DROPPED" : "still sending");
   CHECK(!released);
-  CHECK(drains >= 10);
+  CHECK_EQ_INT(drains, 10);
 
-  /* Then nothing moves: dropped within about two close timeouts. */
+  /* Then nothing moves, on the loop's timer: dropped when the close
+   * timeout asked for by the last check ends, never before it (loop time),
+   * and within a bounded wait. */
+  by_hand = false;
+  arm(ws, armed_ms);
   uint64_t t0 = now_ms();
   RUN_UNTIL(loop, released, 2000);
-  printf("stalled: dropped after %llu ms\n", (unsigned long long)(now_ms() - t0));
+  printf("stalled: dropped after %llu ms (loop time %llu ms)\n",
+         (unsigned long long)(now_ms() - t0), (unsigned long long)(fired_at - started_at));
+  CHECK(fired_at >= started_at + 100);
   CHECK(released);
   for (int i = 0; i < 3; i++) dx_loop_run_once(loop, 0);
   close(sv[1]);
