@@ -321,8 +321,20 @@ test('heartbeat notices a dead connection and the client resumes', async () => {
   try {
     const topic = uniq('dead');
     const hb = { interval: 200, timeout: 300 };
-    const c = client(`ws://127.0.0.1:${proxy.port}/ws`, { heartbeat: hb, reconnect: { base: 20, cap: 100 } });
+    // When each ping leaves the client (its clock), and when it gives up.
+    const pings = [];
+    class PingClock extends WebSocket {
+      send(data, ...rest) {
+        if (typeof data === 'string' && JSON.parse(data).op === 'ping') pings.push(performance.now());
+        return super.send(data, ...rest);
+      }
+    }
+    const c = client(`ws://127.0.0.1:${proxy.port}/ws`, {
+      WebSocket: PingClock, heartbeat: hb, reconnect: { base: 20, cap: 100 },
+    });
     const st = states(c);
+    let droppedAt;
+    c.on('state', (x) => { if (x.reason === 'heartbeat_timeout' && droppedAt === undefined) droppedAt = performance.now(); });
     const got = [];
     const s = c.subscribe(topic, { onMessage: (m) => got.push(m.data) });
     await s.ready;
@@ -330,11 +342,19 @@ test('heartbeat notices a dead connection and the client resumes', async () => {
     await pub.publish(topic, 1);
     await waitFor(() => got.length === 1, 3000, 'first message');
     proxy.freeze(); // the socket stays open but nothing gets through
-    const t0 = Date.now();
+    const t0 = performance.now();
     await pub.publish(topic, 2); // lost in the black hole
     const e = await waitFor(() => st.find((x) => x.reason === 'heartbeat_timeout'), 3000, 'heartbeat_timeout');
-    const took = Date.now() - t0;
-    assert.ok(took <= hb.interval + hb.timeout + 400, `noticed after ${took} ms`);
+    // Never early: the drop comes a whole timeout after the unanswered ping
+    // (the last one sent; Node's timers may round 1 ms down). Not late: a
+    // ping within an interval of the freeze, the drop a timeout later; the
+    // bound allows a busy machine three times that (the defaults, 10 s and
+    // 5 s, or a heartbeat that never fires, still fail it).
+    const lastPing = pings.filter((p) => p <= droppedAt).at(-1);
+    const waited = droppedAt - lastPing;
+    const took = droppedAt - t0;
+    assert.ok(waited >= hb.timeout - 1, `dropped ${waited.toFixed(1)} ms after the last ping`);
+    assert.ok(took <= 3 * (hb.interval + hb.timeout), `noticed after ${took.toFixed(0)} ms`);
     assert.equal(e.state, 'reconnecting');
     await within(c.whenOpen(), 3000, 'reconnect through the proxy');
     await pub.publish(topic, 3);
