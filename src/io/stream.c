@@ -39,11 +39,17 @@ enum {
 #define DX__MAX_READS_PER_EVENT 16
 #define DX__LINGER_READS 4
 
-_Static_assert(sizeof(dx_stream) <= 88, "dx_stream grew past 88 bytes");
+_Static_assert(sizeof(dx_stream) <= 80, "dx_stream grew past 80 bytes");
 
 static void dx__stream_on_io(dx_io *io, unsigned events);
 static void dx__flush_now(dx_stream *s);
 static void dx__gather_flush(dx_stream *s);
+
+/* Bytes the transport holds decrypted, readable without an event. */
+static inline size_t dx__tp_pending(dx_stream *s) {
+  const dx_transport *t = dx_stream_transport(s);
+  return t->pending ? t->pending(s) : 0;
+}
 
 static void dx__mark_pending(dx_stream *s) {
   if (s->flags & DX__S_PENDING) return;
@@ -61,7 +67,7 @@ static void dx__mark_pending(dx_stream *s) {
 static void dx__finish(dx_stream *s, int err) {
   if (s->flags & DX__S_DEAD) return;
   dx_io_stop(&s->io);
-  s->tp->close(s);
+  dx_stream_transport(s)->close(s);
   s->io.fd = -1;
   dx_wq_clear(&s->wq);
   dx_loop *loop = s->io.loop;
@@ -91,7 +97,7 @@ static void dx__linger_read(dx_stream *s) {
   dx_loop *loop = s->io.loop;
   for (int i = 0; i < DX__LINGER_READS; i++) {
     loop->stats.read_calls++;
-    ssize_t n = s->tp->read(s, loop->read_buf, loop->read_buf_size);
+    ssize_t n = dx_stream_transport(s)->read(s, loop->read_buf, loop->read_buf_size);
     if (n > 0) continue; /* discarded: we said goodbye already */
     if (n == DX_EAGAIN) return;
     /* EOF, or a reset from a peer that closed with our FIN unread: both
@@ -117,15 +123,15 @@ static void dx__read(dx_stream *s) {
       uint8_t *own = s->cb->read_into(s->user, &c);
       if (own && c) buf = own, cap = c;
     }
-    ssize_t n = s->tp->read(s, buf, cap);
+    ssize_t n = dx_stream_transport(s)->read(s, buf, cap);
     if (n > 0) {
-      if (s->tp == &dx_transport_tcp) loop->gather_s = s;
+      if (s->tp == &dx_transport_tcp_ref) loop->gather_s = s;
       s->cb->on_read(s->user, buf, (size_t)n);
       dx__flush_now(s); /* sends what was held */
       loop->gather_s = NULL;
       /* Level-triggered: one read per event is fair; the transport's own
        * buffered input would never raise an event, so drain some of it. */
-      if (!s->tp->pending || s->tp->pending(s) == 0) return;
+      if (dx__tp_pending(s) == 0) return;
       continue;
     }
     if (n == 0) {
@@ -172,7 +178,7 @@ static int dx__flush_once(dx_stream *s) {
   int cnt = dx_wq_iov(&s->wq, iov, IOV_MAX, &total);
   if (cnt == 0) return 0;
   loop->stats.writev_calls++;
-  ssize_t n = s->tp->writev(s, iov, cnt);
+  ssize_t n = dx_stream_transport(s)->writev(s, iov, cnt);
   if (n >= 0) {
     loop->stats.writev_bytes += (uint64_t)n;
     dx_wq_consume(&s->wq, (size_t)n);
@@ -207,7 +213,8 @@ static void dx__process(dx_stream *s) {
   s->flags &= (uint16_t)~DX__S_PENDING;
   if (s->flags & DX__S_DEAD) {
     char why[256] = "";
-    if (s->tp->release) s->tp->release(s, why, sizeof why);
+    const dx_transport *t = dx_stream_transport(s);
+    if (t->release) t->release(s, why, sizeof why);
     /* Last touch: on_close may free s. */
     s->cb->on_close(s->user, s->err, why[0] ? why : NULL);
     return;
@@ -244,7 +251,7 @@ static void dx__process(dx_stream *s) {
       dx__finish(s, 0);
       return;
     }
-    int rc = s->tp->shutdown(s);
+    int rc = dx_stream_transport(s)->shutdown(s);
     if (rc == 0) {
       s->flags |= DX__S_SHUT;
     } else if (rc == DX_EAGAIN) {
@@ -271,13 +278,12 @@ void dx__streams_flush(dx_loop *loop) {
 
 /* ---- public API ----------------------------------------------------- */
 
-int dx_stream_init(dx_stream *s, dx_loop *loop, int fd, const dx_transport *tp, void *tctx,
+int dx_stream_init(dx_stream *s, dx_loop *loop, int fd, const dx_transport *const *tp,
                    const dx_stream_cb *cb, void *user) {
   DX__CHECK_THREAD(loop);
   memset(s, 0, sizeof *s);
   dx_io_init(loop, &s->io, fd, dx__stream_on_io);
   s->tp = tp;
-  s->tctx = tctx;
   s->cb = cb;
   s->user = user;
   dx_wq_init(&s->wq);
@@ -289,7 +295,7 @@ int dx_stream_init(dx_stream *s, dx_loop *loop, int fd, const dx_transport *tp, 
 }
 
 int dx_stream_init_tcp(dx_stream *s, dx_loop *loop, int fd, const dx_stream_cb *cb, void *user) {
-  return dx_stream_init(s, loop, fd, &dx_transport_tcp, NULL, cb, user);
+  return dx_stream_init(s, loop, fd, &dx_transport_tcp_ref, cb, user);
 }
 
 static void dx__after_write(dx_stream *s) {
@@ -316,11 +322,11 @@ static int dx__write_direct(dx_stream *s, const struct iovec *iov, int n, size_t
   size_t sent = 0;
   /* Plain TCP only: a TLS write copies into records anyway, and its retry
    * rules want the queue to offer the same bytes again. */
-  if (total >= DX_STREAM_DIRECT_MIN && s->wq.bytes == 0 && s->tp == &dx_transport_tcp &&
+  if (total >= DX_STREAM_DIRECT_MIN && s->wq.bytes == 0 && s->tp == &dx_transport_tcp_ref &&
       !(s->flags & (DX__S_WAIT_OUT | DX__S_WR_WANTS_R))) {
     dx_loop *loop = s->io.loop;
     loop->stats.writev_calls++;
-    ssize_t r = s->tp->writev(s, iov, n < IOV_MAX ? n : IOV_MAX);
+    ssize_t r = dx_stream_transport(s)->writev(s, iov, n < IOV_MAX ? n : IOV_MAX);
     if (r >= 0) {
       loop->stats.writev_bytes += (uint64_t)r;
       sent = (size_t)r;
@@ -482,7 +488,7 @@ void dx_stream_resume_read(dx_stream *s) {
   if (s->flags & (DX__S_READ | DX__S_DEAD)) return;
   s->flags |= DX__S_READ;
   dx__update_interest(s);
-  if (!(s->flags & (DX__S_CLOSING | DX__S_DEAD)) && s->tp->pending && s->tp->pending(s) > 0) {
+  if (!(s->flags & (DX__S_CLOSING | DX__S_DEAD)) && dx__tp_pending(s) > 0) {
     s->flags |= DX__S_READ_AGAIN;
     dx__mark_pending(s);
   }

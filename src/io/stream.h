@@ -7,7 +7,7 @@
  * Reading: while reading is on, every readable turn the stream reads once
  * (up to the loop's shared read buffer, 512 KiB by default) and calls
  * on_read with the bytes. There are no per-stream read buffers: an idle
- * stream is just this struct (88 bytes).
+ * stream is just this struct (80 bytes).
  *
  * Writing: dx_stream_write* only queue. NOTHING touches the socket inside a
  * write call (except a large dx_stream_writev into an empty queue, and
@@ -72,8 +72,11 @@ typedef struct dx_stream_cb {
   uint8_t *(*read_into)(void *user, size_t *cap);
 } dx_stream_cb;
 
-/* Transport vtable. A transport with state (TLS: the SSL object) keeps it
- * in stream->tctx. All ops run on the loop thread. */
+/* Transport vtable. All ops run on the loop thread. A transport with
+ * per-connection state (TLS: the SSL object) starts that state with a
+ * pointer to its vtable and gives the stream the address of that pointer
+ * (see dx_stream_init); the ops get the state back with
+ * dx_stream_tstate(). */
 typedef struct dx_transport {
   const char *name;
   /* Read up to `cap` bytes into buf. Returns the count (> 0), 0 on orderly
@@ -109,9 +112,11 @@ enum {
 
 /* The stream. Embed it in your connection struct; fields are private. */
 struct dx_stream {
-  dx_io io;                /* the fd and its watcher */
-  const dx_transport *tp;  /* transport ops */
-  void *tctx;              /* transport state, NULL for TCP */
+  dx_io io; /* the fd and its watcher */
+  /* The transport in one word: *tp is its vtable, and tp itself its
+   * per-connection state, which begins with that vtable pointer (TCP has
+   * none: tp is &dx_transport_tcp_ref). NULL until dx_stream_init. */
+  const dx_transport *const *tp;
   const dx_stream_cb *cb;  /* not copied: must outlive the stream */
   void *user;              /* passed to callbacks */
   dx_wqueue wq;            /* unsent bytes */
@@ -127,19 +132,31 @@ static inline int dx__io_error(int e) {
   return e == ECONNRESET || e == EPIPE || e == ECONNABORTED ? DX_ERESET : DX_ESYS;
 }
 
-/* The plain TCP (or any socket: unix, socketpair) transport. */
+/* The plain TCP (or any socket: unix, socketpair) transport, and the
+ * pointer to it that a TCP stream's tp points to. */
 extern const dx_transport dx_transport_tcp;
+extern const dx_transport *const dx_transport_tcp_ref;
+
+/* The stream's transport vtable. */
+static inline const dx_transport *dx_stream_transport(const dx_stream *s) { return *s->tp; }
+
+/* For transports: the stream's transport state (what began with the
+ * vtable pointer given to dx_stream_init). */
+static inline void *dx_stream_tstate(const dx_stream *s) { return (void *)(uintptr_t)s->tp; }
 
 /* Default low-water mark for on_drain. */
 #define DX_STREAM_LOW_WATER_DEFAULT (16u * 1024u)
 
 /* Set up `s` over `fd` (connected, O_NONBLOCK, e.g. from accept4 with
- * SOCK_NONBLOCK) with transport `tp` and its state `tctx`, and start
- * reading. `cb` must outlive the stream (use a static const struct). On
- * success the stream owns fd and will close it; on failure (DX_ESYS: the
- * fd could not join epoll; DX_EWRONG_THREAD) the caller still owns it and
- * `s` is unused. */
-int dx_stream_init(dx_stream *s, dx_loop *loop, int fd, const dx_transport *tp, void *tctx,
+ * SOCK_NONBLOCK) with transport `tp`, and start reading. `tp` points to a
+ * pointer to the transport's vtable: the first member of its
+ * per-connection state (which the ops get back with dx_stream_tstate), or
+ * a static pointer for a transport without state (&dx_transport_tcp_ref).
+ * `cb` must outlive the stream (use a static const struct). On success the
+ * stream owns fd and will close it; on failure (DX_ESYS: the fd could not
+ * join epoll; DX_EWRONG_THREAD) the caller still owns it and `s` is
+ * unused. */
+int dx_stream_init(dx_stream *s, dx_loop *loop, int fd, const dx_transport *const *tp,
                    const dx_stream_cb *cb, void *user);
 
 /* dx_stream_init with dx_transport_tcp. */

@@ -50,3 +50,5 @@ const dx_transport dx_transport_tcp = {
     .close = dx__tcp_close,
     .pending = NULL,
 };
+
+const dx_transport *const dx_transport_tcp_ref = &dx_transport_tcp;

@@ -15,7 +15,10 @@
 
 #define DX_TLS_STAGE 16384 /* one TLS record's worth of small writes */
 
+/* A TLS stream's state. It begins with the vtable pointer: the stream's
+ * one transport word points here (dx_stream_tstate). */
 typedef struct dx_tls {
+  const dx_transport *ops; /* &dx_transport_tls; first */
   SSL *ssl;
   bool server;
   bool checked_first_byte; /* server: the client's first byte was looked at */
@@ -165,7 +168,7 @@ SSL_CTX *dx__tls_client_ctx(const dx_tls_opts *o, char *err, size_t cap) {
 /* ---- transport ---- */
 
 static void record_error(dx_stream *s, const char *what) {
-  dx_tls *t = s->tctx;
+  dx_tls *t = dx_stream_tstate(s);
   if (t->err[0]) return;
   /* The verify result says why only when we verified and that is what
    * failed: with --insecure it still holds the (ignored) chain problem, and
@@ -200,7 +203,7 @@ static void record_error(dx_stream *s, const char *what) {
 
 /* Map an SSL_get_error result; returns DX_EAGAIN or a fatal code. */
 static int ssl_status(dx_stream *s, int ret, bool reading) {
-  dx_tls *t = s->tctx;
+  dx_tls *t = dx_stream_tstate(s);
   switch (SSL_get_error(t->ssl, ret)) {
   case SSL_ERROR_WANT_READ:
     if (!reading) dx_stream_want(s, DX_STREAM_WRITE_WANTS_READ);
@@ -225,7 +228,7 @@ static int ssl_status(dx_stream *s, int ret, bool reading) {
 /* A plaintext client on the TLS port: TLS records start with 0x16
  * (handshake). Answer an HTTP request with a readable 400 and hang up. */
 static bool plaintext_on_tls_port(dx_stream *s) {
-  dx_tls *t = s->tctx;
+  dx_tls *t = dx_stream_tstate(s);
   uint8_t b;
   ssize_t n = recv(s->io.fd, &b, 1, MSG_PEEK);
   if (n <= 0) return false; /* nothing yet, or EOF/error: SSL_read reports it */
@@ -243,7 +246,7 @@ static bool plaintext_on_tls_port(dx_stream *s) {
 }
 
 static ssize_t tls_read(dx_stream *s, uint8_t *buf, size_t cap) {
-  dx_tls *t = s->tctx;
+  dx_tls *t = dx_stream_tstate(s);
   if (t->server && !t->checked_first_byte && plaintext_on_tls_port(s)) {
     char peer[80];
     dx_log_info("%s: %s; closing", dx__peer_str(s->io.fd, peer, sizeof peer), t->err);
@@ -258,7 +261,7 @@ static ssize_t tls_read(dx_stream *s, uint8_t *buf, size_t cap) {
 }
 
 static ssize_t tls_writev(dx_stream *s, const struct iovec *iov, int iovcnt) {
-  dx_tls *t = s->tctx;
+  dx_tls *t = dx_stream_tstate(s);
   /* Coalesce small pieces into one record; a retry after WANT_* must offer
    * at least the bytes offered before (they are still first in the queue). */
   const uint8_t *p;
@@ -298,7 +301,7 @@ static ssize_t tls_writev(dx_stream *s, const struct iovec *iov, int iovcnt) {
 }
 
 static int tls_shutdown(dx_stream *s) {
-  dx_tls *t = s->tctx;
+  dx_tls *t = dx_stream_tstate(s);
   if (!SSL_is_init_finished(t->ssl)) return shutdown(s->io.fd, SHUT_WR) == 0 ? 0 : DX_ESYS;
   ERR_clear_error();
   errno = 0;
@@ -309,7 +312,7 @@ static int tls_shutdown(dx_stream *s) {
 }
 
 static void tls_close(dx_stream *s) {
-  dx_tls *t = s->tctx;
+  dx_tls *t = dx_stream_tstate(s);
   if (s->io.fd >= 0 && t->ssl && !SSL_is_init_finished(t->ssl)) {
     /* A failed handshake: the alert we just sent is lost if close() finds
      * unread input (a TLS 1.3 client sends its request right after its
@@ -325,16 +328,40 @@ static void tls_close(dx_stream *s) {
   /* t stays until tls_release: the stream hands its error to on_close. */
 }
 
+/* What a stream's transport word points to once its state is freed: a
+ * transport that has nothing left to do. */
+static ssize_t released_read(dx_stream *s, uint8_t *buf, size_t cap) {
+  (void)s, (void)buf, (void)cap;
+  return DX_ECLOSED;
+}
+static ssize_t released_writev(dx_stream *s, const struct iovec *iov, int iovcnt) {
+  (void)s, (void)iov, (void)iovcnt;
+  return DX_ECLOSED;
+}
+static int released_shutdown(dx_stream *s) {
+  (void)s;
+  return DX_ECLOSED;
+}
+static void released_close(dx_stream *s) { (void)s; }
+
+static const dx_transport dx_transport_tls_released = {
+    .name = "tls (released)",
+    .read = released_read,
+    .writev = released_writev,
+    .shutdown = released_shutdown,
+    .close = released_close,
+};
+static const dx_transport *const tls_released_ref = &dx_transport_tls_released;
+
 static void tls_release(dx_stream *s, char *why, size_t cap) {
-  dx_tls *t = s->tctx;
-  if (!t) return;
+  dx_tls *t = dx_stream_tstate(s);
   if (t->err[0]) snprintf(why, cap, "%s", t->err);
+  s->tp = &tls_released_ref; /* not left pointing at freed memory */
   free(t);
-  s->tctx = NULL;
 }
 
 static size_t tls_pending(dx_stream *s) {
-  dx_tls *t = s->tctx;
+  dx_tls *t = dx_stream_tstate(s);
   return t->ssl ? (size_t)SSL_pending(t->ssl) : 0;
 }
 
@@ -351,6 +378,7 @@ static const dx_transport dx_transport_tls = {
 static dx_tls *tls_new(int fd, SSL_CTX *ctx, bool server, const char *host) {
   dx_tls *t = calloc(1, sizeof *t);
   if (!t) return NULL;
+  t->ops = &dx_transport_tls;
   t->server = server;
   t->ssl = SSL_new(ctx);
   if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1) {
@@ -379,11 +407,10 @@ static dx_tls *tls_new(int fd, SSL_CTX *ctx, bool server, const char *host) {
 }
 
 int dx_stream_start_tls(dx_stream *s, SSL_CTX *ctx, bool server, const char *host) {
-  if (s->tp != &dx_transport_tcp || dx_stream_buffered(s)) return DX_ESTATE;
+  if (s->tp != &dx_transport_tcp_ref || dx_stream_buffered(s)) return DX_ESTATE;
   dx_tls *t = tls_new(dx_stream_fd(s), ctx, server, host);
   if (!t) return DX_ENOMEM;
-  s->tctx = t;
-  s->tp = &dx_transport_tls;
+  s->tp = &t->ops;
   return 0;
 }
 
@@ -391,11 +418,13 @@ int dx_stream_init_tls(dx_stream *s, dx_loop *loop, int fd, SSL_CTX *ctx, bool s
                        const char *host, const dx_stream_cb *cb, void *user) {
   dx_tls *t = tls_new(fd, ctx, server, host);
   if (!t) return DX_ENOMEM;
-  int rc = dx_stream_init(s, loop, fd, &dx_transport_tls, t, cb, user);
+  int rc = dx_stream_init(s, loop, fd, &t->ops, cb, user);
   if (rc == 0) return 0;
   SSL_free(t->ssl);
   free(t);
   return rc;
 }
 
-bool dx__stream_is_tls(const dx_stream *s) { return s->tp == &dx_transport_tls; }
+bool dx__stream_is_tls(const dx_stream *s) {
+  return s->tp && dx_stream_transport(s) == &dx_transport_tls;
+}

@@ -11,10 +11,10 @@
 #include "proto/proto_embed.h"
 #include "ws/ws_internal.h"
 
-/* Every connection carries this struct and an embedded dx_proto: 136 + 80
- * keeps a connection at 216 bytes (a 224-byte glibc chunk), the budget
+/* Every connection carries this struct and an embedded dx_proto: 128 + 80
+ * keeps a connection at 208 bytes (a 224-byte glibc chunk), the budget
  * test_conn_budget checks. */
-_Static_assert(sizeof(dx_ws) <= 136, "dx_ws grew past 136 bytes");
+_Static_assert(sizeof(dx_ws) <= 128, "dx_ws grew past 128 bytes");
 
 /* The user's data, after the proto, aligned for anything. */
 static size_t data_offset(void) {

@@ -70,7 +70,7 @@ typedef struct dx_ws_owner {
   const dx_ws_owner_ops *ws_ops;
 } dx_ws_owner;
 
-/* Every connection carries one: 136 bytes, then the dx_proto (embedded,
+/* Every connection carries one: 128 bytes, then the dx_proto (embedded,
  * without callback and user pointers and limits: 80, proto/proto_embed.h),
  * then the
  * user's data. What only a connection that is not open yet needs (the

@@ -1,8 +1,8 @@
 /* The memory budget of an idle connection (issue 15: at most 300 bytes of
  * server RSS per idle WebSocket connection).
  *
- * Static: the structs every connection carries may not grow. dx_ws (136)
- * and the embedded dx_proto (80) are one 216-byte allocation, a 224-byte
+ * Static: the structs every connection carries may not grow. dx_ws (128)
+ * and the embedded dx_proto (80) are one 208-byte allocation, a 224-byte
  * glibc chunk;
  * what a connection needs only before it opens (dx_ws_pre) fits where the
  * proto goes.
@@ -34,11 +34,11 @@
 #endif
 
 /* The budget: object bytes, and heap bytes per idle connection. */
-#define OBJECT_BUDGET 216
+#define OBJECT_BUDGET 208
 #define HEAP_BUDGET 240
 
-_Static_assert(sizeof(dx_ws) <= 136, "dx_ws grew: every connection pays for it");
-_Static_assert(sizeof(dx_stream) <= 88, "dx_stream grew: every connection pays for it");
+_Static_assert(sizeof(dx_ws) <= 128, "dx_ws grew: every connection pays for it");
+_Static_assert(sizeof(dx_stream) <= 80, "dx_stream grew: every connection pays for it");
 _Static_assert(sizeof(dx_ws_pre) <= 80, "dx_ws_pre must fit where the dx_proto goes");
 
 TEST(connection_object_fits_the_budget) {

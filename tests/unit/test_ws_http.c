@@ -48,6 +48,7 @@ static void fake_close(dx_stream *s) { close(s->io.fd); }
 
 static const dx_transport fake = {"fake",     fake_read, fake_writev, fake_shutdown,
                                   fake_close, NULL,      NULL};
+static const dx_transport *const fake_ref = &fake; /* no state: a static pointer */
 
 static void on_handshake_read(dx_ws *ws, uint8_t *data, size_t len) {
   (void)ws, (void)data, (void)len;
@@ -108,7 +109,7 @@ TEST(stall_check_counts_bytes_sent_not_bytes_unsent) {
   dx_timer_init(loop, &timeout, on_timeout);
   dx_ws *ws = calloc(1, dx__ws_alloc_size(0));
   CHECK(dx__ws_init(ws, loop, sv[0], &owner.base, NULL, NULL) == 0);
-  ws->stream.tp = &fake; /* the test decides what "the kernel" takes */
+  ws->stream.tp = &fake_ref; /* the test decides what "the kernel" takes */
   dx_stream_set_limits(&ws->stream, 3000);
 
   /* The response: 4000 bytes queued, more on each drain. */
