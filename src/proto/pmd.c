@@ -5,6 +5,7 @@
 
 #include "duplex/deflate.h"
 #include "duplex/error.h"
+#include "proto/pmd_rx.h"
 
 /* One compressor per window size (9..15 bits), made on first use: a peer
  * that limits our window (server_max_window_bits / client_max_window_bits
@@ -30,7 +31,10 @@ struct dx_pmd {
   size_t threshold;
   int level;
   int mem_level;
+  uint64_t rx_wire; /* the proto's: compressed bytes of the incoming message (pmd_rx.h) */
 };
+
+uint64_t *dx__pmd_rx_wire(dx_pmd *pmd) { return &pmd->rx_wire; }
 
 static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
 

@@ -9,6 +9,7 @@
 #include "duplex/deflate.h"
 #include "duplex/error.h"
 #include "duplex/utf8.h"
+#include "proto/pmd_rx.h"
 #include "proto/proto_embed.h"
 
 /* Reassembly buffers grow geometrically from this allocation size as bytes
@@ -84,7 +85,7 @@ static int growbuf_append(growbuf **gp, const uint8_t *p, size_t n, uint64_t bou
 /* Every connection carries one, so it is packed: the current frame's
  * header is kept as fields (not a padded dx_frame_header), a header split
  * across feeds shares its bytes with the payload counters (only one of
- * them is live at a time), and flags are bits. 112 bytes; 80 embedded in
+ * them is live at a time), and flags are bits. 104 bytes; 72 embedded in
  * a dx_ws, which ends before cb, user and the limits (proto_embed.h): a
  * connection's callbacks are always the same, its limits its server's or
  * client's. */
@@ -100,12 +101,15 @@ struct dx_proto {
   };
 
   /* Current incoming data message. */
-  uint64_t msg_total;  /* payload bytes of this message so far */
-  uint64_t wire_total; /* payload bytes of this message on the wire */
-  growbuf *msg;        /* reassembly (only when a message spans feeds/frames) */
-  dx_pmd *pmd;         /* permessage-deflate, when negotiated (not owned) */
-  growbuf *z;          /* a compressed message gathered for the shared inflater */
-  uint8_t *ctl;        /* a control frame split across feeds (rare) */
+  /* Payload bytes of this message so far, as the application sees them
+   * (inflated); for an uncompressed message these are also its bytes on
+   * the wire. A compressed message's wire bytes are counted in its pmd
+   * (pmd_rx.h). */
+  uint64_t msg_total;
+  growbuf *msg; /* reassembly (only when a message spans feeds/frames) */
+  dx_pmd *pmd;  /* permessage-deflate, when negotiated (not owned) */
+  growbuf *z;   /* a compressed message gathered for the shared inflater */
+  uint8_t *ctl; /* a control frame split across feeds (rare) */
 
   uint8_t mask[4]; /* of the current frame, when masked */
   dx_utf8 utf8;
@@ -199,7 +203,6 @@ static void msg_reset(dx_proto *p) {
   p->msg_compressed = false;
   p->msg_started = false;
   p->msg_total = 0;
-  p->wire_total = 0;
   growbuf_free(p->z);
   p->z = NULL;
   /* Release reassembly memory after each message: idle connections should
@@ -372,8 +375,14 @@ static int check_header(dx_proto *p, const dx_frame_header *h) {
    * is produced. */
   uint64_t max_message = max_message_of(p);
   uint64_t limit = compressed ? compressed_limit(max_message) : max_message;
-  if (p->wire_total > limit || h->payload_len > limit - p->wire_total) return DX_EMESSAGE_TOO_BIG;
-  p->wire_total += h->payload_len;
+  /* The message's bytes on the wire before this frame: every earlier
+   * frame was processed whole, so uncompressed (or passed through
+   * compressed, without a codec) that is msg_total. */
+  uint64_t *wire = compressed && p->pmd ? dx__pmd_rx_wire(p->pmd) : NULL;
+  if (wire && h->opcode != DX_OP_CONT) *wire = 0;
+  uint64_t before = wire ? *wire : p->msg_total;
+  if (before > limit || h->payload_len > limit - before) return DX_EMESSAGE_TOO_BIG;
+  if (wire) *wire += h->payload_len;
   if (h->opcode != DX_OP_CONT) {
     p->msg_opcode = h->opcode & 15u;
     p->msg_compressed = compressed;

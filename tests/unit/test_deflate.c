@@ -360,6 +360,36 @@ TEST(proto_inflates_split_compressed_message) {
   }
 }
 
+/* A compressed message's wire bytes are counted from zero at each new
+ * message (they live in the pmd, pmd_rx.h): two fragmented messages that
+ * each fit the limit are both delivered, though together they pass it. */
+TEST(proto_counts_compressed_bytes_per_message) {
+  for (int takeover = 0; takeover < 2; takeover++) {
+    dx_pmd_shared *s = dx_pmd_shared_new();
+    rec r;
+    dx_pmd *pmd;
+    dx_proto *p = server_with_pmd(&r, &pmd, s, takeover, 8192);
+    static uint8_t msg[8000], z[9000], f[9100];
+    unsigned seed = 99; /* incompressible: about 8,000 compressed bytes */
+    for (size_t i = 0; i < sizeof msg; i++)
+      msg[i] = (uint8_t)((seed = seed * 1103515245 + 12345) >> 16);
+    size_t zl = compress_raw(msg, sizeof msg, z, sizeof z);
+    CHECK(zl > 8192 + 8192 / 8 + 4096 - zl); /* two are past the compressed limit */
+    for (int m = 1; m <= 2; m++) {
+      size_t n = frame(f, 0, 1, DX_OP_BINARY, z, zl / 2);
+      n += frame(f + n, 1, 0, DX_OP_CONT, z + zl / 2, zl - zl / 2);
+      CHECK_EQ_INT(dx_proto_feed(p, f, n), 0);
+      CHECK_EQ_INT(r.events, m);
+      CHECK_EQ_INT(r.len, sizeof msg);
+      CHECK_MEM(r.first, msg, 64);
+    }
+    dx_proto_free(p);
+    free(p);
+    dx_pmd_free(pmd);
+    dx_pmd_shared_free(s);
+  }
+}
+
 TEST(proto_zip_bomb_closes_1009) {
   dx_pmd_shared *s = dx_pmd_shared_new();
   rec r;
@@ -766,6 +796,7 @@ int main(void) {
   RUN(codec_memory_accounting);
   RUN(codec_rejects_garbage);
   RUN(proto_inflates_split_compressed_message);
+  RUN(proto_counts_compressed_bytes_per_message);
   RUN(proto_zip_bomb_closes_1009);
   RUN(proto_invalid_utf8_inside_compressed_text_is_1007);
   RUN(proto_first_error_in_inflated_stream_wins_whatever_the_reads);
