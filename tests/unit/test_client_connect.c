@@ -223,9 +223,12 @@ TEST(connect_timeout_covers_tcp_and_handshake) {
   CHECK_EQ_INT(c.last_err, DX_ETIMEDOUT);
   CHECK_CONTAINS(c.errmsg, "timed out");
   CHECK(u.accepted >= 0);
-  if (took < 1550 || took > 2300)
+  /* Timed from TCP connected instead, it could not end before 2600 ms
+   * (the SYN retry comes 1 s after t0): up to 2500 leaves a busy machine
+   * 900 ms and still tells the two apart. */
+  if (took < 1550 || took > 2500)
     fprintf(stderr, "took %llu ms, expected about 1600\n", (unsigned long long)took);
-  CHECK(took >= 1550 && took <= 2300);
+  CHECK(took >= 1550 && took <= 2500);
   cl_free(&c);
   close(fill);
   if (u.accepted >= 0) close(u.accepted);
