@@ -25,6 +25,7 @@ await group('publish rate limit', async () => {
   const calm = await Hub.open(port, { path: `/ws?token=${token('calm')}` });
   await calm.must({ op: 'subscribe', topic: 'room' });
   // The flooder fires 300 publishes at once (the limit is 20/s, burst 20).
+  const tFlood = performance.now();
   for (let i = 0; i < 300; i++) flood.send({ id: i + 1, op: 'publish', topic: 'room', data: i });
   const lat = [];
   for (let i = 0; i < 10; i++) {
@@ -35,13 +36,21 @@ await group('publish rate limit', async () => {
   }
   const replies = [];
   while (replies.length < 300) replies.push(await flood.nextReply());
+  // The burst, plus what the rate refills while the server works through
+  // the flood: no more than 20/s of the time until the last answer came
+  // (a slow machine stretches that time, not the rate).
+  const floodMs = performance.now() - tFlood;
+  const okMax = 21 + Math.ceil((20 * floodMs) / 1000); // + 1: the two clocks round differently
   const okN = replies.filter((r) => r.ok).length;
   const limited = replies.filter((r) => isError(r, 'rate_limited'));
-  check('a flood past --publish-rate gets rate_limited errors', okN >= 20 && okN <= 30 && limited.length === 300 - okN,
-    `${okN} ok, ${limited.length} limited`);
+  console.log(`# flood: ${okN} of 300 accepted in ${floodMs.toFixed(0)} ms (at most ${okMax}); calm max ${Math.max(...lat).toFixed(0)} ms`);
+  check('a flood past --publish-rate gets rate_limited errors', okN >= 20 && okN <= okMax && limited.length === 300 - okN,
+    `${okN} ok (at most ${okMax} in ${floodMs.toFixed(0)} ms), ${limited.length} limited`);
   check('the error says when to retry', /retry in \d+ ms/.test(limited[0].error.message), limited[0] && limited[0].error.message);
   check('the flooder stays connected', !flood.closeInfo);
-  check('a calm client keeps its latency meanwhile (max < 1 s on a shared 2-core machine)', Math.max(...lat) < 1000, lat.map((x) => x.toFixed(1)).join());
+  // Generous for a loaded 2-core machine; a calm client held behind the
+  // flooder's limit would wait seconds (280 publishes at 20/s: 14 s).
+  check('a calm client keeps its latency meanwhile (max < 2 s on a shared 2-core machine)', Math.max(...lat) < 2000, lat.map((x) => x.toFixed(1)).join());
   await calm.sync();
   const got = calm.msgs('room').length;
   check('only accepted publishes were delivered', got === okN, `${got} delivered, ${okN} accepted`);
