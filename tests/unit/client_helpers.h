@@ -41,16 +41,26 @@ static inline uint64_t now_ms(void) {
 }
 
 /* Run loop turns until `cond` holds or `ms` of wall-clock time passed. */
+/* Both run one more turn after the deadline passed: if the test was paused
+ * past it, what happened meanwhile is still seen before giving up. */
 #define RUN_UNTIL(loop, cond, ms)                                                                  \
   do {                                                                                             \
     uint64_t deadline_ = now_ms() + (uint64_t)(ms);                                                \
-    while (!(cond) && now_ms() < deadline_) dx_loop_run_once((loop), 10);                          \
+    bool last_ = false;                                                                            \
+    while (!(cond) && !last_) {                                                                    \
+      last_ = now_ms() >= deadline_;                                                               \
+      dx_loop_run_once((loop), 10);                                                                \
+    }                                                                                              \
   } while (0)
 
 /* Run the loop for `ms` whatever happens. */
 static inline void run_for(dx_loop *loop, int ms) {
   uint64_t end = now_ms() + (uint64_t)ms;
-  while (now_ms() < end) dx_loop_run_once(loop, 10);
+  bool last;
+  do {
+    last = now_ms() >= end;
+    dx_loop_run_once(loop, 10);
+  } while (!last);
 }
 
 static inline bool contains(const char *hay, const char *needle) {

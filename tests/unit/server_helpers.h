@@ -132,15 +132,25 @@ static inline void pump(dx_loop *loop) {
     if (raws_[i] && !raws_[i]->paused) raw_read(raws_[i]);
 }
 
+/* Both pump once more after the deadline passed: if the test was paused
+ * past it, what happened meanwhile is still read before giving up. */
 #define RUN_UNTIL(loop, cond, ms)                                                                  \
   do {                                                                                             \
     uint64_t deadline_ = now_ms() + (uint64_t)(ms);                                                \
-    while (!(cond) && now_ms() < deadline_) pump(loop);                                            \
+    bool last_ = false;                                                                            \
+    while (!(cond) && !last_) {                                                                    \
+      last_ = now_ms() >= deadline_;                                                               \
+      pump(loop);                                                                                  \
+    }                                                                                              \
   } while (0)
 
 static inline void run_for(dx_loop *loop, int ms) {
   uint64_t end = now_ms() + (uint64_t)ms;
-  while (now_ms() < end) pump(loop);
+  bool last;
+  do {
+    last = now_ms() >= end;
+    pump(loop);
+  } while (!last);
 }
 
 /* A blocking connect to 127.0.0.1:port (loopback completes it from the

@@ -84,7 +84,11 @@ static uint64_t now_ms(void) {
 #define RUN_UNTIL(loop, cond, ms)                                                                  \
   do {                                                                                             \
     uint64_t deadline_ = now_ms() + (uint64_t)(ms);                                                \
-    while (!(cond) && now_ms() < deadline_) dx_loop_run_once((loop), 10);                          \
+    bool last_ = false;                                                                            \
+    while (!(cond) && !last_) {                                                                    \
+      last_ = now_ms() >= deadline_;                                                               \
+      dx_loop_run_once((loop), 10);                                                                \
+    }                                                                                              \
   } while (0)
 
 typedef struct cl {
