@@ -156,12 +156,19 @@ static inline void *user_of(const dx_proto *p) {
  * lowered while a message is in progress (an orphaned connection falls
  * back to the defaults): every check below also fails a message already
  * past its limit rather than let the subtraction wrap. */
-static inline uint64_t max_frame_of(const dx_proto *p) {
-  return p->embedded ? dx__embedded_proto_opts(user_of(p))->max_frame : p->max_frame;
-}
-
 static inline uint64_t max_message_of(const dx_proto *p) {
   return p->embedded ? dx__embedded_proto_opts(user_of(p))->max_message : p->max_message;
+}
+
+/* Both, with one look-up: every data frame's header checks both. */
+typedef struct limits {
+  uint64_t frame, message;
+} limits;
+
+static inline limits limits_of(const dx_proto *p) {
+  if (!p->embedded) return (limits){p->max_frame, p->max_message};
+  const dx_proto_opts *o = dx__embedded_proto_opts(user_of(p));
+  return (limits){o->max_frame, o->max_message};
 }
 
 _Static_assert(sizeof(struct dx_proto) <= 112, "dx_proto grew past 112 bytes");
@@ -368,13 +375,13 @@ static int check_header(dx_proto *p, const dx_frame_header *h) {
   } else if (p->msg_opcode) {
     return DX_EFRAME_INTERLEAVED;
   }
-  if (h->payload_len > max_frame_of(p)) return DX_EFRAME_TOO_BIG;
+  limits lim = limits_of(p);
+  if (h->payload_len > lim.frame) return DX_EFRAME_TOO_BIG;
   bool compressed = h->opcode == DX_OP_CONT ? p->msg_compressed : (h->rsv & DX_RSV1) != 0;
   /* Compressed bytes are bounded too (a little above the limit: deflate
    * may expand incompressible data); the inflated size is checked as it
    * is produced. */
-  uint64_t max_message = max_message_of(p);
-  uint64_t limit = compressed ? compressed_limit(max_message) : max_message;
+  uint64_t limit = compressed ? compressed_limit(lim.message) : lim.message;
   /* The message's bytes on the wire before this frame: every earlier
    * frame was processed whole, so uncompressed (or passed through
    * compressed, without a codec) that is msg_total. */
