@@ -165,7 +165,11 @@ static void dx__stream_on_io(dx_io *io, unsigned events) {
     read = true;
   }
   if (read) dx__read(s);
-  dx__update_interest(s);
+  /* A pending stream gets its interest from dx__process before the loop
+   * sleeps; setting it here too cost a closing connection two epoll_ctl
+   * calls (reading off while the close is answered, on again to wait for
+   * the peer's FIN). */
+  if (!(s->flags & DX__S_PENDING)) dx__update_interest(s);
 }
 
 /* ---- flushing ------------------------------------------------------- */
@@ -502,8 +506,7 @@ void dx_stream_close(dx_stream *s) {
   DX__CHECK_THREAD_VOID(s->io.loop);
   if (s->flags & (DX__S_CLOSING | DX__S_DEAD)) return;
   s->flags |= DX__S_CLOSING;
-  dx__update_interest(s);
-  dx__mark_pending(s);
+  dx__mark_pending(s); /* dx__process sets the interest (see on_io) */
 }
 
 void dx_stream_abort(dx_stream *s) {
