@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import sys
 import time
 import urllib.request
@@ -13,18 +14,12 @@ import urllib.request
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from raw_client import Report  # noqa: E402
+
 port, key, secret = sys.argv[1], sys.argv[2], sys.argv[3]
-passed = failed = 0
-
-
-def check(name, cond, why=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print(f"ok - {name}")
-    else:
-        failed += 1
-        print(f"not ok - {name}: {why}")
+report = Report("metrics")
+check = report.check
 
 
 def scrape():
@@ -115,5 +110,4 @@ async def main():
 
 
 asyncio.run(asyncio.wait_for(main(), 30))
-print(f"# {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+report.finish()

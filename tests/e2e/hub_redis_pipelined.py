@@ -2,22 +2,17 @@
 ones before them wait for Redis, answered in request order.
    hub_redis_pipelined.py PORT API_KEY TOPIC"""
 import json
+import os
 import socket
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from raw_client import Report  # noqa: E402
+
 port, key, topic = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-passed = failed = 0
-
-
-def check(name, cond, why=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print(f"ok - {name}")
-    else:
-        failed += 1
-        print(f"not ok - {name}: {why}")
+report = Report("pipelined API calls")
+check = report.check
 
 
 def req(method, path, body=None, close=False):
@@ -106,5 +101,4 @@ time.sleep(0.3)
 answers = exchange(publish(400), 1)
 check("a publication after a client left mid-line", answers and answers[0][0] == 200, f"{answers}")
 
-print(f"# {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+report.finish()

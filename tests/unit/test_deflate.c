@@ -334,6 +334,14 @@ static dx_proto *server_with_pmd(rec *r, dx_pmd **pmd, dx_pmd_shared *s, bool ta
   return p;
 }
 
+/* Undo server_with_pmd (and the shared state it was given). */
+static void free_server(dx_proto *p, dx_pmd *pmd, dx_pmd_shared *s) {
+  dx_proto_free(p);
+  free(p);
+  dx_pmd_free(pmd);
+  dx_pmd_shared_free(s);
+}
+
 TEST(proto_inflates_split_compressed_message) {
   for (int takeover = 0; takeover < 2; takeover++) {
     dx_pmd_shared *s = dx_pmd_shared_new();
@@ -353,10 +361,7 @@ TEST(proto_inflates_split_compressed_message) {
     CHECK_EQ_INT(r.opcode, DX_OP_TEXT);
     CHECK_EQ_INT(r.len, sizeof msg);
     CHECK_MEM(r.first, msg, 64);
-    dx_proto_free(p);
-    free(p);
-    dx_pmd_free(pmd);
-    dx_pmd_shared_free(s);
+    free_server(p, pmd, s);
   }
 }
 
@@ -383,10 +388,7 @@ TEST(proto_counts_compressed_bytes_per_message) {
       CHECK_EQ_INT(r.len, sizeof msg);
       CHECK_MEM(r.first, msg, 64);
     }
-    dx_proto_free(p);
-    free(p);
-    dx_pmd_free(pmd);
-    dx_pmd_shared_free(s);
+    free_server(p, pmd, s);
   }
 }
 
@@ -424,10 +426,7 @@ TEST(proto_zip_bomb_closes_1009) {
   CHECK_EQ_INT(r.out[0], 0x88);
   CHECK_EQ_INT(r.out[2] << 8 | r.out[3], 1009);
   free(f);
-  dx_proto_free(p);
-  free(p);
-  dx_pmd_free(pmd);
-  dx_pmd_shared_free(s);
+  free_server(p, pmd, s);
 }
 
 TEST(proto_invalid_utf8_inside_compressed_text_is_1007) {
@@ -441,10 +440,7 @@ TEST(proto_invalid_utf8_inside_compressed_text_is_1007) {
   size_t n = frame(f, 1, 1, DX_OP_TEXT, z, zl);
   CHECK_EQ_INT(dx_proto_feed(p, f, n), DX_EUTF8);
   CHECK_EQ_INT(r.out[2] << 8 | r.out[3], 1007);
-  dx_proto_free(p);
-  free(p);
-  dx_pmd_free(pmd);
-  dx_pmd_shared_free(s);
+  free_server(p, pmd, s);
 }
 
 /* Which error comes first must not depend on read sizes: the inflater
@@ -476,10 +472,7 @@ TEST(proto_first_error_in_inflated_stream_wins_whatever_the_reads) {
           rc = dx_proto_feed(p, copy + i, n - i < step ? n - i : step);
         CHECK_EQ_INT(rc, cases[c].want);
         CHECK_EQ_INT(r.out[2] << 8 | r.out[3], cases[c].code);
-        dx_proto_free(p);
-        free(p);
-        dx_pmd_free(pmd);
-        dx_pmd_shared_free(s);
+        free_server(p, pmd, s);
       }
     }
   }
@@ -495,10 +488,7 @@ TEST(proto_corrupt_compressed_data_is_1007) {
   size_t n = frame(f, 1, 1, DX_OP_BINARY, junk, sizeof junk);
   CHECK_EQ_INT(dx_proto_feed(p, f, n), DX_EDEFLATE);
   CHECK_EQ_INT(r.out[2] << 8 | r.out[3], 1007);
-  dx_proto_free(p);
-  free(p);
-  dx_pmd_free(pmd);
-  dx_pmd_shared_free(s);
+  free_server(p, pmd, s);
 }
 
 TEST(proto_sends_compressed_above_threshold_only) {
@@ -518,10 +508,7 @@ TEST(proto_sends_compressed_above_threshold_only) {
   r.out_len = 0;
   CHECK_EQ_INT(dx_proto_send(p, DX_OP_PING, msg, 100), 0);
   CHECK_EQ_INT(r.out[0], 0x89);
-  dx_proto_free(p);
-  free(p);
-  dx_pmd_free(pmd);
-  dx_pmd_shared_free(s);
+  free_server(p, pmd, s);
 }
 
 /* A zlib peer asked for an 8-bit window compresses with 9 bits (zlib
@@ -779,10 +766,7 @@ TEST(proto_with_8_bit_window_sends_plain_and_inflates) {
   CHECK_EQ_INT(r.events, 1);
   CHECK_EQ_INT(r.len, sizeof msg);
   CHECK_MEM(r.first, msg, 64);
-  dx_proto_free(p);
-  free(p);
-  dx_pmd_free(pmd);
-  dx_pmd_shared_free(s);
+  free_server(p, pmd, s);
 }
 
 int main(void) {
