@@ -187,6 +187,38 @@ out:
   free(lc);
 }
 
+/* Run the load script (broker_redis_scripts.c) for a topic on `c`, whose
+ * replication ID is `rid`: the entries after offset `after` if the stream
+ * is still in `epoch`, else (or with `after` -1) the newest `count`. 0, or
+ * -1 when it could not be sent (cb is not called). */
+static int eval_load(redis_broker *rb, hub_redis_router *c, const char *rid, const char *topic,
+                     size_t len, long long after, const char *epoch, unsigned count,
+                     hub_router_reply_fn cb, void *priv) {
+  char kmeta[HUB_TOPIC_MAX + 80], kstream[HUB_TOPIC_MAX + 80];
+  size_t lm = hub_rb_key(rb, kmeta, sizeof kmeta, topic, len, ":m");
+  size_t ls = hub_rb_key(rb, kstream, sizeof kstream, topic, len, ":s");
+  char epoch_new[HUB_EPOCH_LEN + 1], ttl[24], after_s[24], count_s[24];
+  hub_rb_random_hex(epoch_new, HUB_EPOCH_LEN);
+  snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)META_TTL_MS);
+  snprintf(after_s, sizeof after_s, "%lld", after);
+  snprintf(count_s, sizeof count_s, "%u", count);
+  const char *argv[] = {
+      "EVALSHA", rb->sha[SCRIPT_LOAD], "2", kmeta, kstream, epoch_new, ttl, after_s, epoch, count_s,
+      rid};
+  size_t lens[] = {7,
+                   40,
+                   1,
+                   lm,
+                   ls,
+                   HUB_EPOCH_LEN,
+                   strlen(ttl),
+                   strlen(after_s),
+                   strlen(epoch),
+                   strlen(count_s),
+                   strlen(rid)};
+  return hub_router_command(c, kmeta, lm, cb, priv, 11, argv, lens);
+}
+
 /* Send the load for t (under mu, on loop 0). When the command connection
  * is down, the tick sends it later. */
 void hub_rb_send_load(redis_broker *rb, rtopic *t) {
@@ -197,33 +229,11 @@ void hub_rb_send_load(redis_broker *rb, rtopic *t) {
   hub_redis_router *c = rb->cmd[0];
   const char *topic = t->item.key;
   size_t len = t->item.key_len;
-  char kmeta[HUB_TOPIC_MAX + 80], kstream[HUB_TOPIC_MAX + 80];
-  size_t lm = hub_rb_key(rb, kmeta, sizeof kmeta, topic, len, ":m");
-  size_t ls = hub_rb_key(rb, kstream, sizeof kstream, topic, len, ":s");
-  char epoch_new[HUB_EPOCH_LEN + 1], ttl[24], after[24], count[24];
-  hub_rb_random_hex(epoch_new, HUB_EPOCH_LEN);
-  snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)META_TTL_MS);
   /* A topic the core already mirrors loads what came after its position. */
   hub_position pos = {0};
   bool have = hub_core_position(rb->hub->core, topic, len, &pos);
   if (have) atomic_fetch_add_explicit(&rb->b.resyncs, 1, memory_order_relaxed);
-  snprintf(after, sizeof after, "%lld", have ? (long long)pos.offset : -1LL);
-  snprintf(count, sizeof count, "%u", have ? LOAD_MAX : hub_rb_topic_cap(rb->hub, topic, len));
   const char *rid = rb->cs[0].replid;
-  const char *argv[] = {
-      "EVALSHA", rb->sha[SCRIPT_LOAD], "2", kmeta, kstream, epoch_new, ttl, after, pos.epoch, count,
-      rid};
-  size_t lens[] = {7,
-                   40,
-                   1,
-                   lm,
-                   ls,
-                   HUB_EPOCH_LEN,
-                   strlen(ttl),
-                   strlen(after),
-                   strlen(pos.epoch),
-                   strlen(count),
-                   strlen(rid)};
   load_ctx *lc = malloc(sizeof *lc + len);
   if (lc) {
     lc->rb = rb;
@@ -231,7 +241,9 @@ void hub_rb_send_load(redis_broker *rb, rtopic *t) {
     lc->len = len;
     memcpy(lc->topic, topic, len);
   }
-  if (!lc || !c || !*rid || hub_router_command(c, kmeta, lm, on_loaded, lc, 11, argv, lens) != 0) {
+  if (!lc || !c || !*rid ||
+      eval_load(rb, c, rid, topic, len, have ? (long long)pos.offset : -1, pos.epoch,
+                have ? LOAD_MAX : hub_rb_topic_cap(rb->hub, topic, len), on_loaded, lc) != 0) {
     free(lc);
     t->load_sent = false; /* the tick tries again */
   }
@@ -323,32 +335,11 @@ void hub_rb_history(hub_broker *b, hub_loop *hl, const hub_history_query *q, hub
     return done(ctx, &res);
   }
   *hc = (history_ctx){done, ctx, hl, *q};
-  char kmeta[HUB_TOPIC_MAX + 80], kstream[HUB_TOPIC_MAX + 80];
-  size_t lm = hub_rb_key(rb, kmeta, sizeof kmeta, q->topic, q->topic_len, ":m");
-  size_t ls = hub_rb_key(rb, kstream, sizeof kstream, q->topic, q->topic_len, ":s");
-  char epoch_new[HUB_EPOCH_LEN + 1], ttl[24], after[24], count[24];
-  hub_rb_random_hex(epoch_new, HUB_EPOCH_LEN);
-  snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)META_TTL_MS);
-  snprintf(after, sizeof after, "%lld", q->has_since ? (long long)q->since_offset : -1LL);
   /* With since: the first `limit` after it; without: the newest `limit`
    * (the script also returns the stream's first offset, which tells
    * whether the topic's start is in). */
-  snprintf(count, sizeof count, "%u", q->limit);
-  const char *since_epoch = q->since_epoch ? q->since_epoch : "";
-  const char *argv[] = {"EVALSHA", rb->sha[SCRIPT_LOAD], "2",   kmeta, kstream, epoch_new, ttl,
-                        after,     since_epoch,          count, rid};
-  size_t lens[] = {7,
-                   40,
-                   1,
-                   lm,
-                   ls,
-                   HUB_EPOCH_LEN,
-                   strlen(ttl),
-                   strlen(after),
-                   strlen(since_epoch),
-                   strlen(count),
-                   strlen(rid)};
-  if (hub_router_command(c, kmeta, lm, on_history, hc, 11, argv, lens) != 0) {
+  if (eval_load(rb, c, rid, q->topic, q->topic_len, q->has_since ? (long long)q->since_offset : -1,
+                q->since_epoch ? q->since_epoch : "", q->limit, on_history, hc) != 0) {
     free(hc);
     res.status = HUB_BROKER_DOWN;
     done(ctx, &res);
