@@ -553,6 +553,34 @@ TEST(close_inside_on_read_then_free) {
   dx_loop_free(loop);
 }
 
+/* A connection that answers and closes inside on_read, as a WebSocket
+ * answering a close frame does, keeps its epoll registration until it
+ * ends: one ADD when it starts, one DEL when it ends. (Interest is set
+ * once per turn; it used to drop reading while the answer went out and
+ * take it back to wait for the peer's FIN: four epoll_ctl calls.) */
+TEST(close_in_on_read_costs_two_epoll_ctl) {
+  dx_loop *loop = dx_loop_new(NULL);
+  dx_loop_stats *st = dx__loop_stats(loop);
+  int sv[2];
+  pair(sv);
+  uint64_t before = st->epoll_ctl;
+  conn *a = conn_new(loop, sv[0]);
+  a->echo = true;
+  a->close_in_read = true;
+  CHECK_EQ_INT(write(sv[1], "bye", 3), 3);
+  CHECK_EQ_INT(shutdown(sv[1], SHUT_WR), 0); /* the peer's FIN follows its last bytes */
+  RUN_UNTIL(loop, a->closes, 1000);
+  CHECK_EQ_INT(a->closes, 1);
+  CHECK_EQ_INT(a->close_err, 0);
+  uint8_t buf[16];
+  CHECK_EQ_INT(read(sv[1], buf, sizeof buf), 3); /* the answer, then our FIN */
+  CHECK_EQ_INT(read(sv[1], buf, sizeof buf), 0);
+  CHECK_EQ_INT(st->epoll_ctl - before, 2);
+  close(sv[1]);
+  conn_free(a);
+  dx_loop_free(loop);
+}
+
 TEST(abort_inside_on_read_then_free) {
   dx_loop *loop = dx_loop_new(NULL);
   int sv[2], freed = 0;
@@ -973,6 +1001,7 @@ int main(void) {
   RUN(reserve_commit);
   RUN(peer_close_calls_on_close_once);
   RUN(close_inside_on_read_then_free);
+  RUN(close_in_on_read_costs_two_epoll_ctl);
   RUN(abort_inside_on_read_then_free);
   RUN(graceful_close_delivers_everything);
   RUN(pause_and_resume_read);
