@@ -96,6 +96,10 @@ static void on_info(hub_redis_router *r, redisReply *reply, void *priv) {
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "an unexpected answer");
     snprintf(cs->replid, sizeof cs->replid, "-");
   }
+  if (!cs->up) {
+    cs->up = true;
+    rb->cmds_down--;
+  }
   if (cs->index == 0) {
     rb->cmd0_up = true;
     rb->readd = true; /* Redis may have lost this node's presence: add it again now */
@@ -127,6 +131,10 @@ static void on_cmd_down(hub_redis_router *r, const char *why, bool was_up, void 
   cmd_state *cs = user;
   redis_broker *rb = cs->rb;
   cs->replid[0] = '\0';
+  if (cs->up) {
+    cs->up = false;
+    rb->cmds_down++;
+  }
   if (r == rb->cmd[0]) rb->cmd0_up = false;
   if (was_up) /* once per outage: the client logs the attempts, rate-limited */
     dx_log_error("hub: redis: connection lost (%s); publishes are refused until it is back", why);
@@ -163,6 +171,7 @@ static void rb_loop_start(hub_broker *b, hub_loop *hl) {
                  HUB_MAX_LOOPS);
     return;
   }
+  rb->cmds_down++; /* until its command connection is up */
   rb->cmd[hl->index] = connect_redis(rb, hl, false);
   if (hl->index == 0) rb->sub = connect_redis(rb, hl, true);
   if (!rb->cmd[hl->index] || (hl->index == 0 && !rb->sub))
@@ -174,6 +183,9 @@ static void rb_loop_stop(hub_broker *b, hub_loop *hl) {
   if (hl->index >= HUB_MAX_LOOPS) return;
   hub_router_free(rb->cmd[hl->index]);
   rb->cmd[hl->index] = NULL;
+  cmd_state *cs = &rb->cs[hl->index];
+  if (!cs->up) rb->cmds_down--; /* a stopped loop refuses nothing */
+  cs->up = false;
   if (hl->index == 0) {
     hub_router_free(rb->sub);
     rb->sub = NULL;
@@ -229,7 +241,7 @@ static void rb_tick(hub_broker *b, hub_loop *hl) {
 
 static bool rb_up(hub_broker *b) {
   redis_broker *rb = rb_of(b);
-  return rb->sub_up && rb->cmd0_up;
+  return rb->sub_up && rb->cmd0_up && rb->cmds_down == 0;
 }
 
 static void rb_free(hub_broker *b) {

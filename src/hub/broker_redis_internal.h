@@ -74,6 +74,7 @@ typedef struct cmd_state {
   struct redis_broker *rb;
   unsigned index;
   char replid[HUB_REPLID_LEN + 1];
+  bool up; /* counted out of redis_broker.cmds_down (this loop only) */
 } cmd_state;
 
 typedef struct redis_broker {
@@ -92,6 +93,9 @@ typedef struct redis_broker {
   hub_redis_router *cmd[HUB_MAX_LOOPS]; /* per loop index (each written by its loop) */
   cmd_state cs[HUB_MAX_LOOPS];
   _Atomic bool sub_up, cmd0_up;
+  /* Started loops whose command connection is not up: publishes there are
+   * refused, so the node is not ready (rb_up) while any is. */
+  _Atomic int cmds_down;
   bool kick_posted; /* under mu */
   waiter *unposted; /* completions that could not be posted yet (under mu) */
   bool readd;       /* loop 0: the next presence refresh adds every entry */

@@ -222,6 +222,13 @@ async function olderDump() {
 async function killedNode() {
   await group('a node killed mid-stream: its clients resume on the other node', async () => {
     const topic = `k:${tag}`;
+    /* After the restart above, every loop of both nodes reconnects. */
+    for (const end = Date.now() + T; ;) {
+      const ready = await Promise.all([a, b].map((p) => http(p, 'GET', '/readyz')));
+      if (ready.every((r) => r.status === 200)) break;
+      if (Date.now() > end) throw new Error(`nodes not ready after ${T} ms: ${show(ready)}`);
+      await sleep(50);
+    }
     const onA = await Hub.open(a, { name: 'onA' });
     const start = await onA.must({ op: 'subscribe', topic });
     const pub = new Publisher([b], key, topic, 5);
